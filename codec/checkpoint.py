@@ -1,0 +1,171 @@
+"""Reading and writing VQGAN checkpoints, weights only.
+
+Formats read by ``load_vqgan``:
+
+* the project's own file (``save_vqgan``): a dict with ``format="vqsim-vqgan"``,
+  ``config`` (``VQGANConfig`` fields), ``state_dict`` (fp16 or fp32 tensors),
+  optional ``codebooks`` {size: (S, D) tensor} (K-means / fine-tuned reduced
+  codebooks), ``priors`` {size: (S,) index counts for the arithmetic coder},
+  ``decoders`` {size: partial state_dict of fine-tuned decoder weights} and ``meta``;
+* an official taming-transformers PyTorch Lightning ``.ckpt``: ``["state_dict"]``
+  with ``encoder.*``, ``decoder.*``, ``quantize.*``, ``quant_conv.*``,
+  ``post_quant_conv.*`` (``loss.*`` — LPIPS and discriminator — ignored); a
+  Net2NetTransformer checkpoint's ``first_stage_model.*`` is accepted too;
+* a bare state_dict with those keys.
+
+Every file is read with ``torch.load(..., weights_only=True)``: no code from a
+checkpoint is ever run.  A wrong or truncated file raises ``CheckpointError``
+naming the problem (unreadable file, missing / unexpected / mismatched keys).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError
+from .vqgan import VQGANConfig, VQModel, infer_config_from_state_dict
+
+FORMAT = "vqsim-vqgan"
+_AE_PREFIXES = ("encoder.", "decoder.", "quantize.", "quant_conv.", "post_quant_conv.")
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """torch.load with weights_only=True; turn every failure into a clear error."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"checkpoint not found: {p}")
+    if p.is_dir():
+        raise CheckpointError(f"checkpoint path is a directory: {p}")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, foreign pickle, disallowed global, ...
+        raise CheckpointError(f"cannot read checkpoint {p}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"checkpoint {p} holds a {type(obj).__name__}, expected a dict")
+    return obj
+
+
+def _fmt_keys(keys: list[str], limit: int = 8) -> str:
+    keys = sorted(keys)
+    more = f" … and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def check_state_dict(module: torch.nn.Module, sd: dict[str, torch.Tensor], what: str = "model") -> None:
+    """Raise CheckpointError unless ``sd`` has exactly ``module``'s keys and shapes."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    mismatched = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in own
+                  if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_fmt_keys(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_fmt_keys(unexpected)}")
+    if mismatched:
+        problems.append(f"shape mismatch (checkpoint vs model): {_fmt_keys(mismatched)}")
+    if problems:
+        raise CheckpointError(f"{what} checkpoint does not match the model — " + "; ".join(problems))
+
+
+def load_state_dict_checked(module: torch.nn.Module, sd: dict[str, torch.Tensor], what: str = "model") -> None:
+    check_state_dict(module, sd, what)
+    ref = module.state_dict()
+    module.load_state_dict({k: v.to(ref[k].dtype) for k, v in sd.items()}, strict=True)
+
+
+def extract_autoencoder_state_dict(obj: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The autoencoder's keys from a Lightning / transformer / bare checkpoint dict."""
+    sd = obj.get("state_dict", obj)
+    if not isinstance(sd, dict):
+        raise CheckpointError("checkpoint has no state_dict")
+    if any(k.startswith("first_stage_model.") for k in sd):
+        sd = {k[len("first_stage_model."):]: v for k, v in sd.items() if k.startswith("first_stage_model.")}
+    out = {k: v for k, v in sd.items() if isinstance(k, str) and k.startswith(_AE_PREFIXES)}
+    if not out:
+        sample = _fmt_keys([str(k) for k in sd][:8])
+        raise CheckpointError(f"no VQGAN autoencoder keys (encoder.*, decoder.*, quantize.*) in checkpoint; found: {sample}")
+    return out
+
+
+def config_from_taming_yaml(path: str | Path) -> VQGANConfig:
+    """Read a taming-transformers config yaml (``model.params.ddconfig``, ``n_embed``, ``embed_dim``)."""
+    import yaml
+
+    with open(path) as f:
+        y = yaml.safe_load(f)
+    try:
+        params = y["model"]["params"]
+        if "first_stage_config" in params:  # a transformer config: take its first stage
+            params = params["first_stage_config"]["params"]
+        dd = dict(params["ddconfig"])
+        dd.update(n_embed=params["n_embed"], embed_dim=params["embed_dim"])
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{path} is not a taming VQGAN config (missing {e})") from None
+    return VQGANConfig.from_dict(dd)
+
+
+def load_vqgan(path: str | Path, config: VQGANConfig | dict | str | Path | None = None) -> tuple[VQModel, dict[str, Any]]:
+    """Load a VQGAN from the project's format or an official taming checkpoint.
+
+    Args:
+        path: checkpoint file.
+        config: for taming checkpoints, a VQGANConfig / dict / path to the
+            taming yaml; if None it is inferred from the state_dict shapes
+            (assuming taming's resolution 256 for ``attn_resolutions``).
+
+    Returns:
+        (model in eval mode, extras) where extras has ``codebooks``,
+        ``priors``, ``decoders`` and ``meta`` (empty for taming checkpoints).
+    """
+    obj = read_checkpoint(path)
+    extras: dict[str, Any] = {"codebooks": {}, "priors": {}, "decoders": {}, "meta": {}}
+    if obj.get("format") == FORMAT:
+        cfg = VQGANConfig.from_dict(obj["config"])
+        sd = obj["state_dict"]
+        for key in ("codebooks", "priors", "decoders", "meta"):
+            if key in obj:
+                extras[key] = {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in obj[key].items()}
+    else:
+        sd = extract_autoencoder_state_dict(obj)
+        if config is None:
+            cfg = infer_config_from_state_dict(sd)
+        elif isinstance(config, (str, Path)):
+            cfg = config_from_taming_yaml(config)
+        elif isinstance(config, dict):
+            cfg = VQGANConfig.from_dict(config)
+        else:
+            cfg = config
+        extras["meta"] = {"source": "taming-transformers checkpoint", "path": str(path)}
+    model = VQModel(cfg)
+    load_state_dict_checked(model, sd, what=f"VQGAN ({Path(path).name})")
+    return model.eval(), extras
+
+
+def save_vqgan(path: str | Path, model: VQModel, *, codebooks: dict[int, torch.Tensor] | None = None,
+               priors: dict[int, torch.Tensor] | None = None, decoders: dict[int, dict[str, torch.Tensor]] | None = None,
+               meta: dict[str, Any] | None = None, half: bool = True) -> Path:
+    """Write the project's weights-only format (fp16 storage when ``half``)."""
+    def conv(t: torch.Tensor) -> torch.Tensor:
+        t = t.detach().cpu()
+        return t.half() if half and t.is_floating_point() else t.clone()
+
+    obj = {
+        "format": FORMAT,
+        "version": 1,
+        "config": model.config.to_dict(),
+        "state_dict": {k: conv(v) for k, v in model.state_dict().items()},
+        "codebooks": {str(k): conv(v) for k, v in (codebooks or {}).items()},
+        "priors": {str(k): torch.as_tensor(v).to(torch.int64).cpu() for k, v in (priors or {}).items()},
+        "decoders": {str(k): {n: conv(t) for n, t in d.items()} for k, d in (decoders or {}).items()},
+        "meta": dict(meta or {}),
+    }
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(p)
+    return p

@@ -1,0 +1,26 @@
+"""Typed errors of the codec package (numpy-only; safe to import anywhere)."""
+
+
+class VQSimError(Exception):
+    """Base class of every error vqsim raises on purpose."""
+
+
+class BitstreamError(VQSimError, ValueError):
+    """A bitstream (or coded payload) is corrupt, truncated, foreign or inconsistent.
+
+    The message names the reason, e.g. ``"bad magic b'PK' (not a vqsim bitstream)"``.
+    """
+
+
+class CheckpointError(VQSimError, ValueError):
+    """A checkpoint file is missing, unreadable, or does not match the model.
+
+    The message names the missing / unexpected / mismatched state_dict keys.
+    """
+
+
+class ModelNotFoundError(VQSimError, KeyError):
+    """A model name is not in the registry and is not a path to a checkpoint."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""

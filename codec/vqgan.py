@@ -1,0 +1,389 @@
+"""VQGAN first stage with taming-transformers' module structure and numerics.
+
+Module tree, parameter names and arithmetic follow CompVis/taming-transformers
+(``taming/modules/diffusionmodules/model.py``: ``Encoder``, ``Decoder``;
+``taming/modules/vqvae/quantize.py``: ``VectorQuantizer2`` with
+``legacy=True``; ``taming/models/vqgan.py``: ``VQModel`` with ``quant_conv`` /
+``post_quant_conv``), so that the ``state_dict`` of an official checkpoint
+loads with ``strict=True`` and gives the same indices and pixels.
+
+Shapes (f = 2^(len(ch_mult)-1) is the downsampling factor, 16 for the
+official f16 models):
+
+* ``encode``: image (N, 3, H, W) in [-1, 1], H and W multiples of f
+  → h (N, embed_dim, H/f, W/f) after ``quant_conv``
+* ``quantize``: h → z_q (same shape), indices (N, H/f, W/f) int64
+* ``decode_indices``: indices (N, h, w) → image (N, 3, h·f, w·f) in [-1, 1]
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class VQGANConfig:
+    """Hyper-parameters of a VQGAN, named as in taming's ``ddconfig`` (+ ``n_embed``, ``embed_dim``)."""
+
+    ch: int = 128
+    out_ch: int = 3
+    ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
+    num_res_blocks: int = 2
+    attn_resolutions: tuple[int, ...] = (16,)
+    dropout: float = 0.0
+    resamp_with_conv: bool = True
+    in_channels: int = 3
+    resolution: int = 256
+    z_channels: int = 256
+    double_z: bool = False
+    embed_dim: int = 256
+    n_embed: int = 1024
+    beta: float = 0.25
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ch_mult", tuple(int(m) for m in self.ch_mult))
+        object.__setattr__(self, "attn_resolutions", tuple(int(r) for r in self.attn_resolutions))
+        if self.ch <= 0 or any(m <= 0 for m in self.ch_mult) or not self.ch_mult:
+            raise ValueError(f"ch and ch_mult must be positive, got ch={self.ch}, ch_mult={self.ch_mult}")
+        for c in {self.ch * m for m in self.ch_mult} | {self.ch}:
+            if c % 32:
+                raise ValueError(f"channel count {c} (ch·ch_mult) must be a multiple of 32 (GroupNorm(32))")
+        if self.num_res_blocks < 1:
+            raise ValueError(f"num_res_blocks must be ≥ 1, got {self.num_res_blocks}")
+        if not 2 <= self.n_embed <= 1 << 20:
+            raise ValueError(f"n_embed must be in [2, 2^20], got {self.n_embed}")
+        if self.embed_dim <= 0 or self.z_channels <= 0:
+            raise ValueError("embed_dim and z_channels must be positive")
+
+    @property
+    def downsample_factor(self) -> int:
+        return 2 ** (len(self.ch_mult) - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ch_mult"] = list(self.ch_mult)
+        d["attn_resolutions"] = list(self.attn_resolutions)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "VQGANConfig":
+        """Build from a taming ``ddconfig``-style dict (unknown keys are an error, missing keys default)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown VQGAN config keys {unknown}; allowed: {sorted(names)}")
+        return cls(**d)
+
+
+def Normalize(in_channels: int) -> nn.GroupNorm:  # noqa: N802 (taming's name)
+    return nn.GroupNorm(num_groups=32, num_channels=in_channels, eps=1e-6, affine=True)
+
+
+def nonlinearity(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.sigmoid(x)  # swish, written as taming writes it (same rounding)
+
+
+class Upsample(nn.Module):
+    def __init__(self, in_channels: int, with_conv: bool):
+        super().__init__()
+        self.with_conv = with_conv
+        if with_conv:
+            self.conv = nn.Conv2d(in_channels, in_channels, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return self.conv(x) if self.with_conv else x
+
+
+class Downsample(nn.Module):
+    def __init__(self, in_channels: int, with_conv: bool):
+        super().__init__()
+        self.with_conv = with_conv
+        if with_conv:  # no asymmetric padding in torch conv: pad right/bottom by hand
+            self.conv = nn.Conv2d(in_channels, in_channels, 3, 2, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_conv:
+            return self.conv(F.pad(x, (0, 1, 0, 1), mode="constant", value=0.0))
+        return F.avg_pool2d(x, kernel_size=2, stride=2)
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int | None = None, conv_shortcut: bool = False, dropout: float = 0.0):
+        super().__init__()
+        out_channels = in_channels if out_channels is None else out_channels
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.use_conv_shortcut = conv_shortcut
+        self.norm1 = Normalize(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, 1, 1)
+        self.norm2 = Normalize(out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1)
+        if in_channels != out_channels:
+            if conv_shortcut:
+                self.conv_shortcut = nn.Conv2d(in_channels, out_channels, 3, 1, 1)
+            else:
+                self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1, 1, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(nonlinearity(self.norm1(x)))
+        h = self.conv2(self.dropout(nonlinearity(self.norm2(h))))
+        if self.in_channels != self.out_channels:
+            x = self.conv_shortcut(x) if self.use_conv_shortcut else self.nin_shortcut(x)
+        return x + h
+
+
+class AttnBlock(nn.Module):
+    """Single-head spatial self-attention with 1×1 conv projections."""
+
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.norm = Normalize(in_channels)
+        self.q = nn.Conv2d(in_channels, in_channels, 1, 1, 0)
+        self.k = nn.Conv2d(in_channels, in_channels, 1, 1, 0)
+        self.v = nn.Conv2d(in_channels, in_channels, 1, 1, 0)
+        self.proj_out = nn.Conv2d(in_channels, in_channels, 1, 1, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h_ = self.norm(x)
+        q, k, v = self.q(h_), self.k(h_), self.v(h_)
+        b, c, h, w = q.shape
+        q = q.reshape(b, c, h * w).permute(0, 2, 1)  # b, hw, c
+        k = k.reshape(b, c, h * w)  # b, c, hw
+        w_ = torch.bmm(q, k) * (int(c) ** (-0.5))  # b, hw_q, hw_k
+        w_ = F.softmax(w_, dim=2)
+        v = v.reshape(b, c, h * w)
+        h_ = torch.bmm(v, w_.permute(0, 2, 1))  # b, c, hw_q
+        return x + self.proj_out(h_.reshape(b, c, h, w))
+
+
+class Encoder(nn.Module):
+    def __init__(self, *, ch: int, out_ch: int, ch_mult=(1, 2, 4, 8), num_res_blocks: int, attn_resolutions,
+                 dropout: float = 0.0, resamp_with_conv: bool = True, in_channels: int, resolution: int,
+                 z_channels: int, double_z: bool = True, **ignore):
+        super().__init__()
+        self.ch = ch
+        self.num_resolutions = len(ch_mult)
+        self.num_res_blocks = num_res_blocks
+        self.resolution = resolution
+        self.in_channels = in_channels
+        self.conv_in = nn.Conv2d(in_channels, ch, 3, 1, 1)
+        curr_res = resolution
+        in_ch_mult = (1,) + tuple(ch_mult)
+        self.down = nn.ModuleList()
+        block_in = ch
+        for i_level in range(self.num_resolutions):
+            block, attn = nn.ModuleList(), nn.ModuleList()
+            block_in = ch * in_ch_mult[i_level]
+            block_out = ch * ch_mult[i_level]
+            for _ in range(num_res_blocks):
+                block.append(ResnetBlock(block_in, block_out, dropout=dropout))
+                block_in = block_out
+                if curr_res in attn_resolutions:
+                    attn.append(AttnBlock(block_in))
+            down = nn.Module()
+            down.block, down.attn = block, attn
+            if i_level != self.num_resolutions - 1:
+                down.downsample = Downsample(block_in, resamp_with_conv)
+                curr_res //= 2
+            self.down.append(down)
+        self.mid = nn.Module()
+        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout=dropout)
+        self.mid.attn_1 = AttnBlock(block_in)
+        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout=dropout)
+        self.norm_out = Normalize(block_in)
+        self.conv_out = nn.Conv2d(block_in, 2 * z_channels if double_z else z_channels, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(x)
+        for i_level, down in enumerate(self.down):
+            for i_block in range(self.num_res_blocks):
+                h = down.block[i_block](h)
+                if len(down.attn) > 0:
+                    h = down.attn[i_block](h)
+            if i_level != self.num_resolutions - 1:
+                h = down.downsample(h)
+        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
+        return self.conv_out(nonlinearity(self.norm_out(h)))
+
+
+class Decoder(nn.Module):
+    def __init__(self, *, ch: int, out_ch: int, ch_mult=(1, 2, 4, 8), num_res_blocks: int, attn_resolutions,
+                 dropout: float = 0.0, resamp_with_conv: bool = True, in_channels: int, resolution: int,
+                 z_channels: int, give_pre_end: bool = False, **ignore):
+        super().__init__()
+        self.ch = ch
+        self.num_resolutions = len(ch_mult)
+        self.num_res_blocks = num_res_blocks
+        self.resolution = resolution
+        self.give_pre_end = give_pre_end
+        block_in = ch * ch_mult[self.num_resolutions - 1]
+        curr_res = resolution // 2 ** (self.num_resolutions - 1)
+        self.z_shape = (1, z_channels, curr_res, curr_res)
+        self.conv_in = nn.Conv2d(z_channels, block_in, 3, 1, 1)
+        self.mid = nn.Module()
+        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout=dropout)
+        self.mid.attn_1 = AttnBlock(block_in)
+        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout=dropout)
+        self.up = nn.ModuleList()
+        for i_level in reversed(range(self.num_resolutions)):
+            block, attn = nn.ModuleList(), nn.ModuleList()
+            block_out = ch * ch_mult[i_level]
+            for _ in range(num_res_blocks + 1):
+                block.append(ResnetBlock(block_in, block_out, dropout=dropout))
+                block_in = block_out
+                if curr_res in attn_resolutions:
+                    attn.append(AttnBlock(block_in))
+            up = nn.Module()
+            up.block, up.attn = block, attn
+            if i_level != 0:
+                up.upsample = Upsample(block_in, resamp_with_conv)
+                curr_res *= 2
+            self.up.insert(0, up)  # keep index = level, as taming does
+        self.norm_out = Normalize(block_in)
+        self.conv_out = nn.Conv2d(block_in, out_ch, 3, 1, 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(z)
+        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
+        for i_level in reversed(range(self.num_resolutions)):
+            up = self.up[i_level]
+            for i_block in range(self.num_res_blocks + 1):
+                h = up.block[i_block](h)
+                if len(up.attn) > 0:
+                    h = up.attn[i_block](h)
+            if i_level != 0:
+                h = up.upsample(h)
+        if self.give_pre_end:
+            return h
+        return self.conv_out(nonlinearity(self.norm_out(h)))
+
+
+class VectorQuantizer(nn.Module):
+    """Nearest-codeword quantizer (taming's ``VectorQuantizer2``, ``legacy=True``).
+
+    For z (N, D, h, w): index = argmin_k ‖z − e_k‖² computed as
+    ‖z‖² + ‖e_k‖² − 2 z·e_k; z_q = e_index with the straight-through
+    estimator; loss = ‖sg(z_q) − z‖² + β ‖z_q − sg(z)‖² (legacy order).
+    """
+
+    def __init__(self, n_e: int, e_dim: int, beta: float = 0.25):
+        super().__init__()
+        self.n_e, self.e_dim, self.beta = n_e, e_dim, beta
+        self.embedding = nn.Embedding(n_e, e_dim)
+        self.embedding.weight.data.uniform_(-1.0 / n_e, 1.0 / n_e)
+
+    def indices(self, z: torch.Tensor) -> torch.Tensor:
+        """z (N, D, h, w) → indices (N, h, w), int64."""
+        n, d, h, w = z.shape
+        zf = z.permute(0, 2, 3, 1).reshape(-1, d)
+        e = self.embedding.weight
+        dist = (zf ** 2).sum(dim=1, keepdim=True) + (e ** 2).sum(dim=1) - 2 * torch.einsum("bd,dn->bn", zf, e.t())
+        return torch.argmin(dist, dim=1).view(n, h, w)
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """indices (N, h, w) → z_q (N, D, h, w)."""
+        return self.embedding(indices).permute(0, 3, 1, 2).contiguous()
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (z_q with straight-through gradient, codebook+commitment loss, indices)."""
+        z = z.contiguous()
+        idx = self.indices(z)
+        z_q = self.lookup(idx)
+        loss = torch.mean((z_q.detach() - z) ** 2) + self.beta * torch.mean((z_q - z.detach()) ** 2)
+        z_q = z + (z_q - z).detach()
+        return z_q, loss, idx
+
+
+class VQModel(nn.Module):
+    """Encoder → quant_conv → VectorQuantizer → post_quant_conv → Decoder."""
+
+    def __init__(self, config: VQGANConfig | dict):
+        super().__init__()
+        if isinstance(config, dict):
+            config = VQGANConfig.from_dict(config)
+        self.config = config
+        dd = config.to_dict()
+        self.encoder = Encoder(**dd)
+        self.decoder = Decoder(**dd)
+        self.quantize = VectorQuantizer(config.n_embed, config.embed_dim, beta=config.beta)
+        self.quant_conv = nn.Conv2d(config.z_channels * (2 if config.double_z else 1), config.embed_dim, 1)
+        self.post_quant_conv = nn.Conv2d(config.embed_dim, config.z_channels, 1)
+
+    @property
+    def downsample_factor(self) -> int:
+        return self.config.downsample_factor
+
+    @property
+    def codebook_size(self) -> int:
+        return self.quantize.n_e
+
+    def encode_pre_quant(self, x: torch.Tensor) -> torch.Tensor:
+        """x (N,3,H,W) in [-1,1] → h (N, embed_dim, H/f, W/f) after quant_conv."""
+        return self.quant_conv(self.encoder(x))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x → (z_q, codebook loss, indices), as taming's ``VQModel.encode``."""
+        return self.quantize(self.encode_pre_quant(x))
+
+    def decode(self, z_q: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.post_quant_conv(z_q))
+
+    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """indices (N, h, w) → image (N, 3, h·f, w·f) in [-1, 1] (unclamped)."""
+        return self.decode(self.quantize.lookup(indices))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (reconstruction, codebook loss, indices)."""
+        z_q, qloss, idx = self.encode(x)
+        return self.decode(z_q), qloss, idx
+
+    def with_codebook(self, codebook: torch.Tensor) -> "VQModel":
+        """A model that shares this one's encoder/decoder/convs but quantizes with ``codebook`` (S, D).
+
+        Used for K-means-reduced codebooks ("w/o fine-tune" in the paper).
+        """
+        codebook = torch.as_tensor(codebook, dtype=self.quantize.embedding.weight.dtype)
+        if codebook.ndim != 2 or codebook.shape[1] != self.config.embed_dim:
+            raise ValueError(f"codebook must be (S, {self.config.embed_dim}), got {tuple(codebook.shape)}")
+        cfg = VQGANConfig.from_dict({**self.config.to_dict(), "n_embed": int(codebook.shape[0])})
+        new = VQModel.__new__(VQModel)
+        nn.Module.__init__(new)
+        new.config = cfg
+        new.encoder, new.decoder = self.encoder, self.decoder
+        new.quant_conv, new.post_quant_conv = self.quant_conv, self.post_quant_conv
+        new.quantize = VectorQuantizer(cfg.n_embed, cfg.embed_dim, beta=cfg.beta)
+        new.quantize.embedding.weight.data.copy_(codebook.to(self.quantize.embedding.weight.device))
+        new.quantize.to(self.quantize.embedding.weight.device)
+        return new
+
+
+def infer_config_from_state_dict(sd: dict[str, torch.Tensor], resolution: int = 256, beta: float = 0.25) -> VQGANConfig:
+    """Recover a VQGANConfig from the shapes of a taming VQGAN state_dict.
+
+    ``attn_resolutions`` is expressed relative to ``resolution`` (taming's
+    official configs use resolution 256, attention at 16).
+    """
+    try:
+        ch = sd["encoder.conv_in.weight"].shape[0]
+        in_channels = sd["encoder.conv_in.weight"].shape[1]
+        levels = sorted({int(k.split(".")[2]) for k in sd if k.startswith("encoder.down.")})
+        ch_mult = [sd[f"encoder.down.{i}.block.0.conv1.weight"].shape[0] // ch for i in levels]
+        nrb = len({k.split(".")[4] for k in sd if k.startswith("encoder.down.0.block.")})
+        attn_res = [resolution // 2 ** i for i in levels if f"encoder.down.{i}.attn.0.q.weight" in sd]
+        z_out = sd["encoder.conv_out.weight"].shape[0]
+        z_channels = sd["post_quant_conv.weight"].shape[0]
+        n_embed, embed_dim = sd["quantize.embedding.weight"].shape
+        out_ch = sd["decoder.conv_out.weight"].shape[0]
+    except KeyError as e:
+        from .errors import CheckpointError
+
+        raise CheckpointError(f"not a taming VQGAN state_dict: missing key {e.args[0]!r}") from None
+    return VQGANConfig(ch=ch, out_ch=out_ch, ch_mult=tuple(ch_mult), num_res_blocks=nrb,
+                       attn_resolutions=tuple(attn_res), in_channels=in_channels, resolution=resolution,
+                       z_channels=z_channels, double_z=(z_out == 2 * z_channels), embed_dim=embed_dim,
+                       n_embed=n_embed, beta=beta)

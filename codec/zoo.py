@@ -1,0 +1,125 @@
+"""Model registry ("zoo"): pretrained codecs and concealment models by name.
+
+All shipped weights live in one place, ``codec/weights/`` (weights-only
+``torch.save`` files, fp16 storage, read with ``weights_only=True``):
+
+* ``{name}.pt``: a VQGAN in the project format (``codec.checkpoint``) with its
+  K-means codebooks for every reduced size and index priors for the arithmetic
+  coder;
+* ``{name}_{kind}_{size}.pt``: a concealment transformer (``kind`` = "ar" or
+  "bidir") for that codec at that codebook size (``codec.transformer``).
+
+``load_codec`` also accepts a path to a checkpoint: the project's format or an
+official taming-transformers ``.ckpt`` (optionally with its config yaml).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import ModelNotFoundError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    file: str
+    description: str
+
+
+REGISTRY: dict[str, ModelInfo] = {
+    "default": ModelInfo(
+        "default", "default.pt",
+        "VQGAN f16 (taming layout, ch 32, 3.4 M parameters, codebook 1024 + K-means 512…8), "
+        "trained on CPU from scratch on ../shared/data/train crops; see README model card",
+    ),
+}
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Registered models with whether their weights are present."""
+    return [{"name": m.name, "file": str(WEIGHTS_DIR / m.file), "present": (WEIGHTS_DIR / m.file).exists(),
+             "description": m.description} for m in REGISTRY.values()]
+
+
+def resolve_model_path(name_or_path: str | Path) -> tuple[str, Path]:
+    """(model name, checkpoint path) for a registry name or a file path."""
+    key = str(name_or_path)
+    if key in REGISTRY:
+        p = WEIGHTS_DIR / REGISTRY[key].file
+        if not p.exists():
+            raise ModelNotFoundError(f"weights of model {key!r} are missing: {p} (reinstall the package or train one with 'vqsim train-codec')")
+        return key, p
+    p = Path(key)
+    if p.exists():
+        return p.stem, p
+    raise ModelNotFoundError(f"unknown model {key!r}: not a registered name ({', '.join(REGISTRY)}) nor an existing file")
+
+
+@functools.lru_cache(maxsize=4)
+def _load_base(path: str, config: str | None) -> tuple[Any, dict[str, Any]]:
+    from .checkpoint import load_vqgan
+
+    return load_vqgan(path, config=config)
+
+
+@functools.lru_cache(maxsize=32)
+def _kmeans_codebook(path: str, config: str | None, size: int, seed: int) -> np.ndarray:
+    from .kmeans import kmeans_codebook
+
+    model, _ = _load_base(path, config)
+    return kmeans_codebook(model.quantize.embedding.weight.detach().float().cpu().numpy(), size, seed=seed).centroids
+
+
+def load_codec(name_or_path: str | Path = "default", codebook_size: int | None = None, *, device=None,
+               coder: str = "arith", config: str | None = None, kmeans_seed: int = 0, autocast: str | None = None):
+    """A ``VQGANCodec`` by registry name or checkpoint path.
+
+    Args:
+        name_or_path: "default" (see ``list_models()``) or a checkpoint file.
+        codebook_size: S ≤ K. Below K the codebook is the K-means reduction
+            of the model's codebook ("w/o fine-tune" in the paper): shipped
+            with the model when present, else computed (seeded, deterministic).
+        device: torch device (default CUDA when present, else CPU).
+        coder: default entropy coder for ``compress``.
+        config: taming config yaml for official checkpoints (else inferred).
+    """
+    from .api import VQGANCodec
+
+    name, path = resolve_model_path(name_or_path)
+    base, extras = _load_base(str(path), None if config is None else str(config))
+    K = base.codebook_size
+    S = K if codebook_size is None else int(codebook_size)
+    if not 2 <= S <= K:
+        raise ValueError(f"codebook_size must be in [2, {K}] for model {name!r}, got {codebook_size}")
+    model, prior = base, extras["priors"].get(K)
+    if S < K:
+        cb = extras["codebooks"].get(S)
+        cb = cb.float() if cb is not None else torch.from_numpy(_kmeans_codebook(str(path), None if config is None else str(config), S, kmeans_seed))
+        model = base.with_codebook(cb)
+        prior = extras["priors"].get(S)
+    return VQGANCodec(model, name=name, device=device, coder=coder,
+                      prior=None if prior is None else np.asarray(prior), autocast=autocast)
+
+
+def concealer_path(codec_name: str, codebook_size: int, kind: str = "ar") -> Path:
+    return WEIGHTS_DIR / f"{codec_name}_{kind}_{int(codebook_size)}.pt"
+
+
+def load_concealer(codec_name: str, codebook_size: int, kind: str = "ar", device=None):
+    """The shipped concealment transformer for (codec, codebook size, kind), or ModelNotFoundError."""
+    p = concealer_path(codec_name, codebook_size, kind)
+    if not p.exists():
+        have = sorted(q.name for q in WEIGHTS_DIR.glob(f"{codec_name}_{kind}_*.pt"))
+        raise ModelNotFoundError(f"no {kind!r} concealment model for {codec_name}/{codebook_size} ({p.name}); shipped: {have or 'none'}")
+    from .transformer import load_transformer
+
+    model = load_transformer(p)
+    return model.to(device) if device is not None else model

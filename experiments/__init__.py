@@ -1,0 +1,1 @@
+"""vqsim.experiments: command line, sweeps, result storage, plots, the demo."""

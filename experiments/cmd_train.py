@@ -1,0 +1,88 @@
+"""``vqsim train-codec`` and ``vqsim export-codec``."""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-codec", help="train a VQGAN codec (resumable)")
+    p.add_argument("--config", default=None, help="YAML/JSON file with TrainConfig fields (flags override it)")
+    p.add_argument("--out", default=None, help="run folder (checkpoints, log.jsonl); default runs/codec")
+    p.add_argument("--data", nargs="+", default=None, help="training image folders or .tar archives")
+    p.add_argument("--val", default=None, help="validation image folder")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--crop", type=int, default=None, help="training crop size in pixels")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--perceptual-weight", type=float, default=None, help="LPIPS loss weight (0 = off)")
+    p.add_argument("--disc-start", type=int, default=None, help="step at which the GAN loss switches on")
+    p.add_argument("--codebook-size", type=int, default=None, help="n_embed of a new model")
+    p.add_argument("--ch", type=int, default=None, help="base channels of a new model")
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop with a checkpoint after this wall time")
+    p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last.pt exists")
+    p.set_defaults(func=cmd_train_codec)
+
+    p = sub.add_parser("export-codec", help="training checkpoint → shippable model file with K-means codebooks and coder priors")
+    p.add_argument("checkpoint", help="training checkpoint (runs/NAME/last.pt)")
+    p.add_argument("output", help="model file to write (e.g. codec/weights/default.pt)")
+    p.add_argument("--prior-images", nargs="+", default=["../shared/data/train256_part1.tar"],
+                   help="images whose index statistics become the arithmetic coder's prior")
+    p.add_argument("--max-prior-images", type=int, default=512)
+    p.add_argument("--seed", type=int, default=0, help="K-means seed")
+    p.set_defaults(func=cmd_export_codec)
+
+
+def load_train_config(args):
+    from codec.train import TrainConfig
+
+    data: dict = {}
+    if args.config:
+        text = Path(args.config).read_text()
+        if args.config.endswith(".json"):
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        allowed = {f.name for f in fields(TrainConfig)}
+        bad = sorted(set(data) - allowed)
+        if bad:
+            raise ValueError(f"unknown keys {bad} in {args.config}; allowed: {sorted(allowed)}")
+    for key in ("out", "data", "val", "steps", "batch_size", "crop", "lr", "perceptual_weight", "disc_start",
+                "device", "threads", "max_minutes"):
+        v = getattr(args, key)
+        if v is not None:
+            data[key] = v
+    model = dict(data.get("model", {}))
+    if args.codebook_size is not None:
+        model["n_embed"] = args.codebook_size
+    if args.ch is not None:
+        model["ch"] = args.ch
+    data["model"] = model
+    return TrainConfig(**data)
+
+
+def cmd_train_codec(args) -> int:
+    from codec.train import train_codec
+
+    cfg = load_train_config(args)
+    path = train_codec(cfg, resume=not args.no_resume)
+    print(f"checkpoint: {path}")
+    return 0
+
+
+def cmd_export_codec(args) -> int:
+    from codec.export import export_model
+    from codec.train import load_image_pool
+
+    pool = load_image_pool(args.prior_images, 64)[: args.max_prior_images]
+    size = min(min(a.shape[:2]) for a in pool) // 16 * 16
+    crops = [a[:size, :size] for a in pool]
+    out = export_model(args.checkpoint, args.output, crops, seed=args.seed)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    return 0

@@ -1,0 +1,95 @@
+"""VQGANCodec: image ⇄ IndexMap ⇄ bytes with a small real model (the taming golden VQGAN)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from codec.api import VQGANCodec
+from codec.checkpoint import save_vqgan
+from codec.errors import BitstreamError
+from codec.types import IndexMap
+from codec.vqgan import VQModel
+
+
+@pytest.fixture(scope="module")
+def tiny_model(reference_dir):
+    g = torch.load(reference_dir / "taming_golden.pt", weights_only=True)["vqgan"]
+    m = VQModel(g["config"]).eval()
+    m.load_state_dict(g["state_dict"])
+    return m
+
+
+@pytest.fixture(scope="module")
+def codec(tiny_model):
+    return VQGANCodec(tiny_model, name="golden", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def photo(kodim01):
+    return np.ascontiguousarray(kodim01[100:137, 200:253])  # 37×53: not a multiple of f=2
+
+
+def test_encode_decode_any_size(codec, photo):
+    imap = codec.encode_indices(photo)
+    assert imap.image_size == (37, 53) and imap.shape == (19, 27)
+    assert imap.codebook_size == 16 and imap.codebook_id == "golden/16"
+    rec = codec.decode_indices(imap)
+    assert rec.shape == photo.shape and rec.dtype == np.uint8
+
+
+@pytest.mark.parametrize("coder", ["raw", "deflate", "arith"])
+def test_compress_roundtrip_is_lossless_at_index_level(codec, photo, coder):
+    data = codec.compress(photo, coder=coder)
+    assert isinstance(data, bytes)
+    imap = codec.encode_indices(photo)
+    assert codec.decompress_indices(data) == imap
+    assert np.array_equal(codec.decompress(data), codec.decode_indices(imap))
+
+
+def test_batch_matches_single(codec, kodim01):
+    imgs = [np.ascontiguousarray(kodim01[y:y + 32, 64:112]) for y in (0, 40, 80)]
+    maps = codec.encode_many(imgs)
+    for im, m in zip(imgs, maps):
+        assert codec.encode_indices(im) == m
+
+
+def test_foreign_and_corrupt_bitstreams(codec, photo, tiny_model):
+    data = codec.compress(photo)
+    other = VQGANCodec(tiny_model.with_codebook(tiny_model.quantize.embedding.weight[:8].detach()), name="golden", device="cpu")
+    with pytest.raises(BitstreamError, match="codebook size"):
+        other.decompress(data)
+    renamed = VQGANCodec(tiny_model, name="other", device="cpu")
+    with pytest.raises(BitstreamError, match="codebook"):
+        renamed.decompress(data)
+    with pytest.raises(BitstreamError):
+        codec.decompress(data[: len(data) // 2])
+    with pytest.raises(BitstreamError):
+        codec.decompress(b"\x00" * 40)
+    bad = IndexMap(np.zeros((3, 3), np.int32), 16, (37, 53), "golden/16")
+    with pytest.raises(BitstreamError, match="does not fit"):
+        codec.decode_indices(bad)
+
+
+def test_zoo_loads_path_with_reduced_codebook(tmp_path, tiny_model, photo):
+    from codec.zoo import load_codec
+
+    p = save_vqgan(tmp_path / "tiny.pt", tiny_model, half=False)
+    full = load_codec(p, device="cpu")
+    assert full.codebook_size == 16 and full.name == "tiny"
+    small = load_codec(p, 4, device="cpu")
+    assert small.codebook_size == 4
+    imap = small.encode_indices(photo)
+    assert int(imap.indices.max()) < 4
+    again = load_codec(p, 4, device="cpu")  # deterministic K-means
+    assert np.array_equal(again.codebook, small.codebook)
+    with pytest.raises(ValueError, match="codebook_size"):
+        load_codec(p, 32, device="cpu")
+
+
+def test_unknown_model_is_a_clear_error():
+    from codec.errors import ModelNotFoundError
+    from codec.zoo import load_codec
+
+    with pytest.raises(ModelNotFoundError, match="unknown model"):
+        load_codec("no-such-model")

@@ -1,0 +1,42 @@
+"""Shared fixtures: paths to ../shared data and small real inputs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+KODAK = SHARED / "data" / "kodak"
+REFERENCE = SHARED / "reference"
+
+
+def pytest_configure(config):
+    try:
+        import torch
+
+        torch.set_num_threads(min(2, torch.get_num_threads()))
+    except ImportError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def kodak_dir() -> Path:
+    if not KODAK.exists():
+        pytest.skip(f"Kodak images not found at {KODAK}")
+    return KODAK
+
+
+@pytest.fixture(scope="session")
+def kodim01(kodak_dir) -> np.ndarray:
+    from codec.image import load_image
+
+    return load_image(kodak_dir / "kodim01.png")
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    if not REFERENCE.exists():
+        pytest.skip(f"taming reference data not found at {REFERENCE}")
+    return REFERENCE
