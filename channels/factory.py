@@ -1,0 +1,126 @@
+"""Build channels from names/params (experiment configs).
+
+``make_channel(name, **params)`` where ``name`` is
+
+* a model name — ``bernoulli`` (p), ``gilbert_elliott`` (p, r, h=0, k=1, or
+  loss_rate + mean_burst for simple Gilbert), ``markov4`` (p13, p31, p32, p23,
+  p14), ``trace`` (path or data, loop, random_start), ``bsc`` (ber),
+  ``ge_bit`` (p, r, ber_good, ber_bad), ``netem`` (spec);
+* a preset name from :data:`channels.presets.PRESETS` (no params);
+* a netem loss string, e.g. ``"loss gemodel 1% 30%"`` (no params).
+
+Names are case-insensitive and ``-``/``_`` are interchangeable.
+``from_spec({"model": name, **params})`` does the same from a dict (keys
+``"type"`` or ``"name"`` are accepted instead of ``"model"``) or a string.
+All errors are ``ValueError`` with the allowed values in the message.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Mapping
+
+from .base import BitErrorModel, LossModel
+from .bernoulli import Bernoulli
+from .biterror import BinarySymmetric, GilbertElliottBitError
+from .gilbert import GilbertElliott
+from .markov4 import FourStateMarkov
+from .netem import parse_netem
+from .presets import PRESETS
+from .trace import Trace
+
+Channel = LossModel | BitErrorModel
+
+
+def _gilbert_elliott(**params: Any) -> GilbertElliott:
+    if "loss_rate" in params or "mean_burst" in params:
+        extra = set(params) - {"loss_rate", "mean_burst"}
+        if extra or len(params) != 2:
+            raise ValueError(
+                "gilbert_elliott: give either (p, r[, h, k]) or exactly (loss_rate, mean_burst); "
+                f"got {sorted(params)}"
+            )
+        return GilbertElliott.from_loss_and_burst(params["loss_rate"], params["mean_burst"])
+    return _call(GilbertElliott, "gilbert_elliott", params)
+
+
+def _trace(**params: Any) -> Trace:
+    params = dict(params)
+    src = [k for k in ("path", "data", "source") if k in params]
+    if len(src) != 1:
+        raise ValueError("trace: give exactly one of 'path' or 'data' (the 0/1 sequence)")
+    source = params.pop(src[0])
+    return _call(lambda loop=True, random_start=False: Trace(source, loop=loop, random_start=random_start), "trace", params)
+
+
+def _netem(**params: Any) -> LossModel:
+    if set(params) != {"spec"}:
+        raise ValueError(f"netem: takes exactly one parameter 'spec' (the netem loss string), got {sorted(params)}")
+    return parse_netem(params["spec"])
+
+
+def _call(factory: Callable[..., Any], name: str, params: Mapping[str, Any]) -> Any:
+    sig = inspect.signature(factory)
+    allowed = [p for p in sig.parameters]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(f"{name}: unknown parameter(s) {unknown}; allowed: {allowed}")
+    missing = [
+        p.name for p in sig.parameters.values() if p.default is inspect.Parameter.empty and p.name not in params
+    ]
+    if missing:
+        raise ValueError(f"{name}: missing required parameter(s) {missing}; allowed: {allowed}")
+    return factory(**params)
+
+
+MODELS: dict[str, Callable[..., Channel]] = {
+    "bernoulli": lambda **kw: _call(Bernoulli, "bernoulli", kw),
+    "gilbert_elliott": _gilbert_elliott,
+    "markov4": lambda **kw: _call(FourStateMarkov, "markov4", kw),
+    "trace": _trace,
+    "bsc": lambda **kw: _call(BinarySymmetric, "bsc", kw),
+    "ge_bit": lambda **kw: _call(GilbertElliottBitError, "ge_bit", kw),
+    "netem": _netem,
+}
+
+
+def _allowed() -> str:
+    return (
+        f"models: {', '.join(MODELS)}; presets: {', '.join(sorted(PRESETS))}; "
+        "or a netem loss string such as 'loss gemodel 1% 30%'"
+    )
+
+
+def make_channel(name: str, **params: Any) -> Channel:
+    """Build a channel from a model name + parameters, a preset name, or a netem string."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"channel name must be a non-empty string; {_allowed()}")
+    text = name.strip()
+    key = text.lower().replace("-", "_")
+    if key in MODELS:
+        return MODELS[key](**params)
+    preset_key = text.lower().replace("_", "-")
+    if preset_key in PRESETS:
+        if params:
+            raise ValueError(f"preset {preset_key!r} takes no parameters, got {sorted(params)}")
+        return PRESETS[preset_key].model
+    first = text.split()[0].lower()
+    if len(text.split()) > 1 and first in ("loss", "drop", "random", "gemodel", "state"):
+        if params:
+            raise ValueError(f"a netem string takes no extra parameters, got {sorted(params)}")
+        return parse_netem(text)
+    raise ValueError(f"unknown channel {name!r}; {_allowed()}")
+
+
+def from_spec(spec: Mapping[str, Any] | str) -> Channel:
+    """Build a channel from a config mapping ``{"model": name, **params}`` or a name/netem string."""
+    if isinstance(spec, str):
+        return make_channel(spec)
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"channel spec must be a mapping or a string, got {type(spec).__name__}")
+    keys = [k for k in ("model", "type", "name") if k in spec]
+    if len(keys) != 1:
+        raise ValueError(
+            f"channel spec needs exactly one of 'model' / 'type' / 'name' (got {sorted(spec)}); {_allowed()}"
+        )
+    params = {k: v for k, v in spec.items() if k != keys[0]}
+    return make_channel(spec[keys[0]], **params)

@@ -1,0 +1,188 @@
+"""``vqsim transmit | channels``: the network simulator from the command line (no torch)."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from codec.errors import VQSimError  # numpy-only, cheap
+
+
+class SimArgumentError(VQSimError, ValueError):
+    """A ``vqsim transmit`` option is invalid (printed as one line by the CLI)."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("transmit", help="send an index map through a simulated network and print the record",
+                       description="Packetize an index map (random, or from a .vqb bitstream), send it through a "
+                                   "link + loss channel (+ optional FEC), and print the transmission record.")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--random", metavar="HxW", default=None,
+                     help="send a uniformly random h×w index map (default: 32x48)")
+    src.add_argument("--bitstream", metavar="FILE", default=None, help="send the index map of a .vqb bitstream")
+    p.add_argument("--codebook-size", type=int, default=1024, help="K of the random map (default: 1024)")
+    ch = p.add_mutually_exclusive_group()
+    ch.add_argument("--channel", default=None,
+                    help="loss channel NAME[:k=v,...], e.g. bernoulli:p=0.1 or gilbert_elliott:p=0.01,r=0.3")
+    ch.add_argument("--netem", default=None, help='netem loss string, e.g. "loss gemodel 1%% 30%%"')
+    ch.add_argument("--preset", default=None, help="channel preset name (see `vqsim channels`)")
+    p.add_argument("--bit-channel", default=None, help="bit-error channel NAME[:k=v,...], e.g. bsc:ber=1e-5")
+    p.add_argument("--fec", default=None, metavar="N,K", help="packet-level erasure code, e.g. 12,8")
+    p.add_argument("--inpacket-nsym", type=int, default=0, help="in-packet RS parity bytes per 255-byte chunk")
+    p.add_argument("--mtu", type=int, default=1200, help="max payload bytes per data packet (default: 1200)")
+    p.add_argument("--interleave", default="raster", choices=["raster", "block", "random", "checkerboard"])
+    p.add_argument("--coder", default="raw", choices=["raw", "deflate", "arith", "arith_rep"])
+    p.add_argument("--bandwidth", type=float, default=10e6, help="link rate in bit/s (default: 1e7)")
+    p.add_argument("--propagation-ms", type=float, default=20.0, help="one-way propagation delay (default: 20)")
+    p.add_argument("--jitter", default="none", metavar="KIND[:MS]",
+                   help="jitter: none | uniform:MS | normal:MS | exponential:MS (default: none)")
+    p.add_argument("--queue-packets", type=int, default=None, help="drop-tail queue capacity in packets")
+    p.add_argument("--queue-bytes", type=int, default=None, help="drop-tail queue capacity in bytes")
+    p.add_argument("--pacing", type=float, default=None, help="sender rate in bit/s (default: send as a burst)")
+    p.add_argument("--deadline-ms", type=float, default=None, help="playout deadline after the first packet")
+    p.add_argument("--images", type=int, default=1, help="send the map this many times through one session")
+    p.add_argument("--interval-ms", type=float, default=0.0, help="time between image starts (default: back to back)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random map, the channel and the interleaver")
+    p.add_argument("--json", action="store_true", help="print each record's to_row() as one JSON line")
+    p.set_defaults(func=cmd_transmit)
+
+    p = sub.add_parser("channels", help="list the channel presets with their stationary loss and burst length")
+    p.set_defaults(func=cmd_channels)
+
+
+def _parse_value(text: str) -> float | int | str:
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_channel_arg(spec: str):
+    """``NAME[:k=v,k=v]`` → ``channels.make_channel(NAME, k=v, ...)`` (values parsed as numbers)."""
+    from channels import make_channel
+
+    name, _, rest = spec.partition(":")
+    params = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        k, eq, v = item.partition("=")
+        if not eq or not k.strip():
+            raise ValueError(f"channel parameter {item!r} is not KEY=VALUE (in {spec!r})")
+        params[k.strip()] = _parse_value(v.strip())
+    return make_channel(name.strip(), **params)
+
+
+def _parse_shape(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--random must look like HxW (e.g. 32x48), got {text!r}") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"--random needs positive h and w, got {text!r}")
+    return h, w
+
+
+def _parse_fec(text: str | None):
+    from sim.fec import ErasureFEC
+
+    if text is None:
+        return None
+    try:
+        n, k = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--fec must look like N,K (e.g. 12,8), got {text!r}") from None
+    return ErasureFEC(n, k)
+
+
+def _parse_jitter(text: str) -> tuple[str, float]:
+    kind, _, ms = text.partition(":")
+    kind = kind.strip().lower()
+    if kind == "none":
+        return "none", 0.0
+    try:
+        scale = float(ms) / 1e3
+    except ValueError:
+        raise ValueError(f"--jitter must be none or KIND:MS (e.g. normal:5), got {text!r}") from None
+    return kind, scale
+
+
+def cmd_transmit(args) -> int:
+    try:
+        return _transmit(args)
+    except VQSimError:
+        raise
+    except ValueError as e:  # bad option values: one line from the CLI, not a traceback
+        raise SimArgumentError(str(e)) from e
+
+
+def _transmit(args) -> int:
+    import numpy as np
+
+    from channels import BitErrorModel, get_preset, parse_netem
+    from codec.types import IndexMap
+    from sim.network import LinkConfig, NetworkSimulator
+
+    rng = np.random.default_rng(args.seed)
+    if args.bitstream:
+        from codec.bitstream import decode_bitstream
+
+        index_map = decode_bitstream(Path(args.bitstream).read_bytes())
+    else:
+        h, w = _parse_shape(args.random or "32x48")
+        K = args.codebook_size
+        if not 2 <= K <= 1 << 20:
+            raise ValueError(f"--codebook-size must be in [2, 2^20], got {K}")
+        index_map = IndexMap(rng.integers(0, K, size=(h, w)), K, (16 * h, 16 * w))
+
+    channel = bit_channel = None
+    if args.channel:
+        channel = parse_channel_arg(args.channel)
+    elif args.netem:
+        channel = parse_netem(args.netem)
+    elif args.preset:
+        channel = get_preset(args.preset).model
+    if isinstance(channel, BitErrorModel):
+        channel, bit_channel = None, channel
+    if args.bit_channel:
+        if bit_channel is not None:
+            raise ValueError("give the bit-error channel either as a bit preset or with --bit-channel, not both")
+        bit_channel = parse_channel_arg(args.bit_channel)
+        if not isinstance(bit_channel, BitErrorModel):
+            raise ValueError(f"--bit-channel {args.bit_channel!r} is a packet-loss model, not a bit-error model")
+
+    jitter, jitter_s = _parse_jitter(args.jitter)
+    link = LinkConfig(bandwidth_bps=args.bandwidth, propagation_s=args.propagation_ms / 1e3, jitter=jitter,
+                      jitter_s=jitter_s, queue_packets=args.queue_packets, queue_bytes=args.queue_bytes)
+    if args.images < 1:
+        raise ValueError(f"--images must be ≥ 1, got {args.images}")
+    if not (args.interval_ms >= 0 and math.isfinite(args.interval_ms)):
+        raise ValueError(f"--interval-ms must be ≥ 0, got {args.interval_ms}")
+    sim = NetworkSimulator(link=link, channel=channel, bit_channel=bit_channel, rng=rng)
+    fec = _parse_fec(args.fec)
+    print(f"map {index_map.shape[0]}x{index_map.shape[1]}, K={index_map.codebook_size}; "
+          f"channel: {channel!r}; bit channel: {bit_channel!r}; fec: {fec}")
+    for i in range(args.images):
+        at = max(sim.env.now, i * args.interval_ms / 1e3)
+        rec = sim.send(index_map, mtu=args.mtu, interleave=args.interleave, seed=args.seed % 2**32,
+                       coder=args.coder, fec=fec, inpacket_nsym=args.inpacket_nsym, pacing_bps=args.pacing,
+                       deadline_s=None if args.deadline_ms is None else args.deadline_ms / 1e3, at=at)
+        print(json.dumps(rec.to_row()) if args.json else rec.summary())
+    return 0
+
+
+def cmd_channels(args) -> int:
+    from channels import PRESETS
+
+    print(f"{'name':<15} {'kind':<5} {'stationary loss / BER':>22} {'mean burst':>11}  description")
+    for name, preset in PRESETS.items():
+        m = preset.model
+        if preset.kind == "loss":
+            rate, burst = f"{m.stationary_loss_rate:.4%}", f"{m.mean_burst_length:.2f}"
+        else:
+            rate, burst = f"{m.stationary_bit_error_rate:.2e}", "-"
+        desc = preset.description.split(". ")[0]
+        desc = desc if len(desc) <= 60 else desc[:57] + "..."
+        print(f"{name:<15} {preset.kind:<5} {rate:>22} {burst:>11}  {desc}")
+    return 0

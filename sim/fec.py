@@ -1,0 +1,261 @@
+"""Forward error correction: a packet-level erasure code and an in-packet RS code.
+
+Packet-level erasure code (``ErasureFEC``)
+------------------------------------------
+A systematic (n, k) Cauchy Reed–Solomon code over GF(256), applied byte-wise
+*across* the packets of a block.  Each block holds up to k data packets
+(the last block of an image may hold fewer: the missing rows are treated as
+known all-zero packets, i.e. the code is shortened) and n − k parity packets.
+
+Every data packet d_j (bytes) becomes a symbol row of length L + 2:
+
+    s_j = be16(len(d_j)) ‖ d_j ‖ 0 … 0,    L = max_j len(d_j),
+
+so the original lengths are protected together with the contents.  The
+parity rows are p = C · S over GF(256), with C the (n−k)×k Cauchy matrix
+C[i, j] = 1/(x_i + y_j): the generator [I_k; C] is MDS, so any k of the n
+rows determine the block, i.e. any ≤ n − k lost packets are recovered.
+
+Decoding an erasure pattern picks k received rows (generator submatrix A),
+inverts A once (Gauss–Jordan over GF(256), cached per pattern) and applies the
+rows of A⁻¹ belonging to the missing data packets to all L + 2 byte columns
+at once with table gathers — no per-byte Python loop.
+
+In-packet Reed–Solomon (``InPacketRS``)
+---------------------------------------
+Protects one packet's bytes against bit errors: the packet is split into
+chunks of 255 − nsym bytes and each chunk gets nsym RS parity bytes
+(``reedsolo.RSCodec(nsym)`` layout, byte-compatible), so up to ⌊nsym/2⌋
+byte errors *per chunk* are corrected.  Encoding is vectorized here
+(``gf256.rs_encode_chunks``); decoding uses ``creedsolo`` (compiled) when it is
+installed, else the pure-Python ``reedsolo``, and is only attempted for
+packets whose CRC fails.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from . import gf256
+
+try:  # compiled extension shipped by some reedsolo builds
+    from creedsolo import RSCodec as _RSCodec  # type: ignore[import-not-found]
+    from creedsolo import ReedSolomonError as _RSError  # type: ignore[import-not-found]
+
+    HAVE_CREEDSOLO = True
+except ImportError:  # pragma: no cover - depends on the install
+    from reedsolo import ReedSolomonError as _RSError
+    from reedsolo import RSCodec as _RSCodec
+
+    HAVE_CREEDSOLO = False
+
+LENGTH_PREFIX = 2  # bytes of the big-endian length in front of each data symbol
+MAX_SYMBOL_LEN = 0xFFFF
+
+
+class FECError(ValueError):
+    """An FEC block is inconsistent (wrong symbol lengths, impossible indices)."""
+
+
+@dataclass(frozen=True)
+class ErasureFEC:
+    """Systematic (n, k) packet-level erasure code (Cauchy Reed–Solomon, GF(256)).
+
+    Attributes:
+        n: packets per block, data + parity, k < n ≤ 255.
+        k: data packets per block, 1 ≤ k < n.
+    """
+
+    n: int
+    k: int
+
+    def __post_init__(self) -> None:
+        n, k = int(self.n), int(self.k)
+        if not 1 <= k < n <= 255:
+            raise ValueError(f"ErasureFEC needs 1 ≤ k < n ≤ 255, got n={self.n}, k={self.k}")
+        object.__setattr__(self, "n", n)
+        object.__setattr__(self, "k", k)
+
+    @property
+    def m(self) -> int:
+        """Parity packets per block, n − k."""
+        return self.n - self.k
+
+    @property
+    def rate(self) -> float:
+        return self.k / self.n
+
+    def num_blocks(self, num_data: int) -> int:
+        return -(-int(num_data) // self.k)
+
+    # ------------------------------------------------------------------ encode
+    @staticmethod
+    def data_symbols(packets: Sequence[bytes], length: int | None = None) -> np.ndarray:
+        """Rows s_j = be16(len) ‖ d_j ‖ zero padding, as a (len(packets), L+2) uint8 array."""
+        lens = [len(p) for p in packets]
+        L = max(lens) if length is None else int(length)
+        if L > MAX_SYMBOL_LEN - LENGTH_PREFIX:
+            raise FECError(f"packet of {L} bytes is too long for the FEC length prefix")
+        rows = np.zeros((len(packets), L + LENGTH_PREFIX), dtype=np.uint8)
+        for j, p in enumerate(packets):  # one memcpy per packet
+            if len(p) > L:
+                raise FECError(f"data packet of {len(p)} bytes exceeds symbol length {L}")
+            rows[j, 0] = len(p) >> 8
+            rows[j, 1] = len(p) & 0xFF
+            rows[j, LENGTH_PREFIX:LENGTH_PREFIX + len(p)] = np.frombuffer(p, dtype=np.uint8)
+        return rows
+
+    def encode_block(self, packets: Sequence[bytes]) -> list[bytes]:
+        """Parity symbols of one block of 1 … k data packets (n − k byte strings of length L + 2)."""
+        if not 1 <= len(packets) <= self.k:
+            raise ValueError(f"a block holds 1 … k={self.k} data packets, got {len(packets)}")
+        S = self.data_symbols(packets)
+        C = gf256.cauchy_matrix(self.m, self.k)[:, : len(packets)]
+        P = gf256.gf_matmul(C, S)
+        return [row.tobytes() for row in P]
+
+    # ------------------------------------------------------------------ decode
+    def decode_block(
+        self,
+        data: Mapping[int, bytes],
+        parity: Mapping[int, bytes],
+        num_data: int,
+    ) -> dict[int, bytes]:
+        """Recover the missing data packets of one block.
+
+        Args:
+            data: received data packets, row j ∈ [0, num_data) -> packet bytes.
+            parity: received parity symbols, parity index i ∈ [0, n−k) -> bytes
+                (all of the same length L + 2).
+            num_data: data packets in this block (k, or fewer in the last block).
+
+        Returns:
+            {j: packet bytes} for every missing data row j that could be
+            recovered: all of them if at least ``num_data`` rows were received
+            in total, none otherwise.
+
+        Raises:
+            FECError: inconsistent symbol lengths or indices (the caller treats
+                the block's missing packets as lost).
+        """
+        kk = int(num_data)
+        if not 1 <= kk <= self.k:
+            raise FECError(f"num_data must be in [1, {self.k}], got {num_data}")
+        missing = [j for j in range(kk) if j not in data]
+        if not missing or not parity:
+            return {}
+        if any(not 0 <= j < kk for j in data) or any(not 0 <= i < self.m for i in parity):
+            raise FECError("row index out of range")
+        if len(data) + len(parity) < kk:
+            return {}
+        lens = {len(p) for p in parity.values()}
+        if len(lens) != 1:
+            raise FECError(f"parity symbols of different lengths {sorted(lens)}")
+        Ls = lens.pop()
+        if Ls < LENGTH_PREFIX:
+            raise FECError(f"parity symbol of {Ls} bytes is shorter than the length prefix")
+        rows_d = sorted(data)
+        rows_p = sorted(parity)[: len(missing)]
+        coef = _recovery_matrix(self.m, self.k, kk, tuple(rows_d), tuple(rows_p))
+        # known symbols, in the column order of coef: received data rows, then parity rows
+        if any(len(data[j]) + LENGTH_PREFIX > Ls for j in rows_d):
+            raise FECError("a received data packet is longer than the parity symbols")
+        Y = np.concatenate(
+            [self.data_symbols([data[j] for j in rows_d], Ls - LENGTH_PREFIX) if rows_d else np.zeros((0, Ls), np.uint8),
+             np.stack([np.frombuffer(parity[i], dtype=np.uint8) for i in rows_p])]
+        )
+        rec = gf256.gf_matmul(coef, Y)
+        out: dict[int, bytes] = {}
+        for j, row in zip(missing, rec):
+            n = (int(row[0]) << 8) | int(row[1])
+            if n > Ls - LENGTH_PREFIX:
+                raise FECError(f"recovered length {n} exceeds the symbol length")
+            out[j] = row[LENGTH_PREFIX:LENGTH_PREFIX + n].tobytes()
+        return out
+
+
+@lru_cache(maxsize=4096)
+def _recovery_matrix(m: int, k: int, kk: int, rows_d: tuple[int, ...], rows_p: tuple[int, ...]) -> np.ndarray:
+    """Coefficients expressing the missing data rows in terms of the received ones.
+
+    The block's data rows are x_0 … x_{kk−1} (rows kk … k−1 of the shortened
+    code are zero and drop out).  Received data rows give x_j directly,
+    received parity rows give Σ_j C[i, j] x_j.  Stacking those len(rows_d) +
+    len(rows_p) = kk equations as A x = y and inverting A yields
+    x_missing = (A⁻¹)[missing] · y.  Cached per erasure pattern.
+    """
+    C = gf256.cauchy_matrix(m, k)[:, :kk]
+    A = np.zeros((len(rows_d) + len(rows_p), kk), dtype=np.uint8)
+    for r, j in enumerate(rows_d):
+        A[r, j] = 1
+    A[len(rows_d):] = C[list(rows_p)]
+    Ainv = gf256.gf_inv_matrix(A)
+    missing = [j for j in range(kk) if j not in set(rows_d)]
+    coef = Ainv[missing].copy()
+    coef.setflags(write=False)
+    return coef
+
+
+class InPacketRS:
+    """Reed–Solomon protection of one packet against byte errors.
+
+    The packet is cut into chunks of 255 − nsym bytes; each chunk is followed
+    by its nsym parity bytes (``reedsolo.RSCodec(nsym)`` wire layout).  Up to
+    ⌊nsym/2⌋ corrupted bytes per chunk are corrected.
+
+    Args:
+        nsym: parity bytes per chunk, 1 ≤ nsym ≤ 254.
+    """
+
+    def __init__(self, nsym: int) -> None:
+        nsym = int(nsym)
+        if not 1 <= nsym <= 254:
+            raise ValueError(f"inpacket_nsym must be in [1, 254] (or 0 to disable), got {nsym}")
+        self.nsym = nsym
+        self.chunk = 255 - nsym
+        self._codec = _RSCodec(nsym)
+
+    def overhead(self, length: int) -> int:
+        """Parity bytes added to a packet of ``length`` bytes: nsym · ⌈length / (255 − nsym)⌉."""
+        return self.nsym * (-(-int(length) // self.chunk))
+
+    def encode(self, packet: bytes) -> bytes:
+        return self.encode_many([packet])[0]
+
+    def encode_many(self, packets: Sequence[bytes]) -> list[bytes]:
+        """Encode many packets with one vectorized parity computation."""
+        if not packets:
+            return []
+        c = self.chunk
+        pieces: list[bytes] = []
+        owner: list[int] = []
+        for i, p in enumerate(packets):
+            for s in range(0, max(len(p), 1), c):
+                pieces.append(p[s:s + c])
+                owner.append(i)
+        mat = np.zeros((len(pieces), c), dtype=np.uint8)
+        for r, piece in enumerate(pieces):  # left-pad: leading zeros do not change RS parity
+            if piece:
+                mat[r, c - len(piece):] = np.frombuffer(piece, dtype=np.uint8)
+        par = gf256.rs_encode_chunks(mat, self.nsym)
+        out: list[list[bytes]] = [[] for _ in packets]
+        for r, (i, piece) in enumerate(zip(owner, pieces)):
+            out[i].append(piece)
+            out[i].append(par[r].tobytes())
+        return [b"".join(parts) for parts in out]
+
+    def strip(self, wire: bytes) -> bytes:
+        """The message bytes of an encoded packet, without checking or correcting anything."""
+        n = 255
+        return b"".join(wire[s:s + n][: max(0, min(n, len(wire) - s) - self.nsym)] for s in range(0, len(wire), n))
+
+    def decode(self, wire: bytes) -> bytes | None:
+        """Correct and return the message, or None if the RS decoder gives up."""
+        try:
+            msg = self._codec.decode(bytearray(wire))[0]
+        except (_RSError, ValueError, IndexError, ZeroDivisionError):
+            return None
+        return bytes(msg)

@@ -1,0 +1,130 @@
+"""Interleaving: which positions of an h×w index map each packet carries.
+
+Positions are flat raster indices q = r·w + c of the h×w map, N = h·w.  An
+interleaver with P packets produces
+
+* ``order`` — a permutation of 0 … N−1, and
+* ``bounds`` — P+1 offsets with packet j carrying ``order[bounds[j]:bounds[j+1]]``.
+
+The split is always *balanced*: packet j carries n_j = ⌊N/P⌋ + [j < N mod P]
+positions, so the whole assignment is a function of (scheme, seed, P, h, w)
+alone — exactly the fields every packet header carries, which lets a receiver
+know which positions a lost packet held.
+
+Schemes:
+
+* ``raster``       — contiguous runs of raster order (a lost packet = a band of rows).
+* ``block``        — stride interleaving: packet j takes positions j, j+P, j+2P, …
+                     (a lost packet = every P-th position).
+* ``random``       — a seeded pseudo-random permutation
+                     ``np.random.default_rng(seed).permutation(N)``, split into runs.
+* ``checkerboard`` — positions grouped by the coset (r mod 2, c mod 2) of the 2×2
+                     lattice, in the coset order (0,0), (1,1), (0,1), (1,0), raster
+                     order inside a coset, then split into runs.  The first half of
+                     the order is the black squares of a checkerboard, so with P = 2
+                     the 4-neighbours of every index travel in the other packet, and
+                     with P ≥ 4 (packets not straddling cosets) all 8 neighbours do.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+SCHEMES: tuple[str, ...] = ("raster", "block", "random", "checkerboard")
+"""Interleaving schemes; the position in this tuple is the header code."""
+
+
+def balanced_bounds(num_positions: int, num_packets: int) -> np.ndarray:
+    """Offsets (P+1,) of a balanced split of N positions into P runs (first N mod P runs one longer)."""
+    N, P = int(num_positions), int(num_packets)
+    if not 1 <= P <= N:
+        raise ValueError(f"num_packets must be in [1, {N}] for {N} positions, got {num_packets}")
+    q, r = divmod(N, P)
+    sizes = np.full(P, q, dtype=np.int64)
+    sizes[:r] += 1
+    return np.concatenate([[0], np.cumsum(sizes)])
+
+
+@dataclass(frozen=True)
+class Interleaving:
+    """Assignment of the N = h·w positions to P packets.
+
+    Attributes:
+        order: int64 (N,), permutation of the flat positions in transmission order.
+        bounds: int64 (P+1,), packet j carries ``order[bounds[j]:bounds[j+1]]``.
+        packet_of: int32 (N,), packet_of[q] = packet carrying flat position q.
+    """
+
+    scheme: str
+    h: int
+    w: int
+    num_packets: int
+    seed: int
+    order: np.ndarray
+    bounds: np.ndarray
+    packet_of: np.ndarray
+
+    def positions(self, j: int) -> np.ndarray:
+        """Flat positions (int64) carried by packet j, in payload order."""
+        if not 0 <= j < self.num_packets:
+            raise IndexError(f"packet {j} out of range [0, {self.num_packets})")
+        return self.order[self.bounds[j]:self.bounds[j + 1]]
+
+    def lost_mask(self, lost_packets: np.ndarray) -> np.ndarray:
+        """(h, w) bool mask of the positions carried by the lost packets.
+
+        Args:
+            lost_packets: bool (P,) (True = packet lost) or an int array of packet numbers.
+        """
+        lp = np.asarray(lost_packets)
+        if lp.dtype == np.bool_:
+            if lp.shape != (self.num_packets,):
+                raise ValueError(f"lost_packets mask must have shape ({self.num_packets},), got {lp.shape}")
+            pm = lp
+        else:
+            pm = np.zeros(self.num_packets, dtype=bool)
+            pm[lp.astype(np.int64)] = True
+        return pm[self.packet_of].reshape(self.h, self.w)
+
+
+def _order(scheme: str, h: int, w: int, P: int, seed: int) -> np.ndarray:
+    N = h * w
+    if scheme == "raster":
+        return np.arange(N, dtype=np.int64)
+    if scheme == "block":
+        q = np.arange(N, dtype=np.int64)
+        return np.argsort(q % P, kind="stable")
+    if scheme == "random":
+        return np.random.default_rng(seed).permutation(N).astype(np.int64)
+    if scheme == "checkerboard":
+        r, c = np.divmod(np.arange(N, dtype=np.int64), w)
+        coset_rank = np.array([0, 2, 3, 1])  # (r%2, c%2) -> rank: (0,0)=0, (1,1)=1, (0,1)=2, (1,0)=3
+        return np.argsort(coset_rank[(r % 2) * 2 + (c % 2)], kind="stable")
+    raise ValueError(f"interleave scheme must be one of {SCHEMES}, got {scheme!r}")
+
+
+@lru_cache(maxsize=256)
+def interleave(scheme: str, h: int, w: int, num_packets: int, seed: int = 0) -> Interleaving:
+    """The position → packet assignment for (scheme, h, w, P, seed); cached, arrays read-only.
+
+    Raises:
+        ValueError: unknown scheme, non-positive h / w, P outside [1, h·w],
+            seed outside [0, 2^32).
+    """
+    h, w, P, seed = int(h), int(w), int(num_packets), int(seed)
+    if scheme not in SCHEMES:
+        raise ValueError(f"interleave scheme must be one of {SCHEMES}, got {scheme!r}")
+    if h < 1 or w < 1:
+        raise ValueError(f"h and w must be ≥ 1, got h={h}, w={w}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"interleave seed must be in [0, 2^32), got {seed}")
+    N = h * w
+    bounds = balanced_bounds(N, P)
+    order = _order(scheme, h, w, P, seed)
+    packet_of = np.empty(N, dtype=np.int32)
+    packet_of[order] = np.repeat(np.arange(P, dtype=np.int32), np.diff(bounds))
+    for a in (order, bounds, packet_of):
+        a.setflags(write=False)
+    return Interleaving(scheme, h, w, P, seed, order, bounds, packet_of)

@@ -1,0 +1,267 @@
+"""The vqsim packet: a fixed 36-byte binary header, a payload and a CRC-32.
+
+Wire layout (big-endian, ``struct`` format ``HEADER_FORMAT``)::
+
+    off size field          meaning
+      0   2  magic          b"VQ"
+      2   1  version        1
+      3   1  flags          bit 0: parity (FEC) packet; other bits 0
+      4   4  image_id       uint32, identifies the image within a session
+      8   2  seq            data: packet number in [0, count); parity: parity index in [0, n−k)
+     10   2  count          number of *data* packets of the image, P ≥ 1
+     12   2  block          FEC block of the packet (data: seq // k); 0 without FEC
+     14   1  fec_n          FEC block length n (0 = no FEC)
+     15   1  fec_k          FEC data packets per block k (0 = no FEC)
+     16   4  codebook_size  K, 2 ≤ K ≤ 2^20
+     20   2  h              index-map height, ≥ 1
+     22   2  w              index-map width, ≥ 1
+     24   2  image_h        image height in pixels, ≥ 1
+     26   2  image_w        image width in pixels, ≥ 1
+     28   1  scheme         interleaver code, index into ``interleave.SCHEMES``
+     29   1  coder          payload coder code, index into ``CODERS``
+     30   4  seed           interleaver seed
+     34   2  payload_len    payload bytes that follow the header
+     36   …  payload
+      …   4  crc32          zlib CRC-32 over header + payload
+
+So a packet is ``HEADER_SIZE + payload_len + CRC_SIZE`` = 40 + payload_len
+bytes.  Data packets carry the entropy-coded indices of their positions (see
+``sim.packetizer``); parity packets carry one FEC parity symbol (see
+``sim.fec``).
+
+``Packet.from_bytes`` validates in this order and raises ``PacketError`` with
+``reason``: ``"bad_magic"`` (not a vqsim packet), ``"truncated"`` (shorter than
+the header or the declared payload), ``"oversized"`` (longer than declared, or
+longer than ``max_size``), ``"bad_crc"`` (checksum mismatch), ``"bad_field"``
+(a header field out of range or inconsistent).  The depacketizer adds
+``"foreign"``, ``"duplicate"`` and ``"bad_payload"``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from codec.errors import VQSimError
+from codec.types import MAX_CODEBOOK_SIZE
+
+from .interleave import SCHEMES
+
+MAGIC = b"VQ"
+VERSION = 1
+HEADER_FORMAT = "!2sBBIHHHBBIHHHHBBIH"
+HEADER_SIZE = struct.calcsize(HEADER_FORMAT)  # 36
+CRC_SIZE = 4
+OVERHEAD = HEADER_SIZE + CRC_SIZE  # 40 bytes per packet besides the payload
+MAX_PAYLOAD = 0xFFFF
+FLAG_PARITY = 0x01
+
+CODERS: tuple[str, ...] = ("raw", "deflate", "arith", "arith_rep")
+"""Payload coders of ``codec.entropy``; the position in this tuple is the header code."""
+
+REASONS: tuple[str, ...] = (
+    "bad_magic", "truncated", "oversized", "bad_crc", "bad_field",
+    "foreign", "duplicate", "bad_payload", "bad_type", "fec_failed",
+)
+"""Reasons a received packet is dropped (``PacketError.reason`` and depacketizer counts)."""
+
+_HEADER = struct.Struct(HEADER_FORMAT)
+assert HEADER_SIZE == 36
+
+
+class PacketError(VQSimError, ValueError):
+    """A packet is malformed, corrupt or foreign.
+
+    Attributes:
+        reason: one of ``REASONS``.
+    """
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {message}" if message else reason)
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One packet of one image (data or FEC parity); immutable.
+
+    Construction validates every field (``PacketError("bad_field")``), so a
+    ``Packet`` instance always serializes to a packet ``from_bytes`` accepts.
+    """
+
+    image_id: int
+    seq: int
+    count: int
+    codebook_size: int
+    h: int
+    w: int
+    image_size: tuple[int, int]
+    scheme: str
+    coder: str
+    seed: int
+    payload: bytes
+    parity: bool = False
+    block: int = 0
+    fec_n: int = 0
+    fec_k: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "payload", bytes(self.payload))
+        object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
+        _validate(self)
+
+    # ------------------------------------------------------------ properties
+    @property
+    def size(self) -> int:
+        """Bytes on the wire (header + payload + CRC)."""
+        return OVERHEAD + len(self.payload)
+
+    @property
+    def stream_key(self) -> tuple:
+        """Fields every packet of the same image shares (used to spot foreign packets)."""
+        return (self.image_id, self.count, self.codebook_size, self.h, self.w, self.image_size,
+                self.scheme, self.coder, self.seed, self.fec_n, self.fec_k)
+
+    @property
+    def send_index(self) -> int:
+        """Position of this packet in the sender's order (per block: k data, then n−k parity)."""
+        if not self.fec_n:
+            return self.seq
+        if self.parity:
+            return self.block * self.fec_n + self.fec_k + self.seq
+        return self.block * self.fec_n + self.seq - self.block * self.fec_k
+
+    # --------------------------------------------------------- serialization
+    def to_bytes(self) -> bytes:
+        head = _HEADER.pack(
+            MAGIC, VERSION, FLAG_PARITY if self.parity else 0, self.image_id, self.seq, self.count,
+            self.block, self.fec_n, self.fec_k, self.codebook_size, self.h, self.w,
+            self.image_size[0], self.image_size[1], SCHEMES.index(self.scheme),
+            CODERS.index(self.coder), self.seed, len(self.payload),
+        )
+        body = head + self.payload
+        return body + zlib.crc32(body).to_bytes(CRC_SIZE, "big")
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview, *, max_size: int | None = None) -> "Packet":
+        """Parse and verify one packet.
+
+        Args:
+            data: the received bytes.
+            max_size: optional largest acceptable packet (bytes); longer → "oversized".
+
+        Raises:
+            PacketError: with ``reason`` as listed in the module docstring.
+            TypeError: ``data`` is not bytes-like.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"packet data must be bytes, got {type(data).__name__}")
+        b = bytes(data)
+        n = len(b)
+        if b[:2] != MAGIC[: min(n, 2)] or n == 0:
+            raise PacketError("bad_magic" if n else "truncated", f"starts with {b[:2]!r}, not {MAGIC!r}")
+        if max_size is not None and n > max_size:
+            raise PacketError("oversized", f"{n} bytes > limit {max_size}")
+        if n < OVERHEAD:
+            raise PacketError("truncated", f"{n} bytes < minimal packet of {OVERHEAD}")
+        (magic, version, flags, image_id, seq, count, block, fec_n, fec_k, K, h, w,
+         ih, iw, scheme, coder, seed, plen) = _HEADER.unpack_from(b)
+        want = OVERHEAD + plen
+        if n < want:
+            raise PacketError("truncated", f"{n} bytes < {want} declared")
+        if n > want:
+            raise PacketError("oversized", f"{n} bytes > {want} declared")
+        crc = int.from_bytes(b[-CRC_SIZE:], "big")
+        if zlib.crc32(b[:-CRC_SIZE]) != crc:
+            raise PacketError("bad_crc", "CRC-32 mismatch")
+        if version != VERSION:
+            raise PacketError("bad_field", f"version {version} != {VERSION}")
+        if flags & ~FLAG_PARITY:
+            raise PacketError("bad_field", f"unknown flags {flags:#x}")
+        if scheme >= len(SCHEMES):
+            raise PacketError("bad_field", f"interleave code {scheme} unknown")
+        if coder >= len(CODERS):
+            raise PacketError("bad_field", f"coder code {coder} unknown")
+        parity = bool(flags & FLAG_PARITY)
+        msg = _check_fields(seq, count, block, fec_n, fec_k, K, h, w, ih, iw, plen, parity)
+        if msg:
+            raise PacketError("bad_field", msg)
+        return cls._trusted(image_id, seq, count, K, h, w, (ih, iw), SCHEMES[scheme], CODERS[coder], seed,
+                            b[HEADER_SIZE:-CRC_SIZE], parity, block, fec_n, fec_k)
+
+    @classmethod
+    def _trusted(cls, *values: object) -> "Packet":
+        """Build without validation (fields already checked); positional in field order."""
+        obj = object.__new__(cls)
+        obj.__dict__.update(zip(_FIELD_NAMES, values))
+        return obj
+
+    def replace(self, **changes: object) -> "Packet":
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+_INT_FIELDS = (("image_id", 0xFFFFFFFF), ("seed", 0xFFFFFFFF), ("seq", 0xFFFF), ("count", 0xFFFF),
+               ("block", 0xFFFF), ("h", 0xFFFF), ("w", 0xFFFF), ("fec_n", 255), ("fec_k", 255))
+
+
+def _validate(p: Packet) -> None:
+    """Type and range checks of a constructed Packet (raises PacketError("bad_field"))."""
+    for name, hi in _INT_FIELDS:
+        v = getattr(p, name)
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 0 <= v <= hi:
+            raise PacketError("bad_field", f"{name} must be an int in [0, {hi}], got {v!r}")
+        if not type(v) is int:
+            object.__setattr__(p, name, int(v))
+    if not isinstance(p.codebook_size, (int, np.integer)) or isinstance(p.codebook_size, bool):
+        raise PacketError("bad_field", f"codebook_size must be an int, got {p.codebook_size!r}")
+    object.__setattr__(p, "codebook_size", int(p.codebook_size))
+    if len(p.image_size) != 2:
+        raise PacketError("bad_field", f"image_size must be (H, W), got {p.image_size}")
+    if p.scheme not in SCHEMES:
+        raise PacketError("bad_field", f"scheme must be one of {SCHEMES}, got {p.scheme!r}")
+    if p.coder not in CODERS:
+        raise PacketError("bad_field", f"coder must be one of {CODERS}, got {p.coder!r}")
+    msg = _check_fields(p.seq, p.count, p.block, p.fec_n, p.fec_k, p.codebook_size, p.h, p.w,
+                        p.image_size[0], p.image_size[1], len(p.payload), bool(p.parity))
+    if msg:
+        raise PacketError("bad_field", msg)
+
+
+def _check_fields(seq: int, count: int, block: int, fec_n: int, fec_k: int, K: int, h: int, w: int,
+                  ih: int, iw: int, plen: int, parity: bool) -> str | None:
+    """Consistency of the header fields (ints already within their wire widths); message or None."""
+    if not 2 <= K <= MAX_CODEBOOK_SIZE:
+        return f"codebook_size must be in [2, {MAX_CODEBOOK_SIZE}], got {K}"
+    if h < 1 or w < 1:
+        return f"h and w must be ≥ 1, got {h}×{w}"
+    if not (1 <= ih <= 0xFFFF and 1 <= iw <= 0xFFFF):
+        return f"image_size must be two ints in [1, 65535], got ({ih}, {iw})"
+    if not 1 <= count <= h * w:
+        return f"count must be in [1, h·w = {h * w}], got {count}"
+    if plen > MAX_PAYLOAD:
+        return f"payload of {plen} bytes exceeds {MAX_PAYLOAD}"
+    if (fec_n == 0) != (fec_k == 0):
+        return f"fec_n and fec_k must both be 0 (no FEC) or both set, got n={fec_n}, k={fec_k}"
+    if fec_n and not 1 <= fec_k < fec_n:
+        return f"FEC needs 1 ≤ k < n ≤ 255, got n={fec_n}, k={fec_k}"
+    if parity:
+        if not fec_n:
+            return "parity packet without FEC parameters"
+        if seq >= fec_n - fec_k:
+            return f"parity index {seq} ≥ n−k = {fec_n - fec_k}"
+        if block >= -(-count // fec_k):
+            return f"parity block {block} ≥ number of blocks {-(-count // fec_k)}"
+    else:
+        if seq >= count:
+            return f"seq {seq} ≥ count {count}"
+        expect_block = seq // fec_k if fec_k else 0
+        if block != expect_block:
+            return f"block {block} != {expect_block} for data packet {seq}"
+    return None
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Packet))

@@ -1,0 +1,332 @@
+"""Packetizer and depacketizer: IndexMap ⇄ independently decodable packets.
+
+Packetizing
+-----------
+``mtu`` is the largest *payload* of a data packet in bytes; each packet adds
+``packet.OVERHEAD`` = 40 bytes of header + CRC (and, on the wire, the optional
+in-packet RS parity).  FEC parity packets carry one parity symbol of
+(largest data packet + 2) bytes, so they may exceed ``mtu`` by up to 42 bytes.
+
+The positions are split among P data packets by an interleaver
+(``sim.interleave``) with a *balanced* split (packet sizes differ by at most
+one index), so which positions packet j carries follows from the header
+fields (scheme, seed, seq, count, h, w) alone.  Every packet's payload is
+coded on its own (the coder restarts in each packet) with
+``codec.entropy.encode_symbols``, so a packet decodes without any other.
+
+Choosing P: start from P = ⌈(coded size of the whole map) / mtu⌉, code every
+packet, and while the largest payload exceeds ``mtu`` raise P to
+max(P + 1, ⌈P · largest / mtu⌉) and recode.  For ``"raw"`` (exact size
+⌈n·b/8⌉) this ends in one or two rounds; for the variable-length coders it
+plays the role of a greedy fill while keeping the balanced split (a true
+greedy fill would give packets data-dependent position sets that a receiver
+could not infer for lost packets).  Every payload is checked against ``mtu``.
+
+Depacketizing
+-------------
+``depacketize`` never raises on bad input packets: each one is dropped and
+counted by reason (``packet.REASONS``).  Packets are grouped by their header
+"stream key" (image id, count, K, h, w, image size, scheme, coder, seed, FEC
+n/k); the key fixed by the caller's expectations, else the most common one,
+is the image, and packets with another key are ``"foreign"``.  Reordering is
+harmless and only counted (``"reordered"``, not a drop reason).  Missing data
+packets are rebuilt from FEC parity when their block has enough packets.
+
+If no packet of the image arrives, the receiver still returns an all-lost map
+as long as it knows the session parameters (``codebook_size`` and ``shape``;
+``image_size`` defaults to 16·shape) — pass them, as a real receiver would.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from codec.entropy import decode_symbols, encode_symbols
+from codec.errors import BitstreamError
+from codec.types import IndexMap
+
+from .fec import ErasureFEC, FECError
+from .interleave import SCHEMES, interleave
+from .packet import CODERS, MAX_PAYLOAD, OVERHEAD, REASONS, Packet, PacketError
+
+DEFAULT_MTU = 1200
+MIN_MTU = 8
+MAX_MTU = MAX_PAYLOAD - OVERHEAD - 2  # so FEC parity symbols still fit a packet
+MAX_PACKETS = 0xFFFF
+
+
+def _check_options(mtu: int, scheme: str, seed: int, coder: str, image_id: int) -> None:
+    if not MIN_MTU <= int(mtu) <= MAX_MTU:
+        raise ValueError(f"mtu must be in [{MIN_MTU}, {MAX_MTU}] payload bytes, got {mtu}")
+    if scheme not in SCHEMES:
+        raise ValueError(f"interleave must be one of {SCHEMES}, got {scheme!r}")
+    if coder not in CODERS:
+        raise ValueError(f"coder must be one of {CODERS}, got {coder!r}")
+    if not 0 <= int(seed) < 2**32:
+        raise ValueError(f"seed must be in [0, 2^32), got {seed}")
+    if not 0 <= int(image_id) < 2**32:
+        raise ValueError(f"image_id must be in [0, 2^32), got {image_id}")
+
+
+def encode_payloads(index_map: IndexMap, num_packets: int, scheme: str, seed: int, coder: str,
+                    prior: np.ndarray | None = None) -> list[bytes]:
+    """Coded payload of each of the P data packets (coder restarted per packet)."""
+    il = interleave(scheme, index_map.shape[0], index_map.shape[1], num_packets, seed)
+    flat = index_map.indices.reshape(-1)[il.order]
+    b = il.bounds
+    K = index_map.codebook_size
+    return [encode_symbols(flat[b[j]:b[j + 1]], K, coder, prior) for j in range(num_packets)]
+
+
+def packetize(
+    index_map: IndexMap,
+    *,
+    image_id: int = 0,
+    mtu: int = DEFAULT_MTU,
+    interleave: str = "raster",
+    seed: int = 0,
+    coder: str = "raw",
+    fec: ErasureFEC | None = None,
+    prior: np.ndarray | None = None,
+) -> list[Packet]:
+    """Split an index map into packets, in send order.
+
+    Args:
+        index_map: the map to send (h, w ≤ 65535, image size ≤ 65535 px).
+        image_id: uint32 tag written in every header.
+        mtu: maximum payload bytes of a data packet (see module docstring).
+        interleave: one of ``interleave.SCHEMES``.
+        seed: interleaver seed (used by ``"random"``), in [0, 2^32).
+        coder: payload coder, one of ``packet.CODERS``.
+        fec: optional packet-level erasure code; then the order is, per block,
+            k data packets followed by the block's n − k parity packets.
+        prior: optional codebook histogram for the ``"arith"`` coders (the
+            receiver must use the same).
+
+    Returns:
+        The packets (data and parity) in transmission order.
+
+    Raises:
+        ValueError: bad options, or ``mtu`` too small for even one index per packet.
+    """
+    _check_options(mtu, interleave, seed, coder, image_id)
+    scheme = interleave
+    h, w = index_map.shape
+    N = h * w
+    K = index_map.codebook_size
+    total = len(encode_symbols(index_map.indices.reshape(-1), K, coder, prior))
+    P = min(N, max(1, -(-total // mtu)))
+    while True:
+        payloads = encode_payloads(index_map, P, scheme, seed, coder, prior)
+        largest = max(len(p) for p in payloads)
+        if largest <= mtu:
+            break
+        if P >= min(N, MAX_PACKETS):
+            raise ValueError(f"mtu={mtu} is too small: a packet of {N // P} index(es) needs {largest} bytes"
+                             if P >= N else f"the map needs more than {MAX_PACKETS} packets at mtu={mtu}")
+        P = min(N, MAX_PACKETS, max(P + 1, -(-P * largest // mtu)))
+    if P > MAX_PACKETS:  # pragma: no cover - loop above caps P
+        raise ValueError(f"the map needs more than {MAX_PACKETS} packets at mtu={mtu}")
+    iid, isz = int(image_id), index_map.image_size
+    n, k = (fec.n, fec.k) if fec is not None else (0, 0)
+    # the first packet goes through full validation; the rest share its checked fields
+    Packet(iid, 0, P, K, h, w, isz, scheme, coder, int(seed), payloads[0], False, 0, n, k)
+
+    def data_packet(j: int) -> Packet:
+        return Packet._trusted(iid, j, P, K, h, w, isz, scheme, coder, int(seed), payloads[j], False,
+                               j // k if k else 0, n, k)
+
+    if fec is None:
+        return [data_packet(j) for j in range(P)]
+    out: list[Packet] = []
+    for blk in range(fec.num_blocks(P)):
+        data = [data_packet(j) for j in range(blk * k, min(P, (blk + 1) * k))]
+        out.extend(data)
+        parity = fec.encode_block([p.to_bytes() for p in data])
+        if blk == 0:  # validate one parity packet; the others differ only in seq / block / payload
+            Packet(iid, 0, P, K, h, w, isz, scheme, coder, int(seed), parity[0], True, 0, n, k)
+        out.extend(Packet._trusted(iid, i, P, K, h, w, isz, scheme, coder, int(seed), sym, True, blk, n, k)
+                   for i, sym in enumerate(parity))
+    return out
+
+
+@dataclass
+class DepacketizeResult:
+    """What the receiver rebuilt.
+
+    Attributes:
+        index_map: received map, lost positions filled with 0.
+        lost_mask: bool (h, w), True where the index did not arrive.
+        counts_by_reason: dropped packets per reason (every key of
+            ``packet.REASONS``) plus ``"reordered"`` (informational, not dropped).
+        num_data_packets: P from the headers (0 if no packet arrived).
+        data_received: data packets received intact (before FEC).
+        recovered_fec: data packets rebuilt from parity.
+        lost_packets: bool (P,), data packets finally missing.
+        image_id: the image id of the accepted stream (None if no packet).
+    """
+
+    index_map: IndexMap
+    lost_mask: np.ndarray
+    counts_by_reason: dict[str, int]
+    num_data_packets: int = 0
+    data_received: int = 0
+    recovered_fec: int = 0
+    lost_packets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    image_id: int | None = None
+
+    @property
+    def num_lost(self) -> int:
+        return int(self.lost_mask.sum())
+
+    @property
+    def loss_ratio(self) -> float:
+        return self.num_lost / self.lost_mask.size
+
+
+def depacketize(
+    packets: Iterable[bytes | bytearray | memoryview | Packet],
+    *,
+    expected_image_id: int | None = None,
+    codebook_size: int | None = None,
+    shape: tuple[int, int] | None = None,
+    image_size: tuple[int, int] | None = None,
+    codebook_id: str | None = None,
+    prior: np.ndarray | None = None,
+    max_packet_size: int | None = None,
+) -> DepacketizeResult:
+    """Rebuild an index map from whatever packets arrived, in any order.
+
+    Args:
+        packets: received packets (bytes, or already parsed ``Packet``).
+        expected_image_id: accept only this image id (others are "foreign").
+        codebook_size, shape, image_size: session parameters the receiver
+            knows; packets disagreeing are "foreign".  ``codebook_size`` and
+            ``shape`` are required when no packet may arrive at all.
+        codebook_id: written into the returned IndexMap (not on the wire).
+        prior: histogram for the "arith" coders (same as the sender's).
+        max_packet_size: packets longer than this are "oversized".
+
+    Returns:
+        ``DepacketizeResult``.
+
+    Raises:
+        PacketError("no_packets"): no valid packet arrived and ``codebook_size``
+            / ``shape`` were not given, so there is nothing to build the map from.
+    """
+    counts: Counter[str] = Counter({r: 0 for r in REASONS})
+    counts["reordered"] = 0
+    parsed: list[tuple[Packet, bytes]] = []
+    for item in packets:
+        try:
+            if isinstance(item, Packet):
+                pkt, raw = item, item.to_bytes()
+                if max_packet_size is not None and len(raw) > max_packet_size:
+                    raise PacketError("oversized")
+            elif isinstance(item, (bytes, bytearray, memoryview)):
+                raw = bytes(item)
+                pkt = Packet.from_bytes(raw, max_size=max_packet_size)
+            else:
+                counts["bad_type"] += 1
+                continue
+        except PacketError as e:
+            counts[e.reason] += 1
+            continue
+        parsed.append((pkt, raw))
+
+    # ---- choose the stream (image) and drop foreign packets
+    def fits(p: Packet) -> bool:
+        return ((expected_image_id is None or p.image_id == expected_image_id)
+                and (codebook_size is None or p.codebook_size == codebook_size)
+                and (shape is None or (p.h, p.w) == tuple(shape))
+                and (image_size is None or p.image_size == tuple(image_size)))
+
+    votes = Counter(p.stream_key for p, _ in parsed if fits(p))
+    key = max(votes, key=votes.__getitem__) if votes else None  # ties: first seen (Counter keeps order)
+    accepted: list[tuple[Packet, bytes]] = []
+    for p, raw in parsed:
+        if p.stream_key == key:
+            accepted.append((p, raw))
+        else:
+            counts["foreign"] += 1
+
+    if key is None:
+        if codebook_size is None or shape is None:
+            raise PacketError("no_packets", "no valid packet arrived; pass codebook_size and shape "
+                              "(the session parameters) to get an all-lost map")
+        h, w = (int(v) for v in shape)
+        isz = tuple(image_size) if image_size is not None else (16 * h, 16 * w)
+        imap = IndexMap(np.zeros((h, w), np.int32), int(codebook_size), isz, codebook_id)
+        return DepacketizeResult(imap, np.ones((h, w), dtype=bool), dict(counts))
+
+    first = accepted[0][0]
+    P, K, h, w = first.count, first.codebook_size, first.h, first.w
+
+    # ---- duplicates and reordering
+    data: dict[int, tuple[Packet, bytes]] = {}
+    parity: dict[tuple[int, int], bytes] = {}
+    last = -1
+    for p, raw in accepted:
+        slot = (p.block, p.seq) if p.parity else None
+        if (p.parity and slot in parity) or (not p.parity and p.seq in data):
+            counts["duplicate"] += 1
+            continue
+        if p.send_index < last:
+            counts["reordered"] += 1
+        last = max(last, p.send_index)
+        if p.parity:
+            parity[slot] = p.payload
+        else:
+            data[p.seq] = (p, raw)
+    data_received = len(data)
+
+    # ---- FEC recovery of missing data packets
+    recovered = 0
+    if first.fec_n and len(data) < P and parity:
+        fec = ErasureFEC(first.fec_n, first.fec_k)
+        k = fec.k
+        for blk in range(fec.num_blocks(P)):
+            lo, hi = blk * k, min(P, (blk + 1) * k)
+            if all(j in data for j in range(lo, hi)):
+                continue
+            par = {i: s for (b, i), s in parity.items() if b == blk}
+            if not par:
+                continue
+            got = {j - lo: data[j][1] for j in range(lo, hi) if j in data}
+            try:
+                rec = fec.decode_block(got, par, hi - lo)
+            except FECError:
+                counts["fec_failed"] += 1
+                continue
+            for jj, raw in rec.items():
+                try:
+                    p = Packet.from_bytes(raw)
+                except PacketError:
+                    counts["fec_failed"] += 1
+                    continue
+                if p.stream_key != key or p.parity or p.seq != lo + jj:
+                    counts["fec_failed"] += 1
+                    continue
+                data[p.seq] = (p, raw)
+                recovered += 1
+
+    # ---- decode payloads into the map
+    il = interleave(first.scheme, h, w, P, first.seed)
+    flat = np.zeros(h * w, dtype=np.int32)
+    got_pkt = np.zeros(P, dtype=bool)
+    for j, (p, _) in sorted(data.items()):
+        pos = il.positions(j)
+        try:
+            vals = decode_symbols(p.payload, pos.size, K, p.coder, prior)
+        except (BitstreamError, ValueError):
+            counts["bad_payload"] += 1
+            continue
+        flat[pos] = vals
+        got_pkt[j] = True
+    lost_packets = ~got_pkt
+    lost = il.lost_mask(lost_packets)
+    imap = IndexMap(flat.reshape(h, w), K, first.image_size, codebook_id)
+    return DepacketizeResult(imap, lost, dict(counts), P, data_received, recovered, lost_packets, first.image_id)
