@@ -54,6 +54,7 @@ class TrainConfig:
     disc_weight: float = 0.8
     disc_layers: int = 2
     restart_every: int = 100                    # dead-codeword restart period (0 = off)
+    freeze: list[str] = field(default_factory=list)  # VQModel parts not trained, e.g. ["encoder", "quant_conv", "quantize"]
     log_every: int = 25
     ckpt_every: int = 200
     val_every: int = 1000
@@ -194,7 +195,12 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
     torch.manual_seed(cfg.seed)
     model = VQModel(mcfg).to(device)
     disc = NLayerDiscriminator(n_layers=cfg.disc_layers).to(device)
-    opt = torch.optim.Adam(list(model.parameters()), lr=cfg.lr, betas=(0.5, 0.9))
+    for part in cfg.freeze:
+        if part not in ("encoder", "quant_conv", "quantize", "post_quant_conv", "decoder"):
+            raise ValueError(f"freeze: unknown part {part!r}; allowed: encoder, quant_conv, quantize, post_quant_conv, decoder")
+        getattr(model, part).requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(trainable, lr=cfg.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -203,7 +209,10 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
         ck = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(ck["model"])
         disc.load_state_dict(ck["disc"])
-        opt.load_state_dict(ck["opt"])
+        try:
+            opt.load_state_dict(ck["opt"])
+        except ValueError:  # the set of trained parameters changed (cfg.freeze): fresh optimizer state
+            log("optimizer state not restored: trained parameters differ from the checkpoint's")
         opt_d.load_state_dict(ck["opt_d"])
         step, wall = ck["step"], ck.get("wall_s", 0.0)
         rng.bit_generator.state = ck["np_rng"]
@@ -266,7 +275,7 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
         wall += time.time() - t0
         for k, v in (("loss", loss.item()), ("rec", rec.item()), ("qloss", qloss.item())):
             acc[k] = acc.get(k, 0.0) + v
-        if cfg.restart_every and step % cfg.restart_every == 0:
+        if cfg.restart_every and "quantize" not in cfg.freeze and step % cfg.restart_every == 0:
             n_dead = _restart_dead_codes(model, usage, h.detach(), gen)
             acc["restarted"] = n_dead
             acc["used"] = int((usage > 0).sum())

@@ -4,12 +4,14 @@ Each group of subcommands lives in its own module exposing
 ``register(subparsers)``, which adds its parsers and sets ``func`` on each
 (heavy imports such as torch happen inside the handlers, so ``vqsim --help``
 stays fast).  Errors vqsim raises on purpose (bad input, corrupt bitstream,
-missing file) are printed as one line and exit with status 2.
+missing file, invalid parameter: VQSimError / ValueError / OSError) are
+printed as one line and exit with status 2; set VQSIM_DEBUG=1 for the traceback.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # modules that add subcommands, in help order
@@ -49,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         rc = args.func(args)
-    except (VQSimError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+    except (VQSimError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        # bad input / parameters: one line, exit 2 (VQSIM_DEBUG=1 shows the traceback)
+        if os.environ.get("VQSIM_DEBUG"):
+            raise
         print(f"vqsim {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
