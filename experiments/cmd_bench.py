@@ -1,0 +1,68 @@
+"""``vqsim bench``: time the pipeline's parts on this machine and print / save the numbers.
+
+    vqsim bench [--quick] [--out FILE.json] [--device cpu|cuda] [--only codec,fec,...]
+                [--repeats N] [--threads N] [--image PATH] [--seed S]
+
+See ``experiments.bench`` for what each section measures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from codec.errors import VQSimError  # numpy-only, cheap
+
+SECTION_NAMES = "codec,conceal,fec,channels,simpy,trial"
+
+
+class BenchArgumentError(VQSimError, ValueError):
+    """A ``vqsim bench`` option is invalid (printed as one line by the CLI)."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench", help="benchmark codec, concealment, FEC, channels, SimPy and a sweep trial on this machine",
+        description="Time every part of the pipeline in one run (median of N runs after a warm-up) and print a "
+                    "table with ratios against in-run baselines; --out writes the full results with the machine "
+                    "description as JSON.  Sections: " + SECTION_NAMES + ".")
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes, one repetition, one loss rate (well under a minute)")
+    p.add_argument("--out", metavar="FILE.json", default=None, help="write the results as JSON")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                   help="device of the GPU codec timing, concealment and trial (default: cuda when present)")
+    p.add_argument("--only", metavar="LIST", default=None, help=f"comma-separated sections (default: all of {SECTION_NAMES})")
+    p.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default: 5, quick: 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own setting)")
+    p.add_argument("--image", default=None, help="benchmark image (default: Kodak kodim01 or a bundled photo)")
+    p.add_argument("--seed", type=int, default=0, help="seed of all random inputs (default: 0)")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import bench
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise BenchArgumentError(f"--threads must be ≥ 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    if args.image is not None and not Path(args.image).is_file():
+        raise FileNotFoundError(f"image not found: {args.image}")
+    try:
+        only = bench.parse_only(args.only)
+        cfg = bench.BenchConfig.make(quick=args.quick, device=args.device, repeats=args.repeats,
+                                     image=args.image, seed=args.seed)
+    except bench.BenchError as e:
+        raise BenchArgumentError(str(e)) from None
+    result = bench.run_bench(cfg, only, progress=lambda name: print(f"[bench] {name} ...", file=sys.stderr, flush=True))
+    print(bench.format_table(result))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        print(f"wrote {out}")
+    failed = [n for n, r in result["sections"].items() if "error" in r]
+    return 1 if failed else 0
