@@ -16,7 +16,8 @@ def pytest_configure(config):
     try:
         import torch
 
-        torch.set_num_threads(min(2, torch.get_num_threads()))
+        # one intra-op thread: small forwards spin badly when cores are shared (CI runs pytest alone, 2 cores)
+        torch.set_num_threads(1)
     except ImportError:
         pass
 

@@ -1,0 +1,166 @@
+"""``vqsim conceal | train-transformer``: concealment of lost indices from the command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from codec.conceal import AR_WINDOW_RULES, CONCEAL_METHODS
+
+    p = sub.add_parser("conceal", help="drop a random fraction of a bitstream's indices, conceal them, decode")
+    p.add_argument("input", help="bitstream file (.vqb)")
+    p.add_argument("output", help="image file to write (.png)")
+    p.add_argument("--loss", type=float, default=0.2, help="fraction of indices lost, in [0, 1] (default 0.2)")
+    p.add_argument("--method", choices=CONCEAL_METHODS, default="ar", help="concealment method (default ar)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the loss pattern and of sampling (default 0)")
+    p.add_argument("--model", default=None,
+                   help="codec model name or checkpoint (default: the one named in the bitstream)")
+    p.add_argument("--concealer", default=None,
+                   help="transformer file for ar/ar_naive/bidir (default: the zoo's model for this codec and codebook size)")
+    p.add_argument("--config", default=None, help="taming config yaml for an official codec checkpoint")
+    p.add_argument("--sample", action="store_true", help="sample instead of argmax (ar, bidir)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+    p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely codewords")
+    p.add_argument("--steps", type=int, default=6, help="bidir: refinement steps (default 6)")
+    p.add_argument("--rule", choices=AR_WINDOW_RULES, default="taming",
+                   help="ar: window placement (taming = the paper's sliding window; tiled = shared tiles, faster)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.set_defaults(func=cmd_conceal)
+
+    p = sub.add_parser("train-transformer", help="train a concealment transformer on a codec's index maps")
+    p.add_argument("--codec", default="default", help="codec model name or checkpoint (default: default)")
+    p.add_argument("--config", default=None, help="taming config yaml for an official codec checkpoint")
+    p.add_argument("--codebook-size", type=int, default=None, help="codebook size S (default: the codec's full size)")
+    p.add_argument("--images", nargs="+", required=True, help="training images: folders, files or globs")
+    p.add_argument("--out", required=True, help="model file to write (training state goes to OUT.train)")
+    p.add_argument("--kind", choices=["ar", "bidir"], default="ar", help="autoregressive (paper) or bidirectional")
+    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--batch", type=int, default=32, help="windows per step (default 32)")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--mask-ratio-max", type=float, default=0.5,
+                   help="ar: context masking ratio α ~ U(0, this) (default 0.5)")
+    p.add_argument("--n-layer", type=int, default=8)
+    p.add_argument("--n-head", type=int, default=8)
+    p.add_argument("--n-embd", type=int, default=256)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--window", type=int, default=16, help="window side s (block size s²; default 16)")
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--ckpt-every", type=int, default=1000)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--half", action="store_true", help="store the model file in float16")
+    p.add_argument("--resume", action="store_true", help="continue from OUT.train")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.set_defaults(func=cmd_train_transformer)
+
+
+def _codec_for_bitstream(data: bytes, model: str | None, device, config):
+    from codec.bitstream import parse_header
+    from codec.errors import BitstreamError
+    from codec.zoo import load_codec
+
+    head = parse_header(data)
+    if model is None:
+        model = (head.codebook_id or "").rsplit("/", 1)[0]
+        if not model:
+            raise BitstreamError("bitstream names no codebook; pass --model")
+    return load_codec(model, head.codebook_size, device=device, config=config)
+
+
+def load_concealer_for(codec, kind: str, path: str | None, device=None):
+    """The concealment transformer: ``path`` if given, else ``codec.zoo.load_concealer``."""
+    from codec.transformer import load_transformer
+
+    if path is not None:
+        return load_transformer(path, device=device or "cpu")
+    import codec.zoo as zoo
+
+    if not hasattr(zoo, "load_concealer"):
+        from codec.errors import ModelNotFoundError
+
+        raise ModelNotFoundError(f"no concealment model registry; pass --concealer PATH ({kind})")
+    model = zoo.load_concealer(codec.name, codec.codebook_size, kind, device=device)
+    return model
+
+
+def cmd_conceal(args) -> int:
+    import numpy as np
+    import torch
+
+    from codec.conceal import conceal, random_loss_mask
+    from codec.image import save_image
+    from codec.metrics import lpips_distance
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not 0.0 <= args.loss <= 1.0:
+        raise ValueError(f"--loss must be in [0, 1], got {args.loss}")
+    path = Path(args.input)
+    if not path.exists():
+        raise FileNotFoundError(f"bitstream not found: {path}")
+    data = path.read_bytes()
+    codec = _codec_for_bitstream(data, args.model, args.device, args.config)
+    imap = codec.decompress_indices(data)
+    rng = np.random.default_rng(args.seed)
+    lost = random_loss_mask(imap.shape, args.loss, rng)
+    received = imap.with_indices(np.where(lost, 0, imap.indices))  # what a receiver holds
+    opts: dict = {}
+    model = None
+    if args.method in ("ar", "ar_naive", "bidir"):
+        kind = "bidir" if args.method == "bidir" else "ar"
+        model = load_concealer_for(codec, kind, args.concealer, device=codec.device)
+        window = int(getattr(model, "meta", {}).get("window", 16))
+        opts = {"window": window, "sample": args.sample, "temperature": args.temperature, "top_k": args.top_k}
+        if args.method == "bidir":
+            opts["steps"] = args.steps
+        else:
+            opts["rule"] = args.rule
+    t0 = time.perf_counter()
+    out = conceal(received, lost, args.method, model=model, codebook=codec.codebook,
+                  rng=torch.Generator().manual_seed(args.seed), **opts)
+    ms = 1000 * (time.perf_counter() - t0)
+    ref = codec.decode_indices_tensor(imap)
+    rec = codec.decode_indices_tensor(out)
+    save_image(args.output, rec)
+    n_lost = int(lost.sum())
+    exact = int((out.indices[lost] == imap.indices[lost]).sum())
+    H, W = imap.image_size
+    msg = (f"{args.input}: {imap.shape[0]}x{imap.shape[1]} indices, {n_lost} lost ({n_lost / lost.size:.1%}), "
+           f"method {args.method}: {exact}/{n_lost} recovered exactly, {ms:.0f} ms")
+    if min(H, W) >= 31:
+        lp = float(lpips_distance(ref, rec, net="alex")[0])
+        msg += f", LPIPS(alex) vs loss-free {lp:.4f}"
+    print(msg + f" -> {args.output}")
+    return 0
+
+
+def cmd_train_transformer(args) -> int:
+    import torch
+
+    from codec.image import list_images
+    from codec.train_transformer import TransformerTrainConfig, load_or_encode_index_maps, train_transformer
+    from codec.zoo import load_codec
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = TransformerTrainConfig(
+        kind=args.kind, window=args.window, n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
+        dropout=args.dropout, steps=args.steps, batch_size=args.batch, lr=args.lr, warmup=args.warmup,
+        mask_ratio_max=args.mask_ratio_max, eval_every=args.eval_every, ckpt_every=args.ckpt_every,
+        log_every=args.log_every, seed=args.seed, device=args.device, save_half=args.half)
+    codec = load_codec(args.codec, args.codebook_size, device=args.device, config=args.config)
+    images = list_images(args.images)
+    out = Path(args.out)
+    maps = load_or_encode_index_maps(codec, images, out.parent)
+    res = train_transformer(maps, codec.codebook_size, cfg, out=out, resume=args.resume,
+                            meta={"codec": codec.name, "codebook_id": codec.codebook_id})
+    last = {k: v for h in res.history for k, v in h.items()}
+    print(json.dumps({"done": str(out), "step": res.step, "loss": last.get("loss"),
+                      "eval_loss": last.get("eval_loss"), "eval_acc": last.get("eval_acc")}))
+    return 0
