@@ -121,5 +121,4 @@ def load_concealer(codec_name: str, codebook_size: int, kind: str = "ar", device
         raise ModelNotFoundError(f"no {kind!r} concealment model for {codec_name}/{codebook_size} ({p.name}); shipped: {have or 'none'}")
     from .transformer import load_transformer
 
-    model = load_transformer(p)
-    return model.to(device) if device is not None else model
+    return load_transformer(p, device=device if device is not None else "cpu")

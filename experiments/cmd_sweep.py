@@ -1,0 +1,74 @@
+"""``vqsim sweep | plot``: run a config's trial grid into a results folder, and draw its figures."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep", help="run a sweep config (images × codec × channel × FEC × concealment × seeds) into results/NAME",
+        description="Plan every trial of CONFIG, run the ones not yet stored in the results folder, and write one "
+                    "row per trial (Parquet + CSV) with config.yaml and provenance.json. Rerunning resumes. "
+                    "CONFIG is a YAML file or the name of a bundled config "
+                    "(paper_index_loss, bernoulli, gilbert_elliott, fec_vs_concealment, demo).")
+    p.add_argument("config", metavar="CONFIG", help="sweep config YAML (schema: experiments/config.py)")
+    p.add_argument("--out", default=None, help="results folder (default: results/<config name>)")
+    p.add_argument("--workers", type=int, default=1, help="parallel workers (default: 1)")
+    p.add_argument("--executor", default="local", choices=["local", "dask"],
+                   help="local: worker threads in this process sharing the models and the GPU; dask: a "
+                        "dask.distributed cluster of worker processes (default: local)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="dask scheduler address, e.g. tcp://host:8786 (default: a LocalCluster with --workers)")
+    p.add_argument("--max-trials", type=int, default=None,
+                   help="stop after about this many new trials (rerun to continue)")
+    p.add_argument("--overwrite", action="store_true", help="delete the folder's earlier results first")
+    p.add_argument("--plot", action="store_true", help="draw the figures afterwards (same as `vqsim plot`)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("plot", help="draw the figures of a sweep's results folder into RESULTS/plots (PNG + PDF)",
+                       description="LPIPS vs loss rate per concealment and FEC (95%% CI bands), FEC vs concealment "
+                                   "at equal total rate, burst-length effect, rate-distortion, and image grids. "
+                                   "Figures the data cannot support are skipped with a note.")
+    p.add_argument("results", metavar="RESULTS", help="results folder written by `vqsim sweep`")
+    p.add_argument("--formats", default="png,pdf", help="comma-separated: png, pdf, svg (default: png,pdf)")
+    p.set_defaults(func=cmd_plot)
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import run_sweep, summary_table
+
+    res = run_sweep(args.config, args.out, workers=args.workers, executor=args.executor, scheduler=args.scheduler,
+                    max_trials=args.max_trials, overwrite=args.overwrite, progress=not args.quiet,
+                    command="vqsim " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    print(summary_table(res.results))
+    state = "complete" if res.complete else "partial (rerun the same command to continue)"
+    print(f"\n{res.n_run} trials run, {res.n_skipped} already done, {res.n_planned} planned: {state}; "
+          f"{res.wall_s:.1f} s")
+    print(f"results: {res.out / 'results.parquet'} and {res.out / 'results.csv'}")
+    if args.plot:
+        _plot(res.out, ("png", "pdf"))
+    return 0
+
+
+def _plot(folder: Path, formats) -> None:
+    from .plots import make_plots
+
+    rep = make_plots(folder, formats=formats)
+    for s in rep.skipped:
+        print(f"note: {s}")
+    print(f"{len(rep.files)} plot files in {rep.folder}")
+
+
+def cmd_plot(args) -> int:
+    formats = tuple(f.strip().lower() for f in args.formats.split(",") if f.strip())
+    bad = [f for f in formats if f not in ("png", "pdf", "svg")]
+    if bad or not formats:
+        from .config import ConfigError
+
+        raise ConfigError(f"--formats: unknown format(s) {bad or formats}; allowed: png, pdf, svg")
+    _plot(Path(args.results), formats)
+    return 0

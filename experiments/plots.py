@@ -1,0 +1,436 @@
+"""Figures of a sweep's results folder (PNG + PDF into ``<results>/plots/``).
+
+``make_plots(folder)`` draws every figure the data supports and skips the
+others with a note (never an error):
+
+* ``lpips_vs_loss`` — mean LPIPS vs nominal loss rate, one panel per channel
+  family (e.g. Gilbert–Elliott at one mean burst length), one line per
+  concealment method (colour) and FEC setting (line style), with 95 %
+  confidence bands (Student t-interval over images × seeds:
+  mean ± t₀.₉₇₅,ₙ₋₁ · s/√n).  Needs ≥ 2 loss rates in a family.
+* ``fec_vs_concealment`` — LPIPS vs *total* bits per pixel (payload + headers
+  + FEC parity + in-packet RS), one panel per channel setting, one point per
+  (codebook size, FEC, method): at equal total rate, is spending bits on FEC
+  or on a finer codebook (and concealing) better?  Needs ≥ 2 (size, FEC)
+  settings on a packet channel.
+* ``burst_effect`` — LPIPS vs mean burst length at a fixed loss rate (all
+  packet channels with that stationary loss rate).  Needs ≥ 2 burst lengths.
+* ``rate_distortion`` — loss-free LPIPS and PSNR vs source bits per pixel,
+  one point per codebook size (mean ± 95 % CI over images).  Needs ≥ 2 sizes.
+* ``grid_*`` — image grids: original, loss-free, lost-index map (lost
+  blocks in red) and the concealed result of each method, at up to four loss
+  rates (from the example PNGs a sweep stores for its first image and seed).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+__all__ = ["PlotReport", "make_plots", "mean_ci", "METRIC_LABELS"]
+
+METRIC_LABELS = {
+    "lpips_alex": "LPIPS (AlexNet) vs original ↓",
+    "lpips_vgg": "LPIPS (VGG) vs original ↓",
+    "psnr": "PSNR vs original (dB) ↑",
+    "ssim": "SSIM vs original ↑",
+}
+LINESTYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 2))]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+MAX_PANELS = 9
+
+
+@dataclass
+class PlotReport:
+    """Files written and figures skipped (with the reason)."""
+
+    folder: Path
+    dpi: int = 200
+    files: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float, int]:
+    """(mean, lower, upper, n) of the Student t confidence interval of the mean.
+
+    half-width = t_{(1+level)/2, n−1} · s / √n with the sample std s (ddof 1);
+    n = 1 gives a zero-width interval.  NaN / inf values are dropped.
+    """
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    m = float(v.mean())
+    if n == 1:
+        return m, m, m, 1
+    h = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    return m, m - h, m + h, n
+
+
+def _style() -> dict[str, Any]:
+    return {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
+            "ytick.labelsize": 7, "lines.linewidth": 1.2, "lines.markersize": 3.5, "axes.grid": True,
+            "grid.alpha": 0.3, "savefig.bbox": "tight", "savefig.dpi": 200, "pdf.fonttype": 42}
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.=_-]+", "_", s).strip("_")[:80] or "x"
+
+
+def _save(fig, folder: Path, stem: str, formats: Sequence[str], report: PlotReport) -> None:
+    import matplotlib.pyplot as plt
+
+    for ext in formats:
+        p = folder / f"{stem}.{ext}"
+        fig.savefig(p, dpi=report.dpi)
+        report.files.append(p)
+    plt.close(fig)
+
+
+def _panels(n: int, w: float = 2.6, h: float = 2.1):
+    import matplotlib.pyplot as plt
+
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def _metric(df) -> str | None:
+    return next((m for m in ("lpips_alex", "lpips_vgg", "psnr") if m in df.columns and df[m].notna().any()), None)
+
+
+def _methods(df) -> list[str]:
+    return list(dict.fromkeys(df["method"]))
+
+
+def _fecs(df) -> list[str]:
+    return sorted(dict.fromkeys(df["fec"]), key=lambda f: (f != "none", f))
+
+
+def _legend(fig, methods: list[str], fecs: list[str], colors: dict[str, Any]) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colors[m], marker="o", label=m) for m in methods]
+    if len(fecs) > 1:
+        handles += [Line2D([], [], color="0.3", ls=LINESTYLES[i % len(LINESTYLES)], label=f"FEC {f}")
+                    for i, f in enumerate(fecs)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), frameon=False,
+               bbox_to_anchor=(0.5, -0.02 - 0.035 * ((len(handles) - 1) // 6)))
+    fig.tight_layout(rect=(0, 0.06 + 0.035 * ((len(handles) - 1) // 6), 1, 1))
+
+
+def _colors(methods: list[str]) -> dict[str, Any]:
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("tab10")
+    return {m: cmap(i % 10) for i, m in enumerate(methods)}
+
+
+def _pk_key(df) -> list[str]:
+    """Extra columns that split panels when the sweep varies them (packetization: among packet rows only)."""
+    keys = ["codebook_size"] if df["codebook_size"].nunique() > 1 else []
+    pk = df[df["channel_kind"] != "index"]
+    return keys + [c for c in ("mtu", "interleave", "coder") if pk[c].nunique() > 1]
+
+
+_SHORT = {"codebook_size": "S", "mtu": "MTU", "interleave": "il.", "coder": "coder"}
+
+
+def _title(first: str, keys: Sequence[str], values: Sequence[Any], kind: str | None = None) -> str:
+    import textwrap
+
+    extra = [f"{_SHORT.get(c, c)}={v}" for c, v in zip(keys, values)
+             if not (kind == "index" and c in ("mtu", "interleave", "coder"))]
+    return "\n".join(textwrap.wrap(", ".join([str(first).replace(",", ", ")] + extra), 44))
+
+
+def _pick(items: list, k: int) -> list:
+    """Up to k items, evenly spaced, always keeping the first and the last."""
+    if len(items) <= k:
+        return items
+    idx = np.unique(np.round(np.linspace(0, len(items) - 1, k)).astype(int))
+    return [items[i] for i in idx]
+
+
+def _curves(ax, d, x: str, metric: str, methods: list[str], fecs: list[str], colors, xscale: float = 1.0) -> None:
+    for m in methods:
+        for j, f in enumerate(fecs):
+            s = d[(d["method"] == m) & (d["fec"] == f)]
+            if s.empty:
+                continue
+            pts = []
+            for xv, g in s.groupby(x, sort=True):
+                mu, lo, hi, _ = mean_ci(g[metric])
+                pts.append((float(xv) * xscale, mu, lo, hi))
+            if not pts:
+                continue
+            a = np.array(pts)
+            ls = LINESTYLES[j % len(LINESTYLES)]
+            ax.plot(a[:, 0], a[:, 1], color=colors[m], ls=ls, marker="o")
+            if np.isfinite(a[:, 2:]).all() and (a[:, 3] > a[:, 2]).any():
+                ax.fill_between(a[:, 0], a[:, 2], a[:, 3], color=colors[m], alpha=0.13, lw=0)
+
+
+# --------------------------------------------------------------------------- figures
+def plot_loss_curves(df, folder: Path, formats, report: PlotReport) -> None:
+    metric = _metric(df)
+    d = df[df["channel_kind"].isin(["index", "loss"])] if metric else df.iloc[:0]
+    if d.empty:
+        report.skipped.append("lpips_vs_loss: no loss-channel rows with a metric")
+        return
+    keys = ["channel_family"] + _pk_key(d)
+    panels = [(k, g) for k, g in d.groupby(keys, sort=False) if g["loss_rate_nominal"].round(6).nunique() >= 2]
+    if not panels:
+        report.skipped.append("lpips_vs_loss: every channel family has a single loss rate (needs ≥ 2)")
+        return
+    if len(panels) > MAX_PANELS:
+        report.skipped.append(f"lpips_vs_loss: showing {MAX_PANELS} of {len(panels)} panels")
+        panels = panels[:MAX_PANELS]
+    import matplotlib.pyplot as plt
+
+    methods, fecs = _methods(d), _fecs(d)
+    colors = _colors(methods)
+    with plt.rc_context(_style()):
+        fig, axes = _panels(len(panels))
+        for ax, (k, g) in zip(axes, panels):
+            k = k if isinstance(k, tuple) else (k,)
+            g = g.assign(_x=g["loss_rate_nominal"].round(6))
+            _curves(ax, g, "_x", metric, methods, fecs, colors, xscale=100.0)
+            kind = g["channel_kind"].iloc[0]
+            ax.set_title(_title(k[0], keys[1:], k[1:], kind))
+            ax.set_xlabel("index loss rate (%)" if kind == "index" else "packet loss rate, stationary (%)")
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        _legend(fig, methods, fecs, colors)
+        _save(fig, folder, "lpips_vs_loss", formats, report)
+
+
+def plot_fec_vs_concealment(df, folder: Path, formats, report: PlotReport) -> None:
+    metric = _metric(df)
+    d = df[df["channel_kind"].isin(["loss", "bit"])] if metric else df.iloc[:0]
+    if d.empty:
+        report.skipped.append("fec_vs_concealment: no packet-channel rows")
+        return
+    extra = [c for c in ("mtu", "interleave", "coder") if d[c].nunique() > 1]
+    keys = ["channel_label"] + extra
+    panels = []
+    for k, g in d.groupby(keys, sort=False):
+        if g.groupby(["codebook_size", "fec"]).ngroups >= 2:
+            panels.append((k, g))
+    if not panels:
+        report.skipped.append("fec_vs_concealment: needs ≥ 2 (codebook size, FEC) settings on one packet channel")
+        return
+    panels.sort(key=lambda kg: (kg[1]["channel_family"].iloc[0], float(kg[1]["loss_rate_nominal"].iloc[0])
+                                if np.isfinite(kg[1]["loss_rate_nominal"].iloc[0]) else 0.0))
+    if len(panels) > 6:
+        report.skipped.append(f"fec_vs_concealment: showing 6 of {len(panels)} channel settings")
+        panels = _pick(panels, 6)
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    methods = _methods(d)
+    settings = sorted(dict.fromkeys(zip(d["codebook_size"], d["fec"])), key=lambda t: (-t[0], t[1] != "none", t[1]))
+    cmap = plt.get_cmap("tab10")
+    scol = {s: cmap(i % 10) for i, s in enumerate(settings)}
+    with plt.rc_context(_style()):
+        fig, axes = _panels(len(panels), w=2.8)
+        for ax, (k, g) in zip(axes, panels):
+            k = k if isinstance(k, tuple) else (k,)
+            for mi, m in enumerate(methods):
+                line = []
+                for s in settings:
+                    sg = g[(g["method"] == m) & (g["codebook_size"] == s[0]) & (g["fec"] == s[1])]
+                    if sg.empty:
+                        continue
+                    x = float(sg["total_bpp"].mean())
+                    mu, lo, hi, _ = mean_ci(sg[metric])
+                    ax.errorbar(x, mu, yerr=[[mu - lo], [hi - mu]] if np.isfinite(lo) else None, fmt=MARKERS[mi % len(MARKERS)],
+                                color=scol[s], ms=4, capsize=1.5, lw=0.8)
+                    line.append((x, mu))
+                if len(line) > 1:
+                    a = np.array(sorted(line))
+                    ax.plot(a[:, 0], a[:, 1], color="0.6", lw=0.6, zorder=0)
+            ax.set_title(_title(k[0], extra, k[1:]))
+            ax.set_xlabel("total rate incl. headers + FEC (bits/pixel)")
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        handles = [Line2D([], [], ls="", marker="s", color=scol[s], label=f"S={s[0]}, FEC {s[1]}") for s in settings]
+        handles += [Line2D([], [], ls="", marker=MARKERS[i % len(MARKERS)], color="0.3", label=m) for i, m in enumerate(methods)]
+        rows = (len(handles) - 1) // 5
+        fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)), frameon=False,
+                   bbox_to_anchor=(0.5, -0.02 - 0.035 * rows))
+        fig.tight_layout(rect=(0, 0.07 + 0.035 * rows, 1, 1))
+        _save(fig, folder, "fec_vs_concealment", formats, report)
+
+
+def plot_burst_effect(df, folder: Path, formats, report: PlotReport) -> None:
+    metric = _metric(df)
+    d = df[(df["channel_kind"] == "loss") & np.isfinite(df["burst_nominal"])] if metric else df.iloc[:0]
+    if d.empty:
+        report.skipped.append("burst_effect: no packet-loss rows with a mean burst length")
+        return
+    d = d.assign(_L=d["loss_rate_nominal"].round(6), _B=d["burst_nominal"].round(3))
+    keys = ["_L"] + _pk_key(d)
+    panels = [(k, g) for k, g in d.groupby(keys, sort=True) if g["_B"].nunique() >= 2]
+    if not panels:
+        report.skipped.append("burst_effect: no loss rate with ≥ 2 mean burst lengths")
+        return
+    if len(panels) > MAX_PANELS:
+        report.skipped.append(f"burst_effect: showing {MAX_PANELS} of {len(panels)} panels")
+        panels = _pick(panels, MAX_PANELS)
+    import matplotlib.pyplot as plt
+
+    methods, fecs = _methods(d), _fecs(d)
+    colors = _colors(methods)
+    with plt.rc_context(_style()):
+        fig, axes = _panels(len(panels))
+        for ax, (k, g) in zip(axes, panels):
+            k = k if isinstance(k, tuple) else (k,)
+            _curves(ax, g, "_B", metric, methods, fecs, colors)
+            ax.set_title(_title(f"stationary loss {100 * k[0]:g} %", keys[1:], k[1:]))
+            ax.set_xlabel("mean burst length (packets)")
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+            if g["_B"].max() / max(g["_B"].min(), 1e-9) >= 8:
+                ax.set_xscale("log")
+        _legend(fig, methods, fecs, colors)
+        _save(fig, folder, "burst_effect", formats, report)
+
+
+def plot_rate_distortion(df, folder: Path, formats, report: PlotReport) -> None:
+    lcol = next((c for c in ("lossfree_lpips_alex", "lossfree_lpips_vgg") if c in df.columns), None)
+    if df["codebook_size"].nunique() < 2:
+        report.skipped.append("rate_distortion: needs ≥ 2 codebook sizes")
+        return
+    u = df.drop_duplicates(["image_hash", "codebook_size"])
+    cols = [c for c in (lcol, "lossfree_psnr") if c and c in u.columns]
+    import matplotlib.pyplot as plt
+
+    labels = {lcol: "loss-free LPIPS " + ("(AlexNet)" if lcol and "alex" in lcol else "(VGG)") + " ↓",
+              "lossfree_psnr": "loss-free PSNR (dB) ↑"}
+    with plt.rc_context(_style()):
+        fig, axes = _panels(len(cols), w=2.8)
+        for ax, c in zip(axes, cols):
+            pts = []
+            for S, g in u.groupby("codebook_size", sort=True):
+                mu, lo, hi, _ = mean_ci(g[c])
+                pts.append((float(g["bpp"].mean()), mu, lo, hi, int(S)))
+            for img, g in u.groupby("image", sort=False):
+                gg = g.sort_values("bpp")
+                ax.plot(gg["bpp"], gg[c], color="0.75", lw=0.6, zorder=0)
+            a = np.array([p[:4] for p in pts])
+            ax.errorbar(a[:, 0], a[:, 1], yerr=[a[:, 1] - a[:, 2], a[:, 3] - a[:, 1]], fmt="o-", color="C0", capsize=2)
+            for x, y, _, _, S in pts:
+                ax.annotate(f"S={S}", (x, y), textcoords="offset points", xytext=(3, 3), fontsize=6)
+            ax.set_xlabel("source rate (bits/pixel)")
+            ax.set_ylabel(labels[c])
+            ax.set_title("rate–distortion (mean over images; grey: per image)")
+        fig.tight_layout()
+        _save(fig, folder, "rate_distortion", formats, report)
+
+
+def plot_example_grids(df, results: Path, folder: Path, formats, report: PlotReport, max_grids: int = 12) -> None:
+    if "example_dir" not in df.columns:
+        report.skipped.append("image grids: no example_dir column")
+        return
+    d = df[df["example_dir"].fillna("") != ""]
+    if d.empty:
+        report.skipped.append("image grids: the sweep stored no examples (examples.enabled false?)")
+        return
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    keys = ["channel_family", "codebook_size", "fec", "mtu", "interleave", "coder"]
+    groups = list(d.groupby(keys, sort=False))
+    if len(groups) > max_grids:
+        report.skipped.append(f"image grids: drew {max_grids} of {len(groups)}")
+        groups = groups[:max_grids]
+    methods = _methods(d)
+    for k, g in groups:
+        pts = g.drop_duplicates("unit_id").sort_values(["loss_rate_nominal", "channel_label"])
+        pts = pts.iloc[_pick(list(range(len(pts))), 4)]
+        cols = ["original", "loss-free", "lost indices"] + methods
+        first = Path(results) / pts["example_dir"].iloc[0]
+        base = first.parent
+        try:
+            h0, w0 = np.asarray(Image.open(base / "original.png")).shape[:2]
+        except OSError:
+            report.skipped.append(f"image grid {k}: example files missing under {base}")
+            continue
+        cw = 1.25
+        chh = cw * h0 / w0
+        with plt.rc_context(_style()):
+            fig, axes = plt.subplots(len(pts), len(cols), figsize=(cw * len(cols), chh * len(pts) + 0.35), squeeze=False)
+            for r, (_, row) in enumerate(pts.iterrows()):
+                ex = Path(results) / row["example_dir"]
+                files = [base / "original.png", base / "lossfree.png", ex / "lost.png"] + [ex / f"{m}.png" for m in methods]
+                urows = g[g["unit_id"] == row["unit_id"]].set_index("method")
+                for c, (f, name) in enumerate(zip(files, cols)):
+                    ax = axes[r][c]
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+                    ax.grid(False)
+                    if f.exists():
+                        im = np.asarray(Image.open(f).convert("RGB"))
+                        ax.imshow(im, interpolation="nearest" if max(im.shape[:2]) < 128 else "antialiased")
+                    else:
+                        ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
+                    if r == 0:
+                        ax.set_title(name, fontsize=7)
+                    if c >= 3 and name in urows.index and "lpips_alex" in urows.columns:
+                        ax.text(0.02, 0.03, f"LPIPS {urows.loc[name, 'lpips_alex']:.3f}", transform=ax.transAxes,
+                                fontsize=5.5, va="bottom", ha="left",
+                                bbox={"boxstyle": "square,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+                    if c == 0:
+                        lab = (f"{100 * row['loss_rate_nominal']:.3g} % loss" if np.isfinite(row["loss_rate_nominal"])
+                               else str(row["channel_label"]))
+                        ax.set_ylabel(f"{lab}\n{100 * row['loss_ratio']:.1f} % idx lost", fontsize=6)
+            fig.suptitle(f"{k[0]} · S={k[1]} · FEC {k[2]}" + (f" · MTU {k[3]} · {k[4]}" if k[3] else ""), fontsize=8)
+            fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.3)
+            _save(fig, folder, f"grid_{_slug(k[0])}_S{k[1]}_{_slug(k[2])}" + (f"_mtu{k[3]}_{k[4]}_{k[5]}" if k[3] else ""),
+                  formats, report)
+
+
+def make_plots(results: str | Path, formats: Sequence[str] = ("png", "pdf"),
+               log: Callable[[str], None] | None = None, dpi: int = 200) -> PlotReport:
+    """Draw every supported figure of a results folder into ``<results>/plots/`` (PNGs at ``dpi``)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from .sweep import read_results
+
+    results = Path(results)
+    df = read_results(results)
+    folder = results / "plots"
+    folder.mkdir(parents=True, exist_ok=True)
+    report = PlotReport(folder, dpi=int(dpi))
+    bad = [f for f in formats if f not in ("png", "pdf", "svg")]
+    if bad:
+        raise ValueError(f"plot formats must be png, pdf or svg, got {bad}")
+    if df.empty:
+        report.skipped.append("no rows")
+        return report
+    for fn in (plot_loss_curves, plot_fec_vs_concealment, plot_burst_effect, plot_rate_distortion):
+        try:
+            fn(df, folder, formats, report)
+        except Exception as e:  # a figure the data cannot support must not abort the others
+            report.skipped.append(f"{fn.__name__}: failed: {type(e).__name__}: {e}")
+    try:
+        plot_example_grids(df, results, folder, formats, report)
+    except Exception as e:
+        report.skipped.append(f"image grids: failed: {type(e).__name__}: {e}")
+    lines = ["Figures of this sweep (see experiments/plots.py for what each shows).", ""]
+    lines += [f"written: {p.name}" for p in report.files]
+    lines += [f"skipped: {s}" for s in report.skipped]
+    (folder / "README.txt").write_text("\n".join(lines) + "\n")
+    if log:
+        for s in report.skipped:
+            log(f"plot note: {s}")
+    return report

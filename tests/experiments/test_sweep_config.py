@@ -1,0 +1,137 @@
+"""Sweep config validation: bad keys / values fail before any work, with messages naming them."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from experiments.config import (ConfigError, check_resources, config_hash, expand_channels, load_config,
+                                validate_config)
+
+
+def base(**over):
+    cfg = {"channels": [{"model": "bernoulli", "p": [0.1]}]}
+    cfg.update(over)
+    return cfg
+
+
+def error(cfg) -> str:
+    with pytest.raises(ConfigError) as e:
+        validate_config(cfg)
+    return str(e.value)
+
+
+def test_defaults_are_filled_in():
+    cfg = validate_config(base())
+    assert cfg["images"]["source"] == "skimage" and cfg["images"]["names"] == ["astronaut", "coffee", "chelsea", "rocket"]
+    assert cfg["codec"]["model"] == "default" and cfg["fec"] == [{"n": 0, "k": 0, "nsym": 0}]
+    assert cfg["seeds"] == [0] and cfg["metrics"]["nets"] == ["alex"]
+    assert cfg["packetization"] == {"mtu": [1200], "interleave": ["raster"], "coder": ["arith"]}
+
+
+@pytest.mark.parametrize("cfg, words", [
+    (base(chanels=[]), ["'chanels'", "allowed", "channels"]),
+    (base(images={"resiz": 64}), ["images", "'resiz'", "resize"]),
+    (base(codec={"codebook_sizes": [16, "x"]}), ["codec.codebook_sizes[1]", "integer"]),
+    (base(concealment={"methods": ["latent_avg", "magic"]}), ["concealment.methods[1]", "'magic'", "neighbor", "bidir"]),
+    (base(concealment={"methods": ["bidir"], "options": {"bidir": {"stepz": 3}}}), ["concealment.options.bidir", "'stepz'", "steps"]),
+    (base(fec=["none", {"n": 4, "k": 8}]), ["fec[1]", "(4, 8)", "1 ≤ k < n ≤ 255"]),
+    (base(fec=[{"n": 300, "k": 8}]), ["fec[0]", "255"]),
+    (base(fec=[{"n": 6}]), ["fec[0]", "both n and k"]),
+    (base(fec=[{"nsym": 300}]), ["fec[0].nsym", "254"]),
+    (base(packetization={"interleave": ["zigzag"]}), ["packetization.interleave[0]", "'zigzag'", "checkerboard"]),
+    (base(seeds=3), ["seeds", "list"]),
+    (base(metrics={"nets": ["squeeze"]}), ["metrics.nets[0]", "alex", "vgg"]),
+    (base(images={"names": ["lena"]}), ["images.names[0]", "'lena'", "astronaut"]),
+    ({"channels": [{"model": "wormhole", "p": 0.1}]}, ["channels[0]", "wormhole", "bernoulli", "gilbert_elliott", "index_loss"]),
+    ({"channels": [{"model": "bernoulli", "q": 0.1}]}, ["channels[0]", "'q'", "allowed"]),
+    ({"channels": [{"model": "index_loss", "rate": 1.5}]}, ["channels[0].rate", "1.0"]),
+    ({"channels": [{"model": "gilbert_elliott", "loss_rate": 0.9, "mean_burst": 2}]}, ["channels[0]", "unreachable"]),
+    (base(pairs=[{"codebook_size": 16}], fec=["none"]), ["pairs", "fec"]),
+    ({}, ["channels", "missing"]),
+])
+def test_bad_configs_name_the_key(cfg, words):
+    msg = error(cfg)
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_channel_grid_expansion_and_labels():
+    pts = expand_channels([
+        {"model": "gilbert_elliott", "loss_rate": [0.05, 0.1], "mean_burst": [1.5, 4, 10]},
+        {"model": "index_loss", "rate": [0.0, 0.2]},
+        {"preset": ["internet", "wifi"]},
+        "loss gemodel 1% 30%",
+    ])
+    assert len(pts) == 2 * 3 + 2 + 2 + 1
+    ge = [p for p in pts if p["model"] == "gilbert_elliott"]
+    # simple Gilbert from (L, b): stationary loss L and mean burst b by construction
+    for p in ge:
+        assert math.isclose(p["loss_rate"], p["params"]["loss_rate"], rel_tol=1e-9)
+        assert math.isclose(p["burst"], p["params"]["mean_burst"], rel_tol=1e-9)
+        assert p["family"] == f"gilbert_elliott(mean_burst={p['params']['mean_burst']:g})"
+    idx = [p for p in pts if p["kind"] == "index"]
+    assert [p["loss_rate"] for p in idx] == [0.0, 0.2] and all(p["family"] == "index_loss" for p in idx)
+    assert {p["label"] for p in pts if p["entry"] == 2} == {"internet", "wifi"}
+    assert len({p["label"] for p in pts}) == len(pts)
+
+
+def test_duplicate_channel_points_rejected():
+    msg = error({"channels": [{"model": "bernoulli", "p": [0.1]}, {"model": "bernoulli", "p": 0.1}]})
+    assert "duplicate" in msg and "bernoulli(p=0.1)" in msg
+
+
+def test_resources_codebook_size_and_missing_concealer(tiny_codec_path):
+    cfg = validate_config(base(codec={"model": str(tiny_codec_path), "codebook_sizes": [32]}))
+    with pytest.raises(ConfigError, match=r"codec.codebook_sizes.*32.*K=16"):
+        check_resources(cfg)
+
+    cfg = validate_config(base(codec={"model": str(tiny_codec_path), "codebook_sizes": [16]},
+                               concealment={"methods": ["ar", "neighbor"]}))
+    with pytest.raises(ConfigError) as e:
+        check_resources(cfg)
+    assert "concealment.methods" in str(e.value) and "tiny_ar_16.pt" in str(e.value)
+
+    cfg = validate_config(base(codec={"model": str(tiny_codec_path), "codebook_sizes": [16]},
+                               concealment={"methods": ["ar", "neighbor"], "on_missing_model": "skip"}))
+    notes = check_resources(cfg)
+    assert cfg["concealment"]["methods"] == ["neighbor"] and len(notes) == 1 and "'ar'" in notes[0]
+    assert cfg["codec"]["K"] == 16 and len(cfg["codec"]["sha256"]) == 64
+
+    cfg = validate_config(base(codec={"model": "no/such/model.pt"}))
+    with pytest.raises(ConfigError, match="codec.model"):
+        check_resources(cfg)
+
+
+def test_bad_config_does_no_work(tmp_path, tiny_codec_path):
+    from experiments.sweep import run_sweep
+
+    out = tmp_path / "never"
+    with pytest.raises(ConfigError, match="fec"):
+        run_sweep(base(codec={"model": str(tiny_codec_path)}, fec=[{"n": 2, "k": 2}]), out, progress=False)
+    assert not out.exists()
+
+
+def test_config_hash_ignores_bookkeeping_only():
+    a = validate_config(base())
+    b = validate_config(base(description="other words", execution={"flush_every_s": 1.0}))
+    c = validate_config(base(seeds=[1]))
+    d = validate_config(base(execution={"torch_threads": 2}))
+    assert config_hash(a) == config_hash(b)
+    assert len({config_hash(a), config_hash(c), config_hash(d)}) == 3
+
+
+@pytest.mark.parametrize("name", ["paper_index_loss", "bernoulli", "gilbert_elliott", "fec_vs_concealment", "demo"])
+def test_bundled_configs_validate(name):
+    cfg = validate_config(load_config(name))
+    assert cfg["name"] == name
+    assert expand_channels(cfg["channels"])
+
+
+def test_fec_vs_concealment_pairs_match_payload_bits():
+    """Raw coder: ceil(log2 S) bits per index, times n/k for RS(n, k) — equal for every pair."""
+    cfg = validate_config(load_config("fec_vs_concealment"))
+    assert cfg["codec"]["coder"] == "raw" and cfg["packetization"]["coder"] == ["raw"]
+    cost = {math.ceil(math.log2(p["codebook_size"])) * (p["fec"]["n"] / p["fec"]["k"] if p["fec"]["n"] else 1)
+            for p in cfg["pairs"]}
+    assert len(cfg["pairs"]) >= 3 and len(cost) == 1
