@@ -465,15 +465,9 @@ def _check_state_dict(model: GPT, sd: dict[str, torch.Tensor], source: str) -> N
 
 
 def _torch_load(path: str | Path) -> Any:
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"checkpoint not found: {p}")
-    if p.is_dir():
-        raise IsADirectoryError(f"expected a checkpoint file, got a directory: {p}")
-    try:
-        return torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle errors, truncated zip, foreign objects
-        raise CheckpointError(f"cannot read checkpoint {p} with weights_only=True: {e}") from e
+    from .checkpoint import read_checkpoint  # weights_only=True, clear errors
+
+    return read_checkpoint(path)
 
 
 def config_from_state_dict(sd: dict[str, torch.Tensor], n_head: int, causal: bool | None = None) -> GPTConfig:

@@ -41,3 +41,17 @@ def reference_dir() -> Path:
     if not REFERENCE.exists():
         pytest.skip(f"taming reference data not found at {REFERENCE}")
     return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory, reference_dir):
+    """The reference's small VQGAN (f = 2, K = 16) saved in the project's checkpoint format."""
+    import torch
+
+    from codec.checkpoint import save_vqgan
+    from codec.vqgan import VQModel
+
+    g = torch.load(reference_dir / "taming_golden.pt", weights_only=True)["vqgan"]
+    m = VQModel(g["config"])
+    m.load_state_dict(g["state_dict"])
+    return save_vqgan(tmp_path_factory.mktemp("tiny") / "tiny.pt", m, half=False)

@@ -23,15 +23,6 @@ from codec.types import IndexMap
 K = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models on a shared CPU: 1 torch thread (thread hand-offs dominate otherwise); restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _gpt(causal=True, vocab=K + 1, seed=0, block=64):
     torch.manual_seed(seed)
     m = GPT(vocab_size=vocab, block_size=block, n_layer=2, n_head=2, n_embd=32, causal=causal)

@@ -26,15 +26,6 @@ SHAPES = REF / "taming_state_dict_shapes.json"
 KODAK = SHARED / "data" / "kodak"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models on a shared CPU: 1 torch thread (thread hand-offs dominate otherwise); restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def golden():
     if not GOLDEN.exists():

@@ -3,20 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from codec.checkpoint import save_vqgan
 from codec.image import load_image, save_image
-from codec.vqgan import VQModel
 from experiments.cli import main
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory, reference_dir):
-    g = torch.load(reference_dir / "taming_golden.pt", weights_only=True)["vqgan"]
-    m = VQModel(g["config"])
-    m.load_state_dict(g["state_dict"])
-    return save_vqgan(tmp_path_factory.mktemp("m") / "tiny.pt", m, half=False)
 
 
 @pytest.fixture(scope="module")

@@ -5,29 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from codec.checkpoint import save_vqgan
 from codec.image import load_image, save_image
 from codec.transformer import GPT, load_transformer, save_transformer
-from codec.vqgan import VQModel
 from experiments.cli import main
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models on a shared CPU: 1 torch thread (thread hand-offs dominate otherwise); restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory, reference_dir):
-    """The reference's small VQGAN (f = 2, K = 16) as a project checkpoint."""
-    g = torch.load(reference_dir / "taming_golden.pt", weights_only=True)["vqgan"]
-    m = VQModel(g["config"])
-    m.load_state_dict(g["state_dict"])
-    return save_vqgan(tmp_path_factory.mktemp("m") / "tiny.pt", m, half=False)
 
 
 @pytest.fixture(scope="module")
