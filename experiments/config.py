@@ -40,7 +40,8 @@ unknown keys are errors (typos must not silently fall back to defaults).
       models: {}                   # {ar|bidir: path template with {size}}; default: the model zoo
       on_missing_model: error      # error | skip (drop ar/bidir when their model is not shipped)
     seeds: [0, 1, 2]
-    metrics: {nets: [alex], device: auto}   # LPIPS backbones: alex and/or vgg (vgg is ~20× slower on CPU)
+    metrics: {nets: [alex], device: auto, structural: true}   # LPIPS backbones: alex and/or vgg (vgg is ~20× slower
+                                                              # on CPU); structural: SSIM/MS-SSIM per trial (~2 s at 768x512 on CPU)
     examples: {enabled: true, max_side: 256}
     execution: {flush_every_s: 5.0, consolidate_every_s: 30.0, torch_threads: 1}
                                    # torch CPU threads per worker: CPU results depend on it in the last
@@ -99,7 +100,7 @@ PACKET_KEYS = ("mtu", "interleave", "coder")
 LINK_DEFAULTS: dict[str, Any] = {"bandwidth_bps": 1e7, "propagation_s": 0.02, "jitter": "none", "jitter_s": 0.0,
                                  "queue_packets": None, "queue_bytes": None, "overhead_bytes": 0}
 CONCEAL_KEYS = ("methods", "options", "models", "on_missing_model")
-METRIC_KEYS = ("nets", "device")
+METRIC_KEYS = ("nets", "device", "structural")
 EXAMPLE_KEYS = ("enabled", "max_side")
 EXECUTION_DEFAULTS: dict[str, Any] = {"flush_every_s": 5.0, "consolidate_every_s": 30.0, "torch_threads": 1}
 FEC_KEYS = ("n", "k", "nsym")
@@ -376,7 +377,10 @@ def _metrics(v: Any) -> dict:
     device = d.get("device", "auto")
     if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
         raise _err("metrics.device", f"unknown device {device!r}; allowed: auto, cpu, cuda, cuda:N")
-    return {"nets": nets, "device": device}
+    structural = d.get("structural", True)
+    if not isinstance(structural, bool):
+        raise _err("metrics.structural", f"must be true or false (SSIM / MS-SSIM per trial), got {structural!r}")
+    return {"nets": nets, "device": device, "structural": structural}
 
 
 def _examples(v: Any) -> dict:

@@ -518,13 +518,17 @@ def _transmit(ctx: TrialContext, unit: Unit, sent) -> tuple[Any, np.ndarray, dic
     return rec.received, np.asarray(rec.lost_mask, dtype=bool), stats
 
 
-def _batch_metrics(orig, recs, nets: Sequence[str], device) -> dict[str, np.ndarray]:
-    """Metrics of N reconstructions (N, 3, H, W) against one image (1, 3, H, W), all float [0, 1]."""
+def _batch_metrics(orig, recs, nets: Sequence[str], device, structural: bool = True) -> dict[str, np.ndarray]:
+    """Metrics of N reconstructions (N, 3, H, W) against one image (1, 3, H, W), all float [0, 1].
+
+    ``structural=False`` leaves out SSIM and MS-SSIM (the costly part on CPU)."""
     from codec.metrics import MS_SSIM_MIN_SIZE, lpips_distance, ms_ssim, psnr, ssim
 
     x = orig.expand(recs.shape[0], -1, -1, -1)
     out = {f"lpips_{n}": lpips_distance(x, recs, net=n, device=device).double().cpu().numpy() for n in nets}
     out["psnr"] = psnr(x, recs).cpu().numpy()
+    if not structural:
+        return out
     out["ssim"] = ssim(x, recs).cpu().numpy()
     if min(recs.shape[-2:]) >= MS_SSIM_MIN_SIZE:
         out["ms_ssim"] = ms_ssim(x, recs).cpu().numpy()
@@ -622,6 +626,7 @@ def run_unit(unit: Unit, ctx: TrialContext) -> UnitResult:
             distinct[key] = len(todo)
             todo.append(idx)
     nets = cfg["metrics"]["nets"]
+    structural = cfg["metrics"].get("structural", True)
     dev = _metric_device(cfg, codec)
     t0 = time.perf_counter()
     decoded_u8: list[np.ndarray] = []
@@ -640,8 +645,8 @@ def run_unit(unit: Unit, ctx: TrialContext) -> UnitResult:
         x = x.contiguous()
         orig = to_tensor(ctx.images[p["image_hash"]]).to(x.device).contiguous()
         lf = to_tensor(enc.lossfree).to(x.device).contiguous()
-        m_orig = _batch_metrics(orig, x, nets, dev)
-        m_lf = _batch_metrics(lf, x, nets, dev)
+        m_orig = _batch_metrics(orig, x, nets, dev, structural)
+        m_lf = _batch_metrics(lf, x, nets, dev, structural)
         decoded_u8 = [a for a in (x * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()]
         t_met = time.perf_counter() - t0
     n_dec = max(1, len(todo))
@@ -667,7 +672,7 @@ def run_unit(unit: Unit, ctx: TrialContext) -> UnitResult:
         files[f"{ex_dir}/lost.png"] = _png(_lost_overlay(enc.lossfree, lost, codec.downsample_factor), max_side)
 
     rows = []
-    metric_keys = list(enc.metrics)
+    metric_keys = [k for k in enc.metrics if structural or k not in ("ssim", "ms_ssim")]
     for (method, trial_id), idx, tc in zip(unit.trials, concealed, t_conceal):
         j = distinct.get(idx.tobytes())
         if j is None:  # identical to the sent map: the loss-free reconstruction

@@ -263,3 +263,20 @@ def test_transformer_methods_from_path_templates(tmp_path, tiny_config):
     # "none" leaves the 0 placeholder; the models fill every lost position with some codeword
     assert df.loc["ar", "index_error_ratio"] <= n / df["num_indices"].iloc[0]
     assert np.isfinite(df["lpips_alex"]).all()
+
+
+def test_structural_metrics_can_be_switched_off(tmp_path, tiny_config, reference):
+    base = ref_subset(reference, tiny_config, tmp_path)
+    cfg = small(tiny_config)
+    cfg["metrics"]["structural"] = False
+    res = run_sweep(cfg, tmp_path / "nostruct", progress=False, log=quiet).results
+    assert "ssim" not in res.columns and "ssim" in base.columns
+    keys = ["image", "channel_label", "fec", "method", "seed"]
+    keys = [k for k in keys if k in res.columns]
+    a, b = res.sort_values(keys).reset_index(drop=True), base.sort_values(keys).reset_index(drop=True)
+    for col in ("lpips_alex", "psnr", "lpips_alex_vs_lossfree", "loss_ratio"):
+        np.testing.assert_array_equal(a[col].to_numpy(), b[col].to_numpy())
+    bad = tiny_config()
+    bad["metrics"]["structural"] = "yes"
+    with pytest.raises(Exception, match="metrics.structural"):
+        run_sweep(bad, tmp_path / "bad", progress=False, log=quiet)
