@@ -448,20 +448,9 @@ _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.")
 
 def _check_state_dict(model: GPT, sd: dict[str, torch.Tensor], source: str) -> None:
     """Raise CheckpointError naming missing / unexpected / mis-shaped keys."""
-    want = model.state_dict()
-    missing = sorted(set(want) - set(sd))
-    unexpected = sorted(set(sd) - set(want))
-    shapes = sorted(k for k in set(want) & set(sd) if tuple(want[k].shape) != tuple(sd[k].shape))
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing[:8]}{' …' if len(missing) > 8 else ''}")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected[:8]}{' …' if len(unexpected) > 8 else ''}")
-        if shapes:
-            parts.append("shape mismatch " + ", ".join(
-                f"{k}: {tuple(sd[k].shape)} vs {tuple(want[k].shape)}" for k in shapes[:8]))
-        raise CheckpointError(f"{source}: state_dict does not match the transformer: " + "; ".join(parts))
+    from .checkpoint import check_state_dict
+
+    check_state_dict(model, sd, what=f"transformer ({source})")
 
 
 def _torch_load(path: str | Path) -> Any:
