@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -114,11 +114,9 @@ class GPTConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "GPTConfig":
         """Build from a dict; unknown keys raise ``ValueError`` (naming them)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown GPTConfig keys {unknown}; allowed: {sorted(names)}")
-        return cls(**d)
+        from .types import from_dict_strict
+
+        return from_dict_strict(cls, d, "GPTConfig")
 
     def attention_mask(self) -> torch.Tensor:
         """(1, 1, T, T) float mask as taming builds it: tril(1) (+ unmasked prefix), or all ones."""

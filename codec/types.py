@@ -11,7 +11,7 @@ the index did not arrive.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -101,3 +101,12 @@ def check_loss_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if m.dtype != np.bool_:
         raise TypeError(f"loss mask must be boolean, got dtype {m.dtype}")
     return m
+
+
+def from_dict_strict(cls, d: dict, what: str):
+    """``cls(**d)`` for a dataclass, with unknown keys a ValueError naming them and the allowed ones."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"unknown {what} keys {unknown}; allowed: {sorted(names)}")
+    return cls(**d)

@@ -17,7 +17,7 @@ official f16 models):
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -72,11 +72,9 @@ class VQGANConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "VQGANConfig":
         """Build from a taming ``ddconfig``-style dict (unknown keys are an error, missing keys default)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown VQGAN config keys {unknown}; allowed: {sorted(names)}")
-        return cls(**d)
+        from .types import from_dict_strict
+
+        return from_dict_strict(cls, d, "VQGAN config")
 
 
 def Normalize(in_channels: int) -> nn.GroupNorm:  # noqa: N802 (taming's name)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields
 from pathlib import Path
 
 
@@ -49,10 +48,9 @@ def load_train_config(args):
             import yaml
 
             data = yaml.safe_load(text) or {}
-        allowed = {f.name for f in fields(TrainConfig)}
-        bad = sorted(set(data) - allowed)
-        if bad:
-            raise ValueError(f"unknown keys {bad} in {args.config}; allowed: {sorted(allowed)}")
+        from codec.types import from_dict_strict
+
+        from_dict_strict(TrainConfig, data, f"{args.config}")  # unknown keys named before any work
     for key in ("out", "data", "val", "steps", "batch_size", "crop", "lr", "perceptual_weight", "disc_start",
                 "device", "threads", "max_minutes"):
         v = getattr(args, key)
