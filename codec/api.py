@@ -68,6 +68,9 @@ class VQGANCodec:
             if prior.shape != (K,):
                 raise ValueError(f"prior must have shape ({K},), got {prior.shape}")
         self.prior = prior
+        #: "trained" (the model's own codebook), "kmeans" (K-means reduction, w/o fine-tune),
+        #: "finetuned" (reduction with a fine-tuned decoder side) or "custom"; set by ``codec.zoo``.
+        self.variant = "custom"
 
     # ------------------------------------------------------------------ properties
     @property
@@ -93,7 +96,8 @@ class VQGANCodec:
         return (-(-H // f), -(-W // f))
 
     def __repr__(self) -> str:
-        return f"VQGANCodec({self.codebook_id!r}, f={self.downsample_factor}, device={self.device}, coder={self.coder!r})"
+        return (f"VQGANCodec({self.codebook_id!r}, variant={self.variant!r}, f={self.downsample_factor}, "
+                f"device={self.device}, coder={self.coder!r})")
 
     def _autocast(self):
         if self.autocast and self.device.type == "cuda":

@@ -17,6 +17,8 @@ official f16 models):
 """
 from __future__ import annotations
 
+import copy
+
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -331,32 +333,82 @@ class VQModel(nn.Module):
     def decode(self, z_q: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.post_quant_conv(z_q))
 
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """indices (N, h, w) → decoder input z_q (N, D, h, w).
+
+        Uses the decoder-side codebook of a fine-tuned reduced model
+        (``with_codebook(..., finetuned=...)``) when there is one, else the
+        quantizer's codebook.
+        """
+        dec = getattr(self, "decoder_codebook", None)
+        if dec is None:
+            return self.quantize.lookup(indices)
+        return dec(indices).permute(0, 3, 1, 2).contiguous()
+
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         """indices (N, h, w) → image (N, 3, h·f, w·f) in [-1, 1] (unclamped)."""
-        return self.decode(self.quantize.lookup(indices))
+        return self.decode(self.lookup(indices))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (reconstruction, codebook loss, indices)."""
         z_q, qloss, idx = self.encode(x)
         return self.decode(z_q), qloss, idx
 
-    def with_codebook(self, codebook: torch.Tensor) -> "VQModel":
-        """A model that shares this one's encoder/decoder/convs but quantizes with ``codebook`` (S, D).
+    def with_codebook(self, codebook: torch.Tensor, finetuned: dict[str, torch.Tensor] | None = None) -> "VQModel":
+        """A model that quantizes with ``codebook`` (S, D) and otherwise shares this one's modules.
 
-        Used for K-means-reduced codebooks ("w/o fine-tune" in the paper).
+        Without ``finetuned`` this is the paper's "w/o fine-tune" model of a
+        K-means-reduced codebook. ``finetuned`` holds the decoder-side weights
+        of a fine-tuned reduced model (``codec.finetune``): optionally
+        ``"decoder_codebook"`` (S, D), the codeword table the decoder looks
+        indices up in, and state_dict entries of ``post_quant_conv.*`` /
+        ``decoder.*`` that replace this model's (the modules are copied, so
+        the base model is left unchanged). The encoder side, and so the index
+        maps, stay those of the K-means codebook.
+
+        Raises:
+            ValueError: wrong codebook shape; CheckpointError: a fine-tuned
+            entry names no such parameter or has the wrong shape.
         """
+        from .errors import CheckpointError
+
         codebook = torch.as_tensor(codebook, dtype=self.quantize.embedding.weight.dtype)
         if codebook.ndim != 2 or codebook.shape[1] != self.config.embed_dim:
             raise ValueError(f"codebook must be (S, {self.config.embed_dim}), got {tuple(codebook.shape)}")
-        cfg = VQGANConfig.from_dict({**self.config.to_dict(), "n_embed": int(codebook.shape[0])})
+        S = int(codebook.shape[0])
+        cfg = VQGANConfig.from_dict({**self.config.to_dict(), "n_embed": S})
+        dev = self.quantize.embedding.weight.device
         new = VQModel.__new__(VQModel)
         nn.Module.__init__(new)
         new.config = cfg
         new.encoder, new.decoder = self.encoder, self.decoder
         new.quant_conv, new.post_quant_conv = self.quant_conv, self.post_quant_conv
         new.quantize = VectorQuantizer(cfg.n_embed, cfg.embed_dim, beta=cfg.beta)
-        new.quantize.embedding.weight.data.copy_(codebook.to(self.quantize.embedding.weight.device))
-        new.quantize.to(self.quantize.embedding.weight.device)
+        new.quantize.embedding.weight.data.copy_(codebook.to(dev))
+        new.quantize.to(dev)
+        if finetuned:
+            ft = dict(finetuned)
+            dcb = ft.pop("decoder_codebook", None)
+            if dcb is not None:
+                dcb = torch.as_tensor(dcb)
+                if tuple(dcb.shape) != (S, cfg.embed_dim):
+                    raise CheckpointError(f"fine-tuned decoder_codebook has shape {tuple(dcb.shape)}, expected {(S, cfg.embed_dim)}")
+                new.decoder_codebook = nn.Embedding(S, cfg.embed_dim).to(dev)
+                new.decoder_codebook.weight.data.copy_(dcb.to(dev, new.decoder_codebook.weight.dtype))
+            if ft:
+                bad = [k for k in ft if not k.startswith(("post_quant_conv.", "decoder."))]
+                if bad:
+                    raise CheckpointError(f"fine-tuned weights may only replace post_quant_conv.* / decoder.*, got {bad[:3]}")
+                new.decoder = copy.deepcopy(self.decoder)
+                new.post_quant_conv = copy.deepcopy(self.post_quant_conv)
+                own = dict(new.named_parameters())
+                own.update(dict(new.named_buffers()))
+                for k, t in ft.items():
+                    if k not in own:
+                        raise CheckpointError(f"fine-tuned weights name an unknown parameter {k!r}")
+                    if tuple(own[k].shape) != tuple(t.shape):
+                        raise CheckpointError(f"fine-tuned {k!r} has shape {tuple(t.shape)}, expected {tuple(own[k].shape)}")
+                    own[k].data.copy_(torch.as_tensor(t).to(own[k].device, own[k].dtype))
         return new
 
 

@@ -79,14 +79,20 @@ def _kmeans_codebook(path: str, config: str | None, size: int, seed: int) -> np.
 
 
 def load_codec(name_or_path: str | Path = "default", codebook_size: int | None = None, *, device=None,
-               coder: str = "arith", config: str | None = None, kmeans_seed: int = 0, autocast: str | None = None):
+               coder: str = "arith", config: str | None = None, kmeans_seed: int = 0, autocast: str | None = None,
+               finetuned: bool | None = None):
     """A ``VQGANCodec`` by registry name or checkpoint path.
 
     Args:
         name_or_path: "default" (see ``list_models()``) or a checkpoint file.
         codebook_size: S ≤ K. Below K the codebook is the K-means reduction
-            of the model's codebook ("w/o fine-tune" in the paper): shipped
-            with the model when present, else computed (seeded, deterministic).
+            of the model's codebook: shipped with the model when present,
+            else computed (seeded, deterministic).
+        finetuned: for S < K, decode with the shipped fine-tuned decoder side
+            of that size (``codec.finetune``; same indices and bitstreams as
+            without). None (default): fine-tuned when the model ships it,
+            else the plain K-means model ("w/o fine-tune" in the paper);
+            True: require it (ModelNotFoundError if absent); False: never.
         device: torch device (default CUDA when present, else CPU).
         coder: default entropy coder for ``compress``.
         config: taming config yaml for official checkpoints (else inferred).
@@ -99,14 +105,26 @@ def load_codec(name_or_path: str | Path = "default", codebook_size: int | None =
     S = K if codebook_size is None else int(codebook_size)
     if not 2 <= S <= K:
         raise ValueError(f"codebook_size must be in [2, {K}] for model {name!r}, got {codebook_size}")
-    model, prior = base, extras["priors"].get(K)
+    model, prior, variant = base, extras["priors"].get(K), "trained"
     if S < K:
         cb = extras["codebooks"].get(S)
-        cb = cb.float() if cb is not None else torch.from_numpy(_kmeans_codebook(str(path), None if config is None else str(config), S, kmeans_seed))
-        model = base.with_codebook(cb)
+        shipped_cb = cb is not None and kmeans_seed == int(extras["meta"].get("kmeans_seed", 0))
+        cb = cb.float() if shipped_cb else torch.from_numpy(_kmeans_codebook(str(path), None if config is None else str(config), S, kmeans_seed))
+        ft = extras["decoders"].get(S) if shipped_cb else None
+        if finetuned and ft is None:
+            have = sorted(int(k) for k in extras["decoders"])
+            raise ModelNotFoundError(f"model {name!r} ships no fine-tuned decoder for codebook size {S} "
+                                     f"(fine-tuned sizes: {have or 'none'}; K-means seed {kmeans_seed})")
+        use_ft = ft is not None and finetuned is not False
+        model = base.with_codebook(cb, finetuned={k: v.float() for k, v in ft.items()} if use_ft else None)
+        variant = "finetuned" if use_ft else "kmeans"
         prior = extras["priors"].get(S)
-    return VQGANCodec(model, name=name, device=device, coder=coder,
-                      prior=None if prior is None else np.asarray(prior), autocast=autocast)
+    elif finetuned:
+        raise ValueError(f"codebook size {S} is the model's trained size; fine-tuned variants exist only below {K}")
+    codec = VQGANCodec(model, name=name, device=device, coder=coder,
+                       prior=None if prior is None else np.asarray(prior), autocast=autocast)
+    codec.variant = variant
+    return codec
 
 
 def concealer_path(codec_name: str, codebook_size: int, kind: str = "ar") -> Path:

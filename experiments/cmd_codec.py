@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output", help="image file to write (.png)")
     p.add_argument("--model", default=None, help="model name or checkpoint (default: the one named in the bitstream)")
     p.add_argument("--config", default=None, help="taming config yaml for an official checkpoint")
+    p.add_argument("--no-finetune", action="store_true",
+                   help="reduced sizes: decode with the plain K-means model even if a fine-tuned decoder is shipped")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_decode)
 
@@ -29,8 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None, help="taming config yaml for an official checkpoint")
     p.add_argument("--codebook-size", type=int, nargs="+", default=None,
                    help="codebook sizes (default: the model's full size)")
+    p.add_argument("--variants", choices=["both", "auto", "finetuned", "kmeans"], default="both",
+                   help="reduced sizes: evaluate the fine-tuned decoder, the plain K-means model ('w/o fine-tune'), "
+                        "both (default) or whichever is shipped (auto)")
     p.add_argument("--nets", default="alex,vgg", help="LPIPS backbones, comma separated (default: alex,vgg)")
-    p.add_argument("--csv", default=None, help="also write every row to this CSV file")
+    p.add_argument("--csv", default=None, help="also write every row to this CSV file (appended as rows finish)")
     p.add_argument("--per-image", action="store_true", help="print every image's row, not only the means")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_eval)
@@ -83,35 +88,54 @@ def cmd_decode(args) -> int:
 
             raise BitstreamError("bitstream names no codebook; pass --model")
         model = name
-    codec = load_codec(model, head.codebook_size, device=args.device, config=args.config)
+    codec = load_codec(model, head.codebook_size, device=args.device, config=args.config,
+                       finetuned=False if args.no_finetune else None)
     t0 = time.perf_counter()
     image = codec.decompress(data)
     ms = 1000 * (time.perf_counter() - t0)
     save_image(args.output, image)
-    print(f"{args.input}: {len(data)} bytes, codebook {codec.codebook_id} -> {image.shape[1]}x{image.shape[0]} "
+    print(f"{args.input}: {len(data)} bytes, codebook {codec.codebook_id} ({codec.variant}) -> {image.shape[1]}x{image.shape[0]} "
           f"image ({ms:.0f} ms) -> {args.output}")
     return 0
 
 
 def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), device=None, config=None,
-             progress=None):
-    """Rows (dicts) of bpp per coder, LPIPS, PSNR, SSIM and timings, one per (image, codebook size).
+             progress=None, variants: str = "both"):
+    """Rows (dicts) of bpp per coder, LPIPS, PSNR, SSIM and timings, one per (image, codebook size, variant).
 
     The encoder runs once per image (timed); each codebook size then only
     re-quantizes (timed and added to its encode time) and decodes.
+    ``variants`` (reduced sizes only): "kmeans" (w/o fine-tune), "finetuned"
+    (sizes without a shipped fine-tune are skipped), "both", or "auto"
+    (what ``load_codec`` picks). The variant is in each row's ``variant``.
     """
     import numpy as np
     import torch
 
     from codec.bitstream import bits_per_pixel
     from codec.entropy import CODERS
+    from codec.errors import ModelNotFoundError
     from codec.image import load_image, to_tensor
     from codec.metrics import image_metrics
     from codec.zoo import load_codec
 
+    if variants not in ("both", "auto", "finetuned", "kmeans"):
+        raise ValueError(f"variants must be both, auto, finetuned or kmeans, got {variants!r}")
     base = load_codec(model, None, device=device, config=config)
     sizes = sorted(set(sizes or [base.codebook_size]), reverse=True)
-    codecs = [base if s == base.codebook_size else load_codec(model, s, device=device, config=config) for s in sizes]
+    codecs = []
+    for s in sizes:
+        if s == base.codebook_size:
+            codecs.append(base)
+            continue
+        want = {"both": [False, True], "auto": [None], "finetuned": [True], "kmeans": [False]}[variants]
+        for ft in want:
+            try:
+                codecs.append(load_codec(model, s, device=device, config=config, finetuned=ft))
+            except ModelNotFoundError:
+                if variants == "finetuned" or (variants == "both" and ft):
+                    continue  # no fine-tuned decoder shipped for this size
+                raise
     rows = []
     for path in images:
         img = load_image(path)
@@ -138,7 +162,8 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
                 t_dec = time.perf_counter() - t0
                 m = image_metrics(x, rec, nets=nets, device=base.device)
                 rows.append({
-                    "image": Path(path).name, "codebook_size": codec.codebook_size, "width": W, "height": H,
+                    "image": Path(path).name, "codebook_size": codec.codebook_size,
+                    "variant": getattr(codec, "variant", "custom"), "width": W, "height": H,
                     **{f"bpp_{c}": bits_per_pixel(n, (H, W)) for c, n in sizes_b.items()},
                     **{f"bytes_{c}": n for c, n in sizes_b.items()},
                     **{k: float(v) for k, v in m.items()},
@@ -151,27 +176,46 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
 
 
 def cmd_eval(args) -> int:
+    import csv
+
     import pandas as pd
 
     from codec.image import list_images
 
     images = list_images(args.images)
     nets = tuple(n.strip() for n in args.nets.split(",") if n.strip())
-    rows = evaluate(images, args.model, args.codebook_size, nets=nets, device=args.device, config=args.config,
-                    progress=(lambda r: print(f"  {r['image']} S={r['codebook_size']}: {r['bpp_arith']:.4f} bpp, "
-                                              f"LPIPS {r.get('lpips_alex', float('nan')):.3f}", flush=True)))
+    sink: dict = {}
+    if args.csv:
+        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+
+    def progress(r: dict) -> None:
+        print(f"  {r['image']} S={r['codebook_size']} {r['variant']}: {r['bpp_arith']:.4f} bpp, "
+              f"LPIPS {r.get('lpips_alex', float('nan')):.3f}", flush=True)
+        if args.csv:  # appended row by row: an interrupted run keeps what it measured
+            if "writer" not in sink:
+                sink["file"] = open(args.csv, "w", newline="")
+                sink["writer"] = csv.DictWriter(sink["file"], fieldnames=list(r))
+                sink["writer"].writeheader()
+            sink["writer"].writerow(r)
+            sink["file"].flush()
+
+    try:
+        rows = evaluate(images, args.model, args.codebook_size, nets=nets, device=args.device, config=args.config,
+                        progress=progress, variants=args.variants)
+    finally:
+        if "file" in sink:
+            sink["file"].close()
     df = pd.DataFrame(rows)
     cols = [c for c in df.columns if c.startswith("bpp_")] + [c for c in df.columns if c.startswith(("lpips_", "psnr", "ssim", "ms_ssim"))] + ["encode_ms", "decode_ms"]
     pd.set_option("display.width", 200)
     if args.per_image:
-        print(df[["image", "codebook_size"] + cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    summary = df.groupby("codebook_size", sort=False)[cols].mean().reset_index()
-    summary.insert(1, "images", df.groupby("codebook_size", sort=False).size().values)
+        print(df[["image", "codebook_size", "variant"] + cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    g = df.groupby(["codebook_size", "variant"], sort=False)
+    summary = g[cols].mean().reset_index()
+    summary.insert(2, "images", g.size().values)
     print(f"\nmeans over {len(images)} image(s), model {args.model}:")
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if args.csv:
-        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(args.csv, index=False)
         print(f"rows written to {args.csv}")
     return 0
 

@@ -1,4 +1,4 @@
-"""``vqsim train-codec`` and ``vqsim export-codec``."""
+"""``vqsim train-codec``, ``vqsim export-codec`` and ``vqsim finetune-codec``."""
 from __future__ import annotations
 
 import argparse
@@ -34,6 +34,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-prior-images", type=int, default=512)
     p.add_argument("--seed", type=int, default=0, help="K-means seed")
     p.set_defaults(func=cmd_export_codec)
+
+    p = sub.add_parser("finetune-codec",
+                       help="short decoder-side fine-tune of each K-means-reduced codebook (resumable per size)")
+    p.add_argument("model", help="model file in the project format (from export-codec)")
+    p.add_argument("output", help="model file to write: the input plus the fine-tuned decoders")
+    p.add_argument("--data", nargs="+", default=["../shared/data/train256_part1.tar", "../shared/data/train256_part2.tar"],
+                   help="training image folders or .tar archives (centre-cropped to one square size)")
+    p.add_argument("--sizes", type=int, nargs="+", default=None, help="reduced sizes to fine-tune (default: all shipped)")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--window", type=int, default=8, help="latent window side per sample (pixels: window·f)")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--perceptual-weight", type=float, default=1.0)
+    p.add_argument("--max-images", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_finetune_codec)
 
 
 def load_train_config(args):
@@ -82,5 +100,22 @@ def cmd_export_codec(args) -> int:
     size = min(min(a.shape[:2]) for a in pool) // 16 * 16
     crops = [a[:size, :size] for a in pool]
     out = export_model(args.checkpoint, args.output, crops, seed=args.seed)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+def cmd_finetune_codec(args) -> int:
+    import torch
+
+    from codec.finetune import FinetuneConfig, finetune_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not Path(args.model).exists():
+        raise FileNotFoundError(f"model file not found: {args.model}")
+    cfg = FinetuneConfig(steps=args.steps, batch_size=args.batch_size, window=args.window, lr=args.lr,
+                         perceptual_weight=args.perceptual_weight, seed=args.seed)
+    out = finetune_model(args.model, args.output, args.data, args.sizes, cfg, max_images=args.max_images,
+                         device=args.device)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0

@@ -18,6 +18,7 @@ unknown keys are errors (typos must not silently fall back to defaults).
       codebook_sizes: [256]        # S values (K-means reductions below the model's K)
       coder: arith                 # bitstream coder for the source rate (bpp)
       kmeans_seed: 0
+      finetuned: auto              # reduced sizes: auto (the shipped fine-tuned decoder when there is one) | true | false (w/o fine-tune)
       device: auto                 # auto | cpu | cuda | cuda:N
     channels:                      # each entry expands to the product of its list-valued parameters
       - {model: index_loss, rate: [0.0, 0.1, 0.2]}       # drops exactly round(rate·h·w) indices
@@ -95,7 +96,7 @@ MISSING_MODEL_POLICIES = ("error", "skip")
 TOP_KEYS = ("name", "description", "images", "codec", "channels", "fec", "pairs", "packetization", "link",
             "pacing_bps", "deadline_s", "concealment", "seeds", "metrics", "examples", "execution")
 IMAGE_KEYS = ("source", "names", "limit", "resize", "crop")
-CODEC_KEYS = ("model", "codebook_sizes", "codebook_size", "coder", "kmeans_seed", "device")
+CODEC_KEYS = ("model", "codebook_sizes", "codebook_size", "coder", "kmeans_seed", "finetuned", "device")
 PACKET_KEYS = ("mtu", "interleave", "coder")
 LINK_DEFAULTS: dict[str, Any] = {"bandwidth_bps": 1e7, "propagation_s": 0.02, "jitter": "none", "jitter_s": 0.0,
                                  "queue_packets": None, "queue_bytes": None, "overhead_bytes": 0}
@@ -246,8 +247,12 @@ def _codec(v: Any) -> dict:
     device = d.get("device", "auto")
     if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
         raise _err("codec.device", f"unknown device {device!r}; allowed: auto, cpu, cuda, cuda:N")
+    ft = d.get("finetuned", "auto")
+    ft = {True: "true", False: "false", None: "auto"}.get(ft, ft) if isinstance(ft, (bool, type(None))) else ft
+    if ft not in ("auto", "true", "false"):
+        raise _err("codec.finetuned", f"must be auto, true or false, got {d.get('finetuned')!r}")
     return {"model": model, "codebook_sizes": sizes_l, "coder": _choice(d.get("coder", "arith"), STREAM_CODERS, "codec.coder"),
-            "kmeans_seed": _int(d.get("kmeans_seed", 0), "codec.kmeans_seed", 0), "device": device}
+            "kmeans_seed": _int(d.get("kmeans_seed", 0), "codec.kmeans_seed", 0), "finetuned": ft, "device": device}
 
 
 def _fec_item(v: Any, path: str) -> dict:

@@ -239,7 +239,8 @@ def plan_units(cfg: Mapping[str, Any], images: Sequence[SweepImage], points: Seq
                         params = {
                             "image": img.name, "image_hash": img.hash,
                             "codec_model": cc["name"], "codec_sha": cc["sha256"][:16], "codebook_size": S,
-                            "kmeans_seed": cc["kmeans_seed"], "source_coder": cc["coder"],
+                            "kmeans_seed": cc["kmeans_seed"], "finetuned": cc.get("finetuned", "auto"),
+                            "source_coder": cc["coder"],
                             "channel": {"model": pt["model"], **pt["params"]},
                             "fec": dict(fec),
                             "mtu": pc[0] if pc else 0, "interleave": pc[1] if pc else "none",
@@ -286,11 +287,19 @@ def _device(name: str | None):
     return None if name in (None, "auto") else name
 
 
+def _full_size(path: str) -> int:
+    from codec.zoo import _load_base
+
+    return _load_base(str(path), None)[0].codebook_size
+
+
 def _load_codec(cfg: Mapping[str, Any], S: int):
     from codec.zoo import load_codec
 
     c = cfg["codec"]
-    codec = load_codec(c["path"], S, device=_device(c["device"]), coder=c["coder"], kmeans_seed=c["kmeans_seed"])
+    ft = {"auto": None, "true": True, "false": False}[c.get("finetuned", "auto")]
+    codec = load_codec(c["path"], S, device=_device(c["device"]), coder=c["coder"], kmeans_seed=c["kmeans_seed"],
+                       finetuned=ft if S is not None and S != _full_size(c["path"]) else None)
     codec.name = c["name"]  # codebook_id "<name>/<S>" also for checkpoints given by path
     return codec
 
@@ -303,7 +312,8 @@ def _metric_device(cfg: Mapping[str, Any], codec) -> Any:
 def _cache_file(cache_dir: Path, codec_cfg: Mapping[str, Any], S: int, image_hash: str) -> Path:
     """Disk-cache entry of one (model weights, codebook size, K-means seed, coder, image)."""
     c = codec_cfg
-    return cache_dir / f"{c['sha256'][:12]}_S{S}_ks{c['kmeans_seed']}_{c['coder']}_{image_hash}.npz"
+    ft = c.get("finetuned", "auto")
+    return cache_dir / f"{c['sha256'][:12]}_S{S}_ks{c['kmeans_seed']}_ft{ft}_{c['coder']}_{image_hash}.npz"
 
 
 def prepare_encodings(cfg: Mapping[str, Any], images: Sequence[SweepImage], cache_dir: Path | None,
@@ -557,7 +567,7 @@ def _param_columns(unit: Unit) -> dict[str, Any]:
         "unit_id": unit.unit_id,
         "image": p["image"], "image_hash": p["image_hash"],
         "codec_model": p["codec_model"], "codec_sha": p["codec_sha"], "codebook_size": int(p["codebook_size"]),
-        "kmeans_seed": int(p["kmeans_seed"]), "source_coder": p["source_coder"],
+        "kmeans_seed": int(p["kmeans_seed"]), "finetuned": p.get("finetuned", "auto"), "source_coder": p["source_coder"],
         "channel": str(ch["model"]), "channel_label": info["channel_label"], "channel_family": info["channel_family"],
         "channel_kind": info["channel_kind"], "channel_entry": int(info["channel_entry"]),
         "channel_params": json.dumps({k: v for k, v in ch.items() if k != "model"}, sort_keys=True),
@@ -654,6 +664,7 @@ def run_unit(unit: Unit, ctx: TrialContext) -> UnitResult:
     H, W = enc.image_size
     pix = H * W
     base = _param_columns(unit)
+    base["codec_variant"] = getattr(ctx.codec(S), "variant", "custom")
     n_lost = int(lost.sum())
     tx = dict(tx)
     tx_row = {**tx, "bits_source": int(enc.bits_source), "bpp": enc.bits_source / pix,

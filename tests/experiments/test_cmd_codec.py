@@ -55,3 +55,43 @@ def test_eval_prints_table_and_writes_csv(tmp_path, tiny_ckpt, small_png, capsys
     raw = df.set_index("codebook_size").bytes_raw
     assert raw[4] < raw[16]
     assert np.all(df.lpips_alex >= 0) and np.all(df.psnr > 0)
+
+
+@pytest.fixture(scope="module")
+def ft_ckpt(tmp_path_factory, tiny_ckpt, kodim01):
+    """tiny_ckpt with K-means codebooks 8 and 4 and a (short) fine-tuned decoder side for size 8 only."""
+    import torch
+
+    from codec.checkpoint import load_vqgan, save_vqgan
+    from codec.finetune import FinetuneConfig, finetune_model
+    from codec.kmeans import kmeans_codebook
+
+    d = tmp_path_factory.mktemp("ftcli")
+    save_image(d / "data" / "a.png", kodim01[:64, :64])
+    model, _ = load_vqgan(tiny_ckpt)
+    cb = model.quantize.embedding.weight.detach().numpy()
+    books = {s: torch.from_numpy(kmeans_codebook(cb, s, seed=0).centroids) for s in (8, 4)}
+    base = save_vqgan(d / "base.pt", model, codebooks=books, meta={"kmeans_seed": 0})
+    cfg = FinetuneConfig(steps=10, batch_size=2, window=8, lr=3e-3, warmup=1, perceptual_weight=0.0)
+    return finetune_model(base, d / "ft.pt", [str(d / "data")], [8], cfg, log=lambda *_: None)
+
+
+def test_eval_variants_and_decode_no_finetune(tmp_path, ft_ckpt, small_png, capsys):
+    import pandas as pd
+
+    csv = tmp_path / "rows.csv"
+    assert main(["eval", "--images", str(small_png), "--model", str(ft_ckpt), "--codebook-size", "16", "8", "4",
+                 "--nets", "alex", "--csv", str(csv)]) == 0
+    df = pd.read_csv(csv)
+    assert sorted(zip(df.codebook_size, df.variant)) == [(4, "kmeans"), (8, "finetuned"), (8, "kmeans"), (16, "trained")]
+    by = df.set_index(["codebook_size", "variant"])
+    assert by.loc[(8, "finetuned"), "bytes_arith"] == by.loc[(8, "kmeans"), "bytes_arith"]  # same indices
+    assert by.loc[(8, "finetuned"), "psnr"] != by.loc[(8, "kmeans"), "psnr"]                # other decoder
+    assert "finetuned" in capsys.readouterr().out
+    vqb = tmp_path / "a.vqb"
+    assert main(["encode", str(small_png), str(vqb), "--model", str(ft_ckpt), "--codebook-size", "8"]) == 0
+    a, b = tmp_path / "ft.png", tmp_path / "km.png"
+    assert main(["decode", str(vqb), str(a), "--model", str(ft_ckpt)]) == 0
+    assert main(["decode", str(vqb), str(b), "--model", str(ft_ckpt), "--no-finetune"]) == 0
+    assert "(kmeans)" in capsys.readouterr().out
+    assert not np.array_equal(load_image(a), load_image(b))

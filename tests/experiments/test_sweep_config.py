@@ -25,6 +25,8 @@ def test_defaults_are_filled_in():
     cfg = validate_config(base())
     assert cfg["images"]["source"] == "skimage" and cfg["images"]["names"] == ["astronaut", "coffee", "chelsea", "rocket"]
     assert cfg["codec"]["model"] == "default" and cfg["fec"] == [{"n": 0, "k": 0, "nsym": 0}]
+    assert cfg["codec"]["finetuned"] == "auto"
+    assert validate_config(base(codec={"finetuned": False}))["codec"]["finetuned"] == "false"
     assert cfg["seeds"] == [0] and cfg["metrics"]["nets"] == ["alex"]
     assert cfg["packetization"] == {"mtu": [1200], "interleave": ["raster"], "coder": ["arith"]}
 
@@ -33,6 +35,7 @@ def test_defaults_are_filled_in():
     (base(chanels=[]), ["'chanels'", "allowed", "channels"]),
     (base(images={"resiz": 64}), ["images", "'resiz'", "resize"]),
     (base(codec={"codebook_sizes": [16, "x"]}), ["codec.codebook_sizes[1]", "integer"]),
+    (base(codec={"finetuned": "maybe"}), ["codec.finetuned", "auto, true or false", "'maybe'"]),
     (base(concealment={"methods": ["latent_avg", "magic"]}), ["concealment.methods[1]", "'magic'", "neighbor", "bidir"]),
     (base(concealment={"methods": ["bidir"], "options": {"bidir": {"stepz": 3}}}), ["concealment.options.bidir", "'stepz'", "steps"]),
     (base(fec=["none", {"n": 4, "k": 8}]), ["fec[1]", "(4, 8)", "1 ≤ k < n ≤ 255"]),
