@@ -124,7 +124,8 @@ def test_config_hash_ignores_bookkeeping_only():
     assert len({config_hash(a), config_hash(c), config_hash(d)}) == 3
 
 
-@pytest.mark.parametrize("name", ["paper_index_loss", "bernoulli", "gilbert_elliott", "fec_vs_concealment", "demo"])
+@pytest.mark.parametrize("name", ["paper_index_loss", "bernoulli", "gilbert_elliott", "fec_vs_concealment", "demo",
+                                  "model_card_conceal"])
 def test_bundled_configs_validate(name):
     cfg = validate_config(load_config(name))
     assert cfg["name"] == name

@@ -1,0 +1,64 @@
+"""Print the README model card tables (markdown) from the measurement files.
+
+Inputs (made as docs/training.md says):
+  results/kodak_codec.csv                      vqsim eval --images ../shared/data/kodak --codebook-size 1024 512 ... 8 --csv ...
+  results/model_card_conceal/results.parquet   vqsim sweep experiments/configs/model_card_conceal.yaml
+
+Usage: python docs/make_model_card_tables.py [codec_csv] [conceal_parquet]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def codec_table(path: Path) -> str:
+    df = pd.read_csv(path)
+    if "variant" not in df.columns:  # files from before fine-tuned sizes existed
+        df["variant"] = "kmeans"
+    g = df.groupby(["codebook_size", "variant"])
+    m = g.mean(numeric_only=True)
+    n = g.size()
+    cols = [("bpp_arith", "bpp arith", 4), ("bpp_arith_rep", "bpp arith_rep", 4), ("bpp_deflate", "bpp deflate", 4),
+            ("bpp_raw", "bpp raw", 4), ("lpips_alex", "LPIPS alex", 3), ("lpips_vgg", "LPIPS vgg", 3),
+            ("psnr", "PSNR dB", 2), ("ssim", "SSIM", 3), ("ms_ssim", "MS-SSIM", 3), ("codewords_used", "codewords used", 0)]
+    cols = [c for c in cols if c[0] in m.columns]
+    lines = ["| codebook | variant | images | " + " | ".join(c[1] for c in cols) + " |",
+             "|---|---|---|" + "---|" * len(cols)]
+    for (S, v) in sorted(m.index, key=lambda t: (-t[0], t[1])):
+        row = m.loc[(S, v)]
+        lines.append(f"| {S} | {'w/o fine-tune' if v == 'kmeans' else v} | {n[(S, v)]} | "
+                     + " | ".join(f"{row[c]:.{d}f}" for c, _, d in cols) + " |")
+    return "\n".join(lines)
+
+
+def conceal_table(path: Path) -> str:
+    df = pd.read_parquet(path)
+    df = df[df.method != "none"]
+    methods = [m for m in ("ar", "bidir", "latent_avg", "neighbor", "mean") if m in set(df.method)]
+    out = []
+    for S, d in df.groupby("codebook_size"):
+        t = d.pivot_table(index="loss_rate_nominal", columns="method", values="lpips_alex_vs_lossfree", aggfunc="mean")
+        o = d.pivot_table(index="loss_rate_nominal", columns="method", values="lpips_alex", aggfunc="mean")
+        out.append(f"codebook {S} ({d.image.nunique()} images; LPIPS-alex vs the loss-free reconstruction, "
+                   f"in brackets vs the original; loss-free vs original {d.lossfree_lpips_alex.mean():.3f})\n")
+        out.append("| lost | " + " | ".join(methods) + " |")
+        out.append("|---|" + "---|" * len(methods))
+        for r in t.index:
+            best = t.loc[r, methods].min()
+            cells = [(f"**{t.loc[r, m]:.3f}**" if t.loc[r, m] == best else f"{t.loc[r, m]:.3f}") + f" ({o.loc[r, m]:.3f})"
+                     for m in methods]
+            out.append(f"| {r:.0%} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    codec_csv = Path(sys.argv[1] if len(sys.argv) > 1 else "results/kodak_codec.csv")
+    conceal = Path(sys.argv[2] if len(sys.argv) > 2 else "results/model_card_conceal/results.parquet")
+    if codec_csv.exists():
+        print(codec_table(codec_csv), "\n")
+    if conceal.exists():
+        print(conceal_table(conceal))
