@@ -54,6 +54,12 @@ lost (``lost_mask`` True) by estimates.  Methods (``CONCEAL_METHODS``):
     larger maps use overlapping s×s tiles at stride s/2, each position taking
     the prediction of the tile whose centre is nearest.
 
+``ar_mean`` / ``bidir_mean`` — ``ar`` / ``bidir`` with ``estimate="mean"``:
+    each lost index becomes the codeword nearest to the model's posterior-mean
+    codeword Σ_k p_k e_k rather than its most probable one (the L2-optimal
+    estimate in latent space; it hedges where the model is unsure, as
+    ``latent_avg`` does, but with the model's context). Needs ``codebook``.
+
 ``mean`` — the codeword nearest (L2) to the mean codeword of the codebook.
 ``neighbor`` — copy the nearest received index (Euclidean grid distance,
     ``scipy.ndimage.distance_transform_edt`` feature transform).
@@ -77,8 +83,11 @@ from scipy import ndimage
 
 from .types import IndexMap, check_loss_mask
 
-CONCEAL_METHODS = ("ar", "ar_naive", "bidir", "mean", "neighbor", "latent_avg", "none")
+CONCEAL_METHODS = ("ar", "ar_naive", "ar_mean", "bidir", "bidir_mean", "mean", "neighbor", "latent_avg", "none")
+#: model methods and the transformer kind each needs ("*_mean": the same model with estimate="mean")
+MODEL_KIND = {"ar": "ar", "ar_naive": "ar", "ar_mean": "ar", "bidir": "bidir", "bidir_mean": "bidir"}
 WINDOW = 16
+ESTIMATES = ("mode", "mean")  # model methods: most probable codeword | nearest to the posterior-mean codeword
 
 
 # --------------------------------------------------------------------------- windows
@@ -240,16 +249,32 @@ def _pos_table(sh: int, sw: int, size: int) -> np.ndarray:
     return (k // sw) * size + (k % sw)
 
 
-def _choose(logits, K: int, u, temperature: float, top_k: int | None, tie_tol: float):
+def _choose(logits, K: int, u, temperature: float, top_k: int | None, tie_tol: float, codebook=None):
     """Pick tokens from logits (n, V) restricted to the K codewords.
 
     Argmax when ``u`` is None (ties → lowest index); otherwise inverse-CDF
     sampling of softmax(logits / temperature) (top-k filtered) with the
-    uniform numbers ``u`` (n,) float64.  Also returns ``unsafe`` (n,) bool:
-    choices that a perturbation of the logits of order ``tie_tol`` could flip.
+    uniform numbers ``u`` (n,) float64.  With ``codebook`` (K, D) float64 and
+    ``u`` None: the posterior-mean estimate, the codeword nearest (L2) to
+    m = Σ_k p_k e_k with p = softmax(logits / temperature) (top-k filtered).
+    Also returns ``unsafe`` (n,) bool: choices that a perturbation of the
+    logits of order ``tie_tol`` could flip.
     """
     torch = _import_torch()
     lg = logits[:, :K].float()
+    if codebook is not None and u is None:
+        lg = lg / temperature
+        if top_k is not None and top_k < K:
+            kth = torch.topk(lg, top_k, dim=1).values[:, -1:]
+            lg = lg.masked_fill(lg < kth, float("-inf"))
+        cb = codebook.to(lg.device)
+        m = torch.softmax(lg.double(), dim=1) @ cb                      # (n, D) expected codeword
+        score = 2.0 * (m @ cb.t()) - (cb * cb).sum(dim=1)[None, :]        # −‖m − e_k‖² + ‖m‖²
+        top = torch.topk(score, min(2, K), dim=1)
+        tok = torch.argmax(score, dim=1)
+        margin = top.values[:, 0] - top.values[:, -1]
+        unsafe = margin <= tie_tol * torch.clamp(top.values[:, 0].abs(), min=1.0)
+        return tok, unsafe
     if u is None:
         top = torch.topk(lg, min(2, K), dim=1)
         tok = torch.argmax(lg, dim=1)
@@ -277,16 +302,26 @@ class _Decoding:
     temperature: float
     top_k: int | None
     tie_tol: float
+    codebook: Any = None   # float64 torch (K, D) for estimate="mean", else None
 
     @classmethod
-    def make(cls, sample: bool, temperature: float, top_k: int | None, tie_tol: float, K: int) -> "_Decoding":
+    def make(cls, sample: bool, temperature: float, top_k: int | None, tie_tol: float, K: int,
+             estimate: str = "mode", codebook=None) -> "_Decoding":
         if not (isinstance(temperature, (int, float)) and temperature > 0 and math.isfinite(temperature)):
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
             raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
         if not (isinstance(tie_tol, (int, float)) and 0 <= tie_tol < 1):
             raise ValueError(f"tie_tol must be in [0, 1), got {tie_tol!r}")
-        return cls(bool(sample), float(temperature), None if top_k is None else min(int(top_k), K), float(tie_tol))
+        if estimate not in ESTIMATES:
+            raise ValueError(f"estimate must be one of {ESTIMATES}, got {estimate!r}")
+        cb = None
+        if estimate == "mean":
+            if sample:
+                raise ValueError("estimate='mean' is a deterministic estimate; it cannot be combined with sample=True")
+            torch = _import_torch()
+            cb = torch.as_tensor(_check_codebook(codebook, K), dtype=torch.float64)
+        return cls(bool(sample), float(temperature), None if top_k is None else min(int(top_k), K), float(tie_tol), cb)
 
 
 # --------------------------------------------------------------------------- AR problem
@@ -379,7 +414,7 @@ class _ARProblem:
 
     def choose(self, logits, ks: np.ndarray):
         u = None if self.u is None else self.u[_torch_index(ks)]
-        return _choose(logits, self.vocab.K, u, self.dec.temperature, self.dec.top_k, self.dec.tie_tol)
+        return _choose(logits, self.vocab.K, u, self.dec.temperature, self.dec.top_k, self.dec.tie_tol, self.dec.codebook)
 
     def commit(self, ks: np.ndarray, toks: np.ndarray) -> None:
         self.out[self.ii[ks], self.jj[ks]] = toks
@@ -575,16 +610,17 @@ def _ar_fast(prob: _ARProblem, max_tokens: int = 8192) -> tuple[np.ndarray, dict
 
 
 def _ar_options(window=WINDOW, sos_token=None, context="filled", rule="taming", sample=False, temperature=1.0,
-                top_k=None, tie_tol=1e-4):
+                top_k=None, tie_tol=1e-4, estimate="mode"):
     return dict(window=window, sos_token=sos_token, context=context, rule=rule, sample=sample,
-                temperature=temperature, top_k=top_k, tie_tol=tie_tol)
+                temperature=temperature, top_k=top_k, tie_tol=tie_tol, estimate=estimate)
 
 
 def _run_ar(index_map: IndexMap, lost: np.ndarray, model, rng, fast: bool, method: str,
-            max_tokens: int = 8192, return_stats: bool = False, **opts):
+            max_tokens: int = 8192, return_stats: bool = False, codebook=None, **opts):
     torch = _import_torch()
     o = _ar_options(**opts)
-    dec = _Decoding.make(o["sample"], o["temperature"], o["top_k"], o["tie_tol"], index_map.codebook_size)
+    dec = _Decoding.make(o["sample"], o["temperature"], o["top_k"], o["tie_tol"], index_map.codebook_size,
+                         o["estimate"], codebook)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
     was_training = bool(getattr(model, "training", False))
@@ -608,9 +644,11 @@ def conceal_ar(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None, *
     Options: ``window`` (16), ``sos_token`` (model.sos_token or 0),
     ``context`` ("filled" | "mask"), ``rule`` ("taming" | "tiled", see
     :func:`ar_tile_origins`), ``sample`` (False), ``temperature`` (1.0),
-    ``top_k`` (None), ``tie_tol`` (1e-4), ``max_tokens`` (8192, tokens per
-    batched forward), ``return_stats`` (also return a dict: waves, forwards,
-    tokens, recomputed).
+    ``top_k`` (None), ``tie_tol`` (1e-4), ``estimate`` ("mode": the most
+    probable codeword, the paper's argmax; "mean": the codeword nearest to the
+    posterior-mean codeword Σ p_k e_k, needs ``codebook``), ``max_tokens``
+    (8192, tokens per batched forward), ``return_stats`` (also return a dict:
+    waves, forwards, tokens, recomputed).
     """
     lost = check_loss_mask(lost_mask, index_map.shape)
     return _run_ar(index_map, lost, model, rng, True, "ar", **options)
@@ -626,7 +664,7 @@ def conceal_ar_naive(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=N
 # --------------------------------------------------------------------------- bidirectional
 def conceal_bidir(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None, window: int = WINDOW,
                   steps: int = 6, sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
-                  max_tokens: int = 8192) -> IndexMap:
+                  max_tokens: int = 8192, estimate: str = "mode", codebook=None) -> IndexMap:
     """MaskGIT-style iterative concealment with a bidirectional model (vocab K+1, [mask] = K).
 
     Step s = 1 … S: predict every still-masked position (argmax, or a sample
@@ -634,6 +672,9 @@ def conceal_bidir(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None
     of the chosen token; keep the most confident until only
     ⌊N·cos(π/2 · s/S)⌋ of the N lost positions remain masked (at least one
     is kept per step; ties → raster order); the rest stay [mask].
+    ``estimate="mean"`` commits the codeword nearest to the posterior-mean
+    codeword instead of the argmax (needs ``codebook``); confidence stays the
+    log-probability of the committed codeword.
     """
     torch = _import_torch()
     lost = check_loss_mask(lost_mask, index_map.shape)
@@ -643,7 +684,7 @@ def conceal_bidir(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
         raise ValueError(f"window must be an int ≥ 2, got {window!r}")
-    dec = _Decoding.make(sample, temperature, top_k, 0.0, K)
+    dec = _Decoding.make(sample, temperature, top_k, 0.0, K, estimate, codebook)
     gen = _as_torch_generator(rng)
     if dec.sample and gen is None:
         raise ValueError("sampling (sample=True) needs rng= (a torch or numpy Generator)")
@@ -685,7 +726,7 @@ def conceal_bidir(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None
                     logits[torch.from_numpy(sel).to(dev)] = out[torch.from_numpy(inv[sel] - b0).to(dev),
                                                                 torch.from_numpy(local[sel]).to(dev)]
                 u = torch.rand(len(act), generator=gen, dtype=torch.float64) if dec.sample else None
-                tok, _ = _choose(logits, K, u, dec.temperature, dec.top_k, 0.0)
+                tok, _ = _choose(logits, K, u, dec.temperature, dec.top_k, 0.0, dec.codebook)
                 lp = torch.log_softmax(logits[:, :K].float() / (dec.temperature if dec.sample else 1.0), dim=1)
                 conf = lp.gather(1, tok[:, None]).squeeze(1).cpu().numpy()
                 remain = 0 if s == steps else int(math.floor(N * math.cos(math.pi / 2 * s / steps)))
@@ -786,11 +827,14 @@ def conceal_none(index_map: IndexMap, lost_mask: np.ndarray, fill_value: int | N
 
 
 # --------------------------------------------------------------------------- one interface
-_AR_OPTS = ("window", "sos_token", "context", "rule", "sample", "temperature", "top_k", "tie_tol", "return_stats")
+_AR_OPTS = ("window", "sos_token", "context", "rule", "sample", "temperature", "top_k", "tie_tol", "estimate",
+            "return_stats")
 _OPTIONS = {
     "ar": _AR_OPTS + ("max_tokens",),
     "ar_naive": _AR_OPTS,
-    "bidir": ("window", "steps", "sample", "temperature", "top_k", "max_tokens"),
+    "ar_mean": tuple(o for o in _AR_OPTS if o not in ("sample", "estimate")) + ("max_tokens",),
+    "bidir": ("window", "steps", "sample", "temperature", "top_k", "max_tokens", "estimate"),
+    "bidir_mean": ("window", "steps", "temperature", "top_k", "max_tokens"),
     "mean": (),
     "neighbor": (),
     "latent_avg": ("connectivity",),
@@ -809,7 +853,8 @@ def conceal(index_map: IndexMap, lost_mask: np.ndarray, method: str = "ar", *, m
         model: GPT for ``ar`` / ``ar_naive`` (causal, vocab K or K+1) and
             ``bidir`` (bidirectional, vocab K+1).
         codebook: (K, D) codewords for ``mean``, ``latent_avg`` (and the
-            all-lost fallback of ``neighbor``).
+            all-lost fallback of ``neighbor``), and for the model methods'
+            ``estimate="mean"``.
         rng: torch or numpy Generator; needed only when sampling.
         options: method-specific (see the ``conceal_*`` functions); unknown
             options raise ``ValueError`` listing the allowed ones.
@@ -823,6 +868,11 @@ def conceal(index_map: IndexMap, lost_mask: np.ndarray, method: str = "ar", *, m
     bad = sorted(set(options) - set(_OPTIONS[method]))
     if bad:
         raise ValueError(f"unknown option(s) {bad} for method {method!r}; allowed: {list(_OPTIONS[method]) or '(no options)'}")
+    if method in ("ar_mean", "bidir_mean"):
+        method = method[:-5]
+        options["estimate"] = "mean"
+    if method in ("ar", "ar_naive", "bidir") and options.get("estimate", "mode") == "mean":
+        options["codebook"] = codebook
     if method == "ar":
         return conceal_ar(index_map, lost_mask, model, rng=rng, **options)
     if method == "ar_naive":

@@ -180,15 +180,15 @@ def finetune_model(model_path: str | Path, out: str | Path, data: list[str], siz
     """Fine-tune every reduced size of a shipped-format model and write the model with them.
 
     Per-size results are kept in ``OUT.ft/{S}.pt`` as they finish, so an
-    interrupted run resumes at the next size; the output file is the input
-    model plus ``decoders[S]`` for each fine-tuned size (see ``codec.zoo``).
+    interrupted run resumes at the next size, and runs with disjoint
+    ``sizes`` may share OUT in parallel; the output file is the input model
+    plus ``decoders[S]`` for every size finished in ``OUT.ft`` (see ``codec.zoo``).
     """
     from .checkpoint import load_vqgan, read_checkpoint, save_vqgan
     from .train import load_image_pool
 
     cfg = cfg or FinetuneConfig()
     model, extras = load_vqgan(model_path)
-    K = model.codebook_size
     codebooks = {int(s): torch.as_tensor(c).float() for s, c in extras["codebooks"].items()}
     sizes = sorted(codebooks, reverse=True) if sizes is None else [int(s) for s in sizes]
     for s in sizes:
@@ -227,7 +227,8 @@ def finetune_model(model_path: str | Path, out: str | Path, data: list[str], siz
             tmp.replace(work / f"{s}.pt")
     decoders: dict[int, dict[str, torch.Tensor]] = {int(k): v for k, v in extras["decoders"].items()}
     ft_meta: dict[str, dict] = {}
-    for s in sizes:
+    done = sorted(set(sizes) | {s for s in codebooks if (work / f"{s}.pt").exists()}, reverse=True)
+    for s in done:  # also sizes finished by another run on the same OUT (e.g. sizes split over processes)
         ck = read_checkpoint(work / f"{s}.pt")
         decoders[s] = ck["weights"]
         ft_meta[str(s)] = {"steps": ck["config"]["steps"], "parts": ["decoder_codebook", *ck["config"]["parts"]],

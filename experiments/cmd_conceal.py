@@ -93,7 +93,7 @@ def cmd_conceal(args) -> int:
     import numpy as np
     import torch
 
-    from codec.conceal import conceal, random_loss_mask
+    from codec.conceal import MODEL_KIND, conceal, random_loss_mask
     from codec.image import save_image
     from codec.metrics import lpips_distance
 
@@ -112,12 +112,16 @@ def cmd_conceal(args) -> int:
     received = imap.with_indices(np.where(lost, 0, imap.indices))  # what a receiver holds
     opts: dict = {}
     model = None
-    if args.method in ("ar", "ar_naive", "bidir"):
-        kind = "bidir" if args.method == "bidir" else "ar"
+    if args.method in MODEL_KIND:
+        kind = MODEL_KIND[args.method]
         model = load_concealer_for(codec, kind, args.concealer, device=codec.device)
         window = int(getattr(model, "meta", {}).get("window", 16))
-        opts = {"window": window, "sample": args.sample, "temperature": args.temperature, "top_k": args.top_k}
-        if args.method == "bidir":
+        opts = {"window": window, "temperature": args.temperature, "top_k": args.top_k}
+        if not args.method.endswith("_mean"):
+            opts["sample"] = args.sample
+        elif args.sample:
+            raise ValueError(f"--sample does not apply to {args.method} (a deterministic posterior-mean estimate)")
+        if kind == "bidir":
             opts["steps"] = args.steps
         else:
             opts["rule"] = args.rule

@@ -84,7 +84,7 @@ INDEX_LOSS = "index_loss"
 """The pseudo-channel of the paper's restoration experiment: drops indices directly, no packets."""
 
 INDEX_LOSS_MODES = ("exact", "iid")
-MODEL_METHODS = {"ar": "ar", "ar_naive": "ar", "bidir": "bidir"}
+MODEL_METHODS = {"ar": "ar", "ar_naive": "ar", "ar_mean": "ar", "bidir": "bidir", "bidir_mean": "bidir"}
 """Concealment methods that need a transformer, and the kind of model each needs."""
 
 LPIPS_NETS = ("alex", "vgg")

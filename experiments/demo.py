@@ -52,6 +52,8 @@ def demo_config(notes: list[str]) -> dict:
     Codebook size: the config's, unless a transformer is shipped only for
     other sizes — then the largest size with an "ar" (else "bidir") model.
     """
+    from codec.conceal import MODEL_KIND
+
     from .config import load_config
 
     raw = load_config(DEMO_CONFIG)
@@ -66,12 +68,13 @@ def demo_config(notes: list[str]) -> dict:
     raw["codec"]["codebook_sizes"] = [S]
     methods = []
     for m in raw["concealment"]["methods"]:
-        if m in ("ar", "bidir"):
-            if S in have[m]:
+        if m in MODEL_KIND:
+            kind = MODEL_KIND[m]
+            if S in have[kind]:
                 methods.append(m)
             else:
-                notes.append(f"no {m!r} concealment transformer shipped for default/{S} "
-                             f"(codec/weights/default_{m}_{S}.pt): {m!r} left out, baselines only")
+                notes.append(f"no {kind!r} concealment transformer shipped for default/{S} "
+                             f"(codec/weights/default_{kind}_{S}.pt): {m!r} left out, baselines only")
         else:
             methods.append(m)
     raw["concealment"]["methods"] = methods

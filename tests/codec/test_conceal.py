@@ -281,3 +281,63 @@ def test_interface_errors(kodak):
         conceal(imap, lost[:5], "neighbor")
     with pytest.raises(TypeError, match="boolean"):
         conceal(imap, lost.astype(int), "neighbor")
+
+
+# --------------------------------------------------------------------------- posterior-mean estimate
+def test_choose_mean_is_nearest_to_expected_codeword():
+    from codec.conceal import _choose
+
+    cb = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], dtype=torch.float64)
+    # p = (0, 0.5, 0.5, 0) in effect: the expected codeword (0.5, 0.5) is codeword 3, not either mode
+    logits = torch.tensor([[-1e9, 2.0, 2.0, -1e9], [-1e9, 9.0, -1e9, -1e9]])
+    tok, unsafe = _choose(logits, 4, None, 1.0, None, 1e-4, codebook=cb)
+    assert tok.tolist() == [3, 1] and not unsafe.any()
+    # brute force on random logits
+    g = torch.Generator().manual_seed(0)
+    lg = torch.randn(50, 4, generator=g) * 3
+    tok, _ = _choose(lg, 4, None, 1.0, None, 0.0, codebook=cb)
+    m = torch.softmax(lg.double(), 1) @ cb
+    assert torch.equal(tok, torch.cdist(m, cb).argmin(1))
+
+
+def test_ar_mean_estimate_fast_equals_naive_and_differs_from_mode(kodak):
+    maps, cb = kodak
+    imap = IndexMap(maps[1].indices[:16, :24], K, (256, 384))
+    lost = random_loss_mask(imap.shape, 0.3, np.random.default_rng(3))
+    m = _gpt(seed=1)
+    a = conceal(imap, lost, "ar_naive", model=m, codebook=cb, window=8, estimate="mean")
+    b = conceal(imap, lost, "ar", model=m, codebook=cb, window=8, estimate="mean")
+    assert a == b
+    assert np.array_equal(a.indices[~lost], imap.indices[~lost])
+    mode = conceal(imap, lost, "ar", model=m, window=8)
+    assert not np.array_equal(mode.indices, a.indices)
+    bd = conceal(imap, lost, "bidir", model=_gpt(causal=False, seed=2), codebook=cb, window=8, estimate="mean")
+    assert np.array_equal(bd.indices[~lost], imap.indices[~lost])
+
+
+def test_mean_estimate_errors(kodak):
+    maps, cb = kodak
+    imap = IndexMap(maps[0].indices[:8, :8], K, (128, 128))
+    lost = random_loss_mask(imap.shape, 0.3, np.random.default_rng(0))
+    m = _gpt()
+    with pytest.raises(ValueError, match="needs codebook"):
+        conceal(imap, lost, "ar", model=m, window=8, estimate="mean")
+    with pytest.raises(ValueError, match="cannot be combined with sample"):
+        conceal(imap, lost, "ar", model=m, codebook=cb, window=8, estimate="mean", sample=True, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="estimate must be one of"):
+        conceal(imap, lost, "ar", model=m, codebook=cb, window=8, estimate="median")
+    with pytest.raises(ValueError, match="shape"):
+        conceal(imap, lost, "bidir", model=_gpt(causal=False), codebook=cb[:4], window=8, estimate="mean")
+
+
+def test_mean_method_names_are_the_mean_estimate(kodak):
+    maps, cb = kodak
+    imap = IndexMap(maps[2].indices[:12, :12], K, (192, 192))
+    lost = random_loss_mask(imap.shape, 0.25, np.random.default_rng(4))
+    m, b = _gpt(seed=3), _gpt(causal=False, seed=4)
+    assert conceal(imap, lost, "ar_mean", model=m, codebook=cb, window=8) == \
+        conceal(imap, lost, "ar", model=m, codebook=cb, window=8, estimate="mean")
+    assert conceal(imap, lost, "bidir_mean", model=b, codebook=cb, window=8) == \
+        conceal(imap, lost, "bidir", model=b, codebook=cb, window=8, estimate="mean")
+    with pytest.raises(ValueError, match="unknown option"):
+        conceal(imap, lost, "ar_mean", model=m, codebook=cb, window=8, sample=True)
