@@ -56,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--half", action="store_true", help="store the model file in float16")
     p.add_argument("--resume", action="store_true", help="continue from OUT.train")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--cache-dir", default="runs/index_cache",
+                   help="where the training images' index maps are cached (default runs/index_cache)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.set_defaults(func=cmd_train_transformer)
 
@@ -161,7 +163,7 @@ def cmd_train_transformer(args) -> int:
     codec = load_codec(args.codec, args.codebook_size, device=args.device, config=args.config)
     images = list_images(args.images)
     out = Path(args.out)
-    maps = load_or_encode_index_maps(codec, images, out.parent)
+    maps = load_or_encode_index_maps(codec, images, args.cache_dir)
     res = train_transformer(maps, codec.codebook_size, cfg, out=out, resume=args.resume,
                             meta={"codec": codec.name, "codebook_id": codec.codebook_id})
     last = {k: v for h in res.history for k, v in h.items()}

@@ -63,9 +63,11 @@ def test_train_transformer_cli_and_resume(tmp_path, tiny_ckpt, kodim01, capsys):
     out = tmp_path / "m" / "ar.pt"
     args = ["train-transformer", "--codec", str(tiny_ckpt), "--images", str(imgs), "--out", str(out),
             "--window", "8", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--batch", "4",
-            "--warmup", "0", "--log-every", "2", "--eval-every", "2", "--ckpt-every", "2"]
+            "--warmup", "0", "--log-every", "2", "--eval-every", "2", "--ckpt-every", "2",
+            "--cache-dir", str(tmp_path / "cache")]
     assert main(args + ["--steps", "4"]) == 0
-    cache = list(out.parent.glob("indexmaps_tiny_16_*.npz"))
+    cache = list((tmp_path / "cache").glob("indexmaps_tiny_16_*.npz"))
+    assert not list(out.parent.glob("*.npz"))  # nothing but the model next to it
     assert len(cache) == 1 and out.exists()
     m = load_transformer(out)
     assert m.config.vocab_size == 17 and m.meta["codebook_id"] == "tiny/16" and m.meta["step"] == 4
