@@ -4,7 +4,7 @@ Inputs (made as docs/training.md says):
   results/kodak_codec.csv                      vqsim eval --images ../shared/data/kodak --codebook-size 1024 512 ... 8 --csv ...
   results/model_card_conceal/results.parquet   vqsim sweep experiments/configs/model_card_conceal.yaml
 
-Usage: python docs/make_model_card_tables.py [codec_csv] [conceal_parquet]
+Usage: python docs/make_model_card_tables.py [codec_csv ...] [conceal_parquet ...]
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 
-def codec_table(path: Path) -> str:
-    df = pd.read_csv(path)
+def codec_table(*paths: Path) -> str:
+    df = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
     if "variant" not in df.columns:  # files from before fine-tuned sizes existed
         df["variant"] = "kmeans"
     g = df.groupby(["codebook_size", "variant"])
@@ -34,10 +34,11 @@ def codec_table(path: Path) -> str:
     return "\n".join(lines)
 
 
-def conceal_table(path: Path) -> str:
-    df = pd.read_parquet(path)
+def conceal_table(*paths: Path) -> str:
+    df = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    df = df.drop_duplicates(["unit_id", "method"])  # the same trial from two runs (sizes split over processes)
     df = df[df.method != "none"]
-    methods = [m for m in ("ar", "bidir", "latent_avg", "neighbor", "mean") if m in set(df.method)]
+    methods = [m for m in ("ar", "ar_mean", "bidir", "bidir_mean", "latent_avg", "neighbor", "mean") if m in set(df.method)]
     out = []
     for S, d in df.groupby("codebook_size"):
         t = d.pivot_table(index="loss_rate_nominal", columns="method", values="lpips_alex_vs_lossfree", aggfunc="mean")
@@ -56,9 +57,11 @@ def conceal_table(path: Path) -> str:
 
 
 if __name__ == "__main__":
-    codec_csv = Path(sys.argv[1] if len(sys.argv) > 1 else "results/kodak_codec.csv")
-    conceal = Path(sys.argv[2] if len(sys.argv) > 2 else "results/model_card_conceal/results.parquet")
-    if codec_csv.exists():
-        print(codec_table(codec_csv), "\n")
-    if conceal.exists():
-        print(conceal_table(conceal))
+    args = [Path(a) for a in sys.argv[1:]]
+    csvs = [a for a in args if a.suffix == ".csv"] or [Path("results/kodak_codec.csv")]
+    parquets = [a for a in args if a.suffix == ".parquet"] or [Path("results/model_card_conceal/results.parquet")]
+    csvs, parquets = [a for a in csvs if a.exists()], [a for a in parquets if a.exists()]
+    if csvs:
+        print(codec_table(*csvs), "\n")
+    if parquets:
+        print(conceal_table(*parquets))
