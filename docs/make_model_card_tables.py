@@ -58,8 +58,8 @@ def conceal_table(*paths: Path) -> str:
 
 if __name__ == "__main__":
     args = [Path(a) for a in sys.argv[1:]]
-    csvs = [a for a in args if a.suffix == ".csv"] or [Path("results/kodak_codec.csv")]
-    parquets = [a for a in args if a.suffix == ".parquet"] or [Path("results/model_card_conceal/results.parquet")]
+    csvs = [a for a in args if a.suffix == ".csv"] or ([] if args else [Path("results/kodak_codec.csv")])
+    parquets = [a for a in args if a.suffix == ".parquet"] or ([] if args else [Path("results/model_card_conceal/results.parquet")])
     csvs, parquets = [a for a in csvs if a.exists()], [a for a in parquets if a.exists()]
     if csvs:
         print(codec_table(*csvs), "\n")
