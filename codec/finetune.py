@@ -24,6 +24,7 @@ matching ``window·f``-pixel regions of the images.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -124,9 +125,9 @@ def finetune_size(base: VQModel, codebook: torch.Tensor, latents: torch.Tensor, 
     win = int(cfg.window)
     if win > min(h, w):
         raise ValueError(f"window {win} exceeds the latent map {h}x{w}")
-    model = base.with_codebook(codebook, finetuned={"decoder_codebook": torch.as_tensor(codebook).float(),
-                                                    **{k: v for k, v in base.state_dict().items()
-                                                       if k.startswith(("post_quant_conv.", "decoder."))}})
+    model = base.with_codebook(codebook, finetuned={"decoder_codebook": torch.as_tensor(codebook).float()})
+    model.decoder = copy.deepcopy(base.decoder)  # trained in place: the base model stays untouched
+    model.post_quant_conv = copy.deepcopy(base.post_quant_conv)
     model = model.to(device).train()
     model.requires_grad_(False)
     params = _select_params(model, list(cfg.parts))
