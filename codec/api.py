@@ -88,7 +88,7 @@ class VQGANCodec:
     @property
     def codebook(self) -> np.ndarray:
         """The codewords, float32 (K, D)."""
-        return self.model.quantize.embedding.weight.detach().float().cpu().numpy()
+        return self.model.quantize.codewords().detach().float().cpu().numpy()
 
     def latent_shape(self, image_size: tuple[int, int]) -> tuple[int, int]:
         f = self.downsample_factor

@@ -50,7 +50,7 @@ def export_model(train_ckpt: str | Path, out: str | Path, prior_images: list[np.
     """Write the shippable model file; returns its path."""
     model, info = model_from_training_checkpoint(train_ckpt)
     K = model.codebook_size
-    cb = model.quantize.embedding.weight.detach().float().cpu()
+    cb = model.quantize.codewords().detach().float().cpu()
     codebooks: dict[int, torch.Tensor] = {}
     for s in reduced_sizes(K):
         t0 = time.perf_counter()

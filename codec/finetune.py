@@ -125,7 +125,9 @@ def finetune_size(base: VQModel, codebook: torch.Tensor, latents: torch.Tensor, 
     win = int(cfg.window)
     if win > min(h, w):
         raise ValueError(f"window {win} exceeds the latent map {h}x{w}")
-    model = base.with_codebook(codebook, finetuned={"decoder_codebook": torch.as_tensor(codebook).float()})
+    # the decoder codebook starts from the codewords the plain reduced decoder sees (unit rows for l2 codebooks)
+    start = base.with_codebook(codebook).quantize.codewords().detach().float().cpu()
+    model = base.with_codebook(codebook, finetuned={"decoder_codebook": start})
     model.decoder = copy.deepcopy(base.decoder)  # trained in place: the base model stays untouched
     model.post_quant_conv = copy.deepcopy(base.post_quant_conv)
     model = model.to(device).train()

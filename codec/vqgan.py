@@ -45,15 +45,22 @@ class VQGANConfig:
     embed_dim: int = 256
     n_embed: int = 1024
     beta: float = 0.25
+    norm_groups: int = 32         # GroupNorm groups (taming: 32); narrow models need fewer (see Normalize)
+    out_norm: str = "group"       # encoder/decoder norm_out: "group" (taming) or "affine" (scale + bias only, see Affine)
+    codebook_l2: bool = False     # l2-normalised (cosine) codebook lookup (ViT-VQGAN); taming: False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ch_mult", tuple(int(m) for m in self.ch_mult))
         object.__setattr__(self, "attn_resolutions", tuple(int(r) for r in self.attn_resolutions))
         if self.ch <= 0 or any(m <= 0 for m in self.ch_mult) or not self.ch_mult:
             raise ValueError(f"ch and ch_mult must be positive, got ch={self.ch}, ch_mult={self.ch_mult}")
+        if self.out_norm not in ("group", "affine"):
+            raise ValueError(f"out_norm must be 'group' or 'affine', got {self.out_norm!r}")
+        if self.norm_groups < 1:
+            raise ValueError(f"norm_groups must be ≥ 1, got {self.norm_groups}")
         for c in {self.ch * m for m in self.ch_mult} | {self.ch}:
-            if c % 32:
-                raise ValueError(f"channel count {c} (ch·ch_mult) must be a multiple of 32 (GroupNorm(32))")
+            if c % self.norm_groups:
+                raise ValueError(f"channel count {c} (ch·ch_mult) must be a multiple of norm_groups={self.norm_groups}")
         if self.num_res_blocks < 1:
             raise ValueError(f"num_res_blocks must be ≥ 1, got {self.num_res_blocks}")
         if not 2 <= self.n_embed <= 1 << 20:
@@ -79,8 +86,44 @@ class VQGANConfig:
         return from_dict_strict(cls, d, "VQGAN config")
 
 
-def Normalize(in_channels: int) -> nn.GroupNorm:  # noqa: N802 (taming's name)
-    return nn.GroupNorm(num_groups=32, num_channels=in_channels, eps=1e-6, affine=True)
+def Normalize(in_channels: int, num_groups: int = 32) -> nn.GroupNorm:  # noqa: N802 (taming's name)
+    """taming's GroupNorm(32, eps 1e-6).
+
+    With one channel per group (``in_channels == num_groups``, e.g. ``ch = 32``)
+    GroupNorm is per-channel instance normalization over the whole image: it
+    removes every feature channel's image-wide level, which is exactly what a
+    flat colour is, so a narrow model with 32 groups cannot carry colour
+    (measured: flat red, green and blue decode to the same brown). Narrow
+    models therefore use fewer groups (``VQGANConfig.norm_groups``).
+    """
+    return nn.GroupNorm(num_groups=num_groups, num_channels=in_channels, eps=1e-6, affine=True)
+
+
+class Affine(nn.Module):
+    """Per-channel scale and bias, y = w·x + b, with GroupNorm's parameter names and shapes (``weight``, ``bias``).
+
+    The encoder's and decoder's ``norm_out`` are the only norms on the main
+    (non-residual) path: every other GroupNorm sits inside a residual branch,
+    so the skip connections carry absolute levels past it. A GroupNorm there
+    removes each group's image-wide mean, i.e. the picture's overall colour,
+    which the network must then re-encode as contrast between channels; a
+    small model trained briefly never learns that (measured: grey
+    reconstructions, low-pass chroma no better than a grey image). With
+    ``out_norm="affine"`` those two layers keep the levels. The state_dict
+    keys are unchanged, so the model stays in taming's layout.
+    """
+
+    def __init__(self, num_channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+def _out_norm(kind: str, channels: int, groups: int) -> nn.Module:
+    return Affine(channels) if kind == "affine" else Normalize(channels, groups)
 
 
 def nonlinearity(x: torch.Tensor) -> torch.Tensor:
@@ -113,14 +156,15 @@ class Downsample(nn.Module):
 
 
 class ResnetBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int | None = None, conv_shortcut: bool = False, dropout: float = 0.0):
+    def __init__(self, in_channels: int, out_channels: int | None = None, conv_shortcut: bool = False, dropout: float = 0.0,
+                 norm_groups: int = 32):
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
         self.in_channels, self.out_channels = in_channels, out_channels
         self.use_conv_shortcut = conv_shortcut
-        self.norm1 = Normalize(in_channels)
+        self.norm1 = Normalize(in_channels, norm_groups)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, 1, 1)
-        self.norm2 = Normalize(out_channels)
+        self.norm2 = Normalize(out_channels, norm_groups)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1)
         if in_channels != out_channels:
@@ -140,9 +184,9 @@ class ResnetBlock(nn.Module):
 class AttnBlock(nn.Module):
     """Single-head spatial self-attention with 1×1 conv projections."""
 
-    def __init__(self, in_channels: int):
+    def __init__(self, in_channels: int, norm_groups: int = 32):
         super().__init__()
-        self.norm = Normalize(in_channels)
+        self.norm = Normalize(in_channels, norm_groups)
         self.q = nn.Conv2d(in_channels, in_channels, 1, 1, 0)
         self.k = nn.Conv2d(in_channels, in_channels, 1, 1, 0)
         self.v = nn.Conv2d(in_channels, in_channels, 1, 1, 0)
@@ -164,7 +208,7 @@ class AttnBlock(nn.Module):
 class Encoder(nn.Module):
     def __init__(self, *, ch: int, out_ch: int, ch_mult=(1, 2, 4, 8), num_res_blocks: int, attn_resolutions,
                  dropout: float = 0.0, resamp_with_conv: bool = True, in_channels: int, resolution: int,
-                 z_channels: int, double_z: bool = True, **ignore):
+                 z_channels: int, double_z: bool = True, norm_groups: int = 32, out_norm: str = "group", **ignore):
         super().__init__()
         self.ch = ch
         self.num_resolutions = len(ch_mult)
@@ -181,10 +225,10 @@ class Encoder(nn.Module):
             block_in = ch * in_ch_mult[i_level]
             block_out = ch * ch_mult[i_level]
             for _ in range(num_res_blocks):
-                block.append(ResnetBlock(block_in, block_out, dropout=dropout))
+                block.append(ResnetBlock(block_in, block_out, dropout=dropout, norm_groups=norm_groups))
                 block_in = block_out
                 if curr_res in attn_resolutions:
-                    attn.append(AttnBlock(block_in))
+                    attn.append(AttnBlock(block_in, norm_groups))
             down = nn.Module()
             down.block, down.attn = block, attn
             if i_level != self.num_resolutions - 1:
@@ -192,10 +236,10 @@ class Encoder(nn.Module):
                 curr_res //= 2
             self.down.append(down)
         self.mid = nn.Module()
-        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout=dropout)
-        self.mid.attn_1 = AttnBlock(block_in)
-        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout=dropout)
-        self.norm_out = Normalize(block_in)
+        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout=dropout, norm_groups=norm_groups)
+        self.mid.attn_1 = AttnBlock(block_in, norm_groups)
+        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout=dropout, norm_groups=norm_groups)
+        self.norm_out = _out_norm(out_norm, block_in, norm_groups)
         self.conv_out = nn.Conv2d(block_in, 2 * z_channels if double_z else z_channels, 3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -214,7 +258,8 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, *, ch: int, out_ch: int, ch_mult=(1, 2, 4, 8), num_res_blocks: int, attn_resolutions,
                  dropout: float = 0.0, resamp_with_conv: bool = True, in_channels: int, resolution: int,
-                 z_channels: int, give_pre_end: bool = False, **ignore):
+                 z_channels: int, give_pre_end: bool = False, norm_groups: int = 32, out_norm: str = "group",
+                 **ignore):
         super().__init__()
         self.ch = ch
         self.num_resolutions = len(ch_mult)
@@ -226,25 +271,25 @@ class Decoder(nn.Module):
         self.z_shape = (1, z_channels, curr_res, curr_res)
         self.conv_in = nn.Conv2d(z_channels, block_in, 3, 1, 1)
         self.mid = nn.Module()
-        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout=dropout)
-        self.mid.attn_1 = AttnBlock(block_in)
-        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout=dropout)
+        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout=dropout, norm_groups=norm_groups)
+        self.mid.attn_1 = AttnBlock(block_in, norm_groups)
+        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout=dropout, norm_groups=norm_groups)
         self.up = nn.ModuleList()
         for i_level in reversed(range(self.num_resolutions)):
             block, attn = nn.ModuleList(), nn.ModuleList()
             block_out = ch * ch_mult[i_level]
             for _ in range(num_res_blocks + 1):
-                block.append(ResnetBlock(block_in, block_out, dropout=dropout))
+                block.append(ResnetBlock(block_in, block_out, dropout=dropout, norm_groups=norm_groups))
                 block_in = block_out
                 if curr_res in attn_resolutions:
-                    attn.append(AttnBlock(block_in))
+                    attn.append(AttnBlock(block_in, norm_groups))
             up = nn.Module()
             up.block, up.attn = block, attn
             if i_level != 0:
                 up.upsample = Upsample(block_in, resamp_with_conv)
                 curr_res *= 2
             self.up.insert(0, up)  # keep index = level, as taming does
-        self.norm_out = Normalize(block_in)
+        self.norm_out = _out_norm(out_norm, block_in, norm_groups)
         self.conv_out = nn.Conv2d(block_in, out_ch, 3, 1, 1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -269,29 +314,42 @@ class VectorQuantizer(nn.Module):
     For z (N, D, h, w): index = argmin_k ‖z − e_k‖² computed as
     ‖z‖² + ‖e_k‖² − 2 z·e_k; z_q = e_index with the straight-through
     estimator; loss = ‖sg(z_q) − z‖² + β ‖z_q − sg(z)‖² (legacy order).
+
+    With ``l2=True`` (ViT-VQGAN's l2-normalised codes) z and every codeword are
+    projected onto the unit sphere first, so the lookup is by cosine
+    similarity and z_q = e_k / ‖e_k‖; ``codewords()`` is the effective table.
     """
 
-    def __init__(self, n_e: int, e_dim: int, beta: float = 0.25):
+    def __init__(self, n_e: int, e_dim: int, beta: float = 0.25, l2: bool = False):
         super().__init__()
-        self.n_e, self.e_dim, self.beta = n_e, e_dim, beta
+        self.n_e, self.e_dim, self.beta, self.l2 = n_e, e_dim, beta, bool(l2)
         self.embedding = nn.Embedding(n_e, e_dim)
         self.embedding.weight.data.uniform_(-1.0 / n_e, 1.0 / n_e)
+
+    def codewords(self) -> torch.Tensor:
+        """The (n_e, D) table the decoder sees (unit rows when ``l2``)."""
+        e = self.embedding.weight
+        return F.normalize(e, dim=1) if self.l2 else e
 
     def indices(self, z: torch.Tensor) -> torch.Tensor:
         """z (N, D, h, w) → indices (N, h, w), int64."""
         n, d, h, w = z.shape
         zf = z.permute(0, 2, 3, 1).reshape(-1, d)
-        e = self.embedding.weight
+        if self.l2:
+            zf = F.normalize(zf, dim=1)
+        e = self.codewords()
         dist = (zf ** 2).sum(dim=1, keepdim=True) + (e ** 2).sum(dim=1) - 2 * torch.einsum("bd,dn->bn", zf, e.t())
         return torch.argmin(dist, dim=1).view(n, h, w)
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """indices (N, h, w) → z_q (N, D, h, w)."""
-        return self.embedding(indices).permute(0, 3, 1, 2).contiguous()
+        return F.embedding(indices, self.codewords()).permute(0, 3, 1, 2).contiguous()
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (z_q with straight-through gradient, codebook+commitment loss, indices)."""
         z = z.contiguous()
+        if self.l2:
+            z = F.normalize(z, dim=1)
         idx = self.indices(z)
         z_q = self.lookup(idx)
         loss = torch.mean((z_q.detach() - z) ** 2) + self.beta * torch.mean((z_q - z.detach()) ** 2)
@@ -310,7 +368,7 @@ class VQModel(nn.Module):
         dd = config.to_dict()
         self.encoder = Encoder(**dd)
         self.decoder = Decoder(**dd)
-        self.quantize = VectorQuantizer(config.n_embed, config.embed_dim, beta=config.beta)
+        self.quantize = VectorQuantizer(config.n_embed, config.embed_dim, beta=config.beta, l2=config.codebook_l2)
         self.quant_conv = nn.Conv2d(config.z_channels * (2 if config.double_z else 1), config.embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(config.embed_dim, config.z_channels, 1)
 
@@ -383,7 +441,7 @@ class VQModel(nn.Module):
         new.config = cfg
         new.encoder, new.decoder = self.encoder, self.decoder
         new.quant_conv, new.post_quant_conv = self.quant_conv, self.post_quant_conv
-        new.quantize = VectorQuantizer(cfg.n_embed, cfg.embed_dim, beta=cfg.beta)
+        new.quantize = VectorQuantizer(cfg.n_embed, cfg.embed_dim, beta=cfg.beta, l2=cfg.codebook_l2)
         new.quantize.embedding.weight.data.copy_(codebook.to(dev))
         new.quantize.to(dev)
         if finetuned:

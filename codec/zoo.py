@@ -37,8 +37,8 @@ class ModelInfo:
 REGISTRY: dict[str, ModelInfo] = {
     "default": ModelInfo(
         "default", "default.pt",
-        "VQGAN f16 (taming layout, ch 32, 3.4 M parameters, codebook 1024 + K-means 512…8), "
-        "trained on CPU from scratch on ../shared/data/train crops; see README model card",
+        "VQGAN f16 (taming layout, ch 32, GroupNorm(8), l2-normalised 8-d codebook of 1024 + K-means 512…8, "
+        "3.4 M parameters), trained on CPU from scratch on ../shared/data/train crops; see README model card",
     ),
 }
 
@@ -75,7 +75,7 @@ def _kmeans_codebook(path: str, config: str | None, size: int, seed: int) -> np.
     from .kmeans import kmeans_codebook
 
     model, _ = _load_base(path, config)
-    return kmeans_codebook(model.quantize.embedding.weight.detach().float().cpu().numpy(), size, seed=seed).centroids
+    return kmeans_codebook(model.quantize.codewords().detach().float().cpu().numpy(), size, seed=seed).centroids
 
 
 def load_codec(name_or_path: str | Path = "default", codebook_size: int | None = None, *, device=None,

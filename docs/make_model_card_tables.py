@@ -23,14 +23,16 @@ def codec_table(*paths: Path) -> str:
     n = g.size()
     cols = [("bpp_arith", "bpp arith", 4), ("bpp_arith_rep", "bpp arith_rep", 4), ("bpp_deflate", "bpp deflate", 4),
             ("bpp_raw", "bpp raw", 4), ("lpips_alex", "LPIPS alex", 3), ("lpips_vgg", "LPIPS vgg", 3),
-            ("psnr", "PSNR dB", 2), ("ssim", "SSIM", 3), ("ms_ssim", "MS-SSIM", 3), ("codewords_used", "codewords used", 0)]
+            ("psnr", "PSNR dB", 2), ("lowpass_luma_psnr", "low-pass luma dB", 2),
+            ("lowpass_chroma_psnr", "low-pass chroma dB", 2), ("ssim", "SSIM", 3), ("ms_ssim", "MS-SSIM", 3), ("codewords_used", "codewords used", 0)]
     cols = [c for c in cols if c[0] in m.columns]
     lines = ["| codebook | variant | images | " + " | ".join(c[1] for c in cols) + " |",
              "|---|---|---|" + "---|" * len(cols)]
     for (S, v) in sorted(m.index, key=lambda t: (-t[0], t[1])):
         row = m.loc[(S, v)]
-        lines.append(f"| {S} | {'w/o fine-tune' if v == 'kmeans' else v} | {n[(S, v)]} | "
-                     + " | ".join(f"{row[c]:.{d}f}" for c, _, d in cols) + " |")
+        label = {"kmeans": "w/o fine-tune"}.get(v, v)
+        lines.append(f"| {S if S else 'anchor'} | {label} | {n[(S, v)]} | "
+                     + " | ".join("—" if pd.isna(row.get(c)) else f"{row[c]:.{d}f}" for c, _, d in cols) + " |")
     return "\n".join(lines)
 
 

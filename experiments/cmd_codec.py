@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nets", default="alex,vgg", help="LPIPS backbones, comma separated (default: alex,vgg)")
     p.add_argument("--csv", default=None, help="also write every row to this CSV file (appended as rows finish)")
     p.add_argument("--per-image", action="store_true", help="print every image's row, not only the means")
+    p.add_argument("--anchors", default="", help="classical references on the same metrics, comma separated: "
+                   "palette (64-colour palette of 16x16 block means), webp_down (WebP of a 3x-downscaled image, "
+                   "<= 0.04 bpp), jpeg, webp (lowest quality)")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_eval)
 
@@ -100,7 +103,7 @@ def cmd_decode(args) -> int:
 
 
 def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), device=None, config=None,
-             progress=None, variants: str = "both"):
+             progress=None, variants: str = "both", anchors=()):
     """Rows (dicts) of bpp per coder, LPIPS, PSNR, SSIM and timings, one per (image, codebook size, variant).
 
     The encoder runs once per image (timed); each codebook size then only
@@ -108,6 +111,9 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
     ``variants`` (reduced sizes only): "kmeans" (w/o fine-tune), "finetuned"
     (sizes without a shipped fine-tune are skipped), "both", or "auto"
     (what ``load_codec`` picks). The variant is in each row's ``variant``.
+    ``anchors`` (names from ``codec.anchors.ANCHORS``) add one row per image
+    and anchor (``variant`` = the anchor's name, ``codebook_size`` 0, its
+    real byte count in every ``bpp_*`` column).
     """
     import numpy as np
     import torch
@@ -119,8 +125,13 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
     from codec.metrics import image_metrics
     from codec.zoo import load_codec
 
+    from codec.anchors import ANCHORS, run_anchor
+
     if variants not in ("both", "auto", "finetuned", "kmeans"):
         raise ValueError(f"variants must be both, auto, finetuned or kmeans, got {variants!r}")
+    for a in anchors:
+        if a not in ANCHORS:
+            raise ValueError(f"unknown anchor {a!r}; allowed: {', '.join(ANCHORS)}")
     base = load_codec(model, None, device=device, config=config)
     sizes = sorted(set(sizes or [base.codebook_size]), reverse=True)
     codecs = []
@@ -172,6 +183,20 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
                 })
                 if progress:
                     progress(rows[-1])
+        for a in anchors:
+            t0 = time.perf_counter()
+            rec_a, nbytes = run_anchor(a, img)
+            t_a = time.perf_counter() - t0
+            m = image_metrics(img, rec_a, nets=nets, device=base.device)
+            rows.append({
+                "image": Path(path).name, "codebook_size": 0, "variant": a, "width": W, "height": H,
+                **{f"bpp_{c}": bits_per_pixel(nbytes, (H, W)) for c in CODERS},
+                **{f"bytes_{c}": nbytes for c in CODERS},
+                **{k: float(v) for k, v in m.items()},
+                "codewords_used": 0, "encode_ms": 1000 * t_a, "decode_ms": 0.0,
+            })
+            if progress:
+                progress(rows[-1])
     return rows
 
 
@@ -200,13 +225,14 @@ def cmd_eval(args) -> int:
             sink["file"].flush()
 
     try:
+        anchors = tuple(a.strip() for a in args.anchors.split(",") if a.strip())
         rows = evaluate(images, args.model, args.codebook_size, nets=nets, device=args.device, config=args.config,
-                        progress=progress, variants=args.variants)
+                        progress=progress, variants=args.variants, anchors=anchors)
     finally:
         if "file" in sink:
             sink["file"].close()
     df = pd.DataFrame(rows)
-    cols = [c for c in df.columns if c.startswith("bpp_")] + [c for c in df.columns if c.startswith(("lpips_", "psnr", "ssim", "ms_ssim"))] + ["encode_ms", "decode_ms"]
+    cols = [c for c in df.columns if c.startswith("bpp_")] + [c for c in df.columns if c.startswith(("lpips_", "psnr", "lowpass_", "ssim", "ms_ssim"))] + ["encode_ms", "decode_ms"]
     pd.set_option("display.width", 200)
     if args.per_image:
         print(df[["image", "codebook_size", "variant"] + cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))

@@ -84,9 +84,11 @@ def load_train_config(args):
 
 
 def cmd_train_codec(args) -> int:
+    from codec.runtime import configure_cpu
     from codec.train import train_codec
 
     cfg = load_train_config(args)
+    configure_cpu(cfg.threads)
     path = train_codec(cfg, resume=not args.no_resume)
     print(f"checkpoint: {path}")
     return 0

@@ -322,13 +322,13 @@ def test_image_metrics_uint8_and_tensor_inputs(kodim01):
     a = np.ascontiguousarray(kodim01[:176, :192])
     b, nbytes = _jpeg(a, 30)
     m = M.image_metrics(a, b, nets=("alex", "vgg"), device="cpu")
-    assert set(m) == {"lpips_alex", "lpips_vgg", "psnr", "ssim", "ms_ssim"}
+    assert set(m) == {"lpips_alex", "lpips_vgg", "psnr", "lowpass_luma_psnr", "lowpass_chroma_psnr", "ssim", "ms_ssim"}
     assert all(isinstance(v, float) for v in m.values())
     assert 0 < m["lpips_alex"] < 1 and 0 < m["lpips_vgg"] < 1
     assert 20 < m["psnr"] < 45 and 0 < m["ssim"] < 1 and 0 < m["ms_ssim"] < 1
     # same values from [0, 1] float tensors (3, H, W)
     m2 = M.image_metrics(_t(a)[0], _t(b)[0], nets=("alex",), device="cpu")
-    assert set(m2) == {"lpips_alex", "psnr", "ssim", "ms_ssim"}
+    assert set(m2) == {"lpips_alex", "psnr", "lowpass_luma_psnr", "lowpass_chroma_psnr", "ssim", "ms_ssim"}
     for k in m2:
         assert m2[k] == pytest.approx(m[k], abs=1e-5)
     small = M.image_metrics(a[:64, :64], b[:64, :64], nets=("alex",), device="cpu")
@@ -337,3 +337,30 @@ def test_image_metrics_uint8_and_tensor_inputs(kodim01):
     assert same["psnr"] == math.inf and same["ssim"] == pytest.approx(1.0) and same["lpips_alex"] < 1e-6
     with pytest.raises(ValueError, match="differ"):
         M.image_metrics(a, b[:64], nets=())
+
+
+def test_lowpass_psnr_separates_luma_and_chroma():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.random((1, 3, 64, 96))).float() * 0.8 + 0.1
+    luma, chroma = M.lowpass_psnr(x, x)
+    assert math.isinf(float(luma[0])) and math.isinf(float(chroma[0]))
+    # zero-mean texture inside each 16x16 block leaves the block means unchanged
+    tex = torch.ones(1, 1, 16, 16)
+    tex[..., :, ::2] = -1
+    luma, chroma = M.lowpass_psnr(x, (x + 0.05 * tex.repeat(1, 3, 4, 6)).clamp(0, 1))
+    assert float(luma[0]) > 80 and float(chroma[0]) > 80
+    # a grey-level shift of 0.1 moves Y by exactly 0.1 (20 dB) and leaves Cb, Cr alone
+    luma, chroma = M.lowpass_psnr(x, x + 0.1)
+    assert float(luma[0]) == pytest.approx(20.0, abs=1e-4) and float(chroma[0]) > 80
+    # a pure chroma change: Cb, Cr by (0.1, -0.1), Y fixed → chroma MSE 0.01 (20 dB), luma untouched
+    d = torch.linalg.solve(torch.tensor(M._YCBCR, dtype=torch.float64), torch.tensor([0.0, 0.1, -0.1], dtype=torch.float64))
+    luma, chroma = M.lowpass_psnr(x.double(), x.double() + d.view(1, 3, 1, 1))
+    assert float(chroma[0]) == pytest.approx(20.0, abs=1e-4) and float(luma[0]) > 80
+    # desaturating a colourful picture to grey: luma kept, chroma lost (what the old narrow codec did)
+    colours = torch.from_numpy(rng.random((1, 3, 4, 6))).float()
+    pic = torch.nn.functional.interpolate(colours, scale_factor=16, mode="nearest")
+    grey = M.rgb_to_ycbcr(pic)[:, :1].repeat(1, 3, 1, 1)
+    luma, chroma = M.lowpass_psnr(pic, grey)
+    assert float(luma[0]) > 80 and float(chroma[0]) < 30
+    with pytest.raises(ValueError, match="smaller than one"):
+        M.lowpass_psnr(x[..., :8, :8], x[..., :8, :8])

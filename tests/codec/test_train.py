@@ -22,9 +22,10 @@ def data_dir(tmp_path_factory, kodim01):
 
 
 def _cfg(out, data_dir, steps, **kw):
-    return TrainConfig(data=[str(data_dir)], val=None, out=str(out), model=TINY, steps=steps, batch_size=4, crop=32,
-                       lr=2e-3, warmup=1, perceptual_weight=0.0, log_every=5, ckpt_every=5, restart_every=10,
-                       seed=0, device="cpu", **kw)
+    base = dict(data=[str(data_dir)], val=None, out=str(out), model=TINY, steps=steps, batch_size=4, crop=32,
+                lr=2e-3, warmup=1, perceptual_weight=0.0, log_every=5, ckpt_every=5, restart_every=10,
+                seed=0, device="cpu")
+    return TrainConfig(**{**base, **kw})
 
 
 def _log(out):
@@ -70,3 +71,109 @@ def test_gan_pieces():
     rec, g = (w ** 2).sum(), (3 * w).sum()
     lam = adaptive_weight(rec, g, w, 1.0)
     assert torch.isclose(lam, torch.norm(2 * w.detach()) / (torch.norm(torch.full((3, 3), 3.0)) + 1e-4))
+
+
+def test_crop_schedule_switches_crop_and_batch(tmp_path, data_dir):
+    from codec.train import crop_at
+
+    cfg = _cfg(tmp_path / "run", data_dir, 6, crop_schedule=[[3, 64, 2]])
+    assert crop_at(0, cfg) == (32, 4) and crop_at(2, cfg) == (32, 4) and crop_at(3, cfg) == (64, 2)
+    out = tmp_path / "run"
+    train_codec(_cfg(out, data_dir, 6, crop_schedule=[[3, 64, 2]], log_every=1), log=lambda *_: None)
+    rows = [r for r in _log(out) if "crop" in r]
+    # the row logged after step s describes step s-1 (0-based): steps 0-2 use 32 px, 3-5 use 64 px
+    assert [(r["crop"], r["batch"]) for r in rows] == [(32, 4)] * 3 + [(64, 2)] * 3
+    with pytest.raises(ValueError, match="multiple of the downsampling factor"):
+        train_codec(_cfg(tmp_path / "bad", data_dir, 2, crop_schedule=[[1, 33, 2]]), log=lambda *_: None)
+    with pytest.raises(ValueError, match="from_step, crop, batch_size"):
+        crop_at(0, _cfg(tmp_path / "bad", data_dir, 2, crop_schedule=[[1, 32]]))
+
+
+def test_lowpass_loss_sees_colour_not_texture():
+    from codec.train import lowpass_loss
+
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert float(lowpass_loss(x, x, 16, 2.0)) == 0.0
+    # zero-mean texture inside each 16x16 block: invisible to the block means
+    tex = torch.ones(1, 1, 16, 16)
+    tex[..., ::2, :] = -1
+    assert float(lowpass_loss(x, x + 0.1 * tex.repeat(2, 3, 2, 2), 16, 2.0)) < 1e-6
+    # a pure chroma shift (Cr up, Y unchanged) is seen, and weighted by chroma_weight
+    from codec.metrics import _YCBCR
+
+    m = torch.tensor(_YCBCR)
+    d_rgb = torch.linalg.solve(m, torch.tensor([0.0, 0.0, 0.1]))  # RGB change giving ΔY = ΔCb = 0, ΔCr = 0.1
+    y = x + d_rgb.view(1, 3, 1, 1)
+    l1, l2 = float(lowpass_loss(x, y, 16, 1.0)), float(lowpass_loss(x, y, 16, 2.0))
+    assert l1 == pytest.approx(0.05, rel=1e-4) and l2 == pytest.approx(2 * l1, rel=1e-5)
+
+
+def test_kmeans_init_puts_every_codeword_in_use(tmp_path, data_dir):
+    from codec.train import kmeans_init_codebook, load_image_pool, random_crops
+    from codec.vqgan import VQModel
+    import numpy as np
+
+    torch.manual_seed(0)
+    model = VQModel(TINY)
+    pool = load_image_pool([str(data_dir)], 32)
+    xs = [random_crops(pool, 8, 32, np.random.default_rng(i)) for i in range(4)]
+    with torch.no_grad():
+        before = torch.unique(torch.cat([model.quantize.indices(model.encode_pre_quant(x)).flatten() for x in xs]))
+        kmeans_init_codebook(model, xs, seed=0)
+        after = torch.unique(torch.cat([model.quantize.indices(model.encode_pre_quant(x)).flatten() for x in xs]))
+    assert after.numel() == 16 > before.numel()
+
+
+def test_init_from_and_model_only_checkpoint(tmp_path, data_dir):
+    a = tmp_path / "a"
+    train_codec(_cfg(a, data_dir, 5), log=lambda *_: None)
+    small = torch.load(a / "model.pt", weights_only=True)
+    assert set(small) == {"model", "step", "wall_s", "config"} and small["step"] == 5
+    b = tmp_path / "b"
+    # lr 0: one more step changes nothing, so b's weights are a's, and b continues at a's step
+    train_codec(_cfg(b, data_dir, 6, lr=0.0, init_from=str(a / "model.pt")), log=lambda *_: None)
+    got = torch.load(b / "last.pt", weights_only=True)
+    assert got["step"] == 6
+    assert all(torch.equal(got["model"][k], small["model"][k]) for k in small["model"])
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        train_codec(_cfg(tmp_path / "c", data_dir, 5, init_from=str(tmp_path / "nope.pt")), log=lambda *_: None)
+
+
+def test_validation_reports_lowpass_psnr_and_keeps_best(tmp_path, data_dir):
+    out = tmp_path / "run"
+    cfg = _cfg(out, data_dir, 10, val_every=5, val_images=2)
+    cfg.val = str(data_dir)
+    train_codec(cfg, log=lambda *_: None)
+    vals = [r for r in _log(out) if "val_lpips_alex" in r]
+    assert [r["step"] for r in vals] == [5, 10]
+    assert all(r["val_lowpass_chroma_psnr"] > 0 and r["val_lowpass_luma_psnr"] > 0 for r in vals)
+    best = torch.load(out / "best.pt", weights_only=True)
+    assert best["val_lpips_alex"] == pytest.approx(min(r["val_lpips_alex"] for r in vals))
+
+
+def test_variance_preserving_init_passes_absolute_levels():
+    """A fresh model with the default init answers (almost) the same to every flat colour; with 'vp' it does not."""
+    from codec.train import variance_preserving_init
+    from codec.vqgan import VQModel
+
+    cfg = {**TINY, "ch_mult": [1, 1, 2, 2, 4], "resolution": 256, "attn_resolutions": [16], "norm_groups": 8}
+    flats = torch.linspace(-0.8, 0.8, 5).view(5, 1, 1, 1).repeat(1, 3, 32, 32)
+    flats[:, 0] *= -1  # distinct colours, not only greys
+
+    def spread(model):
+        with torch.no_grad():
+            out = model.decode(model.encode_pre_quant(flats))  # no quantizer: the linear path alone
+        return float(out.mean((2, 3)).std(0).mean())
+
+    torch.manual_seed(0)
+    default = VQModel(cfg)
+    torch.manual_seed(0)
+    vp = VQModel(cfg)
+    variance_preserving_init(vp)
+    assert spread(vp) > 8 * spread(default)  # measured: 0.140 vs 0.011
+    # residual branches start as the identity
+    blk = vp.encoder.down[0].block[0]
+    x = torch.randn(1, blk.in_channels, 8, 8)
+    assert torch.equal(blk(x), x)
+    with pytest.raises(ValueError, match="init must be"):
+        train_codec(TrainConfig(out="unused", model=TINY, init="xavier", crop=32), log=lambda *_: None)
