@@ -164,8 +164,12 @@ def cmd_train_transformer(args) -> int:
     images = list_images(args.images)
     out = Path(args.out)
     maps = load_or_encode_index_maps(codec, images, args.cache_dir)
+    from codec.zoo import _load_base, resolve_model_path
+
+    # the codec's training steps tie the concealer to the index maps it learned (a retrained codec changes them)
+    codec_steps = _load_base(str(resolve_model_path(args.codec)[1]), args.config)[1].get("meta", {}).get("steps")
     res = train_transformer(maps, codec.codebook_size, cfg, out=out, resume=args.resume,
-                            meta={"codec": codec.name, "codebook_id": codec.codebook_id})
+                            meta={"codec": codec.name, "codebook_id": codec.codebook_id, "codec_steps": codec_steps})
     last = {k: v for h in res.history for k, v in h.items()}
     print(json.dumps({"done": str(out), "step": res.step, "loss": last.get("loss"),
                       "eval_loss": last.get("eval_loss"), "eval_acc": last.get("eval_acc")}))

@@ -11,15 +11,17 @@ import pytest
 import torch
 
 from codec.bitstream import bits_per_pixel
-from codec.metrics import lpips_distance
+from codec.metrics import lowpass_psnr, lpips_distance, rgb_to_ycbcr
 from codec.zoo import WEIGHTS_DIR, list_models, load_codec, load_concealer
 
 # kodim01 (768×512): bpp of the arith bitstream (header included) and LPIPS-Alex vs the original,
-# per (codebook size, variant); "finetuned" decodes the same bitstream as "kmeans" (w/o fine-tune)
-CARD_CODEC = {(1024, "trained"): (0.0317, 0.486), (128, "kmeans"): (0.0243, 0.485), (128, "finetuned"): (0.0243, 0.482),
-              (8, "kmeans"): (0.0104, 0.482), (8, "finetuned"): (0.0104, 0.481)}
+# per (codebook size, variant); "finetuned" decodes the same bitstream as "kmeans" (w/o fine-tune).
+# Tolerances: bpp 1 %, LPIPS 0.003 (the fine-tuned and plain decoders of a size differ by 0.015-0.03 here)
+CARD_CODEC = {(1024, "trained"): (0.03322, 0.4429), (128, "kmeans"): (0.02317, 0.4568), (128, "finetuned"): (0.02317, 0.4414),
+              (8, "kmeans"): (0.0104, 0.5157), (8, "finetuned"): (0.0104, 0.4835)}
+# low-pass (16x16 block means) luma / chroma PSNR of the K = 1024 reconstruction of kodim01, dB
+CARD_LOWPASS_1024 = (35.44, 39.84)
 FINETUNED_SIZES = [512, 256, 128, 64, 32, 16, 8]
-CONCEALER_SIZES = [1024, 128]
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +43,44 @@ def test_codec_matches_model_card(size, variant, kodim01, kodim01_t):
     assert codec.variant == variant
     data = codec.compress(kodim01)
     bpp = bits_per_pixel(len(data), kodim01.shape[:2])
-    assert bpp == pytest.approx(bpp_card, rel=0.03)
+    assert bpp == pytest.approx(bpp_card, rel=0.01)
     rec = codec.decode_indices_tensor(codec.decompress_indices(data))
     lp = float(lpips_distance(kodim01_t, rec, net="alex")[0])
-    assert lp == pytest.approx(lpips_card, abs=0.01)
+    assert lp == pytest.approx(lpips_card, abs=0.003)
+    if size == 1024:
+        luma, chroma = lowpass_psnr(kodim01_t, rec)
+        assert (float(luma[0]), float(chroma[0])) == pytest.approx(CARD_LOWPASS_1024, abs=0.15)
+
+
+# flat 128x128 patches through the K = 1024 codec: the mean colour that comes back (measured)
+FLAT = {"red": (220, 30, 30), "green": (30, 180, 30), "blue": (30, 30, 220), "yellow": (230, 210, 40),
+        "grey": (128, 128, 128)}
+
+
+def test_flat_colours_and_ramps_survive_the_round_trip():
+    """The old codec decoded red, green and blue to one brown; this one keeps each colour."""
+    codec = load_codec("default", device="cpu")
+    got = {}
+    for name, col in FLAT.items():
+        a = np.zeros((128, 128, 3), np.uint8) + np.array(col, np.uint8)
+        got[name] = codec.decompress(codec.compress(a)).reshape(-1, 3).mean(0)
+        err = np.abs(got[name] - np.array(col))
+        assert err.max() < 45, (name, got[name])          # measured: ≤ 10 (red, yellow, grey), 33 (green), 37 (blue)
+        if name != "grey":
+            assert int(np.argmax(got[name])) == int(np.argmax(col)), (name, got[name])
+    names = list(got)
+    for i, a in enumerate(names):  # every pair of colours stays apart
+        for b in names[i + 1:]:
+            assert np.linalg.norm(got[a] - got[b]) > 60, (a, b)
+    # a red → blue ramp with a green bump: low-pass chroma far above a grey copy's
+    t = np.linspace(0, 1, 256)
+    ramp = np.stack([0.85 * (1 - t) + 0.1 * t, 0.2 + 0.6 * np.sin(np.pi * t), 0.1 * (1 - t) + 0.85 * t], -1)
+    ramp = np.broadcast_to((ramp * 255).round().astype(np.uint8), (128, 256, 3)).copy()
+    x = torch.from_numpy(ramp).permute(2, 0, 1)[None].float() / 255
+    rec = torch.from_numpy(codec.decompress(codec.compress(ramp))).permute(2, 0, 1)[None].float() / 255
+    grey = rgb_to_ycbcr(x)[:, :1].repeat(1, 3, 1, 1)
+    chroma, chroma_grey = float(lowpass_psnr(x, rec)[1][0]), float(lowpass_psnr(x, grey)[1][0])
+    assert chroma > chroma_grey + 8, (chroma, chroma_grey)
 
 
 def test_every_reduced_size_ships_a_finetuned_decoder():
@@ -58,34 +94,43 @@ def test_every_reduced_size_ships_a_finetuned_decoder():
 
 
 # kodim01, 20 % of the indices lost (random_loss_mask, seed 0): LPIPS-Alex of the concealed
-# reconstruction vs the loss-free one, per (codebook size, method) (model card, concealment)
+# reconstruction vs the loss-free one, per (codebook size, method). The transformers are not shipped
+# for this codec yet (they must be retrained on its index maps), so only the baselines are pinned.
 CARD_CONCEAL_20 = {
-    (1024, "ar"): 0.0510, (1024, "ar_mean"): 0.0441, (1024, "bidir"): 0.0512, (1024, "bidir_mean"): 0.0469,
-    (1024, "latent_avg"): 0.0454, (1024, "neighbor"): 0.0501, (1024, "mean"): 0.0594,
-    (128, "ar"): 0.0533, (128, "ar_mean"): 0.0440, (128, "bidir"): 0.0450, (128, "bidir_mean"): 0.0448,
-    (128, "latent_avg"): 0.0429, (128, "neighbor"): 0.0478, (128, "mean"): 0.0588,
+    (1024, "latent_avg"): 0.1111, (1024, "neighbor"): 0.1349, (1024, "mean"): 0.1174,
+    (128, "latent_avg"): 0.0989, (128, "neighbor"): 0.1193, (128, "mean"): 0.1178,
 }
 
 
-@pytest.mark.parametrize("size", CONCEALER_SIZES)
-@pytest.mark.parametrize("kind", ["ar", "bidir"])
-def test_concealers_load_by_name(kind, size):
-    model = load_concealer("default", size, kind)
-    assert model.config.vocab_size == size + 1 and model.config.block_size == 256
-    assert model.config.causal == (kind == "ar")
-    assert model.meta["codebook_size"] == size
+def test_no_stale_concealer_is_shipped_and_the_demo_adapts():
+    """A concealer trained on another codec's index maps predicts garbage: each shipped one must name this
+    codec's training steps in its meta; with none shipped the demo runs the baselines and says so."""
+    from codec.zoo import _load_base, resolve_model_path
+    from experiments.demo import demo_config, shipped_concealer_sizes
+
+    steps = _load_base(str(resolve_model_path("default")[1]), None)[1]["meta"]["steps"]
+    have = shipped_concealer_sizes("default")
+    for kind, sizes in have.items():
+        for S in sizes:
+            assert load_concealer("default", S, kind).meta.get("codec_steps") == steps, (kind, S)
+    notes: list[str] = []
+    methods = demo_config(notes)["concealment"]["methods"]
+    for m, kind in (("ar", "ar"), ("bidir", "bidir")):
+        assert (m in methods) == bool(have[kind])
+    if not have["ar"]:
+        assert any("'ar'" in n and "left out" in n for n in notes)
+        assert {"latent_avg", "neighbor", "none"} <= set(methods)
 
 
 @pytest.mark.parametrize("size,method", sorted(CARD_CONCEAL_20))
 def test_concealment_matches_model_card(size, method, kodim01):
-    from codec.conceal import MODEL_KIND, conceal, random_loss_mask
+    from codec.conceal import conceal, random_loss_mask
 
     codec = load_codec("default", size, device="cpu")
     imap = codec.encode_indices(kodim01)
     lost = random_loss_mask(imap.shape, 0.2, np.random.default_rng(0))
-    model = load_concealer("default", size, MODEL_KIND[method]) if method in MODEL_KIND else None
-    filled = conceal(imap, lost, method, model=model, codebook=codec.codebook)
+    filled = conceal(imap, lost, method, codebook=codec.codebook)
     assert np.array_equal(filled.indices[~lost], imap.indices[~lost])  # received indices untouched
     lossfree = codec.decode_indices_tensor(imap)
     lp = float(lpips_distance(lossfree, codec.decode_indices_tensor(filled), net="alex")[0])
-    assert lp == pytest.approx(CARD_CONCEAL_20[(size, method)], abs=0.01)
+    assert lp == pytest.approx(CARD_CONCEAL_20[(size, method)], abs=0.002)

@@ -144,5 +144,5 @@ def test_l2_model_round_trips_through_checkpoint_kmeans_and_codec(tmp_path):
     assert imap.indices.max() < 8
     assert small.decompress(small.compress(img)).shape == img.shape
     with torch.no_grad():
-        z = small.model.lookup(torch.as_tensor(imap.indices)[None].long())
+        z = small.model.lookup(torch.from_numpy(np.array(imap.indices))[None].long())
     assert torch.allclose(z.norm(dim=1), torch.ones_like(z[:, 0]), atol=1e-5)
