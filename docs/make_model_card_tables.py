@@ -55,7 +55,22 @@ def conceal_table(*paths: Path) -> str:
                      for m in methods]
             out.append(f"| {r:.0%} | " + " | ".join(cells) + " |")
         out.append("")
+    out.append(paired_markdown(df))
     return "\n".join(out)
+
+
+def paired_markdown(df: pd.DataFrame) -> str:
+    """Paired ΔLPIPS-alex (vs loss-free) of every method to the best baseline, 95 % t-interval over images × seeds."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from experiments.paired import paired_differences
+
+    t = paired_differences(df, "lpips_alex_vs_lossfree", by=("codebook_size", "loss_rate_nominal"))
+    lines = ["| codebook | lost | method | − best baseline | mean Δ | 95 % interval | n |", "|---|---|---|---|---|---|---|"]
+    for _, r in t.iterrows():
+        sig = "**" if r["better"] else ""
+        lines.append(f"| {r['codebook_size']} | {r['loss_rate_nominal']:.0%} | {r['method']} | {r['reference']} | "
+                     f"{sig}{r['diff']:+.4f}{sig} | [{r['lo']:+.4f}, {r['hi']:+.4f}] | {r['n']} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codec", default="default", help="codec model name or checkpoint (default: default)")
     p.add_argument("--config", default=None, help="taming config yaml for an official codec checkpoint")
     p.add_argument("--codebook-size", type=int, default=None, help="codebook size S (default: the codec's full size)")
-    p.add_argument("--images", nargs="+", required=True, help="training images: folders, files or globs")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", nargs="+", help="training images: folders, files or globs (one map each)")
+    src.add_argument("--data", help="an index-data folder for this codebook size (vqsim index-data … --out D: D/K{S});"
+                                    " the held-out split keeps every variant of a photo on one side")
+    p.add_argument("--data-variants", default=None,
+                   help="with --data: use only these variant numbers, e.g. 0 or 0,1 (default: all)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop with a checkpoint after this wall time (the schedule still follows --steps; --resume continues)")
+    p.add_argument("--bidir-mask-range", default=None,
+                   help="bidir: masking ratio r ~ U(lo, hi), given as lo,hi (default: MaskGIT's cosine schedule)")
+    p.add_argument("--holdout", type=float, default=0.1,
+                   help="fraction of photos (with --data) or maps held out for evaluation (default 0.1)")
+    p.add_argument("--eval-windows", type=int, default=256, help="held-out windows evaluated (default 256)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: train under bfloat16 autocast (float32 weights; faster on CPUs with AVX512-BF16)")
     p.add_argument("--out", required=True, help="model file to write (training state goes to OUT.train)")
     p.add_argument("--kind", choices=["ar", "bidir"], default="ar", help="autoregressive (paper) or bidirectional")
     p.add_argument("--steps", type=int, default=20000)
@@ -60,6 +74,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where the training images' index maps are cached (default runs/index_cache)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.set_defaults(func=cmd_train_transformer)
+
+    p = sub.add_parser("index-data", help="encode shifted / mirrored variants of photos into index maps (transformer training data)")
+    p.add_argument("--codec", default="default", help="codec model name or checkpoint (default: default)")
+    p.add_argument("--codebook-size", type=int, nargs="+", required=True, help="codebook sizes to quantize to (one encoding)")
+    p.add_argument("--images", nargs="+", required=True, help="photos: folders, files or globs")
+    p.add_argument("--out", required=True, help="dataset folder (one K{S} sub-folder per size)")
+    p.add_argument("--variants", default=None,
+                   help="'dy,dx[,f];…' pixel shifts, f = mirrored (default '0,0;0,0,f;8,8;8,8,f')")
+    p.add_argument("--part", default="0/1", help="this process's share of the photos, i/n (default 0/1)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.set_defaults(func=cmd_index_data)
 
 
 def _codec_for_bitstream(data: bytes, model: str | None, device, config):
@@ -153,24 +179,66 @@ def cmd_train_transformer(args) -> int:
     from codec.train_transformer import TransformerTrainConfig, load_or_encode_index_maps, train_transformer
     from codec.zoo import load_codec
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from codec.runtime import configure_cpu
+
+    configure_cpu(args.threads)
+    rng_mask = None
+    if args.bidir_mask_range is not None:
+        try:
+            rng_mask = tuple(float(v) for v in args.bidir_mask_range.split(","))
+        except ValueError:
+            raise ValueError(f"--bidir-mask-range must be lo,hi, got {args.bidir_mask_range!r}") from None
+        if len(rng_mask) != 2:
+            raise ValueError(f"--bidir-mask-range must be lo,hi, got {args.bidir_mask_range!r}")
     cfg = TransformerTrainConfig(
         kind=args.kind, window=args.window, n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
         dropout=args.dropout, steps=args.steps, batch_size=args.batch, lr=args.lr, warmup=args.warmup,
         mask_ratio_max=args.mask_ratio_max, eval_every=args.eval_every, ckpt_every=args.ckpt_every,
-        log_every=args.log_every, seed=args.seed, device=args.device, save_half=args.half)
+        log_every=args.log_every, seed=args.seed, device=args.device, save_half=args.half,
+        bidir_mask_range=rng_mask, eval_windows=args.eval_windows, precision=args.precision,
+        holdout=args.holdout)
     codec = load_codec(args.codec, args.codebook_size, device=args.device, config=args.config)
-    images = list_images(args.images)
     out = Path(args.out)
-    maps = load_or_encode_index_maps(codec, images, args.cache_dir)
+    groups = None
+    if args.data is not None:
+        from codec.index_data import load_index_dataset
+
+        variants = None if args.data_variants is None else [int(v) for v in args.data_variants.split(",")]
+        ds = load_index_dataset(args.data, variants)
+        maps, groups = ds.maps, ds.photo
+        bad = [n for n, m in enumerate(maps[:1]) if m.max() >= codec.codebook_size]
+        if bad:
+            raise ValueError(f"{args.data}: maps hold indices ≥ {codec.codebook_size}; pass the K{codec.codebook_size} folder")
+    else:
+        maps = load_or_encode_index_maps(codec, list_images(args.images), args.cache_dir)
     from codec.zoo import _load_base, resolve_model_path
 
     # the codec's training steps tie the concealer to the index maps it learned (a retrained codec changes them)
     codec_steps = _load_base(str(resolve_model_path(args.codec)[1]), args.config)[1].get("meta", {}).get("steps")
-    res = train_transformer(maps, codec.codebook_size, cfg, out=out, resume=args.resume,
-                            meta={"codec": codec.name, "codebook_id": codec.codebook_id, "codec_steps": codec_steps})
+    res = train_transformer(maps, codec.codebook_size, cfg, out=out, resume=args.resume, groups=groups,
+                            max_minutes=args.max_minutes,
+                            meta={"codec": codec.name, "codebook_id": codec.codebook_id, "codec_steps": codec_steps,
+                                  "data_tokens": int(sum(m.size for m in maps))})
     last = {k: v for h in res.history for k, v in h.items()}
     print(json.dumps({"done": str(out), "step": res.step, "loss": last.get("loss"),
                       "eval_loss": last.get("eval_loss"), "eval_acc": last.get("eval_acc")}))
+    return 0
+
+
+def cmd_index_data(args) -> int:
+    from codec.image import list_images
+    from codec.index_data import DEFAULT_VARIANTS, build_index_dataset, parse_variants
+    from codec.zoo import load_codec
+
+    try:
+        part, parts = (int(x) for x in args.part.split("/"))
+    except ValueError:
+        raise ValueError(f"--part must be i/n, got {args.part!r}") from None
+    from codec.runtime import configure_cpu
+
+    configure_cpu(args.threads)
+    variants = DEFAULT_VARIANTS if args.variants is None else parse_variants(args.variants)
+    codecs = [load_codec(args.codec, s, device=args.device) for s in args.codebook_size]
+    res = build_index_dataset(codecs, list_images(args.images), args.out, variants=variants, part=part, parts=parts)
+    print(json.dumps({"done": args.out, **{k: round(v, 1) if isinstance(v, float) else v for k, v in res.items()}}))
     return 0

@@ -1023,7 +1023,11 @@ def _now() -> str:
 
 # --------------------------------------------------------------------------- summary
 def summary_table(df, metric: str | None = None, max_rows: int = 60) -> str:
-    """Mean of the main metric per (channel family, nominal loss, FEC) × concealment method, as text."""
+    """Mean of the main metric per (channel family, nominal loss, FEC) × concealment method, as text.
+
+    With several methods, followed by :func:`experiments.paired.paired_table`: each method's
+    paired difference (vs the loss-free reconstruction) to the best baseline, with 95 % intervals.
+    """
     if df is None or not len(df):
         return "(no results)"
     metric = metric or next((m for m in ("lpips_alex", "lpips_vgg", "psnr") if m in df.columns), None)
@@ -1042,7 +1046,13 @@ def summary_table(df, metric: str | None = None, max_rows: int = 60) -> str:
     t = t[methods]
     t.columns.name = None
     text = t.to_string(float_format=lambda v: f"{v:.4f}", max_rows=max_rows)
-    return f"mean {metric} (rows: {', '.join(idx)}; columns: concealment method; n = {len(df)} trials)\n{text}"
+    text = f"mean {metric} (rows: {', '.join(idx)}; columns: concealment method; n = {len(df)} trials)\n{text}"
+    paired_metric = f"{metric}_vs_lossfree"
+    if df["method"].nunique() > 1 and paired_metric in df.columns and "unit_id" in df.columns:
+        from .paired import paired_table
+
+        text += "\n\n" + paired_table(df, paired_metric, max_rows=max_rows)
+    return text
 
 
 # --------------------------------------------------------------------------- the sweep

@@ -336,3 +336,60 @@ def test_train_config_validation():
         train_transformer([np.zeros((4, 4), int)], 16, _tcfg(), log=None)
     with pytest.raises(ValueError, match="outside"):
         train_transformer([np.full((8, 8), 20)], 16, _tcfg(), log=None)
+
+
+def test_bidir_mask_range_bounds_the_masked_fraction():
+    from codec.train_transformer import TransformerTrainConfig, make_batch
+
+    g = torch.Generator().manual_seed(1)
+    w = torch.randint(0, 16, (400, 100))
+    inp, _, wt = make_batch(w, "bidir", 16, 0, 0.5, g, bidir_mask_range=(0.1, 0.3))
+    frac = (inp == 16).float().mean(1)
+    assert frac.min() >= 0.1 and frac.max() <= 0.3 + 1e-6            # ⌈r·n⌉ with r ~ U(0.1, 0.3)
+    assert abs(float(frac.mean()) - 0.2) < 0.01
+    assert torch.equal((inp == 16).float(), wt)
+    cos = (make_batch(w, "bidir", 16, 0, 0.5, g)[0] == 16).float().mean(1)
+    assert cos.mean() > 0.5                                           # cosine law: E r = 2/π
+    with pytest.raises(ValueError, match="bidir_mask_range"):
+        TransformerTrainConfig(bidir_mask_range=(0.5, 0.2))
+
+
+def test_holdout_by_group_keeps_every_map_of_a_group_on_one_side(tmp_path):
+    from codec.train_transformer import train_transformer
+
+    maps, _ = kodak_index_maps(n_images=4)
+    # two "variants" per photo: the map and its mirror; groups = photo
+    all_maps = maps + [m[:, ::-1].copy() for m in maps]
+    groups = list(range(4)) * 2
+    logs = []
+    train_transformer(all_maps, 16, _tcfg(steps=2, holdout=0.25, eval_every=2), log=logs.append, groups=groups)
+    start = json.loads(logs[0])
+    assert start["heldout_maps"] == 2 and start["train_maps"] == 6 and start["heldout_groups"] == 1
+    with pytest.raises(ValueError, match="groups has 3 entries"):
+        train_transformer(all_maps, 16, _tcfg(), log=None, groups=[0, 1, 2])
+
+
+def test_max_minutes_stops_with_a_checkpoint_and_resume_continues(tmp_path):
+    from codec.train_transformer import train_transformer
+
+    maps, _ = kodak_index_maps(n_images=3)
+    cfg = _tcfg(steps=50, batch_size=8, eval_every=25, ckpt_every=25)
+    logs = []
+    res = train_transformer(maps, 16, cfg, out=tmp_path / "m.pt", log=logs.append, max_minutes=0.0)
+    assert res.step == 1 and json.loads(logs[-1]) == {"event": "max_minutes", "step": 1}
+    assert load_transformer(tmp_path / "m.pt").meta["step"] == 1
+    assert "eval_loss" in res.history[-1]                             # the stopped model is evaluated
+    again = train_transformer(maps, 16, cfg, out=tmp_path / "m.pt", resume=True, log=None)
+    assert again.step == 50
+
+
+def test_bf16_training_runs_and_learns(tmp_path):
+    from codec.train_transformer import TransformerTrainConfig, train_transformer
+
+    maps, _ = kodak_index_maps()
+    res = train_transformer(maps, 16, _tcfg(kind="bidir", precision="bf16"), log=None)
+    losses = [h["loss"] for h in res.history if "loss" in h]
+    assert losses[-1] < losses[0] - 0.2, losses
+    assert next(res.model.parameters()).dtype == torch.float32     # master weights stay float32
+    with pytest.raises(ValueError, match="precision"):
+        TransformerTrainConfig(precision="fp8")

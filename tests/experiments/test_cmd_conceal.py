@@ -76,3 +76,29 @@ def test_train_transformer_cli_and_resume(tmp_path, tiny_ckpt, kodim01, capsys):
     text = capsys.readouterr().out
     assert '"index_cache"' in text and '"resumed"' in text and '"step": 6' in text
     assert load_transformer(out).meta["step"] == 6
+
+
+def test_index_data_then_train_from_it(tmp_path, tiny_ckpt, kodim01, capsys):
+    imgs = tmp_path / "imgs"
+    for n, (y, x) in enumerate([(0, 0), (64, 96), (128, 192), (200, 300)]):
+        save_image(imgs / f"p{n}.png", kodim01[y:y + 64, x:x + 96])
+    ds = tmp_path / "ds"
+    base = ["index-data", "--codec", str(tiny_ckpt), "--codebook-size", "16", "8", "--images", str(imgs),
+            "--out", str(ds), "--variants", "0,0;0,0,f;4,4"]
+    for part in ("0/2", "1/2"):                                       # two processes share the photos
+        assert main(base + ["--part", part]) == 0
+    assert sorted(p.name for p in (ds / "K8").iterdir()) == [f"v0{v}-p{i}of2.npz" for v in range(3) for i in range(2)]
+    out = tmp_path / "bidir.pt"
+    args = ["train-transformer", "--codec", str(tiny_ckpt), "--codebook-size", "8", "--data", str(ds / "K8"),
+            "--out", str(out), "--kind", "bidir", "--window", "8", "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
+            "--batch", "4", "--warmup", "0", "--steps", "2", "--eval-every", "2", "--bidir-mask-range", "0.1,0.5",
+            "--precision", "bf16", "--holdout", "0.25"]
+    capsys.readouterr()
+    assert main(args) == 0
+    start = next(l for l in capsys.readouterr().out.splitlines() if '"start"' in l)
+    assert '"train_maps": 9' in start and '"heldout_maps": 3' in start   # 1 of 4 photos held out, all 3 variants
+    m = load_transformer(out)
+    assert m.meta["data_tokens"] == 8 * 32 * 48 + 4 * 30 * 46 and m.meta["codebook_id"] == "tiny/8"
+    # the K16 folder for a K8 model is refused with the reason
+    assert main(args[:6] + [str(ds / "K16")] + args[7:]) == 2
+    assert "pass the K8 folder" in capsys.readouterr().err
