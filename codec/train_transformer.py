@@ -396,8 +396,14 @@ def train_transformer(
             w = torch.from_numpy(sampler.sample(cfg.batch_size, rng))
             inp, tgt, wt = make_batch(w, cfg.kind, K, cfg.sos_token, cfg.mask_ratio_max, gen, cfg.bidir_mask_range)
             inp, tgt, wt = inp.to(device), tgt.to(device), wt.to(device)
+            sel = None
+            if cfg.kind == "bidir":
+                # the loss reads only masked positions: run the head (and the last block's query path) there
+                n_max = int(wt.sum(1).max())
+                sel = torch.argsort(wt, dim=1, descending=True, stable=True)[:, :n_max]
+                tgt, wt = tgt.gather(1, sel), wt.gather(1, sel)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                logits = model(inp)
+                logits = model(inp, logits_at=sel)
             logits = logits.float()
             ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), reduction="none")
             loss = (ce * wt.reshape(-1)).sum() / wt.sum().clamp(min=1.0)
