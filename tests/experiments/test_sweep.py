@@ -62,8 +62,12 @@ def test_rows_hold_every_parameter_and_consistent_measures(reference):
     assert len(lost) and (lost["index_error_ratio"] > 0).all() and (lost["lpips_alex_vs_lossfree"] >= 0).all()
     # methods of one unit see the same losses (paired comparison); CRN across FEC settings of a realization
     assert (df.groupby("unit_id")["lost_indices"].nunique() == 1).all()
-    # "none" keeps the placeholder: every lost index stays wrong unless it happened to be 0
     assert (df["loss_ratio"] == df["lost_indices"] / df["num_indices"]).all()
+    # received indices are right, so the wrong ones are exactly the lost ones not recovered
+    assert np.allclose(lost["index_error_ratio"], lost["loss_ratio"] * (1 - lost["concealed_exact_ratio"]))
+    # "none" keeps the placeholder 0: a lost index is right only where the sent index happened to be 0
+    none = lost[lost["method"] == "none"]
+    assert len(none) and (none["concealed_exact_ratio"] < 1).all() and (none["index_error_ratio"] > 0).all()
 
 
 def test_folder_contents_and_provenance(reference):
@@ -260,8 +264,9 @@ def test_transformer_methods_from_path_templates(tmp_path, tiny_config):
     assert res.complete and list(df.index) == ["ar", "bidir", "none"]
     n = round(0.25 * df["num_indices"].iloc[0])
     assert (df["lost_indices"] == n).all()
-    # "none" leaves the 0 placeholder; the models fill every lost position with some codeword
-    assert df.loc["ar", "index_error_ratio"] <= n / df["num_indices"].iloc[0]
+    # the wrong indices are the lost ones each method did not recover (received indices untouched)
+    for m in ("ar", "bidir", "none"):
+        assert df.loc[m, "index_error_ratio"] == pytest.approx(n / df["num_indices"].iloc[0] * (1 - df.loc[m, "concealed_exact_ratio"]))
     assert np.isfinite(df["lpips_alex"]).all()
 
 
