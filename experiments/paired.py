@@ -111,13 +111,20 @@ def paired_table(df: pd.DataFrame, metric: str | None = None, reference: str = "
         return f"(no paired comparison: reference {reference!r} not among the methods)"
     lines = [f"paired differences in {metric} to {reference} (mean over images × seeds, 95 % t-interval; "
              f"* = interval excludes 0)"]
-    by = [c for c in GROUP_COLUMNS if c in t.columns]
+    # groups where nothing differs (e.g. FEC recovered every loss) carry no comparison
+    same = t.groupby([c for c in GROUP_COLUMNS if c in t.columns], dropna=False)["diff"].transform(
+        lambda d: bool((d == 0).all()))
+    n_same = int(same.sum())
+    t = t[~same.astype(bool)]
+    label = [c for c in ("codebook_size", "channel_label", "fec") if c in t.columns]
     shown = t.head(max_rows)
     for _, r in shown.iterrows():
-        grp = " ".join(f"{c}={r[c]:.4g}" if isinstance(r[c], float) else f"{c}={r[c]}" for c in by)
+        grp = " ".join(f"S={r[c]}" if c == "codebook_size" else f"fec={r[c]}" if c == "fec" else str(r[c]) for c in label)
         star = "*" if r["significant"] else " "
         lines.append(f"  {grp}  {r['method']:>11} − {r['reference']:<10} = {r['diff']:+.4f} "
                      f"[{r['lo']:+.4f}, {r['hi']:+.4f}]{star}  (n={r['n']}, {r['mean']:.4f} vs {r['mean_ref']:.4f})")
     if len(t) > max_rows:
         lines.append(f"  … {len(t) - max_rows} more rows")
+    if n_same:
+        lines.append(f"  ({n_same} rows with identical results for every method left out)")
     return "\n".join(lines)
