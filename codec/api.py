@@ -115,14 +115,23 @@ class VQGANCodec:
         return F.pad(x, (0, pw, 0, ph), mode=mode)
 
     @torch.no_grad()
-    def encode_batch(self, images: torch.Tensor) -> torch.Tensor:
-        """Float (N, 3, H, W) in [0, 1] → indices int64 (N, ceil(H/f), ceil(W/f))."""
+    def encode_latents(self, images: torch.Tensor) -> torch.Tensor:
+        """Float (N, 3, H, W) in [0, 1] → pre-quantization latents float32 (N, D, ceil(H/f), ceil(W/f)).
+
+        ``model.quantize.indices`` of them gives the index map; codecs that share
+        the encoder (the reduced sizes of one model) can quantize the same latents.
+        """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
         x = self._pad(images.to(self.device, torch.float32)) * 2.0 - 1.0
         with self._autocast():
             h = self.model.encode_pre_quant(x)
-        return self.model.quantize.indices(h.float())
+        return h.float()
+
+    @torch.no_grad()
+    def encode_batch(self, images: torch.Tensor) -> torch.Tensor:
+        """Float (N, 3, H, W) in [0, 1] → indices int64 (N, ceil(H/f), ceil(W/f))."""
+        return self.model.quantize.indices(self.encode_latents(images))
 
     @torch.no_grad()
     def decode_batch(self, indices: torch.Tensor, image_size: tuple[int, int] | None = None) -> torch.Tensor:

@@ -90,8 +90,8 @@ def build_index_dataset(codecs: Sequence, images: Sequence[str | Path], out: str
     out = Path(out)
     for s in sizes:
         (out / f"K{s}").mkdir(parents=True, exist_ok=True)
-    paths = [Path(p) for i, p in enumerate(images) if i % parts == part]
-    ids = [i for i in range(len(images)) if i % parts == part]
+    ids = list(range(part, len(images), parts))
+    paths = [Path(images[i]) for i in ids]
     (out / "images.json").write_text(json.dumps([str(p) for p in images]))
     t0, n_maps, n_tok = time.time(), 0, 0
     for v, (dy, dx, flip) in enumerate(variants):
@@ -104,9 +104,8 @@ def build_index_dataset(codecs: Sequence, images: Sequence[str | Path], out: str
             im = variant_image(load_image(p), dy, dx, flip)
             if min(im.shape[:2]) < enc.downsample_factor:
                 continue
-            x = enc._pad(to_tensor(im).to(enc.device)) * 2.0 - 1.0
+            h = enc.encode_latents(to_tensor(im))
             with torch.no_grad():
-                h = enc.model.encode_pre_quant(x).float()
                 for c in codecs:
                     maps[c.codebook_size].append(c.model.quantize.indices(h)[0].cpu().numpy().astype(np.int16))
             photo.append(pid)
@@ -116,11 +115,12 @@ def build_index_dataset(codecs: Sequence, images: Sequence[str | Path], out: str
                      shapes=np.array([m.shape for m in maps[s]], dtype=np.int64).reshape(-1, 2),
                      photo=np.array(photo, dtype=np.int64))
             tmp.replace(f)
+        tokens = int(sum(m.size for m in maps[sizes[0]]))
         n_maps += len(photo)
-        n_tok += sum(m.size for m in maps[sizes[0]])
+        n_tok += tokens
         if log:
             log(json.dumps({"event": "variant_done", "variant": v, "dy": dy, "dx": dx, "flip": flip, "part": part,
-                            "maps": len(photo), "tokens": int(sum(m.size for m in maps[sizes[0]])),
+                            "maps": len(photo), "tokens": tokens,
                             "seconds": round(time.time() - t0, 1)}))
     return {"photos": len(paths), "maps": n_maps, "tokens": n_tok, "seconds": time.time() - t0}
 
@@ -129,7 +129,7 @@ def build_index_dataset(codecs: Sequence, images: Sequence[str | Path], out: str
 class IndexDataset:
     """Index maps of one codebook size with the photo each came from."""
 
-    maps: list[np.ndarray]
+    maps: list[np.ndarray]   # (h, w) int16 each
     photo: np.ndarray        # (N,) photo id of each map
     variant: np.ndarray      # (N,) variant number of each map
 
@@ -156,7 +156,7 @@ def load_index_dataset(folder: str | Path, variants: Sequence[int] | None = None
             raise ValueError(f"{f}: not a readable index-map file ({e}); delete it and rebuild that part") from e
         o = 0
         for (h, w), p in zip(shapes, ph):
-            maps.append(flat[o:o + h * w].reshape(h, w).astype(np.int64))
+            maps.append(flat[o:o + h * w].reshape(h, w))      # int16 view; the trainer converts once
             o += h * w
             photo.append(int(p))
             var.append(v)

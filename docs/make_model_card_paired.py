@@ -7,10 +7,12 @@ Usage: python docs/make_model_card_paired.py results/kodak_codec_a.csv results/k
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments.paired import t_interval  # noqa: E402
 
 
 def paired_table(df: pd.DataFrame, metric: str = "lpips_alex") -> str:
@@ -20,8 +22,8 @@ def paired_table(df: pd.DataFrame, metric: str = "lpips_alex") -> str:
         if not {"finetuned", "kmeans"} <= set(d.columns):
             continue
         diff = (d["finetuned"] - d["kmeans"]).dropna().to_numpy()
-        half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
-        lines.append(f"| {S} | {len(diff)} | {diff.mean():+.4f} | [{diff.mean() - half:+.4f}, {diff.mean() + half:+.4f}] | "
+        m, lo, hi = t_interval(diff)
+        lines.append(f"| {S} | {len(diff)} | {m:+.4f} | [{lo:+.4f}, {hi:+.4f}] | "
                      f"{int((diff < 0).sum())}/{len(diff)} |")
     return "\n".join(lines)
 

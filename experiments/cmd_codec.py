@@ -155,7 +155,7 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
         sync = torch.cuda.synchronize if base.device.type == "cuda" else (lambda: None)
         with torch.no_grad():
             t0 = time.perf_counter()
-            h = base.model.encode_pre_quant(base._pad(x) * 2 - 1)
+            h = base.encode_latents(x)
             sync()
             t_enc = time.perf_counter() - t0
             for codec in codecs:

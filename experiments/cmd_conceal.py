@@ -206,8 +206,7 @@ def cmd_train_transformer(args) -> int:
         variants = None if args.data_variants is None else [int(v) for v in args.data_variants.split(",")]
         ds = load_index_dataset(args.data, variants)
         maps, groups = ds.maps, ds.photo
-        bad = [n for n, m in enumerate(maps[:1]) if m.max() >= codec.codebook_size]
-        if bad:
+        if any(int(m.max()) >= codec.codebook_size for m in maps):
             raise ValueError(f"{args.data}: maps hold indices ≥ {codec.codebook_size}; pass the K{codec.codebook_size} folder")
     else:
         maps = load_or_encode_index_maps(codec, list_images(args.images), args.cache_dir)

@@ -35,19 +35,12 @@ def _higher_better(metric: str) -> bool:
 
 
 def t_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and two-sided ``level`` Student-t interval of the samples ``d`` (nan interval for n < 2)."""
-    from scipy import stats
+    """Mean and two-sided ``level`` Student-t interval of the samples ``d`` (:func:`experiments.plots.mean_ci`);
+    the interval is nan for fewer than 2 finite samples, so one pair is never called significant."""
+    from .plots import mean_ci
 
-    d = np.asarray(d, dtype=float)
-    d = d[np.isfinite(d)]
-    n = len(d)
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    m = float(d.mean())
-    if n < 2:
-        return m, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / math.sqrt(n))
-    return m, m - half, m + half
+    m, lo, hi, n = mean_ci(d, level)
+    return (m, lo, hi) if n >= 2 else (m, math.nan, math.nan)
 
 
 def paired_differences(df: pd.DataFrame, metric: str = "lpips_alex_vs_lossfree", reference: str = "best_baseline",
