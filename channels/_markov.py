@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from codec.errors import ParameterError
+
 #: largest block of packets generated at once
 BLOCK: int = 1 << 14
 #: first block after a fresh start; block sizes then double up to BLOCK, so a
@@ -61,20 +63,20 @@ _INF_RUN: int = 1 << 60
 def check_prob(owner: str, name: str, value: Any) -> float:
     """Return ``value`` as a float in [0, 1] or raise ``ValueError`` naming the parameter."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{owner}: {name} must be a real number in [0, 1], got {value!r}")
+        raise ParameterError(f"{owner}: {name} must be a real number in [0, 1], got {value!r}")
     v = float(value)
     if not (0.0 <= v <= 1.0):  # also rejects NaN
-        raise ValueError(f"{owner}: {name} must be in [0, 1], got {v!r}")
+        raise ParameterError(f"{owner}: {name} must be in [0, 1], got {v!r}")
     return v
 
 
 def check_count(n: Any, name: str = "n") -> int:
     """Return ``n`` as a non-negative int or raise ``ValueError``."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise ValueError(f"{name} must be a non-negative integer, got {n!r}")
+        raise ParameterError(f"{name} must be a non-negative integer, got {n!r}")
     n = int(n)
     if n < 0:
-        raise ValueError(f"{name} must be >= 0, got {n}")
+        raise ParameterError(f"{name} must be >= 0, got {n}")
     return n
 
 
@@ -295,7 +297,7 @@ class MarkovChannel:
             return s, run  # packet 0 is in s, and the sojourn from 0 is Geometric(q_s)
         if isinstance(state, bool) or not isinstance(state, numbers.Integral) or not 0 <= int(state) < K:
             names = ", ".join(f"{i}={n}" for i, n in enumerate(self.STATE_NAMES))
-            raise ValueError(
+            raise ParameterError(
                 f"{type(self).__name__}: state must be None, a ChainState returned by a previous call, "
                 f"or a hidden-state index ({names}); got {state!r}"
             )
@@ -353,7 +355,7 @@ class MarkovChannel:
         if isinstance(state, ChainState):
             K = len(self._derived()["pi"])
             if not (0 <= state.state < K and 0 <= state.run_state < K):
-                raise ValueError(f"{type(self).__name__}: ChainState does not belong to this model ({state!r})")
+                raise ParameterError(f"{type(self).__name__}: ChainState does not belong to this model ({state!r})")
             pend_lost, pend_states = state.pending_lost, state.pending_states
             last, s, c = state.state, state.run_state, state.run_left
             bsize = state.next_block

@@ -27,6 +27,7 @@ from .markov4 import FourStateMarkov
 from .netem import parse_netem
 from .presets import PRESETS
 from .trace import Trace
+from codec.errors import ParameterError
 
 Channel = LossModel | BitErrorModel
 
@@ -35,7 +36,7 @@ def _gilbert_elliott(**params: Any) -> GilbertElliott:
     if "loss_rate" in params or "mean_burst" in params:
         extra = set(params) - {"loss_rate", "mean_burst"}
         if extra or len(params) != 2:
-            raise ValueError(
+            raise ParameterError(
                 "gilbert_elliott: give either (p, r[, h, k]) or exactly (loss_rate, mean_burst); "
                 f"got {sorted(params)}"
             )
@@ -47,14 +48,14 @@ def _trace(**params: Any) -> Trace:
     params = dict(params)
     src = [k for k in ("path", "data", "source") if k in params]
     if len(src) != 1:
-        raise ValueError("trace: give exactly one of 'path' or 'data' (the 0/1 sequence)")
+        raise ParameterError("trace: give exactly one of 'path' or 'data' (the 0/1 sequence)")
     source = params.pop(src[0])
     return _call(lambda loop=True, random_start=False: Trace(source, loop=loop, random_start=random_start), "trace", params)
 
 
 def _netem(**params: Any) -> LossModel:
     if set(params) != {"spec"}:
-        raise ValueError(f"netem: takes exactly one parameter 'spec' (the netem loss string), got {sorted(params)}")
+        raise ParameterError(f"netem: takes exactly one parameter 'spec' (the netem loss string), got {sorted(params)}")
     return parse_netem(params["spec"])
 
 
@@ -63,12 +64,12 @@ def _call(factory: Callable[..., Any], name: str, params: Mapping[str, Any]) -> 
     allowed = [p for p in sig.parameters]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise ValueError(f"{name}: unknown parameter(s) {unknown}; allowed: {allowed}")
+        raise ParameterError(f"{name}: unknown parameter(s) {unknown}; allowed: {allowed}")
     missing = [
         p.name for p in sig.parameters.values() if p.default is inspect.Parameter.empty and p.name not in params
     ]
     if missing:
-        raise ValueError(f"{name}: missing required parameter(s) {missing}; allowed: {allowed}")
+        raise ParameterError(f"{name}: missing required parameter(s) {missing}; allowed: {allowed}")
     return factory(**params)
 
 
@@ -93,7 +94,7 @@ def _allowed() -> str:
 def make_channel(name: str, **params: Any) -> Channel:
     """Build a channel from a model name + parameters, a preset name, or a netem string."""
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"channel name must be a non-empty string; {_allowed()}")
+        raise ParameterError(f"channel name must be a non-empty string; {_allowed()}")
     text = name.strip()
     key = text.lower().replace("-", "_")
     if key in MODELS:
@@ -101,14 +102,14 @@ def make_channel(name: str, **params: Any) -> Channel:
     preset_key = text.lower().replace("_", "-")
     if preset_key in PRESETS:
         if params:
-            raise ValueError(f"preset {preset_key!r} takes no parameters, got {sorted(params)}")
+            raise ParameterError(f"preset {preset_key!r} takes no parameters, got {sorted(params)}")
         return PRESETS[preset_key].model
     first = text.split()[0].lower()
     if len(text.split()) > 1 and first in ("loss", "drop", "random", "gemodel", "state"):
         if params:
-            raise ValueError(f"a netem string takes no extra parameters, got {sorted(params)}")
+            raise ParameterError(f"a netem string takes no extra parameters, got {sorted(params)}")
         return parse_netem(text)
-    raise ValueError(f"unknown channel {name!r}; {_allowed()}")
+    raise ParameterError(f"unknown channel {name!r}; {_allowed()}")
 
 
 def from_spec(spec: Mapping[str, Any] | str) -> Channel:
@@ -116,10 +117,10 @@ def from_spec(spec: Mapping[str, Any] | str) -> Channel:
     if isinstance(spec, str):
         return make_channel(spec)
     if not isinstance(spec, Mapping):
-        raise ValueError(f"channel spec must be a mapping or a string, got {type(spec).__name__}")
+        raise ParameterError(f"channel spec must be a mapping or a string, got {type(spec).__name__}")
     keys = [k for k in ("model", "type", "name") if k in spec]
     if len(keys) != 1:
-        raise ValueError(
+        raise ParameterError(
             f"channel spec needs exactly one of 'model' / 'type' / 'name' (got {sorted(spec)}); {_allowed()}"
         )
     params = {k: v for k, v in spec.items() if k != keys[0]}

@@ -12,6 +12,7 @@ from ._markov import (
     mean_burst_from_rates,
 )
 from .base import LossModel
+from codec.errors import ParameterError
 
 GOOD = 0
 BAD = 1
@@ -20,12 +21,12 @@ BAD = 1
 def check_two_state(owner: str, p: float, r: float) -> None:
     """Reject two-state chains with an absorbing Bad state or an undefined stationary law."""
     if r == 0.0 and p > 0.0:
-        raise ValueError(
+        raise ParameterError(
             f"{owner}: r = P(Bad->Good) must be > 0 when p = P(Good->Bad) > 0 "
             f"(got p={p!r}, r=0): the chain would never recover from Bad"
         )
     if r == 0.0 and p == 0.0:
-        raise ValueError(
+        raise ParameterError(
             f"{owner}: p and r cannot both be 0: the chain would never change state and its "
             f"stationary distribution is undefined"
         )
@@ -115,16 +116,16 @@ class GilbertElliott(TwoStateChain, LossModel):
         """
         L = check_prob("GilbertElliott.from_loss_and_burst", "loss_rate", loss_rate)
         if L >= 1.0:
-            raise ValueError("GilbertElliott.from_loss_and_burst: loss_rate must be < 1 (a burst must end)")
+            raise ParameterError("GilbertElliott.from_loss_and_burst: loss_rate must be < 1 (a burst must end)")
         if isinstance(mean_burst, bool) or not isinstance(mean_burst, (int, float, np.integer, np.floating)):
-            raise ValueError(f"GilbertElliott.from_loss_and_burst: mean_burst must be a number >= 1, got {mean_burst!r}")
+            raise ParameterError(f"GilbertElliott.from_loss_and_burst: mean_burst must be a number >= 1, got {mean_burst!r}")
         mb = float(mean_burst)
         if not (mb >= 1.0) or mb == float("inf"):
-            raise ValueError(f"GilbertElliott.from_loss_and_burst: mean_burst must be finite and >= 1 packet, got {mb!r}")
+            raise ParameterError(f"GilbertElliott.from_loss_and_burst: mean_burst must be finite and >= 1 packet, got {mb!r}")
         r = 1.0 / mb
         p = r * L / (1.0 - L)
         if p > 1.0:
-            raise ValueError(
+            raise ParameterError(
                 f"GilbertElliott.from_loss_and_burst: loss_rate={L} is unreachable with mean_burst={mb} "
                 f"(needs p={p:.4g} > 1); the maximum loss rate for this burst length is {mb / (1 + mb):.4g}"
             )
@@ -137,7 +138,7 @@ class GilbertElliott(TwoStateChain, LossModel):
 
         model = parse_netem(spec)
         if not isinstance(model, cls):
-            raise ValueError(f"GilbertElliott.from_netem: {spec!r} is not a 'loss gemodel ...' spec")
+            raise ParameterError(f"GilbertElliott.from_netem: {spec!r} is not a 'loss gemodel ...' spec")
         return model
 
     def to_netem(self) -> str:

@@ -8,6 +8,7 @@ import numpy as np
 
 from ._markov import MarkovChannel, check_prob, mean_burst_from_rates
 from .base import LossModel
+from codec.errors import ParameterError
 
 # hidden-state indices (netem state number minus one)
 GAP_RX = 0      # netem state 1: good reception (gap period)
@@ -83,13 +84,13 @@ class FourStateMarkov(MarkovChannel, LossModel):
         for name, v in vals.items():
             object.__setattr__(self, name, v)
         if p13 + vals["p14"] > 1.0 + 1e-12:
-            raise ValueError(f"{own}: p13 + p14 must be <= 1 (they leave state 1), got {p13} + {vals['p14']}")
+            raise ParameterError(f"{own}: p13 + p14 must be <= 1 (they leave state 1), got {p13} + {vals['p14']}")
         if p31 + vals["p32"] > 1.0 + 1e-12:
-            raise ValueError(f"{own}: p31 + p32 must be <= 1 (they leave state 3), got {p31} + {vals['p32']}")
+            raise ParameterError(f"{own}: p31 + p32 must be <= 1 (they leave state 3), got {p31} + {vals['p32']}")
         if p13 > 0.0 and p31 == 0.0:
-            raise ValueError(f"{own}: p31 must be > 0 when p13 > 0 (got p13={p13}, p31=0): a burst would never end")
+            raise ParameterError(f"{own}: p31 must be > 0 when p13 > 0 (got p13={p13}, p31=0): a burst would never end")
         if p13 > 0.0 and vals["p32"] > 0.0 and vals["p23"] == 0.0:
-            raise ValueError(
+            raise ParameterError(
                 f"{own}: p23 must be > 0 when p32 > 0 (got p32={vals['p32']}, p23=0): the chain would stay in state 2 forever"
             )
 
@@ -101,7 +102,7 @@ class FourStateMarkov(MarkovChannel, LossModel):
 
         model = parse_netem(spec)
         if not isinstance(model, cls):
-            raise ValueError(f"FourStateMarkov.from_netem: {spec!r} is not a 'loss state ...' spec")
+            raise ParameterError(f"FourStateMarkov.from_netem: {spec!r} is not a 'loss state ...' spec")
         return model
 
     def to_netem(self) -> str:

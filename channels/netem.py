@@ -31,31 +31,32 @@ from .base import LossModel
 from .bernoulli import Bernoulli
 from .gilbert import GilbertElliott
 from .markov4 import FourStateMarkov
+from codec.errors import ParameterError
 
 _NUM = re.compile(r"^\+?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?$")
 
 
 def _percent(tok: str, what: str, spec: str) -> float:
     if not _NUM.match(tok):
-        raise ValueError(f"netem spec {spec!r}: {what} must be a percentage like '1%' or '0.5', got {tok!r}")
+        raise ParameterError(f"netem spec {spec!r}: {what} must be a percentage like '1%' or '0.5', got {tok!r}")
     v = float(tok.rstrip("%")) / 100.0
     if not 0.0 <= v <= 1.0:
-        raise ValueError(f"netem spec {spec!r}: {what} must be between 0% and 100%, got {tok!r}")
+        raise ParameterError(f"netem spec {spec!r}: {what} must be between 0% and 100%, got {tok!r}")
     return v
 
 
 def _numbers(tokens: list[str], names: list[str], spec: str, model: str) -> list[float]:
     if not tokens:
-        raise ValueError(f"netem spec {spec!r}: 'loss {model}' needs at least {names[0]}")
+        raise ParameterError(f"netem spec {spec!r}: 'loss {model}' needs at least {names[0]}")
     if len(tokens) > len(names) and all(_NUM.match(t) for t in tokens):
         extra = " ".join(tokens[len(names):])
-        raise ValueError(
+        raise ParameterError(
             f"netem spec {spec!r}: 'loss {model}' takes at most {len(names)} values "
             f"({' '.join(names)}); unexpected {extra!r}"
         )
     for t in tokens:
         if not _NUM.match(t):
-            raise ValueError(
+            raise ParameterError(
                 f"netem spec {spec!r}: unexpected {t!r} after 'loss {model}': expected up to "
                 f"{len(names)} percentages ({' '.join(names)}); only the loss part of a netem spec is supported"
             )
@@ -70,21 +71,21 @@ def parse_netem(spec: str) -> LossModel:
             or parameters the model rejects (e.g. a Bad state never left).
     """
     if not isinstance(spec, str):
-        raise ValueError(f"netem spec must be a string, got {type(spec).__name__}")
+        raise ParameterError(f"netem spec must be a string, got {type(spec).__name__}")
     tokens = spec.split()
     if not tokens:
-        raise ValueError("netem spec is empty; expected e.g. 'loss gemodel 1% 30%'")
+        raise ParameterError("netem spec is empty; expected e.g. 'loss gemodel 1% 30%'")
     if tokens[0] in ("loss", "drop"):
         tokens = tokens[1:]
         if not tokens:
-            raise ValueError(f"netem spec {spec!r}: 'loss' needs a model: 'random', 'state', 'gemodel' or a percentage")
+            raise ParameterError(f"netem spec {spec!r}: 'loss' needs a model: 'random', 'state', 'gemodel' or a percentage")
     head, rest = tokens[0], tokens[1:]
     if head == "random" or _NUM.match(head):
         if head != "random":
             rest = tokens  # old syntax: loss PERCENT [CORRELATION]
         vals = _numbers(rest, ["PERCENT", "CORRELATION"], spec, "random")
         if len(vals) == 2 and vals[1] != 0.0:
-            raise ValueError(
+            raise ParameterError(
                 f"netem spec {spec!r}: loss correlation is not supported (tc-netem(8): 'deprecated due to the "
                 f"noticed bad behavior'); use 'loss gemodel p r' for bursty loss"
             )
@@ -98,17 +99,17 @@ def parse_netem(spec: str) -> LossModel:
         try:
             return GilbertElliott(p=p, r=r, h=1.0 - one_minus_h, k=1.0 - one_minus_k)
         except ValueError as exc:
-            raise ValueError(f"netem spec {spec!r}: {exc}") from None
+            raise ParameterError(f"netem spec {spec!r}: {exc}") from None
     if head == "state":
         vals = _numbers(rest, ["p13", "p31", "p32", "p23", "p14"], spec, "state")
         names = ["p13", "p31", "p32", "p23", "p14"]
         try:
             return FourStateMarkov(**dict(zip(names, vals)))
         except ValueError as exc:
-            raise ValueError(f"netem spec {spec!r}: {exc}") from None
+            raise ParameterError(f"netem spec {spec!r}: {exc}") from None
     known = {"delay", "latency", "duplicate", "corrupt", "reorder", "rate", "limit", "slot", "ecn", "gap", "distribution"}
     if head in known:
-        raise ValueError(f"netem spec {spec!r}: only the loss part of a netem spec is supported, got option {head!r}")
-    raise ValueError(
+        raise ParameterError(f"netem spec {spec!r}: only the loss part of a netem spec is supported, got option {head!r}")
+    raise ParameterError(
         f"netem spec {spec!r}: unknown loss model {head!r}; expected 'random', 'state', 'gemodel' or a percentage"
     )

@@ -16,6 +16,7 @@ from .bernoulli import Bernoulli
 from .biterror import BinarySymmetric, GilbertElliottBitError
 from .gilbert import GilbertElliott
 from .markov4 import FourStateMarkov
+from codec.errors import ParameterError
 
 _YAJNIK = (
     "M. Yajnik, S. Moon, J. Kurose, D. Towsley, 'Measurement and modelling of the temporal dependence "
@@ -152,8 +153,8 @@ def get_preset(name: str) -> Preset:
         ValueError: unknown name; the message lists the available presets.
     """
     if not isinstance(name, str):
-        raise ValueError(f"preset name must be a string, got {name!r}")
+        raise ParameterError(f"preset name must be a string, got {name!r}")
     try:
         return PRESETS[_key(name)]
     except KeyError:
-        raise ValueError(f"unknown channel preset {name!r}; available: {', '.join(sorted(PRESETS))}") from None
+        raise ParameterError(f"unknown channel preset {name!r}; available: {', '.join(sorted(PRESETS))}") from None

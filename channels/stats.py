@@ -5,11 +5,13 @@ import math
 
 import numpy as np
 
+from codec.errors import ParameterError
+
 
 def _as_mask(mask: np.ndarray) -> np.ndarray:
     m = np.asarray(mask)
     if m.ndim != 1:
-        raise ValueError(f"loss mask must be 1-D, got shape {m.shape}")
+        raise ParameterError(f"loss mask must be 1-D, got shape {m.shape}")
     return m.astype(bool, copy=False)
 
 

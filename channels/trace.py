@@ -10,9 +10,10 @@ import numpy as np
 from . import stats
 from ._markov import check_count
 from .base import LossModel
+from codec.errors import ParameterError
 
 
-class TraceExhaustedError(ValueError):
+class TraceExhaustedError(ParameterError):
     """A non-looping trace was asked for more packets than it has left."""
 
 
@@ -26,17 +27,17 @@ def _load(source: Any) -> tuple[np.ndarray, str | None]:
             try:
                 arr = np.load(path, allow_pickle=False)
             except Exception as exc:  # corrupt or pickled .npy
-                raise ValueError(f"Trace: cannot read {str(path)!r} as a .npy array: {exc}") from exc
+                raise ParameterError(f"Trace: cannot read {str(path)!r} as a .npy array: {exc}") from exc
             return _validate(arr, str(path)), str(path)
         text = path.read_text(encoding="utf-8", errors="strict")
         lines = [ln.split("#", 1)[0] for ln in text.splitlines()]
         tokens = np.array(" ".join(lines).replace(",", " ").split())
         if tokens.size == 0:
-            raise ValueError(f"Trace: trace file {str(path)!r} contains no values")
+            raise ParameterError(f"Trace: trace file {str(path)!r} contains no values")
         bad = ~np.isin(tokens, ("0", "1"))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"Trace: value #{i} of {str(path)!r} is {tokens[i]!r}; a trace holds only 0 (received) and 1 (lost)")
+            raise ParameterError(f"Trace: value #{i} of {str(path)!r} is {tokens[i]!r}; a trace holds only 0 (received) and 1 (lost)")
         return tokens == "1", str(path)
     return _validate(np.asarray(source), None), None
 
@@ -44,17 +45,17 @@ def _load(source: Any) -> tuple[np.ndarray, str | None]:
 def _validate(arr: np.ndarray, where: str | None) -> np.ndarray:
     src = f" in {where!r}" if where else ""
     if arr.ndim != 1:
-        raise ValueError(f"Trace: a loss trace must be 1-D, got shape {arr.shape}{src}")
+        raise ParameterError(f"Trace: a loss trace must be 1-D, got shape {arr.shape}{src}")
     if arr.size == 0:
-        raise ValueError(f"Trace: the loss trace is empty{src}")
+        raise ParameterError(f"Trace: the loss trace is empty{src}")
     if arr.dtype == bool:
         return arr.copy()
     if not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"Trace: a loss trace must hold numbers 0/1 or booleans, got dtype {arr.dtype}{src}")
+        raise ParameterError(f"Trace: a loss trace must hold numbers 0/1 or booleans, got dtype {arr.dtype}{src}")
     bad = (arr != 0) & (arr != 1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"Trace: value #{i} is {arr[i]!r}{src}; a trace holds only 0 (received) and 1 (lost)")
+        raise ParameterError(f"Trace: value #{i} is {arr[i]!r}{src}; a trace holds only 0 (received) and 1 (lost)")
     return arr == 1
 
 
@@ -81,9 +82,9 @@ class Trace(LossModel):
 
     def __init__(self, source: Any, loop: bool = True, random_start: bool = False) -> None:
         if not isinstance(loop, bool):
-            raise ValueError(f"Trace: loop must be a bool, got {loop!r}")
+            raise ParameterError(f"Trace: loop must be a bool, got {loop!r}")
         if not isinstance(random_start, bool):
-            raise ValueError(f"Trace: random_start must be a bool, got {random_start!r}")
+            raise ParameterError(f"Trace: random_start must be a bool, got {random_start!r}")
         losses, path = _load(source)
         losses.flags.writeable = False
         self._losses = losses
@@ -133,11 +134,11 @@ class Trace(LossModel):
                 pos = 0
         else:
             if isinstance(state, bool) or not isinstance(state, (int, np.integer)):
-                raise ValueError(f"Trace: state must be None or an int position, got {state!r}")
+                raise ParameterError(f"Trace: state must be None or an int position, got {state!r}")
             pos = int(state)
             upper = L - 1 if self._loop else L
             if not 0 <= pos <= upper:
-                raise ValueError(f"Trace: position {pos} out of range [0, {upper}]")
+                raise ParameterError(f"Trace: position {pos} out of range [0, {upper}]")
         if not self._loop:
             if pos + n > L:
                 raise TraceExhaustedError(

@@ -24,13 +24,15 @@ import zlib
 import numpy as np
 from PIL import Image
 
+from .errors import ParameterError
+
 ANCHORS = ("palette", "webp_down", "jpeg", "webp")
 
 
 def _check_image(img: np.ndarray) -> np.ndarray:
     a = np.asarray(img)
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
-        raise ValueError(f"anchors take uint8 (H, W, 3) images, got {a.dtype} {a.shape}")
+        raise ParameterError(f"anchors take uint8 (H, W, 3) images, got {a.dtype} {a.shape}")
     return a
 
 
@@ -47,11 +49,11 @@ def palette_anchor(img: np.ndarray, colours: int = 64, block: int = 16, seed: in
     H, W = a.shape[:2]
     h, w = H // block, W // block
     if h == 0 or w == 0:
-        raise ValueError(f"image {H}x{W} is smaller than one {block}x{block} block")
+        raise ParameterError(f"image {H}x{W} is smaller than one {block}x{block} block")
     means = a[: h * block, : w * block].astype(np.float64).reshape(h, block, w, block, 3).mean(axis=(1, 3))
     pts = means.reshape(-1, 3).astype(np.float32)
     if colours < 1:
-        raise ValueError(f"colours must be ≥ 1, got {colours}")
+        raise ParameterError(f"colours must be ≥ 1, got {colours}")
     uniq, inverse = np.unique(pts, axis=0, return_inverse=True)
     if len(uniq) <= colours:  # no clustering needed: the distinct block colours are the palette
         pal, idx = uniq, inverse.reshape(-1)
@@ -90,9 +92,9 @@ def webp_down_anchor(img: np.ndarray, scale: float = 3.0, max_bpp: float = 0.04)
     """WebP of the image downscaled by ``scale`` at the best quality within ``max_bpp``, upsampled back."""
     a = _check_image(img)
     if not scale >= 1.0:
-        raise ValueError(f"scale must be ≥ 1, got {scale}")
+        raise ParameterError(f"scale must be ≥ 1, got {scale}")
     if not max_bpp > 0:
-        raise ValueError(f"max_bpp must be positive, got {max_bpp}")
+        raise ParameterError(f"max_bpp must be positive, got {max_bpp}")
     H, W = a.shape[:2]
     small = _resize(a, (max(1, round(H / scale)), max(1, round(W / scale))), Image.LANCZOS)
     budget = max_bpp * H * W / 8
@@ -112,7 +114,7 @@ def lowest_quality_anchor(img: np.ndarray, fmt: str) -> tuple[np.ndarray, int]:
     a = _check_image(img)
     fmt = {"jpeg": "JPEG", "webp": "WEBP"}.get(fmt.lower())
     if fmt is None:
-        raise ValueError("format must be 'jpeg' or 'webp'")
+        raise ParameterError("format must be 'jpeg' or 'webp'")
     data = _encode(a, fmt, 1 if fmt == "JPEG" else 0)
     return _decode(data), len(data)
 
@@ -125,4 +127,4 @@ def run_anchor(name: str, img: np.ndarray) -> tuple[np.ndarray, int]:
         return webp_down_anchor(img)
     if name in ("jpeg", "webp"):
         return lowest_quality_anchor(img, name)
-    raise ValueError(f"unknown anchor {name!r}; allowed: {', '.join(ANCHORS)}")
+    raise ParameterError(f"unknown anchor {name!r}; allowed: {', '.join(ANCHORS)}")

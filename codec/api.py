@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from .bitstream import decode_bitstream, encode_bitstream, parse_header
-from .errors import BitstreamError
+from .errors import BitstreamError, ParameterError
 from .image import as_uint8_image, to_tensor
+from .limits import DecodeLimits
 from .types import IndexMap
 from .vqgan import VQModel
 
@@ -54,9 +55,9 @@ class VQGANCodec:
         from .entropy import CODERS
 
         if coder not in CODERS:
-            raise ValueError(f"coder must be one of {CODERS}, got {coder!r}")
+            raise ParameterError(f"coder must be one of {CODERS}, got {coder!r}")
         if autocast not in (None, "bf16", "fp16"):
-            raise ValueError(f"autocast must be None, 'bf16' or 'fp16', got {autocast!r}")
+            raise ParameterError(f"autocast must be None, 'bf16' or 'fp16', got {autocast!r}")
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
         self.name = name
@@ -66,7 +67,7 @@ class VQGANCodec:
         if prior is not None:
             prior = np.asarray(prior, dtype=np.int64)
             if prior.shape != (K,):
-                raise ValueError(f"prior must have shape ({K},), got {prior.shape}")
+                raise ParameterError(f"prior must have shape ({K},), got {prior.shape}")
         self.prior = prior
         #: "trained" (the model's own codebook), "kmeans" (K-means reduction, w/o fine-tune),
         #: "finetuned" (reduction with a fine-tuned decoder side) or "custom"; set by ``codec.zoo``.
@@ -122,7 +123,7 @@ class VQGANCodec:
         the encoder (the reduced sizes of one model) can quantize the same latents.
         """
         if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
+            raise ParameterError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
         x = self._pad(images.to(self.device, torch.float32)) * 2.0 - 1.0
         with self._autocast():
             h = self.model.encode_pre_quant(x)
@@ -138,9 +139,9 @@ class VQGANCodec:
         """Indices (N, h, w) → float (N, 3, H, W) in [0, 1], cropped to ``image_size`` if given."""
         idx = torch.as_tensor(indices, device=self.device).long()
         if idx.ndim != 3:
-            raise ValueError(f"expected indices of shape (N, h, w), got {tuple(idx.shape)}")
+            raise ParameterError(f"expected indices of shape (N, h, w), got {tuple(idx.shape)}")
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.codebook_size):
-            raise ValueError(f"indices out of range for codebook size {self.codebook_size}")
+            raise ParameterError(f"indices out of range for codebook size {self.codebook_size}")
         with self._autocast():
             x = self.model.decode_indices(idx)
         x = ((x.float() + 1.0) / 2.0).clamp_(0.0, 1.0)
@@ -154,7 +155,7 @@ class VQGANCodec:
         """uint8 (H, W, 3) image (or a (1,3,H,W) tensor in [0,1]) → IndexMap."""
         x = to_tensor(as_uint8_image(image) if not hasattr(image, "detach") else image)
         if x.shape[0] != 1:
-            raise ValueError("encode_indices takes one image; use encode_batch for batches")
+            raise ParameterError("encode_indices takes one image; use encode_batch for batches")
         idx = self.encode_batch(x)[0].cpu().numpy()
         return IndexMap(idx, self.codebook_size, tuple(x.shape[-2:]), self.codebook_id)
 
@@ -197,15 +198,27 @@ class VQGANCodec:
         prior = self.prior if coder.startswith("arith") else None
         return encode_bitstream(imap, coder=coder, prior=prior)
 
-    def decompress_indices(self, data: bytes) -> IndexMap:
-        """Bitstream → IndexMap, checking it belongs to this codec. Raises BitstreamError."""
+    def decompress_indices(self, data: bytes, *, limits: DecodeLimits | None = None) -> IndexMap:
+        """Bitstream → IndexMap, checking it belongs to this codec before decoding the payload.
+
+        Args:
+            data: the bitstream.
+            limits: largest image / index map to accept (default ``DecodeLimits.from_env()``).
+
+        Raises:
+            BitstreamError: corrupt or foreign bitstream (codebook size or id of another
+                codec, latent size not fitting the image size at this codec's factor).
+            LimitExceededError: the header claims more than ``limits`` allow.
+        """
         head = parse_header(data)
         if head.codebook_size != self.codebook_size:
             raise BitstreamError(f"bitstream uses codebook size {head.codebook_size}, this codec has {self.codebook_size}")
-        imap = decode_bitstream(data, prior=self.prior)
+        if head.codebook_id and head.codebook_id != self.codebook_id:
+            raise BitstreamError(f"bitstream was made with codebook {head.codebook_id!r}, this codec is {self.codebook_id!r}")
+        imap = decode_bitstream(data, prior=self.prior, limits=limits, downsample_factor=self.downsample_factor)
         self._check_map(imap)
         return imap
 
-    def decompress(self, data: bytes) -> np.ndarray:
-        """Bitstream bytes → uint8 image (H, W, 3). Raises BitstreamError on bad input."""
-        return self.decode_indices(self.decompress_indices(data))
+    def decompress(self, data: bytes, *, limits: DecodeLimits | None = None) -> np.ndarray:
+        """Bitstream bytes → uint8 image (H, W, 3). Raises BitstreamError on bad input (see ``decompress_indices``)."""
+        return self.decode_indices(self.decompress_indices(data, limits=limits))

@@ -20,7 +20,10 @@ A header is typically 12-26 bytes (e.g. 26 bytes for K = 1024, id
 ``"default/256"``, a 32×48 map of a 512×768 image with a 1.3 kB payload).
 
 ``h, w`` need not equal ``H/f, W/f`` (models differ in the downsampling
-factor f), but every field is range-checked before anything is allocated.
+factor f; pass ``downsample_factor`` to require it), but every field is
+range-checked, and the claimed sizes are checked against the receiver's
+:class:`~codec.limits.DecodeLimits` (default 2^21 pixels, 2^15 indices),
+before anything is allocated.
 Every malformed input raises :class:`~codec.errors.BitstreamError` with the
 reason; corruption anywhere after the version byte is reported as a CRC
 mismatch unless the stream is structurally truncated or over-long first.
@@ -33,12 +36,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .entropy import CODERS, MAX_SYMBOLS, decode_symbols, encode_symbols
-from .errors import BitstreamError
+from .errors import BitstreamError, ParameterError
+from .limits import DecodeLimits, resolve_limits
 from .types import MAX_CODEBOOK_SIZE, IndexMap
 
 __all__ = [
     "MAGIC", "VERSION", "CODER_IDS", "MAX_IMAGE_SIDE",
-    "BitstreamHeader", "encode_bitstream", "decode_bitstream", "parse_header", "bits_per_pixel",
+    "BitstreamHeader", "encode_bitstream", "decode_bitstream", "parse_header", "check_latent_shape", "bits_per_pixel",
 ]
 
 MAGIC = b"VQ"
@@ -99,7 +103,7 @@ class BitstreamHeader:
 def _put_varint(out: bytearray, value: int) -> None:
     """Unsigned LEB128: 7 bits per byte, least significant group first."""
     if value < 0:
-        raise ValueError(f"varint must be non-negative, got {value}")
+        raise ParameterError(f"varint must be non-negative, got {value}")
     while True:
         byte = value & 0x7F
         value >>= 7
@@ -228,13 +232,13 @@ def encode_bitstream(index_map: IndexMap, coder: str = "arith", prior: np.ndarra
     if not isinstance(index_map, IndexMap):
         raise TypeError(f"index_map must be an IndexMap, got {type(index_map).__name__}")
     if coder not in CODER_IDS:
-        raise ValueError(f"coder must be one of {CODERS}, got {coder!r}")
+        raise ParameterError(f"coder must be one of {CODERS}, got {coder!r}")
     h, w = index_map.shape
     H, W = index_map.image_size
     if h * w > MAX_INDICES:
-        raise ValueError(f"index map has {h * w} indices, at most {MAX_INDICES} are supported")
+        raise ParameterError(f"index map has {h * w} indices, at most {MAX_INDICES} are supported")
     if H > MAX_IMAGE_SIDE or W > MAX_IMAGE_SIDE:
-        raise ValueError(f"image_size {index_map.image_size} exceeds {MAX_IMAGE_SIDE} per side")
+        raise ParameterError(f"image_size {index_map.image_size} exceeds {MAX_IMAGE_SIDE} per side")
     use_prior = prior is not None and coder in _PRIOR_CODERS
     payload = encode_symbols(index_map.indices.reshape(-1), index_map.codebook_size, coder,
                              prior if use_prior else None)
@@ -245,7 +249,7 @@ def encode_bitstream(index_map: IndexMap, coder: str = "arith", prior: np.ndarra
     if cid is not None:
         cid_bytes = str(cid).encode("utf-8")
         if len(cid_bytes) > _MAX_ID_BYTES:
-            raise ValueError(f"codebook_id must be at most {_MAX_ID_BYTES} UTF-8 bytes, got {len(cid_bytes)}")
+            raise ParameterError(f"codebook_id must be at most {_MAX_ID_BYTES} UTF-8 bytes, got {len(cid_bytes)}")
         flags |= _FLAG_ID
     out = bytearray(MAGIC)
     out += bytes([VERSION, flags])
@@ -260,21 +264,37 @@ def encode_bitstream(index_map: IndexMap, coder: str = "arith", prior: np.ndarra
     return bytes(out)
 
 
-def decode_bitstream(data: bytes, prior: np.ndarray | None = None) -> IndexMap:
+def check_latent_shape(hdr: BitstreamHeader, downsample_factor: int) -> None:
+    """Raise BitstreamError unless ``(h, w) = (ceil(H/f), ceil(W/f))`` for ``f = downsample_factor``."""
+    f = int(downsample_factor)
+    want = (-(-hdr.H // f), -(-hdr.W // f))
+    if (hdr.h, hdr.w) != want:
+        raise BitstreamError(f"latent size {hdr.h}x{hdr.w} does not fit image size {hdr.H}x{hdr.W} "
+                             f"at downsampling factor {f} (expected {want[0]}x{want[1]})")
+
+
+def decode_bitstream(data: bytes, prior: np.ndarray | None = None, *, limits: DecodeLimits | None = None,
+                     downsample_factor: int | None = None) -> IndexMap:
     """Inverse of :func:`encode_bitstream`.
 
     Args:
         data: the complete bitstream.
         prior: the codebook prior, required iff the stream was coded with one
             (ignored otherwise).
+        limits: largest image / index map to accept (default
+            ``DecodeLimits.from_env()``), checked before the payload is decoded.
+        downsample_factor: if given, require ``h, w = ceil(H/f), ceil(W/f)``.
 
     Raises:
         BitstreamError: not a vqsim bitstream, unsupported version, truncated
             header or payload, trailing bytes, CRC mismatch, unknown coder,
-            out-of-range field, missing/mismatched prior, or a payload the
-            entropy decoder rejects.
+            out-of-range field, latent size not fitting the image size,
+            missing/mismatched prior, or a payload the entropy decoder rejects.
+        LimitExceededError: (a BitstreamError) the header claims more pixels or
+            indices than ``limits`` allow.
     """
     data = _as_bytes(data)
+    limits = resolve_limits(limits)
     fields, pos = _parse_structure(data)
     expected = pos + fields["payload_length"] + _CRC_BYTES
     if len(data) < expected:
@@ -288,6 +308,9 @@ def decode_bitstream(data: bytes, prior: np.ndarray | None = None) -> IndexMap:
     if stored != computed:
         raise BitstreamError(f"CRC mismatch (stored 0x{stored:08x}, computed 0x{computed:08x})")
     hdr = _validate(fields, pos)
+    limits.check(hdr.h, hdr.w, hdr.H, hdr.W, what="bitstream header")
+    if downsample_factor is not None:
+        check_latent_shape(hdr, downsample_factor)
     if hdr.has_prior:
         if prior is None:
             raise BitstreamError("bitstream was coded with a codebook prior; pass the model's prior")
@@ -310,11 +333,11 @@ def bits_per_pixel(nbytes: int, image_size: tuple[int, int]) -> float:
     for the entropy-coded indices alone.
     """
     if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 0:
-        raise ValueError(f"nbytes must be a non-negative int, got {nbytes!r}")
+        raise ParameterError(f"nbytes must be a non-negative int, got {nbytes!r}")
     try:
         H, W = (int(v) for v in image_size)
     except (TypeError, ValueError):
-        raise ValueError(f"image_size must be (H, W), got {image_size!r}") from None
+        raise ParameterError(f"image_size must be (H, W), got {image_size!r}") from None
     if H <= 0 or W <= 0:
-        raise ValueError(f"image_size must be positive (H, W), got {image_size!r}")
+        raise ParameterError(f"image_size must be positive (H, W), got {image_size!r}")
     return 8.0 * int(nbytes) / (H * W)

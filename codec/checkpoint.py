@@ -41,10 +41,29 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle, disallowed global, ...
-        raise CheckpointError(f"cannot read checkpoint {p}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        with open(p, "rb") as fh:
+            is_zip = fh.read(4) == b"PK\x03\x04"
+        raise CheckpointError(f"cannot read checkpoint {p}: {_load_failure(e, is_zip)}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {p} holds a {type(obj).__name__}, expected a dict")
     return obj
+
+
+def _load_failure(e: Exception, is_zip: bool) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in vqsim's words (never torch's advice to
+    load with ``weights_only=False``, which would run code from the file)."""
+    import pickle
+
+    text = str(e)
+    if isinstance(e, pickle.UnpicklingError) and "weights only" in text.lower():
+        return ("it holds Python objects other than tensors and plain containers; vqsim reads weights only "
+                "and never runs code from a checkpoint (re-export it as a plain state_dict)")
+    if "zip archive" in text or "central directory" in text or isinstance(e, EOFError) or is_zip:
+        return "not a complete PyTorch file (truncated, or not a torch.save archive)"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if "weights_only" in first or "weights only" in first.lower():
+        first = ""
+    return f"not a PyTorch checkpoint ({type(e).__name__}{': ' + first[:120] if first else ''})"
 
 
 def _fmt_keys(keys: list[str], limit: int = 8) -> str:

@@ -81,6 +81,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from .errors import ParameterError
 from .types import IndexMap, check_loss_mask
 
 CONCEAL_METHODS = ("ar", "ar_naive", "ar_mean", "bidir", "bidir_mean", "mean", "neighbor", "latent_avg", "none")
@@ -120,11 +121,11 @@ def window_origin(i: int, j: int, H: int, W: int, size: int = WINDOW) -> tuple[i
     """
     for name, v in (("H", H), ("W", W), ("size", size)):
         if isinstance(v, bool) or int(v) != v or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+            raise ParameterError(f"{name} must be a positive int, got {v!r}")
     if size < 2:
-        raise ValueError(f"size must be ≥ 2, got {size}")
+        raise ParameterError(f"size must be ≥ 2, got {size}")
     if not (0 <= i < H and 0 <= j < W):
-        raise ValueError(f"position ({i}, {j}) outside the {H}×{W} map")
+        raise ParameterError(f"position ({i}, {j}) outside the {H}×{W} map")
     li, lj = _local(int(i), int(H), int(size)), _local(int(j), int(W), int(size))
     return int(i) - li, int(j) - lj, li, lj
 
@@ -194,12 +195,12 @@ def _as_torch_generator(rng):
 
 def _check_codebook(codebook, K: int) -> np.ndarray:
     if codebook is None:
-        raise ValueError("this concealment method needs codebook= (K, D) codewords")
+        raise ParameterError("this concealment method needs codebook= (K, D) codewords")
     cb = np.asarray(codebook, dtype=np.float64)
     if cb.ndim != 2 or cb.shape[0] != K:
-        raise ValueError(f"codebook must have shape ({K}, D) for codebook_size {K}, got {cb.shape}")
+        raise ParameterError(f"codebook must have shape ({K}, D) for codebook_size {K}, got {cb.shape}")
     if not np.isfinite(cb).all():
-        raise ValueError("codebook contains non-finite values")
+        raise ParameterError("codebook contains non-finite values")
     return cb
 
 
@@ -208,7 +209,7 @@ def nearest_codeword(vectors: np.ndarray, codebook: np.ndarray, chunk: int = 409
     v = np.asarray(vectors, dtype=np.float64)
     cb = np.asarray(codebook, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] != cb.shape[1]:
-        raise ValueError(f"vectors must be (n, {cb.shape[1]}), got {v.shape}")
+        raise ParameterError(f"vectors must be (n, {cb.shape[1]}), got {v.shape}")
     c2 = (cb * cb).sum(1)
     out = np.empty(len(v), dtype=np.int64)
     for s in range(0, len(v), chunk):
@@ -227,19 +228,19 @@ class _Vocab:
 def _model_vocab(model, K: int, method: str, need_mask: bool = False, causal: bool | None = None) -> _Vocab:
     """Check that ``model`` fits a codebook of size K: vocab K (no [mask]) or K+1 ([mask] = K)."""
     if model is None:
-        raise ValueError(f"method {method!r} needs model= (a codec.transformer.GPT)")
+        raise ParameterError(f"method {method!r} needs model= (a codec.transformer.GPT)")
     cfg = getattr(model, "config", None)
     V = getattr(cfg, "vocab_size", None)
     if V is None:
         raise TypeError(f"model must be a codec.transformer.GPT, got {type(model).__name__}")
     if V not in (K, K + 1):
-        raise ValueError(f"model vocab_size {V} does not fit codebook size {K} (expected {K} or {K + 1} with [mask])")
+        raise ParameterError(f"model vocab_size {V} does not fit codebook size {K} (expected {K} or {K + 1} with [mask])")
     mask = K if V == K + 1 else None
     if need_mask and mask is None:
-        raise ValueError(f"method {method!r} needs a model with a [mask] token (vocab_size {K + 1}), got {V}")
+        raise ParameterError(f"method {method!r} needs a model with a [mask] token (vocab_size {K + 1}), got {V}")
     if causal is not None and bool(cfg.causal) != causal:
         kind = "causal (autoregressive)" if causal else "bidirectional (causal=False)"
-        raise ValueError(f"method {method!r} needs a {kind} model")
+        raise ParameterError(f"method {method!r} needs a {kind} model")
     return _Vocab(K, mask)
 
 
@@ -308,17 +309,17 @@ class _Decoding:
     def make(cls, sample: bool, temperature: float, top_k: int | None, tie_tol: float, K: int,
              estimate: str = "mode", codebook=None) -> "_Decoding":
         if not (isinstance(temperature, (int, float)) and temperature > 0 and math.isfinite(temperature)):
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+            raise ParameterError(f"temperature must be > 0, got {temperature!r}")
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
-            raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
+            raise ParameterError(f"top_k must be a positive int or None, got {top_k!r}")
         if not (isinstance(tie_tol, (int, float)) and 0 <= tie_tol < 1):
-            raise ValueError(f"tie_tol must be in [0, 1), got {tie_tol!r}")
+            raise ParameterError(f"tie_tol must be in [0, 1), got {tie_tol!r}")
         if estimate not in ESTIMATES:
-            raise ValueError(f"estimate must be one of {ESTIMATES}, got {estimate!r}")
+            raise ParameterError(f"estimate must be one of {ESTIMATES}, got {estimate!r}")
         cb = None
         if estimate == "mean":
             if sample:
-                raise ValueError("estimate='mean' is a deterministic estimate; it cannot be combined with sample=True")
+                raise ParameterError("estimate='mean' is a deterministic estimate; it cannot be combined with sample=True")
             torch = _import_torch()
             cb = torch.as_tensor(_check_codebook(codebook, K), dtype=torch.float64)
         return cls(bool(sample), float(temperature), None if top_k is None else min(int(top_k), K), float(tie_tol), cb)
@@ -334,11 +335,11 @@ class _ARProblem:
         K = index_map.codebook_size
         self.vocab = _model_vocab(model, K, method, need_mask=(context == "mask"), causal=True)
         if context not in ("filled", "mask"):
-            raise ValueError(f"context must be 'filled' or 'mask', got {context!r}")
+            raise ParameterError(f"context must be 'filled' or 'mask', got {context!r}")
         if rule not in AR_WINDOW_RULES:
-            raise ValueError(f"rule must be one of {AR_WINDOW_RULES}, got {rule!r}")
+            raise ParameterError(f"rule must be one of {AR_WINDOW_RULES}, got {rule!r}")
         if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
-            raise ValueError(f"window must be an int ≥ 2, got {window!r}")
+            raise ParameterError(f"window must be an int ≥ 2, got {window!r}")
         self.model = model
         self.size = int(window)
         H, W = index_map.shape
@@ -347,12 +348,12 @@ class _ARProblem:
         self.n_win = self.sh * self.sw
         self.pos = _pos_table(self.sh, self.sw, self.size)
         if int(self.pos[-1]) >= model.config.block_size:
-            raise ValueError(f"model block_size {model.config.block_size} is too small for {self.sh}×{self.sw} windows "
+            raise ParameterError(f"model block_size {model.config.block_size} is too small for {self.sh}×{self.sw} windows "
                              f"(needs ≥ {int(self.pos[-1]) + 1}); use a smaller window=")
         if sos_token is None:
             sos_token = int(getattr(model, "sos_token", 0))
         if not 0 <= sos_token < model.config.vocab_size:
-            raise ValueError(f"sos_token must be in [0, {model.config.vocab_size}), got {sos_token}")
+            raise ParameterError(f"sos_token must be in [0, {model.config.vocab_size}), got {sos_token}")
         self.sos = int(sos_token)
         self.context = context
         self.placeholder = self.vocab.mask if self.vocab.mask is not None else 0
@@ -381,7 +382,7 @@ class _ARProblem:
         if dec.sample:
             gen = _as_torch_generator(rng)
             if gen is None:
-                raise ValueError("sampling (sample=True) needs rng= (a torch or numpy Generator)")
+                raise ParameterError("sampling (sample=True) needs rng= (a torch or numpy Generator)")
             self.u = torch.rand(self.n, generator=gen, dtype=torch.float64)
         else:
             self.u = None
@@ -622,7 +623,7 @@ def _run_ar(index_map: IndexMap, lost: np.ndarray, model, rng, fast: bool, metho
     dec = _Decoding.make(o["sample"], o["temperature"], o["top_k"], o["tie_tol"], index_map.codebook_size,
                          o["estimate"], codebook)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
+        raise ParameterError(f"max_tokens must be a positive int, got {max_tokens!r}")
     was_training = bool(getattr(model, "training", False))
     try:
         with torch.inference_mode():
@@ -681,19 +682,19 @@ def conceal_bidir(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None
     K = index_map.codebook_size
     voc = _model_vocab(model, K, "bidir", need_mask=True, causal=False)
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+        raise ParameterError(f"steps must be a positive int, got {steps!r}")
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
-        raise ValueError(f"window must be an int ≥ 2, got {window!r}")
+        raise ParameterError(f"window must be an int ≥ 2, got {window!r}")
     dec = _Decoding.make(sample, temperature, top_k, 0.0, K, estimate, codebook)
     gen = _as_torch_generator(rng)
     if dec.sample and gen is None:
-        raise ValueError("sampling (sample=True) needs rng= (a torch or numpy Generator)")
+        raise ParameterError("sampling (sample=True) needs rng= (a torch or numpy Generator)")
     H, W = index_map.shape
     size = int(window)
     sh, sw = min(H, size), min(W, size)
     pos_np = _pos_table(sh, sw, size)
     if int(pos_np[-1]) >= model.config.block_size:
-        raise ValueError(f"model block_size {model.config.block_size} is too small for {sh}×{sw} windows")
+        raise ParameterError(f"model block_size {model.config.block_size} is too small for {sh}×{sw} windows")
     grid = index_map.indices.astype(np.int64)
     grid[lost] = voc.mask
     ii_all, jj_all = np.nonzero(lost)
@@ -789,7 +790,7 @@ def conceal_latent_avg(index_map: IndexMap, lost_mask: np.ndarray, codebook, con
     lost = check_loss_mask(lost_mask, index_map.shape)
     cb = _check_codebook(codebook, index_map.codebook_size)
     if connectivity not in _OFFSETS:
-        raise ValueError(f"connectivity must be 4 or 8, got {connectivity!r}")
+        raise ParameterError(f"connectivity must be 4 or 8, got {connectivity!r}")
     if lost.all():
         return conceal_mean(index_map, lost, cb)
     H, W = lost.shape
@@ -820,7 +821,7 @@ def conceal_none(index_map: IndexMap, lost_mask: np.ndarray, fill_value: int | N
     if fill_value is None:
         return index_map.with_indices(index_map.indices)
     if not 0 <= int(fill_value) < index_map.codebook_size:
-        raise ValueError(f"fill_value must be in [0, {index_map.codebook_size}), got {fill_value}")
+        raise ParameterError(f"fill_value must be in [0, {index_map.codebook_size}), got {fill_value}")
     out = index_map.indices.copy()
     out[lost] = int(fill_value)
     return index_map.with_indices(out)
@@ -864,10 +865,10 @@ def conceal(index_map: IndexMap, lost_mask: np.ndarray, method: str = "ar", *, m
     if not isinstance(index_map, IndexMap):
         raise TypeError(f"index_map must be an IndexMap, got {type(index_map).__name__}")
     if method not in CONCEAL_METHODS:
-        raise ValueError(f"unknown concealment method {method!r}; allowed: {', '.join(CONCEAL_METHODS)}")
+        raise ParameterError(f"unknown concealment method {method!r}; allowed: {', '.join(CONCEAL_METHODS)}")
     bad = sorted(set(options) - set(_OPTIONS[method]))
     if bad:
-        raise ValueError(f"unknown option(s) {bad} for method {method!r}; allowed: {list(_OPTIONS[method]) or '(no options)'}")
+        raise ParameterError(f"unknown option(s) {bad} for method {method!r}; allowed: {list(_OPTIONS[method]) or '(no options)'}")
     if method in ("ar_mean", "bidir_mean"):
         method = method[:-5]
         options["estimate"] = "mean"
@@ -892,7 +893,7 @@ def conceal(index_map: IndexMap, lost_mask: np.ndarray, method: str = "ar", *, m
 def random_loss_mask(shape: tuple[int, int], fraction: float, rng: np.random.Generator) -> np.ndarray:
     """Exactly round(fraction·h·w) lost positions chosen uniformly without replacement."""
     if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+        raise ParameterError(f"fraction must be in [0, 1], got {fraction}")
     h, w = shape
     m = np.zeros(h * w, dtype=bool)
     m[rng.choice(h * w, int(round(fraction * h * w)), replace=False)] = True

@@ -64,6 +64,9 @@ A *symbol sequence* is a 1-D array of ``count`` integers in ``[0, K)`` (an
     is 10-20 % smaller than ``"arith"``; without repeats ≤ 1 % larger.
 
 Decoders validate ``count`` and ``alphabet_size`` before allocating anything,
+refuse a ``count`` the payload cannot hold (the arithmetic coders:
+:func:`max_symbols`, the most symbols ``n`` bytes can code at the coder's
+least possible cost per symbol),
 always produce exactly ``count`` symbols or raise
 :class:`~codec.errors.BitstreamError` naming the reason (wrong length,
 out-of-range symbol, non-zero padding, unused or missing data, ...), and never
@@ -81,12 +84,12 @@ import zlib
 
 import numpy as np
 
-from .errors import BitstreamError
+from .errors import BitstreamError, ParameterError
 from .types import MAX_CODEBOOK_SIZE
 
 __all__ = [
     "CODERS", "MAX_SYMBOLS", "bits_per_symbol", "increment", "max_total",
-    "encode_symbols", "decode_symbols",
+    "encode_symbols", "decode_symbols", "max_symbols",
 ]
 
 CODERS = ("raw", "deflate", "arith", "arith_rep")
@@ -111,13 +114,13 @@ def _check_alphabet(alphabet_size: int) -> int:
         raise TypeError(f"alphabet_size must be an int, got {type(alphabet_size).__name__}")
     K = int(alphabet_size)
     if not 2 <= K <= MAX_CODEBOOK_SIZE:
-        raise ValueError(f"alphabet_size must be in [2, {MAX_CODEBOOK_SIZE}], got {K}")
+        raise ParameterError(f"alphabet_size must be in [2, {MAX_CODEBOOK_SIZE}], got {K}")
     return K
 
 
 def _check_coder(coder: str) -> str:
     if coder not in CODERS:
-        raise ValueError(f"coder must be one of {CODERS}, got {coder!r}")
+        raise ParameterError(f"coder must be one of {CODERS}, got {coder!r}")
     return coder
 
 
@@ -137,14 +140,14 @@ def _check_symbols(symbols: np.ndarray, K: int) -> np.ndarray:
     if s.ndim != 1:
         s = s.reshape(-1)
     if s.size > MAX_SYMBOLS:
-        raise ValueError(f"at most {MAX_SYMBOLS} symbols can be coded, got {s.size}")
+        raise ParameterError(f"at most {MAX_SYMBOLS} symbols can be coded, got {s.size}")
     if s.size == 0:
         return s.astype(np.int64)
     if not np.issubdtype(s.dtype, np.integer):
         raise TypeError(f"symbols must be integers, got dtype {s.dtype}")
     lo, hi = int(s.min()), int(s.max())
     if lo < 0 or hi >= K:
-        raise ValueError(f"symbols must lie in [0, {K}), got range [{lo}, {hi}]")
+        raise ParameterError(f"symbols must lie in [0, {K}), got range [{lo}, {hi}]")
     return s.astype(np.int64)
 
 
@@ -153,11 +156,11 @@ def _check_prior(prior: np.ndarray | None, K: int) -> np.ndarray | None:
         return None
     p = np.asarray(prior, dtype=np.float64)
     if p.shape != (K,):
-        raise ValueError(f"prior must have shape ({K},) (one count per codeword), got {p.shape}")
+        raise ParameterError(f"prior must have shape ({K},) (one count per codeword), got {p.shape}")
     if not np.all(np.isfinite(p)) or np.any(p < 0):
-        raise ValueError("prior must be finite and non-negative")
+        raise ParameterError("prior must be finite and non-negative")
     if not p.sum() > 0:
-        raise ValueError("prior must have a positive sum")
+        raise ParameterError("prior must have a positive sum")
     return p
 
 
@@ -548,13 +551,54 @@ def encode_symbols(symbols: np.ndarray, alphabet_size: int, coder: str,
     return _arith_encode(s, K, _check_prior(prior, K), rep=coder == "arith_rep")
 
 
+_DEFLATE_MAX_RATIO = 1032  # DEFLATE's largest expansion: a 258-byte match per 2-bit code (RFC 1951)
+_BIT_MODEL_LIMIT = 1024    # _BitModel halves its counts above this sum
+
+
+def max_symbols(nbytes: int, alphabet_size: int, coder: str) -> int:
+    """An upper bound on the symbols a payload of ``nbytes`` bytes can code.
+
+    From each coder's least possible cost per symbol:
+
+    * ``raw``: ``b = max(1, ceil(log2 K))`` bits exactly: ``floor(8 n / b)``;
+    * ``deflate``: the layout byte plus a zlib stream that expands at most
+      1032× (RFC 1951), i.e. ``8 · 1032 · n`` bits of packed symbols;
+    * ``arith``: every count stays ≥ 1 and the total ≤ ``max_total(K)``, so a
+      symbol's probability is at most ``1 - (K-1)/max_total(K)`` and it costs
+      at least ``c = -log2`` of that; the decoder reads at most ``n + 4``
+      bytes of which the first 4 set the 32-bit range, so
+      ``count · c ≤ 8 n + 8``;
+    * ``arith_rep``: each symbol after the first costs at least the flag's
+      ``-log2(1023/1024)`` bits (its counts sum to ≤ 1024, each ≥ 1).
+
+    ``decode_symbols`` refuses a ``count`` above this before running the
+    arithmetic decoders' per-symbol loop (raw and deflate payloads are checked
+    against their exact and bounded sizes instead).
+    """
+    K = _check_alphabet(alphabet_size)
+    _check_coder(coder)
+    n = int(nbytes)
+    if n < 0:
+        raise ParameterError(f"nbytes must be ≥ 0, got {nbytes}")
+    if coder == "raw":
+        return 8 * n // bits_per_symbol(K)
+    if coder == "deflate":
+        return (8 * _DEFLATE_MAX_RATIO * max(n - 1, 0) + 8 * 64) // bits_per_symbol(K)
+    if coder == "arith":
+        cost = -math.log2(1.0 - (K - 1) / max_total(K))
+    else:
+        cost = -math.log2(1.0 - 1.0 / _BIT_MODEL_LIMIT)
+    return 1 + int((8 * n + 8) / cost * 1.001)
+
+
 def decode_symbols(data: bytes, count: int, alphabet_size: int, coder: str,
                    prior: np.ndarray | None = None) -> np.ndarray:
     """Inverse of :func:`encode_symbols`: exactly ``count`` int32 symbols.
 
     Raises:
         BitstreamError: the payload is corrupt, truncated, too long, decodes to
-            out-of-range symbols, or ``count`` is outside ``[0, MAX_SYMBOLS]``.
+            out-of-range symbols, ``count`` is outside ``[0, MAX_SYMBOLS]``, or
+            ``count`` exceeds what the payload can hold (:func:`max_symbols`).
         ValueError: unknown coder, K out of range, bad prior (caller errors).
     """
     K = _check_alphabet(alphabet_size)
@@ -563,6 +607,10 @@ def decode_symbols(data: bytes, count: int, alphabet_size: int, coder: str,
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
     data = bytes(data)
+    most = max_symbols(len(data), K, coder)
+    if coder.startswith("arith") and n > most:  # raw and deflate check their exact / bounded sizes themselves
+        raise BitstreamError(f"{coder} payload of {len(data)} bytes cannot hold {n} symbols "
+                             f"(at most {most} for codebook size {K})")
     if coder == "raw":
         return _raw_decode(data, n, K)
     if coder == "deflate":

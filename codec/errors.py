@@ -5,6 +5,14 @@ class VQSimError(Exception):
     """Base class of every error vqsim raises on purpose."""
 
 
+class ParameterError(VQSimError, ValueError):
+    """An argument, option, config value or input array is invalid (the caller's mistake).
+
+    The message names the parameter, the value given and what is allowed,
+    e.g. ``"loss rate p must be in [0, 1], got 1.5"``.
+    """
+
+
 class BitstreamError(VQSimError, ValueError):
     """A bitstream (or coded payload) is corrupt, truncated, foreign or inconsistent.
 

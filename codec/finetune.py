@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .errors import ParameterError
 from .vqgan import VQModel
 
 #: Decoder-side modules trained by default (state_dict prefixes, besides the decoder codebook).
@@ -60,28 +61,28 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "window"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ParameterError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise ParameterError(f"lr must be > 0, got {self.lr}")
         if self.perceptual_weight < 0:
-            raise ValueError(f"perceptual_weight must be >= 0, got {self.perceptual_weight}")
+            raise ParameterError(f"perceptual_weight must be >= 0, got {self.perceptual_weight}")
         for p in self.parts:
             if not (p == "post_quant_conv" or p.startswith("decoder")):
-                raise ValueError(f"parts may only name post_quant_conv or decoder modules, got {p!r}")
+                raise ParameterError(f"parts may only name post_quant_conv or decoder modules, got {p!r}")
 
 
 @torch.no_grad()
 def encode_latents(model: VQModel, images: list[np.ndarray], batch: int = 16, device=None) -> torch.Tensor:
     """Pre-quantization latents h (N, D, H/f, W/f), float32 on CPU, of same-size uint8 images."""
     if not images:
-        raise ValueError("no images to encode")
+        raise ParameterError("no images to encode")
     shapes = {tuple(a.shape) for a in images}
     if len(shapes) != 1:
-        raise ValueError(f"fine-tune images must share one size, got {sorted(shapes)[:3]}")
+        raise ParameterError(f"fine-tune images must share one size, got {sorted(shapes)[:3]}")
     H, W = images[0].shape[:2]
     f = model.downsample_factor
     if H % f or W % f:
-        raise ValueError(f"image size {H}x{W} must be a multiple of the downsampling factor {f}")
+        raise ParameterError(f"image size {H}x{W} must be a multiple of the downsampling factor {f}")
     device = torch.device(device or "cpu")
     out = []
     for i in range(0, len(images), batch):
@@ -95,7 +96,7 @@ def _select_params(model: VQModel, parts: list[str]) -> dict[str, nn.Parameter]:
     chosen = {k: p for k, p in named.items() if any(k == q or k.startswith(q + ".") for q in parts)}
     missing = [q for q in parts if not any(k == q or k.startswith(q + ".") for k in named)]
     if missing:
-        raise ValueError(f"fine-tune parts not in the model: {missing}")
+        raise ParameterError(f"fine-tune parts not in the model: {missing}")
     return chosen
 
 
@@ -121,10 +122,10 @@ def finetune_size(base: VQModel, codebook: torch.Tensor, latents: torch.Tensor, 
     f = base.downsample_factor
     n, D, h, w = latents.shape
     if images.shape != (n, 3, h * f, w * f):
-        raise ValueError(f"images {tuple(images.shape)} do not match latents {tuple(latents.shape)} at f={f}")
+        raise ParameterError(f"images {tuple(images.shape)} do not match latents {tuple(latents.shape)} at f={f}")
     win = int(cfg.window)
     if win > min(h, w):
-        raise ValueError(f"window {win} exceeds the latent map {h}x{w}")
+        raise ParameterError(f"window {win} exceeds the latent map {h}x{w}")
     # the decoder codebook starts from the codewords the plain reduced decoder sees (unit rows for l2 codebooks)
     start = base.with_codebook(codebook).quantize.codewords().detach().float().cpu()
     model = base.with_codebook(codebook, finetuned={"decoder_codebook": start})
@@ -196,7 +197,7 @@ def finetune_model(model_path: str | Path, out: str | Path, data: list[str], siz
     sizes = sorted(codebooks, reverse=True) if sizes is None else [int(s) for s in sizes]
     for s in sizes:
         if s not in codebooks:
-            raise ValueError(f"model {model_path} has no K-means codebook of size {s} (has {sorted(codebooks)})")
+            raise ParameterError(f"model {model_path} has no K-means codebook of size {s} (has {sorted(codebooks)})")
     out = Path(out)
     work = out.with_name(out.name + ".ft")
     work.mkdir(parents=True, exist_ok=True)

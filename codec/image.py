@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .errors import ParameterError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
 
@@ -26,7 +28,7 @@ def load_image(path: str | Path) -> np.ndarray:
         with Image.open(p) as im:
             return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
     except (OSError, SyntaxError) as e:
-        raise ValueError(f"cannot read image {p}: {e}") from e
+        raise ParameterError(f"cannot read image {p}: {e}") from e
 
 
 def save_image(path: str | Path, image: np.ndarray) -> None:
@@ -41,14 +43,14 @@ def as_uint8_image(image) -> np.ndarray:
         t = image.detach().float().cpu()
         if t.ndim == 4:
             if t.shape[0] != 1:
-                raise ValueError(f"expected a single image, got batch of {t.shape[0]}")
+                raise ParameterError(f"expected a single image, got batch of {t.shape[0]}")
             t = t[0]
         image = t.clamp(0, 1).permute(1, 2, 0).numpy()
     a = np.asarray(image)
     if a.ndim == 2:
         a = np.repeat(a[:, :, None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] not in (3, 4):
-        raise ValueError(f"expected an RGB image (H, W, 3), got shape {a.shape}")
+        raise ParameterError(f"expected an RGB image (H, W, 3), got shape {a.shape}")
     a = a[:, :, :3]
     if a.dtype == np.uint8:
         return a

@@ -31,6 +31,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .errors import ParameterError
+
 #: default variants: shifts of half a latent cell and mirroring (4 maps per photo)
 DEFAULT_VARIANTS: tuple[tuple[int, int, bool], ...] = ((0, 0, False), (0, 0, True), (8, 8, False), (8, 8, True))
 
@@ -43,10 +45,10 @@ def parse_variants(spec: str) -> tuple[tuple[int, int, bool], ...]:
         flip = bool(parts) and parts[-1] == "f"
         nums = parts[:-1] if flip else parts
         if len(nums) != 2 or not all(n.isdigit() for n in nums):
-            raise ValueError(f"variant {item!r} must be 'dy,dx' or 'dy,dx,f' with non-negative integer shifts")
+            raise ParameterError(f"variant {item!r} must be 'dy,dx' or 'dy,dx,f' with non-negative integer shifts")
         out.append((int(nums[0]), int(nums[1]), flip))
     if not out:
-        raise ValueError("no variants given")
+        raise ParameterError("no variants given")
     return tuple(out)
 
 
@@ -80,13 +82,13 @@ def build_index_dataset(codecs: Sequence, images: Sequence[str | Path], out: str
     from .image import load_image, to_tensor
 
     if not codecs:
-        raise ValueError("no codec given")
+        raise ParameterError("no codec given")
     if not 0 <= part < parts:
-        raise ValueError(f"part must be in [0, {parts}), got {part}")
+        raise ParameterError(f"part must be in [0, {parts}), got {part}")
     enc = codecs[0]
     sizes = [c.codebook_size for c in codecs]
     if len(set(sizes)) != len(sizes):
-        raise ValueError(f"codebook sizes must differ, got {sizes}")
+        raise ParameterError(f"codebook sizes must differ, got {sizes}")
     out = Path(out)
     for s in sizes:
         (out / f"K{s}").mkdir(parents=True, exist_ok=True)
@@ -153,7 +155,7 @@ def load_index_dataset(folder: str | Path, variants: Sequence[int] | None = None
             with np.load(f, allow_pickle=False) as z:
                 flat, shapes, ph = z["indices"], z["shapes"], z["photo"]
         except (OSError, ValueError, KeyError) as e:
-            raise ValueError(f"{f}: not a readable index-map file ({e}); delete it and rebuild that part") from e
+            raise ParameterError(f"{f}: not a readable index-map file ({e}); delete it and rebuild that part") from e
         o = 0
         for (h, w), p in zip(shapes, ph):
             maps.append(flat[o:o + h * w].reshape(h, w))      # int16 view; the trainer converts once

@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .errors import ParameterError
+
 REDUCED_SIZES: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64, 32, 16, 8)
 
 _CHUNK_ELEMENTS = 1 << 22  # rows × S of one distance block (16 MiB in float32)
@@ -57,7 +59,7 @@ def reduced_sizes(K: int) -> list[int]:
     """The paper's reduced codebook sizes strictly below ``K`` (descending)."""
     K = int(K)
     if K < 2:
-        raise ValueError(f"K (codebook size) must be >= 2, got {K}")
+        raise ParameterError(f"K (codebook size) must be >= 2, got {K}")
     return [s for s in REDUCED_SIZES if s < K]
 
 
@@ -97,7 +99,7 @@ class KMeansResult:
         """Map original codebook indices (any shape) to reduced-codebook indices."""
         idx = np.asarray(indices)
         if idx.size and (idx.min() < 0 or idx.max() >= self.assignment.shape[0]):
-            raise ValueError(f"indices must lie in [0, {self.assignment.shape[0]})")
+            raise ParameterError(f"indices must lie in [0, {self.assignment.shape[0]})")
         return self.assignment[idx]
 
 
@@ -110,11 +112,11 @@ def _as_codebook(codebook: np.ndarray | torch.Tensor) -> torch.Tensor:
             raise TypeError(f"codebook must be a real numeric array, got dtype {arr.dtype}")
         X = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
     if X.ndim != 2:
-        raise ValueError(f"codebook must be 2-D (K, D), got shape {tuple(X.shape)}")
+        raise ParameterError(f"codebook must be 2-D (K, D), got shape {tuple(X.shape)}")
     if X.shape[0] < 3 or X.shape[1] < 1:
-        raise ValueError(f"codebook must have K >= 3 rows and D >= 1 columns, got shape {tuple(X.shape)}")
+        raise ParameterError(f"codebook must have K >= 3 rows and D >= 1 columns, got shape {tuple(X.shape)}")
     if not bool(torch.isfinite(X).all()):
-        raise ValueError("codebook contains NaN or infinite values")
+        raise ParameterError("codebook contains NaN or infinite values")
     return X.contiguous()
 
 
@@ -192,12 +194,12 @@ def _initial_indices(
             return np.sort(rng.choice(K, size=S, replace=False))
         if init in ("k-means++", "kmeans++"):
             return _kmeanspp(X, S, rng)
-        raise ValueError(f"init must be 'random', 'k-means++' or an index array, got {init!r}")
+        raise ParameterError(f"init must be 'random', 'k-means++' or an index array, got {init!r}")
     idx = np.asarray(init)
     if idx.shape != (S,) or not np.issubdtype(idx.dtype, np.integer):
-        raise ValueError(f"init index array must be integer of shape ({S},), got {idx.dtype} {idx.shape}")
+        raise ParameterError(f"init index array must be integer of shape ({S},), got {idx.dtype} {idx.shape}")
     if idx.min() < 0 or idx.max() >= K or np.unique(idx).size != S:
-        raise ValueError(f"init indices must be {S} distinct values in [0, {K})")
+        raise ParameterError(f"init indices must be {S} distinct values in [0, {K})")
     return idx.astype(np.int64)
 
 
@@ -233,13 +235,13 @@ def kmeans_codebook(
     K = X.shape[0]
     S = int(size)
     if not 2 <= S < K:
-        raise ValueError(f"size must satisfy 2 <= size < K = {K}, got {size}")
+        raise ParameterError(f"size must satisfy 2 <= size < K = {K}, got {size}")
     max_iter = int(max_iter)
     if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+        raise ParameterError(f"max_iter must be >= 1, got {max_iter}")
     tol = float(tol)
     if not (tol >= 0.0 and math.isfinite(tol)):
-        raise ValueError(f"tol must be a finite number >= 0, got {tol}")
+        raise ParameterError(f"tol must be a finite number >= 0, got {tol}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(int(seed))
 
     C = X[torch.from_numpy(_initial_indices(X, S, init, rng))].clone()
@@ -307,7 +309,7 @@ def benchmark_kmeans(
     iteration and the configuration.
     """
     if data not in ("gaussian", "clustered"):
-        raise ValueError(f"data must be 'gaussian' or 'clustered', got {data!r}")
+        raise ParameterError(f"data must be 'gaussian' or 'clustered', got {data!r}")
     rng = np.random.default_rng(seed)
     if data == "gaussian":
         cb = rng.standard_normal((K, D)).astype(np.float32)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ParameterError
 
 __all__ = [
     "LPIPS_NETS", "MS_SSIM_WEIGHTS", "MS_SSIM_MIN_SIZE", "get_lpips", "lpips_distance",
@@ -213,7 +213,7 @@ _LPIPS_LOCK = threading.Lock()
 
 def _check_net(net: str) -> str:
     if net not in LPIPS_NETS:
-        raise ValueError(f"net must be one of {LPIPS_NETS}, got {net!r}")
+        raise ParameterError(f"net must be one of {LPIPS_NETS}, got {net!r}")
     return net
 
 
@@ -255,11 +255,11 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor, name: str) -> tuple[torch.Tens
     if y.ndim == 3:
         y = y.unsqueeze(0)
     if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"{name}: expected images of shape (N, 3, H, W), got {tuple(x.shape)}")
+        raise ParameterError(f"{name}: expected images of shape (N, 3, H, W), got {tuple(x.shape)}")
     if x.shape != y.shape:
-        raise ValueError(f"{name}: x and y shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
+        raise ParameterError(f"{name}: x and y shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
     if x.shape[0] == 0:
-        raise ValueError(f"{name}: empty batch")
+        raise ParameterError(f"{name}: empty batch")
     if not (x.is_floating_point() and y.is_floating_point()):
         raise TypeError(f"{name}: expected float tensors in [0, 1], got {x.dtype}, {y.dtype}")
     return x, y
@@ -269,7 +269,7 @@ def _check_range(x: torch.Tensor, y: torch.Tensor, name: str) -> None:
     lo = min(float(x.min()), float(y.min()))
     hi = max(float(x.max()), float(y.max()))
     if not (lo >= -1e-6 and hi <= 1.0 + 1e-6):
-        raise ValueError(f"{name}: pixel values must lie in [0, 1], got range [{lo:.4g}, {hi:.4g}]")
+        raise ParameterError(f"{name}: pixel values must lie in [0, 1], got range [{lo:.4g}, {hi:.4g}]")
 
 
 # --------------------------------------------------------------------------- #
@@ -298,10 +298,10 @@ def lpips_distance(
     x, y = _check_pair(x, y, "lpips_distance")
     net = _check_net(net)
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
     H, W = x.shape[-2:]
     if min(H, W) < _LPIPS_MIN_SIZE[net]:
-        raise ValueError(f"lpips_distance: images must be at least {_LPIPS_MIN_SIZE[net]} px for net={net!r}, got {H}x{W}")
+        raise ParameterError(f"lpips_distance: images must be at least {_LPIPS_MIN_SIZE[net]} px for net={net!r}, got {H}x{W}")
     _check_range(x.detach(), y.detach(), "lpips_distance")
     dev = x.device if (device is None and x.device.type == "cuda") else _default_device(device)
     model = get_lpips(net, dev)
@@ -323,7 +323,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     """
     x, y = _check_pair(x, y, "psnr")
     if not (data_range > 0 and math.isfinite(data_range)):
-        raise ValueError(f"data_range must be a positive finite number, got {data_range}")
+        raise ParameterError(f"data_range must be a positive finite number, got {data_range}")
     mse = (x.double() - y.double()).pow(2).flatten(1).mean(1)
     return 10.0 * torch.log10(data_range**2 / mse)
 
@@ -341,9 +341,9 @@ def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
 def block_means(x: torch.Tensor, block: int = 16) -> torch.Tensor:
     """Means over non-overlapping block×block tiles (a partial last row/column of tiles is dropped); differentiable."""
     if block < 1:
-        raise ValueError(f"block must be ≥ 1, got {block}")
+        raise ParameterError(f"block must be ≥ 1, got {block}")
     if min(x.shape[-2:]) < block:
-        raise ValueError(f"image {tuple(x.shape[-2:])} is smaller than one {block}×{block} block")
+        raise ParameterError(f"image {tuple(x.shape[-2:])} is smaller than one {block}×{block} block")
     return F.avg_pool2d(x, block, block)
 
 
@@ -428,7 +428,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     """
     x, y = _check_pair(x, y, "ssim")
     if min(x.shape[-2:]) < SSIM_WIN:
-        raise ValueError(f"ssim: images must be at least {SSIM_WIN} px on each side, got {tuple(x.shape[-2:])}")
+        raise ParameterError(f"ssim: images must be at least {SSIM_WIN} px on each side, got {tuple(x.shape[-2:])}")
     s, _ = _ssim_maps(x.double(), y.double(), data_range)
     return s.mean(1)
 
@@ -449,7 +449,7 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.
     """
     x, y = _check_pair(x, y, "ms_ssim")
     if min(x.shape[-2:]) < MS_SSIM_MIN_SIZE:
-        raise ValueError(
+        raise ParameterError(
             f"ms_ssim: the short image side must be >= {MS_SSIM_MIN_SIZE} px for 5 scales, got {tuple(x.shape[-2:])}"
         )
     x, y = x.double(), y.double()
@@ -469,10 +469,10 @@ def bpp(nbytes: int, image_size: tuple[int, int]) -> float:
     """Bits per pixel: 8·nbytes / (H·W)."""
     n = int(nbytes)
     if n < 0:
-        raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+        raise ParameterError(f"nbytes must be >= 0, got {nbytes}")
     H, W = (int(v) for v in image_size)
     if H <= 0 or W <= 0:
-        raise ValueError(f"image_size must be positive (H, W), got {image_size}")
+        raise ParameterError(f"image_size must be positive (H, W), got {image_size}")
     return 8.0 * n / (H * W)
 
 
@@ -488,11 +488,11 @@ def _as_batch(image: Any) -> torch.Tensor:
         t = image.detach()
         t = t.unsqueeze(0) if t.ndim == 3 else t
         if t.ndim != 4 or t.shape[0] != 1 or t.shape[1] != 3:
-            raise ValueError(f"expected one image tensor (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}")
+            raise ParameterError(f"expected one image tensor (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}")
         return t.float()
     arr = np.asarray(image)
     if np.issubdtype(arr.dtype, np.floating) and (arr.min() < 0 or arr.max() > 1):
-        raise ValueError("float images must lie in [0, 1]")
+        raise ParameterError("float images must lie in [0, 1]")
     return to_tensor(as_uint8_image(arr)) if arr.dtype != np.uint8 else to_tensor(arr)
 
 
@@ -516,7 +516,7 @@ def image_metrics(
     """
     x, y = _as_batch(original), _as_batch(reconstructed)
     if x.shape != y.shape:
-        raise ValueError(f"image shapes differ: {tuple(x.shape[-2:])} vs {tuple(y.shape[-2:])}")
+        raise ParameterError(f"image shapes differ: {tuple(x.shape[-2:])} vs {tuple(y.shape[-2:])}")
     dev = _default_device(device)
     x, y = x.to(dev), y.to(dev)
     out: dict[str, float] = {}

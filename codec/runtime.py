@@ -21,6 +21,8 @@ import ctypes
 import ctypes.util
 import os
 
+from .errors import ParameterError
+
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 
@@ -43,7 +45,7 @@ def configure_cpu(threads: int | None = None, *, flush_denormal: bool = True, he
     applied: dict[str, object] = {}
     if threads is not None:
         if int(threads) < 1:
-            raise ValueError(f"threads must be ≥ 1, got {threads}")
+            raise ParameterError(f"threads must be ≥ 1, got {threads}")
         torch.set_num_threads(int(threads))
         applied["threads"] = int(threads)
     if os.environ.get("VQSIM_NO_CPU_TUNING") == "1":

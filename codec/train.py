@@ -39,6 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
+from .errors import ParameterError
 from .vqgan import VQGANConfig, VQModel
 
 
@@ -100,7 +101,7 @@ def load_image_pool(sources: list[str], min_side: int) -> list[np.ndarray]:
             pool.extend(load_image(q) for q in list_images(p))
     pool = [a for a in pool if min(a.shape[:2]) >= min_side]
     if not pool:
-        raise ValueError(f"no training image of at least {min_side} px in {sources}")
+        raise ParameterError(f"no training image of at least {min_side} px in {sources}")
     return pool
 
 
@@ -159,7 +160,7 @@ def crop_at(step: int, cfg: TrainConfig) -> tuple[int, int]:
     crop, batch = cfg.crop, cfg.batch_size
     for entry in sorted(cfg.crop_schedule):
         if len(entry) != 3:
-            raise ValueError(f"crop_schedule entries are [from_step, crop, batch_size], got {entry}")
+            raise ParameterError(f"crop_schedule entries are [from_step, crop, batch_size], got {entry}")
         if entry[0] <= step:
             crop, batch = int(entry[1]), int(entry[2])
     return crop, batch
@@ -187,7 +188,7 @@ def kmeans_init_codebook(model: VQModel, batches: list[torch.Tensor], seed: int)
     z = torch.cat(zs)
     K = model.codebook_size
     if z.shape[0] < K:
-        raise ValueError(f"K-means init needs ≥ {K} encoder outputs, got {z.shape[0]}: raise kmeans_init_batches")
+        raise ParameterError(f"K-means init needs ≥ {K} encoder outputs, got {z.shape[0]}: raise kmeans_init_batches")
     cent = kmeans_codebook(z.numpy(), K, seed=seed, max_iter=50, init="k-means++").centroids
     w = model.quantize.embedding.weight
     w.copy_(torch.as_tensor(cent).to(w))
@@ -277,11 +278,11 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
     crops = {cfg.crop} | {int(e[1]) for e in cfg.crop_schedule}
     for c in crops:
         if c % mcfg.downsample_factor or c <= 0:
-            raise ValueError(f"crop {c} must be a positive multiple of the downsampling factor {mcfg.downsample_factor}")
+            raise ParameterError(f"crop {c} must be a positive multiple of the downsampling factor {mcfg.downsample_factor}")
     crop_at(0, cfg)  # validates the schedule's entries
 
     if cfg.init not in ("taming", "vp"):
-        raise ValueError(f"init must be 'taming' or 'vp', got {cfg.init!r}")
+        raise ParameterError(f"init must be 'taming' or 'vp', got {cfg.init!r}")
     torch.manual_seed(cfg.seed)
     model = VQModel(mcfg)
     if cfg.init == "vp":
@@ -290,7 +291,7 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
     disc = NLayerDiscriminator(n_layers=cfg.disc_layers).to(device)
     for part in cfg.freeze:
         if part not in ("encoder", "quant_conv", "quantize", "post_quant_conv", "decoder"):
-            raise ValueError(f"freeze: unknown part {part!r}; allowed: encoder, quant_conv, quantize, post_quant_conv, decoder")
+            raise ParameterError(f"freeze: unknown part {part!r}; allowed: encoder, quant_conv, quantize, post_quant_conv, decoder")
         getattr(model, part).requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=cfg.lr, betas=(0.5, 0.9))
@@ -317,7 +318,7 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
             raise FileNotFoundError(f"init_from checkpoint not found: {src}")
         ck = torch.load(src, map_location=device, weights_only=True)
         if "model" not in ck:
-            raise ValueError(f"init_from {src} has no 'model' entry (a train-codec checkpoint, best.pt or model.pt)")
+            raise ParameterError(f"init_from {src} has no 'model' entry (a train-codec checkpoint, best.pt or model.pt)")
         model.load_state_dict(ck["model"])
         step, wall = int(ck.get("step", 0)), float(ck.get("wall_s", 0.0))
         log(f"initialised from {src} (step {step}); fresh optimizer state")

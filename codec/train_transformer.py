@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ParameterError
 from .transformer import GPT, GPTConfig, save_transformer
 
 KINDS = ("ar", "bidir")
@@ -83,36 +83,36 @@ class TransformerTrainConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+            raise ParameterError(f"kind must be one of {KINDS}, got {self.kind!r}")
         for name in ("window", "n_layer", "n_head", "n_embd", "steps", "batch_size", "eval_windows",
                      "log_every", "eval_every", "ckpt_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+                raise ParameterError(f"{name} must be a positive int, got {v!r}")
         if self.window < 2:
-            raise ValueError(f"window must be ≥ 2, got {self.window}")
+            raise ParameterError(f"window must be ≥ 2, got {self.window}")
         if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+            raise ParameterError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
         if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise ParameterError(f"lr must be > 0, got {self.lr}")
         if self.warmup < 0:
-            raise ValueError(f"warmup must be ≥ 0, got {self.warmup}")
+            raise ParameterError(f"warmup must be ≥ 0, got {self.warmup}")
         for name, lo, hi in (("dropout", 0.0, 1.0), ("mask_ratio_max", 0.0, 1.0), ("holdout", 0.0, 1.0),
                              ("min_lr_ratio", 0.0, 1.0)):
             v = float(getattr(self, name))
             if not lo <= v <= hi or (name == "dropout" and v >= 1.0):
-                raise ValueError(f"{name} must be in [{lo}, {hi}{')' if name == 'dropout' else ']'}, got {v}")
+                raise ParameterError(f"{name} must be in [{lo}, {hi}{')' if name == 'dropout' else ']'}, got {v}")
         if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+            raise ParameterError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.bidir_mask_range is not None:
             lo, hi = (float(v) for v in self.bidir_mask_range)
             if not 0.0 < lo <= hi <= 1.0:
-                raise ValueError(f"bidir_mask_range must satisfy 0 < lo ≤ hi ≤ 1, got {self.bidir_mask_range}")
+                raise ParameterError(f"bidir_mask_range must satisfy 0 < lo ≤ hi ≤ 1, got {self.bidir_mask_range}")
             self.bidir_mask_range = (lo, hi)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+            raise ParameterError(f"seed must be a non-negative int, got {self.seed!r}")
         if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("weight_decay and grad_clip must be ≥ 0")
+            raise ParameterError("weight_decay and grad_clip must be ≥ 0")
 
     def model_config(self, K: int) -> GPTConfig:
         """vocab K+1 ([mask] = K), block s², causal for ``ar``."""
@@ -138,19 +138,19 @@ class TrainResult:
 def _check_maps(index_maps: Sequence[np.ndarray], K: int, window: int) -> tuple[list[np.ndarray], list[int]]:
     """The maps at least ``window`` on both sides (int64), and their positions in ``index_maps``."""
     if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 2:
-        raise ValueError(f"K must be an int ≥ 2, got {K!r}")
+        raise ParameterError(f"K must be an int ≥ 2, got {K!r}")
     maps, keep = [], []
     for n, m in enumerate(index_maps):
         a = np.asarray(getattr(m, "indices", m))
         if a.ndim != 2 or not np.issubdtype(a.dtype, np.integer):
-            raise ValueError(f"index map {n} must be a 2-D integer array, got {a.dtype} {a.shape}")
+            raise ParameterError(f"index map {n} must be a 2-D integer array, got {a.dtype} {a.shape}")
         if a.size and (a.min() < 0 or a.max() >= K):
-            raise ValueError(f"index map {n} has values outside [0, {K})")
+            raise ParameterError(f"index map {n} has values outside [0, {K})")
         if a.shape[0] >= window and a.shape[1] >= window:
             maps.append(a.astype(np.int64))
             keep.append(n)
     if not maps:
-        raise ValueError(f"no index map is at least {window}×{window} (got {len(index_maps)} maps)")
+        raise ParameterError(f"no index map is at least {window}×{window} (got {len(index_maps)} maps)")
     return maps, keep
 
 
@@ -322,7 +322,7 @@ def train_transformer(
     """
     cfg = cfg or TransformerTrainConfig()
     if groups is not None and len(groups) != len(index_maps):
-        raise ValueError(f"groups has {len(groups)} entries for {len(index_maps)} index maps")
+        raise ParameterError(f"groups has {len(groups)} entries for {len(index_maps)} index maps")
     maps, keep = _check_maps(index_maps, K, cfg.window)
     gid = np.asarray(groups if groups is not None else np.arange(len(index_maps)), dtype=np.int64)[keep]
     K = int(K)
@@ -458,7 +458,7 @@ def load_or_encode_index_maps(codec, images: Sequence[str | Path], cache_dir: st
 
     paths = [Path(p) for p in images]
     if not paths:
-        raise ValueError("no training images given")
+        raise ParameterError("no training images given")
     h = hashlib.sha1()
     for p in paths:
         st = p.stat()

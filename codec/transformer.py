@@ -53,7 +53,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ParameterError
 
 KVCache = tuple[tuple[torch.Tensor, torch.Tensor], ...]
 """Per layer (k, v), each (B, n_head, P, C / n_head): keys / values of P earlier tokens."""
@@ -92,20 +92,20 @@ class GPTConfig:
             if isinstance(v, bool) or not isinstance(v, int):
                 raise TypeError(f"GPTConfig.{name} must be an int, got {v!r}")
         if self.vocab_size < 2:
-            raise ValueError(f"vocab_size must be ≥ 2, got {self.vocab_size}")
+            raise ParameterError(f"vocab_size must be ≥ 2, got {self.vocab_size}")
         if self.block_size < 1:
-            raise ValueError(f"block_size must be ≥ 1, got {self.block_size}")
+            raise ParameterError(f"block_size must be ≥ 1, got {self.block_size}")
         if self.n_layer < 1 or self.n_head < 1 or self.n_embd < 1:
-            raise ValueError(f"n_layer, n_head, n_embd must be ≥ 1, got {self.n_layer}, {self.n_head}, {self.n_embd}")
+            raise ParameterError(f"n_layer, n_head, n_embd must be ≥ 1, got {self.n_layer}, {self.n_head}, {self.n_embd}")
         if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+            raise ParameterError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
         for name in ("embd_pdrop", "resid_pdrop", "attn_pdrop"):
             p = float(getattr(self, name))
             if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {p}")
+                raise ParameterError(f"{name} must be in [0, 1), got {p}")
             object.__setattr__(self, name, p)
         if not 0 <= self.n_unmasked <= self.block_size:
-            raise ValueError(f"n_unmasked must be in [0, block_size={self.block_size}], got {self.n_unmasked}")
+            raise ParameterError(f"n_unmasked must be in [0, block_size={self.block_size}], got {self.n_unmasked}")
         object.__setattr__(self, "causal", bool(self.causal))
 
     def to_dict(self) -> dict[str, Any]:
@@ -262,7 +262,7 @@ class GPT(nn.Module):
     def set_attn_impl(self, impl: str) -> "GPT":
         """Choose the attention kernel: ``"sdpa"`` (default) or ``"manual"`` (taming's arithmetic)."""
         if impl not in ATTN_IMPLS:
-            raise ValueError(f"attn_impl must be one of {ATTN_IMPLS}, got {impl!r}")
+            raise ParameterError(f"attn_impl must be one of {ATTN_IMPLS}, got {impl!r}")
         for blk in self.blocks:
             blk.attn.impl = impl
         return self
@@ -301,24 +301,24 @@ class GPT(nn.Module):
             ``(logits, past_kv)``.
         """
         if idx.ndim != 2:
-            raise ValueError(f"idx must be (B, T), got shape {tuple(idx.shape)}")
+            raise ParameterError(f"idx must be (B, T), got shape {tuple(idx.shape)}")
         B, T = idx.shape
         P = 0 if past_kv is None else past_kv[0][0].shape[2]
         if past_kv is not None and len(past_kv) != len(self.blocks):
-            raise ValueError(f"past_kv has {len(past_kv)} layers, model has {len(self.blocks)}")
+            raise ParameterError(f"past_kv has {len(past_kv)} layers, model has {len(self.blocks)}")
         if pos is None:
             if P + T > self.block_size:
-                raise ValueError(f"sequence of {P + T} tokens exceeds block_size {self.block_size}")
+                raise ParameterError(f"sequence of {P + T} tokens exceeds block_size {self.block_size}")
             pos_e = self.pos_emb[:, P:P + T, :]
         else:
             if pos.shape[-1] != T:
-                raise ValueError(f"pos must have {T} entries per row, got shape {tuple(pos.shape)}")
+                raise ParameterError(f"pos must have {T} entries per row, got shape {tuple(pos.shape)}")
             pos_e = self.pos_emb[0][pos]
             if pos_e.ndim == 2:
                 pos_e = pos_e.unsqueeze(0)
         if attn_mask is None:
             if P + T > self.block_size:
-                raise ValueError(f"sequence of {P + T} tokens exceeds block_size {self.block_size}; pass attn_mask")
+                raise ParameterError(f"sequence of {P + T} tokens exceeds block_size {self.block_size}; pass attn_mask")
             attn_mask = self.blocks[0].attn.mask[:, :, P:P + T, :P + T] != 0
         x = self.drop(self.tok_emb(idx) + pos_e)
         presents = []
@@ -355,7 +355,7 @@ class GPT(nn.Module):
         (B, n) (relative to the new tokens) are returned, (B, n, V).
         """
         if not self.config.causal:
-            raise ValueError("forward_slots needs a causal model")
+            raise ParameterError("forward_slots needs a causal model")
         B, M = idx.shape
         dev = idx.device
         ar = torch.arange(M, device=dev)
@@ -364,7 +364,7 @@ class GPT(nn.Module):
         wpos = (past_len[:, None] + ar[None, :]).clamp_(max=cache.length - 1)
         P, N, S = past_len.tolist(), new_len.tolist(), slots.tolist()
         if max(p + n for p, n in zip(P, N)) > cache.length:
-            raise ValueError(f"a sequence exceeds the cache length {cache.length}")
+            raise ParameterError(f"a sequence exceeds the cache length {cache.length}")
         sel_rows = logits_at.tolist()
         # per row: query positions (absolute) of all new tokens, and of the selected ones (last layer)
         q_all = [torch.arange(p, p + n, device=dev) for p, n in zip(P, N)]
@@ -506,7 +506,7 @@ def load_gpt_from_taming_ckpt(path: str | Path, n_head: int, *, prefix: str = "t
     model in eval mode.  Raises CheckpointError naming missing / unexpected keys.
     """
     if isinstance(n_head, bool) or not isinstance(n_head, int) or n_head < 1:
-        raise ValueError(f"n_head must be a positive int, got {n_head!r}")
+        raise ParameterError(f"n_head must be a positive int, got {n_head!r}")
     obj = _torch_load(path)
     sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict):

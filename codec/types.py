@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from .errors import ParameterError
+
 MAX_CODEBOOK_SIZE = 1 << 20  # 20-bit indices; official taming models use 1024 / 16384
 
 
@@ -39,20 +41,20 @@ class IndexMap:
     def __post_init__(self) -> None:
         idx = np.asarray(self.indices)
         if idx.ndim != 2:
-            raise ValueError(f"IndexMap.indices must be 2-D (h, w), got shape {idx.shape}")
+            raise ParameterError(f"IndexMap.indices must be 2-D (h, w), got shape {idx.shape}")
         if idx.size == 0:
-            raise ValueError(f"IndexMap.indices must not be empty, got shape {idx.shape}")
+            raise ParameterError(f"IndexMap.indices must not be empty, got shape {idx.shape}")
         if not np.issubdtype(idx.dtype, np.integer):
             raise TypeError(f"IndexMap.indices must be integers, got dtype {idx.dtype}")
         K = int(self.codebook_size)
         if not 2 <= K <= MAX_CODEBOOK_SIZE:
-            raise ValueError(f"codebook_size must be in [2, {MAX_CODEBOOK_SIZE}], got {self.codebook_size}")
+            raise ParameterError(f"codebook_size must be in [2, {MAX_CODEBOOK_SIZE}], got {self.codebook_size}")
         lo, hi = int(idx.min()), int(idx.max())
         if lo < 0 or hi >= K:
-            raise ValueError(f"indices must lie in [0, {K}), got range [{lo}, {hi}]")
+            raise ParameterError(f"indices must lie in [0, {K}), got range [{lo}, {hi}]")
         H, W = (int(v) for v in self.image_size)
         if H <= 0 or W <= 0:
-            raise ValueError(f"image_size must be positive (H, W), got {self.image_size}")
+            raise ParameterError(f"image_size must be positive (H, W), got {self.image_size}")
         arr = np.array(idx, dtype=np.int32, copy=True)
         arr.setflags(write=False)
         object.__setattr__(self, "indices", arr)
@@ -77,7 +79,7 @@ class IndexMap:
         """A copy with other indices of the same shape (e.g. after concealment)."""
         indices = np.asarray(indices)
         if indices.shape != self.indices.shape:
-            raise ValueError(f"shape {indices.shape} differs from {self.indices.shape}")
+            raise ParameterError(f"shape {indices.shape} differs from {self.indices.shape}")
         return IndexMap(indices, self.codebook_size, self.image_size, self.codebook_id)
 
     def __eq__(self, other: object) -> bool:
@@ -97,7 +99,7 @@ def check_loss_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Validate a loss mask (True = index lost) against an index-map shape."""
     m = np.asarray(mask)
     if m.shape != tuple(shape):
-        raise ValueError(f"loss mask shape {m.shape} does not match index map shape {tuple(shape)}")
+        raise ParameterError(f"loss mask shape {m.shape} does not match index map shape {tuple(shape)}")
     if m.dtype != np.bool_:
         raise TypeError(f"loss mask must be boolean, got dtype {m.dtype}")
     return m
@@ -108,5 +110,5 @@ def from_dict_strict(cls, d: dict, what: str):
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:
-        raise ValueError(f"unknown {what} keys {unknown}; allowed: {sorted(names)}")
+        raise ParameterError(f"unknown {what} keys {unknown}; allowed: {sorted(names)}")
     return cls(**d)

@@ -26,6 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import ParameterError
+
 
 @dataclass(frozen=True)
 class VQGANConfig:
@@ -53,20 +55,20 @@ class VQGANConfig:
         object.__setattr__(self, "ch_mult", tuple(int(m) for m in self.ch_mult))
         object.__setattr__(self, "attn_resolutions", tuple(int(r) for r in self.attn_resolutions))
         if self.ch <= 0 or any(m <= 0 for m in self.ch_mult) or not self.ch_mult:
-            raise ValueError(f"ch and ch_mult must be positive, got ch={self.ch}, ch_mult={self.ch_mult}")
+            raise ParameterError(f"ch and ch_mult must be positive, got ch={self.ch}, ch_mult={self.ch_mult}")
         if self.out_norm not in ("group", "affine"):
-            raise ValueError(f"out_norm must be 'group' or 'affine', got {self.out_norm!r}")
+            raise ParameterError(f"out_norm must be 'group' or 'affine', got {self.out_norm!r}")
         if self.norm_groups < 1:
-            raise ValueError(f"norm_groups must be ≥ 1, got {self.norm_groups}")
+            raise ParameterError(f"norm_groups must be ≥ 1, got {self.norm_groups}")
         for c in {self.ch * m for m in self.ch_mult} | {self.ch}:
             if c % self.norm_groups:
-                raise ValueError(f"channel count {c} (ch·ch_mult) must be a multiple of norm_groups={self.norm_groups}")
+                raise ParameterError(f"channel count {c} (ch·ch_mult) must be a multiple of norm_groups={self.norm_groups}")
         if self.num_res_blocks < 1:
-            raise ValueError(f"num_res_blocks must be ≥ 1, got {self.num_res_blocks}")
+            raise ParameterError(f"num_res_blocks must be ≥ 1, got {self.num_res_blocks}")
         if not 2 <= self.n_embed <= 1 << 20:
-            raise ValueError(f"n_embed must be in [2, 2^20], got {self.n_embed}")
+            raise ParameterError(f"n_embed must be in [2, 2^20], got {self.n_embed}")
         if self.embed_dim <= 0 or self.z_channels <= 0:
-            raise ValueError("embed_dim and z_channels must be positive")
+            raise ParameterError("embed_dim and z_channels must be positive")
 
     @property
     def downsample_factor(self) -> int:
@@ -192,16 +194,31 @@ class AttnBlock(nn.Module):
         self.v = nn.Conv2d(in_channels, in_channels, 1, 1, 0)
         self.proj_out = nn.Conv2d(in_channels, in_channels, 1, 1, 0)
 
+    #: above this many positions the attention runs in blocks of queries so that one block's
+    #: (queries × keys) weights hold at most ``CHUNK_ELEMENTS`` floats: memory grows linearly
+    #: with the map instead of quadratically (a 128×128 map would need 1 GiB per weight
+    #: matrix). Rows of a softmax are independent, so blocks give the same result.
+    CHUNK_POSITIONS = 4096
+    CHUNK_ELEMENTS = 1 << 22
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h_ = self.norm(x)
         q, k, v = self.q(h_), self.k(h_), self.v(h_)
         b, c, h, w = q.shape
-        q = q.reshape(b, c, h * w).permute(0, 2, 1)  # b, hw, c
-        k = k.reshape(b, c, h * w)  # b, c, hw
-        w_ = torch.bmm(q, k) * (int(c) ** (-0.5))  # b, hw_q, hw_k
-        w_ = F.softmax(w_, dim=2)
-        v = v.reshape(b, c, h * w)
-        h_ = torch.bmm(v, w_.permute(0, 2, 1))  # b, c, hw_q
+        n = h * w
+        q = q.reshape(b, c, n).permute(0, 2, 1)  # b, hw, c
+        k = k.reshape(b, c, n)  # b, c, hw
+        v = v.reshape(b, c, n)
+        scale = int(c) ** (-0.5)
+        if n <= self.CHUNK_POSITIONS:
+            w_ = F.softmax(torch.bmm(q, k) * scale, dim=2)  # b, hw_q, hw_k
+            h_ = torch.bmm(v, w_.permute(0, 2, 1))  # b, c, hw_q
+        else:
+            rows = max(1, self.CHUNK_ELEMENTS // n)
+            h_ = torch.empty(b, c, n, dtype=v.dtype, device=v.device)
+            for lo in range(0, n, rows):
+                w_ = F.softmax(torch.bmm(q[:, lo:lo + rows], k) * scale, dim=2)
+                h_[:, :, lo:lo + rows] = torch.bmm(v, w_.permute(0, 2, 1))
         return x + self.proj_out(h_.reshape(b, c, h, w))
 
 
@@ -432,7 +449,7 @@ class VQModel(nn.Module):
 
         codebook = torch.as_tensor(codebook, dtype=self.quantize.embedding.weight.dtype)
         if codebook.ndim != 2 or codebook.shape[1] != self.config.embed_dim:
-            raise ValueError(f"codebook must be (S, {self.config.embed_dim}), got {tuple(codebook.shape)}")
+            raise ParameterError(f"codebook must be (S, {self.config.embed_dim}), got {tuple(codebook.shape)}")
         S = int(codebook.shape[0])
         cfg = VQGANConfig.from_dict({**self.config.to_dict(), "n_embed": S})
         dev = self.quantize.embedding.weight.device

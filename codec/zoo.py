@@ -11,9 +11,18 @@ All shipped weights live in one place, ``codec/weights/`` (weights-only
 
 ``load_codec`` also accepts a path to a checkpoint: the project's format or an
 official taming-transformers ``.ckpt`` (optionally with its config yaml).
+
+Every ``load_codec`` call returns an independent model: files are read once
+and cached, but each codec gets its own copy of the modules, so moving one to
+another device, training or fine-tuning it leaves every other codec as it was.
+
+A bitstream names its codebook (``"default/256"``); the receiver decides what
+that name may load: ``model_for_bitstream`` accepts only registered names, so
+a bitstream can never make the receiver open a file of the sender's choosing.
 """
 from __future__ import annotations
 
+import copy
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ModelNotFoundError
+from .errors import BitstreamError, ModelNotFoundError, ParameterError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -63,6 +72,30 @@ def resolve_model_path(name_or_path: str | Path) -> tuple[str, Path]:
     raise ModelNotFoundError(f"unknown model {key!r}: not a registered name ({', '.join(REGISTRY)}) nor an existing file")
 
 
+def model_for_bitstream(codebook_id: str | None, model: str | Path | None = None) -> str | Path:
+    """The model that decodes a bitstream whose header names ``codebook_id``.
+
+    ``model`` (the receiver's own choice: a registered name or a checkpoint
+    path) wins when given. Otherwise the model part of ``codebook_id``
+    (``"default"`` of ``"default/256"``) must be a registered name: the id comes
+    from the sender, and a path in it is refused, never opened.
+
+    Raises:
+        BitstreamError: no ``model`` and the bitstream names no codebook, or
+            names one that is not registered.
+    """
+    if model is not None:
+        return model
+    name = (codebook_id or "").rsplit("/", 1)[0]
+    if not name:
+        raise BitstreamError("bitstream names no codebook; pass --model NAME_OR_CHECKPOINT")
+    if name not in REGISTRY:
+        shown = name if len(name) <= 60 and name.isprintable() else repr(name[:60]) + "…"
+        raise BitstreamError(f"bitstream names codebook model {shown!r}, which is not a registered model "
+                             f"({', '.join(REGISTRY)}); pass --model NAME_OR_CHECKPOINT to choose the decoder")
+    return name
+
+
 @functools.lru_cache(maxsize=4)
 def _load_base(path: str, config: str | None) -> tuple[Any, dict[str, Any]]:
     from .checkpoint import load_vqgan
@@ -100,11 +133,12 @@ def load_codec(name_or_path: str | Path = "default", codebook_size: int | None =
     from .api import VQGANCodec
 
     name, path = resolve_model_path(name_or_path)
-    base, extras = _load_base(str(path), None if config is None else str(config))
+    cached, extras = _load_base(str(path), None if config is None else str(config))
+    base = copy.deepcopy(cached)  # every codec owns its modules (see the module docstring)
     K = base.codebook_size
     S = K if codebook_size is None else int(codebook_size)
     if not 2 <= S <= K:
-        raise ValueError(f"codebook_size must be in [2, {K}] for model {name!r}, got {codebook_size}")
+        raise ParameterError(f"codebook_size must be in [2, {K}] for model {name!r}, got {codebook_size}")
     model, prior, variant = base, extras["priors"].get(K), "trained"
     if S < K:
         cb = extras["codebooks"].get(S)
@@ -120,9 +154,9 @@ def load_codec(name_or_path: str | Path = "default", codebook_size: int | None =
         variant = "finetuned" if use_ft else "kmeans"
         prior = extras["priors"].get(S)
     elif finetuned:
-        raise ValueError(f"codebook size {S} is the model's trained size; fine-tuned variants exist only below {K}")
+        raise ParameterError(f"codebook size {S} is the model's trained size; fine-tuned variants exist only below {K}")
     codec = VQGANCodec(model, name=name, device=device, coder=coder,
-                       prior=None if prior is None else np.asarray(prior), autocast=autocast)
+                       prior=None if prior is None else np.array(prior, copy=True), autocast=autocast)
     codec.variant = variant
     return codec
 

@@ -41,6 +41,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from codec.errors import VQSimError
+
 ROOT = Path(__file__).resolve().parents[1]
 KODAK_DIR = ROOT.parent / "shared" / "data" / "kodak"
 KODAK_IMAGE = KODAK_DIR / "kodim01.png"
@@ -50,7 +52,7 @@ FEC_CODES = ((12, 8), (20, 16))
 CONCEAL_BASELINES = ("mean", "neighbor", "latent_avg")
 
 
-class BenchError(ValueError):
+class BenchError(VQSimError, ValueError):
     """Invalid benchmark configuration (bad section name, unavailable device, bad size)."""
 
 

@@ -3,9 +3,19 @@
 Each group of subcommands lives in its own module exposing
 ``register(subparsers)``, which adds its parsers and sets ``func`` on each
 (heavy imports such as torch happen inside the handlers, so ``vqsim --help``
-stays fast).  Errors vqsim raises on purpose (bad input, corrupt bitstream,
-missing file, invalid parameter: VQSimError / ValueError / OSError) are
-printed as one line and exit with status 2; set VQSIM_DEBUG=1 for the traceback.
+stays fast).
+
+Exit status and messages say who is at fault:
+
+* **2, the input**: errors vqsim raises on purpose (``codec.errors.VQSimError``
+  and its subclasses: bad parameter, corrupt bitstream, bad checkpoint, limit
+  exceeded, …) and missing / unreadable files print one line
+  ``vqsim CMD: error: …``;
+* **1, vqsim**: anything else is a bug: one line ``vqsim CMD: internal error
+  (Type: message)`` asking for a report;
+* **130**: interrupted.
+
+``VQSIM_DEBUG=1`` re-raises either kind so the traceback is printed.
 """
 from __future__ import annotations
 
@@ -24,6 +34,16 @@ COMMAND_MODULES = [
     "experiments.demo",          # demo
     "experiments.cmd_bench",     # bench
 ]
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from codec.errors import VQSimError
+
+    return (VQSimError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError)
+
+
+USER_ERRORS = _user_errors()
+"""Exceptions that mean "the input is at fault" (exit 2); everything else is an internal error (exit 1)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,20 +69,29 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
-    from codec.errors import VQSimError
-
+    debug = os.environ.get("VQSIM_DEBUG", "") not in ("", "0")
     try:
         rc = args.func(args)
-    except (VQSimError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
-        # bad input / parameters: one line, exit 2 (VQSIM_DEBUG=1 shows the traceback)
-        if os.environ.get("VQSIM_DEBUG"):
+    except USER_ERRORS as e:
+        if debug:
             raise
-        print(f"vqsim {args.command}: error: {e}", file=sys.stderr)
+        print(f"vqsim {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"vqsim {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug in vqsim, not the user's input
+        if debug:
+            raise
+        print(f"vqsim {args.command}: internal error ({type(e).__name__}: {_one_line(e)}); "
+              f"please report it with the traceback from VQSIM_DEBUG=1 vqsim {args.command} …", file=sys.stderr)
+        return 1
     return int(rc or 0)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

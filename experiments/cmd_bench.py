@@ -2,8 +2,11 @@
 
     vqsim bench [--quick] [--out FILE.json] [--device cpu|cuda] [--only codec,fec,...]
                 [--repeats N] [--threads N] [--image PATH] [--seed S]
+    vqsim bench fuzz [--inputs N] [--full-decodes N] [--seed S] [--out FILE.json]
 
-See ``experiments.bench`` for what each section measures.
+See ``experiments.bench`` for what each section measures, ``experiments.fuzz``
+for the fuzz benchmark of the receive path (exit status 1 if any input
+crashed, raised an untyped error or took over a second).
 """
 from __future__ import annotations
 
@@ -27,6 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Time every part of the pipeline in one run (median of N runs after a warm-up) and print a "
                     "table with ratios against in-run baselines; --out writes the full results with the machine "
                     "description as JSON.  Sections: " + SECTION_NAMES + ".")
+    p.add_argument("what", nargs="?", choices=["fuzz"], default=None,
+                   help="'fuzz': feed hostile bitstreams and packets to the decoders instead of timing")
+    p.add_argument("--inputs", type=int, default=100_000,
+                   help="fuzz: bitstreams and packets per target (default 100000)")
+    p.add_argument("--full-decodes", type=int, default=200,
+                   help="fuzz: accepted codec streams also decoded to an image (default 200)")
     p.add_argument("--quick", action="store_true",
                    help="small sizes, one repetition, one loss rate (well under a minute)")
     p.add_argument("--out", metavar="FILE.json", default=None, help="write the results as JSON")
@@ -40,9 +49,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_bench)
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from . import fuzz
+
+    if args.inputs < 1 or args.full_decodes < 0:
+        raise BenchArgumentError(f"--inputs must be ≥ 1 and --full-decodes ≥ 0, got {args.inputs}, {args.full_decodes}")
+    report = fuzz.run_fuzz(args.inputs, seed=args.seed, full_decodes=args.full_decodes,
+                           progress=lambda line: print(f"[fuzz] {line}", file=sys.stderr, flush=True))
+    print(fuzz.format_fuzz(report))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        print(f"wrote {out}")
+    return 1 if report["untyped_total"] or report["over_1s_total"] else 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
+    if args.what == "fuzz":
+        return cmd_fuzz(args)
     from . import bench
 
     if args.threads is not None:

@@ -5,6 +5,8 @@ import argparse
 import time
 from pathlib import Path
 
+from codec.errors import ParameterError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encode", help="image → VQ index bitstream (.vqb)")
@@ -23,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-finetune", action="store_true",
                    help="reduced sizes: decode with the plain K-means model even if a fine-tuned decoder is shipped")
     p.add_argument("--device", default=None)
+    add_limit_args(p)
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("eval", help="bpp / LPIPS / PSNR / SSIM / timings over images and codebook sizes")
@@ -45,6 +48,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("models", help="list the registered models")
     p.set_defaults(func=cmd_models)
+
+
+def add_limit_args(p: argparse.ArgumentParser) -> None:
+    """``--max-pixels`` / ``--max-indices``: the receiver's decode limits (``codec.limits``)."""
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="largest image (H*W pixels) a bitstream may claim (default 2^21, or $VQSIM_MAX_PIXELS)")
+    p.add_argument("--max-indices", type=int, default=None,
+                   help="largest index map (h*w) a bitstream may claim (default 2^15, or $VQSIM_MAX_INDICES)")
+
+
+def limits_from_args(args):
+    """DecodeLimits from ``--max-pixels`` / ``--max-indices``, the environment and the defaults."""
+    from dataclasses import replace
+
+    from codec.limits import DecodeLimits
+
+    limits = DecodeLimits.from_env()
+    if args.max_pixels is not None:
+        limits = replace(limits, max_pixels=args.max_pixels)
+    if args.max_indices is not None:
+        limits = replace(limits, max_indices=args.max_indices)
+    return limits
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -76,25 +101,19 @@ def cmd_encode(args) -> int:
 def cmd_decode(args) -> int:
     from codec.bitstream import parse_header
     from codec.image import save_image
-    from codec.zoo import load_codec
+    from codec.zoo import load_codec, model_for_bitstream
 
     path = Path(args.input)
     if not path.exists():
         raise FileNotFoundError(f"bitstream not found: {path}")
     data = path.read_bytes()
+    limits = limits_from_args(args)
     head = parse_header(data)
-    model = args.model
-    if model is None:
-        name = (head.codebook_id or "").rsplit("/", 1)[0]
-        if not name:
-            from codec.errors import BitstreamError
-
-            raise BitstreamError("bitstream names no codebook; pass --model")
-        model = name
-    codec = load_codec(model, head.codebook_size, device=args.device, config=args.config,
-                       finetuned=False if args.no_finetune else None)
+    limits.check(head.h, head.w, head.H, head.W, what="bitstream header")  # before loading a model
+    codec = load_codec(model_for_bitstream(head.codebook_id, args.model), head.codebook_size, device=args.device,
+                       config=args.config, finetuned=False if args.no_finetune else None)
     t0 = time.perf_counter()
-    image = codec.decompress(data)
+    image = codec.decompress(data, limits=limits)
     ms = 1000 * (time.perf_counter() - t0)
     save_image(args.output, image)
     print(f"{args.input}: {len(data)} bytes, codebook {codec.codebook_id} ({codec.variant}) -> {image.shape[1]}x{image.shape[0]} "
@@ -128,10 +147,10 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
     from codec.anchors import ANCHORS, run_anchor
 
     if variants not in ("both", "auto", "finetuned", "kmeans"):
-        raise ValueError(f"variants must be both, auto, finetuned or kmeans, got {variants!r}")
+        raise ParameterError(f"variants must be both, auto, finetuned or kmeans, got {variants!r}")
     for a in anchors:
         if a not in ANCHORS:
-            raise ValueError(f"unknown anchor {a!r}; allowed: {', '.join(ANCHORS)}")
+            raise ParameterError(f"unknown anchor {a!r}; allowed: {', '.join(ANCHORS)}")
     base = load_codec(model, None, device=device, config=config)
     sizes = sorted(set(sizes or [base.codebook_size]), reverse=True)
     codecs = []

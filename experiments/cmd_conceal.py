@@ -6,6 +6,10 @@ import json
 import time
 from pathlib import Path
 
+from codec.errors import ParameterError
+
+from .cmd_codec import add_limit_args, limits_from_args
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from codec.conceal import AR_WINDOW_RULES, CONCEAL_METHODS
@@ -29,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ar: window placement (taming = the paper's sliding window; tiled = shared tiles, faster)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_limit_args(p)
     p.set_defaults(func=cmd_conceal)
 
     p = sub.add_parser("train-transformer", help="train a concealment transformer on a codec's index maps")
@@ -88,17 +93,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_index_data)
 
 
-def _codec_for_bitstream(data: bytes, model: str | None, device, config):
+def _codec_for_bitstream(data: bytes, model: str | None, device, config, limits=None):
     from codec.bitstream import parse_header
-    from codec.errors import BitstreamError
-    from codec.zoo import load_codec
+    from codec.limits import resolve_limits
+    from codec.zoo import load_codec, model_for_bitstream
 
     head = parse_header(data)
-    if model is None:
-        model = (head.codebook_id or "").rsplit("/", 1)[0]
-        if not model:
-            raise BitstreamError("bitstream names no codebook; pass --model")
-    return load_codec(model, head.codebook_size, device=device, config=config)
+    resolve_limits(limits).check(head.h, head.w, head.H, head.W, what="bitstream header")
+    return load_codec(model_for_bitstream(head.codebook_id, model), head.codebook_size, device=device, config=config)
 
 
 def load_concealer_for(codec, kind: str, path: str | None, device=None):
@@ -128,13 +130,14 @@ def cmd_conceal(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if not 0.0 <= args.loss <= 1.0:
-        raise ValueError(f"--loss must be in [0, 1], got {args.loss}")
+        raise ParameterError(f"--loss must be in [0, 1], got {args.loss}")
     path = Path(args.input)
     if not path.exists():
         raise FileNotFoundError(f"bitstream not found: {path}")
     data = path.read_bytes()
-    codec = _codec_for_bitstream(data, args.model, args.device, args.config)
-    imap = codec.decompress_indices(data)
+    limits = limits_from_args(args)
+    codec = _codec_for_bitstream(data, args.model, args.device, args.config, limits)
+    imap = codec.decompress_indices(data, limits=limits)
     rng = np.random.default_rng(args.seed)
     lost = random_loss_mask(imap.shape, args.loss, rng)
     received = imap.with_indices(np.where(lost, 0, imap.indices))  # what a receiver holds
@@ -148,7 +151,7 @@ def cmd_conceal(args) -> int:
         if not args.method.endswith("_mean"):
             opts["sample"] = args.sample
         elif args.sample:
-            raise ValueError(f"--sample does not apply to {args.method} (a deterministic posterior-mean estimate)")
+            raise ParameterError(f"--sample does not apply to {args.method} (a deterministic posterior-mean estimate)")
         if kind == "bidir":
             opts["steps"] = args.steps
         else:
@@ -187,9 +190,9 @@ def cmd_train_transformer(args) -> int:
         try:
             rng_mask = tuple(float(v) for v in args.bidir_mask_range.split(","))
         except ValueError:
-            raise ValueError(f"--bidir-mask-range must be lo,hi, got {args.bidir_mask_range!r}") from None
+            raise ParameterError(f"--bidir-mask-range must be lo,hi, got {args.bidir_mask_range!r}") from None
         if len(rng_mask) != 2:
-            raise ValueError(f"--bidir-mask-range must be lo,hi, got {args.bidir_mask_range!r}")
+            raise ParameterError(f"--bidir-mask-range must be lo,hi, got {args.bidir_mask_range!r}")
     cfg = TransformerTrainConfig(
         kind=args.kind, window=args.window, n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
         dropout=args.dropout, steps=args.steps, batch_size=args.batch, lr=args.lr, warmup=args.warmup,
@@ -207,7 +210,7 @@ def cmd_train_transformer(args) -> int:
         ds = load_index_dataset(args.data, variants)
         maps, groups = ds.maps, ds.photo
         if any(int(m.max()) >= codec.codebook_size for m in maps):
-            raise ValueError(f"{args.data}: maps hold indices ≥ {codec.codebook_size}; pass the K{codec.codebook_size} folder")
+            raise ParameterError(f"{args.data}: maps hold indices ≥ {codec.codebook_size}; pass the K{codec.codebook_size} folder")
     else:
         maps = load_or_encode_index_maps(codec, list_images(args.images), args.cache_dir)
     from codec.zoo import _load_base, resolve_model_path
@@ -232,7 +235,7 @@ def cmd_index_data(args) -> int:
     try:
         part, parts = (int(x) for x in args.part.split("/"))
     except ValueError:
-        raise ValueError(f"--part must be i/n, got {args.part!r}") from None
+        raise ParameterError(f"--part must be i/n, got {args.part!r}") from None
     from codec.runtime import configure_cpu
 
     configure_cpu(args.threads)

@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from codec.errors import VQSimError  # numpy-only, cheap
+from codec.errors import ParameterError, VQSimError  # numpy-only, cheap
 
 
 class SimArgumentError(VQSimError, ValueError):
@@ -69,7 +69,7 @@ def parse_channel_arg(spec: str):
     for item in filter(None, (s.strip() for s in rest.split(","))):
         k, eq, v = item.partition("=")
         if not eq or not k.strip():
-            raise ValueError(f"channel parameter {item!r} is not KEY=VALUE (in {spec!r})")
+            raise ParameterError(f"channel parameter {item!r} is not KEY=VALUE (in {spec!r})")
         params[k.strip()] = _parse_value(v.strip())
     return make_channel(name.strip(), **params)
 
@@ -78,9 +78,9 @@ def _parse_shape(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"--random must look like HxW (e.g. 32x48), got {text!r}") from None
+        raise ParameterError(f"--random must look like HxW (e.g. 32x48), got {text!r}") from None
     if h < 1 or w < 1:
-        raise ValueError(f"--random needs positive h and w, got {text!r}")
+        raise ParameterError(f"--random needs positive h and w, got {text!r}")
     return h, w
 
 
@@ -92,7 +92,7 @@ def _parse_fec(text: str | None):
     try:
         n, k = (int(v) for v in text.split(","))
     except ValueError:
-        raise ValueError(f"--fec must look like N,K (e.g. 12,8), got {text!r}") from None
+        raise ParameterError(f"--fec must look like N,K (e.g. 12,8), got {text!r}") from None
     return ErasureFEC(n, k)
 
 
@@ -104,7 +104,7 @@ def _parse_jitter(text: str) -> tuple[str, float]:
     try:
         scale = float(ms) / 1e3
     except ValueError:
-        raise ValueError(f"--jitter must be none or KIND:MS (e.g. normal:5), got {text!r}") from None
+        raise ParameterError(f"--jitter must be none or KIND:MS (e.g. normal:5), got {text!r}") from None
     return kind, scale
 
 
@@ -133,7 +133,7 @@ def _transmit(args) -> int:
         h, w = _parse_shape(args.random or "32x48")
         K = args.codebook_size
         if not 2 <= K <= 1 << 20:
-            raise ValueError(f"--codebook-size must be in [2, 2^20], got {K}")
+            raise ParameterError(f"--codebook-size must be in [2, 2^20], got {K}")
         index_map = IndexMap(rng.integers(0, K, size=(h, w)), K, (16 * h, 16 * w))
 
     channel = bit_channel = None
@@ -147,18 +147,18 @@ def _transmit(args) -> int:
         channel, bit_channel = None, channel
     if args.bit_channel:
         if bit_channel is not None:
-            raise ValueError("give the bit-error channel either as a bit preset or with --bit-channel, not both")
+            raise ParameterError("give the bit-error channel either as a bit preset or with --bit-channel, not both")
         bit_channel = parse_channel_arg(args.bit_channel)
         if not isinstance(bit_channel, BitErrorModel):
-            raise ValueError(f"--bit-channel {args.bit_channel!r} is a packet-loss model, not a bit-error model")
+            raise ParameterError(f"--bit-channel {args.bit_channel!r} is a packet-loss model, not a bit-error model")
 
     jitter, jitter_s = _parse_jitter(args.jitter)
     link = LinkConfig(bandwidth_bps=args.bandwidth, propagation_s=args.propagation_ms / 1e3, jitter=jitter,
                       jitter_s=jitter_s, queue_packets=args.queue_packets, queue_bytes=args.queue_bytes)
     if args.images < 1:
-        raise ValueError(f"--images must be ≥ 1, got {args.images}")
+        raise ParameterError(f"--images must be ≥ 1, got {args.images}")
     if not (args.interval_ms >= 0 and math.isfinite(args.interval_ms)):
-        raise ValueError(f"--interval-ms must be ≥ 0, got {args.interval_ms}")
+        raise ParameterError(f"--interval-ms must be ≥ 0, got {args.interval_ms}")
     sim = NetworkSimulator(link=link, channel=channel, bit_channel=bit_channel, rng=rng)
     fec = _parse_fec(args.fec)
     print(f"map {index_map.shape[0]}x{index_map.shape[1]}, K={index_map.codebook_size}; "

@@ -31,6 +31,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from codec.errors import ParameterError
+
 __all__ = ["PlotReport", "make_plots", "mean_ci", "METRIC_LABELS"]
 
 METRIC_LABELS = {
@@ -413,7 +415,7 @@ def make_plots(results: str | Path, formats: Sequence[str] = ("png", "pdf"),
     report = PlotReport(folder, dpi=int(dpi))
     bad = [f for f in formats if f not in ("png", "pdf", "svg")]
     if bad:
-        raise ValueError(f"plot formats must be png, pdf or svg, got {bad}")
+        raise ParameterError(f"plot formats must be png, pdf or svg, got {bad}")
     if df.empty:
         report.skipped.append("no rows")
         return report

@@ -40,6 +40,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from . import gf256
+from codec.errors import ParameterError
 
 try:  # compiled extension shipped by some reedsolo builds
     from creedsolo import RSCodec as _RSCodec  # type: ignore[import-not-found]
@@ -56,7 +57,7 @@ LENGTH_PREFIX = 2  # bytes of the big-endian length in front of each data symbol
 MAX_SYMBOL_LEN = 0xFFFF
 
 
-class FECError(ValueError):
+class FECError(ParameterError):
     """An FEC block is inconsistent (wrong symbol lengths, impossible indices)."""
 
 
@@ -75,7 +76,7 @@ class ErasureFEC:
     def __post_init__(self) -> None:
         n, k = int(self.n), int(self.k)
         if not 1 <= k < n <= 255:
-            raise ValueError(f"ErasureFEC needs 1 ≤ k < n ≤ 255, got n={self.n}, k={self.k}")
+            raise ParameterError(f"ErasureFEC needs 1 ≤ k < n ≤ 255, got n={self.n}, k={self.k}")
         object.__setattr__(self, "n", n)
         object.__setattr__(self, "k", k)
 
@@ -111,7 +112,7 @@ class ErasureFEC:
     def encode_block(self, packets: Sequence[bytes]) -> list[bytes]:
         """Parity symbols of one block of 1 … k data packets (n − k byte strings of length L + 2)."""
         if not 1 <= len(packets) <= self.k:
-            raise ValueError(f"a block holds 1 … k={self.k} data packets, got {len(packets)}")
+            raise ParameterError(f"a block holds 1 … k={self.k} data packets, got {len(packets)}")
         S = self.data_symbols(packets)
         C = gf256.cauchy_matrix(self.m, self.k)[:, : len(packets)]
         P = gf256.gf_matmul(C, S)
@@ -213,7 +214,7 @@ class InPacketRS:
     def __init__(self, nsym: int) -> None:
         nsym = int(nsym)
         if not 1 <= nsym <= 254:
-            raise ValueError(f"inpacket_nsym must be in [1, 254] (or 0 to disable), got {nsym}")
+            raise ParameterError(f"inpacket_nsym must be in [1, 254] (or 0 to disable), got {nsym}")
         self.nsym = nsym
         self.chunk = 255 - nsym
         self._codec = _RSCodec(nsym)

@@ -18,6 +18,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from codec.errors import ParameterError
+
 PRIMITIVE_POLY = 0x11D
 GENERATOR = 2
 
@@ -59,7 +61,7 @@ def gf_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.uint8)
     b = np.asarray(b, dtype=np.uint8)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
-        raise ValueError(f"gf_matmul: incompatible shapes {a.shape} and {b.shape}")
+        raise ParameterError(f"gf_matmul: incompatible shapes {a.shape} and {b.shape}")
     out = np.zeros((a.shape[0], b.shape[1]), dtype=np.uint8)
     for j in range(a.shape[1]):
         col = a[:, j]
@@ -78,7 +80,7 @@ def gf_inv_matrix(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.uint8)
     k = a.shape[0]
     if a.shape != (k, k):
-        raise ValueError(f"gf_inv_matrix: need a square matrix, got {a.shape}")
+        raise ParameterError(f"gf_inv_matrix: need a square matrix, got {a.shape}")
     m = np.concatenate([a, np.eye(k, dtype=np.uint8)], axis=1)
     for c in range(k):
         nz = np.nonzero(m[c:, c])[0]
@@ -105,7 +107,7 @@ def cauchy_matrix(m: int, k: int) -> np.ndarray:
     systematic MDS (Cauchy Reed–Solomon) code.  Read-only, cached.
     """
     if not (0 <= m and 1 <= k and m + k <= 256):
-        raise ValueError(f"cauchy_matrix: need m ≥ 0, k ≥ 1, m + k ≤ 256, got m={m}, k={k}")
+        raise ParameterError(f"cauchy_matrix: need m ≥ 0, k ≥ 1, m + k ≤ 256, got m={m}, k={k}")
     x = np.arange(m, dtype=np.uint8)[:, None]
     y = (m + np.arange(k)).astype(np.uint8)[None, :]
     c = INV[x ^ y]
@@ -123,7 +125,7 @@ def rs_parity_rows(nsym: int) -> np.ndarray:
     encoding is one gather + XOR reduction (see ``rs_encode_chunks``).
     """
     if not 1 <= nsym <= 254:
-        raise ValueError(f"nsym must be in [1, 254], got {nsym}")
+        raise ParameterError(f"nsym must be in [1, 254], got {nsym}")
     # generator polynomial, highest power first
     g = np.array([1], dtype=np.uint8)
     for i in range(nsym):
@@ -178,12 +180,12 @@ def rs_encode_chunks(chunks: np.ndarray, nsym: int) -> np.ndarray:
     """
     chunks = np.asarray(chunks, dtype=np.uint8)
     if chunks.ndim != 2:
-        raise ValueError(f"chunks must be 2-D (n_chunks, length), got shape {chunks.shape}")
+        raise ParameterError(f"chunks must be 2-D (n_chunks, length), got shape {chunks.shape}")
     table = _rs_word_table(nsym)
     C, _, W = table.shape
     c = chunks.shape[1]
     if c > C:
-        raise ValueError(f"message length {c} exceeds 255 - nsym = {C}")
+        raise ParameterError(f"message length {c} exceeds 255 - nsym = {C}")
     pos = np.arange(C - c, C)[None, :]
     out = np.empty((chunks.shape[0], W), dtype=np.uint64)
     step = max(1, (1 << 21) // max(1, c * W))  # bound the (batch, c, W) temporary to ~16 MB

@@ -27,10 +27,13 @@ Schemes:
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
+
+from codec.errors import ParameterError
 
 SCHEMES: tuple[str, ...] = ("raster", "block", "random", "checkerboard")
 """Interleaving schemes; the position in this tuple is the header code."""
@@ -40,7 +43,7 @@ def balanced_bounds(num_positions: int, num_packets: int) -> np.ndarray:
     """Offsets (P+1,) of a balanced split of N positions into P runs (first N mod P runs one longer)."""
     N, P = int(num_positions), int(num_packets)
     if not 1 <= P <= N:
-        raise ValueError(f"num_packets must be in [1, {N}] for {N} positions, got {num_packets}")
+        raise ParameterError(f"num_packets must be in [1, {N}] for {N} positions, got {num_packets}")
     q, r = divmod(N, P)
     sizes = np.full(P, q, dtype=np.int64)
     sizes[:r] += 1
@@ -81,7 +84,7 @@ class Interleaving:
         lp = np.asarray(lost_packets)
         if lp.dtype == np.bool_:
             if lp.shape != (self.num_packets,):
-                raise ValueError(f"lost_packets mask must have shape ({self.num_packets},), got {lp.shape}")
+                raise ParameterError(f"lost_packets mask must have shape ({self.num_packets},), got {lp.shape}")
             pm = lp
         else:
             pm = np.zeros(self.num_packets, dtype=bool)
@@ -102,24 +105,93 @@ def _order(scheme: str, h: int, w: int, P: int, seed: int) -> np.ndarray:
         r, c = np.divmod(np.arange(N, dtype=np.int64), w)
         coset_rank = np.array([0, 2, 3, 1])  # (r%2, c%2) -> rank: (0,0)=0, (1,1)=1, (0,1)=2, (1,0)=3
         return np.argsort(coset_rank[(r % 2) * 2 + (c % 2)], kind="stable")
-    raise ValueError(f"interleave scheme must be one of {SCHEMES}, got {scheme!r}")
+    raise ParameterError(f"interleave scheme must be one of {SCHEMES}, got {scheme!r}")
 
 
-@lru_cache(maxsize=256)
+class _ByteBoundedCache:
+    """LRU of Interleavings bounded by the bytes of their arrays (thread-safe).
+
+    A count-bounded cache (``lru_cache(256)``) let 20 packets claiming
+    4096×4096 maps hold 3.9 GB; here the total stays ≤ ``max_bytes`` and an
+    entry larger than ``max_bytes / 4`` is never kept.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = int(max_bytes)
+        self._items: OrderedDict[tuple, Interleaving] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _size(il: Interleaving) -> int:
+        return il.order.nbytes + il.bounds.nbytes + il.packet_of.nbytes
+
+    def get(self, key: tuple) -> Interleaving | None:
+        with self._lock:
+            il = self._items.get(key)
+            if il is not None:
+                self._items.move_to_end(key)
+            return il
+
+    def put(self, key: tuple, il: Interleaving) -> None:
+        size = self._size(il)
+        if size > self.max_bytes // 4:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = il
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= self._size(old)
+
+    def info(self) -> dict[str, int]:
+        with self._lock:
+            return {"entries": len(self._items), "bytes": self._bytes, "max_bytes": self.max_bytes}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+CACHE_MAX_BYTES = 64 << 20
+"""Bytes of interleaver arrays kept between calls (a Kodak map's three arrays take 25 kB)."""
+_CACHE = _ByteBoundedCache(CACHE_MAX_BYTES)
+
+
+def cache_info() -> dict[str, int]:
+    """Entries and bytes held by the interleaver cache (bounded by ``CACHE_MAX_BYTES``)."""
+    return _CACHE.info()
+
+
 def interleave(scheme: str, h: int, w: int, num_packets: int, seed: int = 0) -> Interleaving:
     """The position → packet assignment for (scheme, h, w, P, seed); cached, arrays read-only.
+
+    Results are kept in an LRU cache bounded in bytes (``CACHE_MAX_BYTES``), so
+    hostile headers claiming huge maps cannot grow memory across calls.
 
     Raises:
         ValueError: unknown scheme, non-positive h / w, P outside [1, h·w],
             seed outside [0, 2^32).
     """
+    key = (scheme, int(h), int(w), int(num_packets), int(seed))
+    il = _CACHE.get(key)
+    if il is None:
+        il = _build(scheme, *key[1:])
+        _CACHE.put(key, il)
+    return il
+
+
+def _build(scheme: str, h: int, w: int, num_packets: int, seed: int) -> Interleaving:
     h, w, P, seed = int(h), int(w), int(num_packets), int(seed)
     if scheme not in SCHEMES:
-        raise ValueError(f"interleave scheme must be one of {SCHEMES}, got {scheme!r}")
+        raise ParameterError(f"interleave scheme must be one of {SCHEMES}, got {scheme!r}")
     if h < 1 or w < 1:
-        raise ValueError(f"h and w must be ≥ 1, got h={h}, w={w}")
+        raise ParameterError(f"h and w must be ≥ 1, got h={h}, w={w}")
     if not 0 <= seed < 2**32:
-        raise ValueError(f"interleave seed must be in [0, 2^32), got {seed}")
+        raise ParameterError(f"interleave seed must be in [0, 2^32), got {seed}")
     N = h * w
     bounds = balanced_bounds(N, P)
     order = _order(scheme, h, w, P, seed)

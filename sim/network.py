@@ -48,6 +48,7 @@ from .fec import ErasureFEC, InPacketRS
 from .packet import OVERHEAD, Packet, PacketError
 from .packetizer import DEFAULT_MTU, depacketize, packetize
 from .record import TransmissionRecord, percentiles, run_lengths
+from codec.errors import ParameterError
 
 JITTERS: tuple[str, ...] = ("none", "uniform", "normal", "exponential")
 
@@ -86,19 +87,19 @@ class LinkConfig:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.bandwidth_bps) and self.bandwidth_bps > 0):
-            raise ValueError(f"bandwidth_bps must be a finite number > 0, got {self.bandwidth_bps}")
+            raise ParameterError(f"bandwidth_bps must be a finite number > 0, got {self.bandwidth_bps}")
         if not (math.isfinite(self.propagation_s) and self.propagation_s >= 0):
-            raise ValueError(f"propagation_s must be finite and ≥ 0, got {self.propagation_s}")
+            raise ParameterError(f"propagation_s must be finite and ≥ 0, got {self.propagation_s}")
         if self.jitter not in JITTERS:
-            raise ValueError(f"jitter must be one of {JITTERS}, got {self.jitter!r}")
+            raise ParameterError(f"jitter must be one of {JITTERS}, got {self.jitter!r}")
         if not (math.isfinite(self.jitter_s) and self.jitter_s >= 0):
-            raise ValueError(f"jitter_s must be finite and ≥ 0, got {self.jitter_s}")
+            raise ParameterError(f"jitter_s must be finite and ≥ 0, got {self.jitter_s}")
         for name in ("queue_packets", "queue_bytes"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, (int, np.integer)) or v < 0):
-                raise ValueError(f"{name} must be None (unbounded) or an int ≥ 0, got {v!r}")
+                raise ParameterError(f"{name} must be None (unbounded) or an int ≥ 0, got {v!r}")
         if not isinstance(self.overhead_bytes, (int, np.integer)) or self.overhead_bytes < 0:
-            raise ValueError(f"overhead_bytes must be an int ≥ 0, got {self.overhead_bytes!r}")
+            raise ParameterError(f"overhead_bytes must be an int ≥ 0, got {self.overhead_bytes!r}")
 
     def serialization_s(self, nbytes: np.ndarray | int) -> np.ndarray:
         """Serialization time of packets of ``nbytes`` (overhead included by the caller)."""
@@ -315,14 +316,14 @@ class NetworkSimulator:
         env = self.env
         n = len(wire)
         if n == 0:
-            raise ValueError("send_packets needs at least one packet")
+            raise ParameterError("send_packets needs at least one packet")
         if pacing_bps is not None and not (math.isfinite(pacing_bps) and pacing_bps > 0):
-            raise ValueError(f"pacing_bps must be None (burst) or a finite number > 0, got {pacing_bps}")
+            raise ParameterError(f"pacing_bps must be None (burst) or a finite number > 0, got {pacing_bps}")
         if deadline_s is not None and not (math.isfinite(deadline_s) and deadline_s >= 0):
-            raise ValueError(f"deadline_s must be None (no deadline) or a finite number ≥ 0, got {deadline_s}")
+            raise ParameterError(f"deadline_s must be None (no deadline) or a finite number ≥ 0, got {deadline_s}")
         start = env.now if at is None else float(at)
         if not start >= env.now:
-            raise ValueError(f"at={at} lies before the simulator's current time {env.now}")
+            raise ParameterError(f"at={at} lies before the simulator's current time {env.now}")
         tx = _Tx(env, wire)
         lens = np.fromiter((len(b) for b in wire), dtype=np.int64, count=n)
         tx.size = lens + self.link.overhead_bytes
@@ -332,7 +333,7 @@ class NetworkSimulator:
             lost, self.channel_state = self.channel.sample(n, self.rng, self.channel_state)
             tx.lost = np.asarray(lost, dtype=bool)
             if tx.lost.shape != (n,):
-                raise ValueError(f"channel.sample returned shape {tx.lost.shape}, expected ({n},)")
+                raise ParameterError(f"channel.sample returned shape {tx.lost.shape}, expected ({n},)")
         else:
             tx.lost = np.zeros(n, dtype=bool)
         tx.delay = self.link.draw_delays(n, self.rng)
@@ -405,7 +406,7 @@ class NetworkSimulator:
             image_id = self._next_image_id
         self._next_image_id = int(image_id) + 1
         if not isinstance(inpacket_nsym, (int, np.integer)) or inpacket_nsym < 0:
-            raise ValueError(f"inpacket_nsym must be an int ≥ 0, got {inpacket_nsym!r}")
+            raise ParameterError(f"inpacket_nsym must be an int ≥ 0, got {inpacket_nsym!r}")
         rs = InPacketRS(int(inpacket_nsym)) if inpacket_nsym else None
         packets = packetize(index_map, image_id=image_id, mtu=mtu, interleave=interleave, seed=seed,
                             coder=coder, fec=fec, prior=prior)

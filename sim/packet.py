@@ -64,7 +64,7 @@ CODERS: tuple[str, ...] = ("raw", "deflate", "arith", "arith_rep")
 
 REASONS: tuple[str, ...] = (
     "bad_magic", "truncated", "oversized", "bad_crc", "bad_field",
-    "foreign", "duplicate", "bad_payload", "bad_type", "fec_failed",
+    "foreign", "duplicate", "bad_payload", "bad_type", "fec_failed", "over_limit",
 )
 """Reasons a received packet is dropped (``PacketError.reason`` and depacketizer counts)."""
 

@@ -25,7 +25,10 @@ could not infer for lost packets).  Every payload is checked against ``mtu``.
 Depacketizing
 -------------
 ``depacketize`` never raises on bad input packets: each one is dropped and
-counted by reason (``packet.REASONS``).  Packets are grouped by their header
+counted by reason (``packet.REASONS``).  A packet whose header claims a map or
+image larger than the receiver's ``codec.limits.DecodeLimits`` (default 2^15
+indices, 2^21 pixels) is dropped as ``"over_limit"`` before anything is
+allocated for it.  Packets are grouped by their header
 "stream key" (image id, count, K, h, w, image size, scheme, coder, seed, FEC
 n/k); the key fixed by the caller's expectations, else the most common one,
 is the image, and packets with another key are ``"foreign"``.  Reordering is
@@ -45,7 +48,8 @@ from typing import Iterable
 import numpy as np
 
 from codec.entropy import decode_symbols, encode_symbols
-from codec.errors import BitstreamError
+from codec.errors import BitstreamError, ParameterError
+from codec.limits import DecodeLimits, LimitExceededError, resolve_limits
 from codec.types import IndexMap
 
 from .fec import ErasureFEC, FECError
@@ -60,15 +64,15 @@ MAX_PACKETS = 0xFFFF
 
 def _check_options(mtu: int, scheme: str, seed: int, coder: str, image_id: int) -> None:
     if not MIN_MTU <= int(mtu) <= MAX_MTU:
-        raise ValueError(f"mtu must be in [{MIN_MTU}, {MAX_MTU}] payload bytes, got {mtu}")
+        raise ParameterError(f"mtu must be in [{MIN_MTU}, {MAX_MTU}] payload bytes, got {mtu}")
     if scheme not in SCHEMES:
-        raise ValueError(f"interleave must be one of {SCHEMES}, got {scheme!r}")
+        raise ParameterError(f"interleave must be one of {SCHEMES}, got {scheme!r}")
     if coder not in CODERS:
-        raise ValueError(f"coder must be one of {CODERS}, got {coder!r}")
+        raise ParameterError(f"coder must be one of {CODERS}, got {coder!r}")
     if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed must be in [0, 2^32), got {seed}")
+        raise ParameterError(f"seed must be in [0, 2^32), got {seed}")
     if not 0 <= int(image_id) < 2**32:
-        raise ValueError(f"image_id must be in [0, 2^32), got {image_id}")
+        raise ParameterError(f"image_id must be in [0, 2^32), got {image_id}")
 
 
 def encode_payloads(index_map: IndexMap, num_packets: int, scheme: str, seed: int, coder: str,
@@ -125,11 +129,11 @@ def packetize(
         if largest <= mtu:
             break
         if P >= min(N, MAX_PACKETS):
-            raise ValueError(f"mtu={mtu} is too small: a packet of {N // P} index(es) needs {largest} bytes"
+            raise ParameterError(f"mtu={mtu} is too small: a packet of {N // P} index(es) needs {largest} bytes"
                              if P >= N else f"the map needs more than {MAX_PACKETS} packets at mtu={mtu}")
         P = min(N, MAX_PACKETS, max(P + 1, -(-P * largest // mtu)))
     if P > MAX_PACKETS:  # pragma: no cover - loop above caps P
-        raise ValueError(f"the map needs more than {MAX_PACKETS} packets at mtu={mtu}")
+        raise ParameterError(f"the map needs more than {MAX_PACKETS} packets at mtu={mtu}")
     iid, isz = int(image_id), index_map.image_size
     n, k = (fec.n, fec.k) if fec is not None else (0, 0)
     # the first packet goes through full validation; the rest share its checked fields
@@ -197,6 +201,7 @@ def depacketize(
     codebook_id: str | None = None,
     prior: np.ndarray | None = None,
     max_packet_size: int | None = None,
+    limits: DecodeLimits | None = None,
 ) -> DepacketizeResult:
     """Rebuild an index map from whatever packets arrived, in any order.
 
@@ -209,6 +214,8 @@ def depacketize(
         codebook_id: written into the returned IndexMap (not on the wire).
         prior: histogram for the "arith" coders (same as the sender's).
         max_packet_size: packets longer than this are "oversized".
+        limits: largest map / image a packet may claim (default
+            ``DecodeLimits.from_env()``); larger claims are "over_limit".
 
     Returns:
         ``DepacketizeResult``.
@@ -217,6 +224,7 @@ def depacketize(
         PacketError("no_packets"): no valid packet arrived and ``codebook_size``
             / ``shape`` were not given, so there is nothing to build the map from.
     """
+    limits = resolve_limits(limits)
     counts: Counter[str] = Counter({r: 0 for r in REASONS})
     counts["reordered"] = 0
     parsed: list[tuple[Packet, bytes]] = []
@@ -234,6 +242,11 @@ def depacketize(
                 continue
         except PacketError as e:
             counts[e.reason] += 1
+            continue
+        try:
+            limits.check(pkt.h, pkt.w, *pkt.image_size, what="packet header")
+        except LimitExceededError:
+            counts["over_limit"] += 1
             continue
         parsed.append((pkt, raw))
 

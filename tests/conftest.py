@@ -55,3 +55,29 @@ def tiny_ckpt(tmp_path_factory, reference_dir):
     m = VQModel(g["config"])
     m.load_state_dict(g["state_dict"])
     return save_vqgan(tmp_path_factory.mktemp("tiny") / "tiny.pt", m, half=False)
+
+
+def _forge_bitstream(h: int, w: int, H: int, W: int, K: int = 8, coder: str = "arith", payload: bytes = bytes(16),
+                     codebook_id: str | None = None) -> bytes:
+    """A CRC-valid bitstream with arbitrary header fields (what an attacker can send)."""
+    import zlib
+
+    from codec.bitstream import CODER_IDS, MAGIC, VERSION, _put_varint
+
+    flags = CODER_IDS[coder] | (0x20 if codebook_id is not None else 0)
+    out = bytearray(MAGIC) + bytes([VERSION, flags])
+    _put_varint(out, K)
+    if codebook_id is not None:
+        b = codebook_id.encode()
+        out += bytes([len(b)]) + b
+    for v in (h, w, H, W, len(payload)):
+        _put_varint(out, v)
+    out += payload
+    return bytes(out + zlib.crc32(out).to_bytes(4, "big"))
+
+
+@pytest.fixture(scope="session")
+def forge():
+    """``forge(h, w, H, W, K=8, coder="arith", payload=..., codebook_id=None)`` → CRC-valid bitstream bytes
+    with arbitrary (hostile) header fields."""
+    return _forge_bitstream

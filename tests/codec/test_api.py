@@ -93,3 +93,48 @@ def test_unknown_model_is_a_clear_error():
 
     with pytest.raises(ModelNotFoundError, match="unknown model"):
         load_codec("no-such-model")
+
+
+def test_loaded_codecs_are_independent(tmp_path, tiny_model):
+    """Two codecs of one file share no module: moving, training or changing one leaves the other."""
+    from codec.checkpoint import save_vqgan
+    from codec.zoo import load_codec
+
+    p = save_vqgan(tmp_path / "tiny.pt", tiny_model)
+    a, b = load_codec(p, device="cpu"), load_codec(p, device="cpu")
+    small_a, small_b = load_codec(p, 4, device="cpu"), load_codec(p, 4, device="cpu")
+    assert a.model is not b.model and a.model.decoder is not b.model.decoder
+    assert small_a.model.encoder is not small_b.model.encoder and small_a.model.encoder is not a.model.encoder
+    ref = {k: v.clone() for k, v in b.model.state_dict().items()}
+    with torch.no_grad():
+        for q in a.model.parameters():
+            q.add_(1.0)
+    a.model.train()
+    a.model.to(torch.float64)
+    assert not b.model.training and not small_b.model.training
+    assert all(torch.equal(ref[k], v) for k, v in b.model.state_dict().items())
+    assert next(b.model.parameters()).dtype == torch.float32
+    assert next(small_a.model.encoder.parameters()).dtype == torch.float32
+    # and a fresh load still gives the file's weights
+    c = load_codec(p, device="cpu")
+    assert all(torch.equal(ref[k], v) for k, v in c.model.state_dict().items())
+
+
+def test_bitstream_codebook_id_never_names_a_file(tmp_path):
+    from codec.errors import BitstreamError
+    from codec.zoo import model_for_bitstream
+
+    assert model_for_bitstream("default/256") == "default"
+    assert model_for_bitstream("/etc/passwd/8", model="default") == "default"  # the receiver's choice wins
+    for cid in ("/etc/passwd/8", str(tmp_path / "evil.pt") + "/16", "../x/4", None, ""):
+        with pytest.raises(BitstreamError, match="not a registered model|names no codebook"):
+            model_for_bitstream(cid)
+
+
+def test_decompress_checks_shape_and_limits_before_decoding(codec, photo):
+    from codec.limits import DecodeLimits, LimitExceededError
+
+    data = codec.compress(photo)
+    with pytest.raises(LimitExceededError, match="max_pixels"):
+        codec.decompress(data, limits=DecodeLimits(max_pixels=100))
+    assert codec.decompress_indices(data, limits=DecodeLimits(max_pixels=photo.shape[0] * photo.shape[1])) is not None

@@ -200,10 +200,14 @@ def test_zip_bomb_in_container():
 
 
 def test_huge_claimed_map_is_rejected_before_allocation():
-    """A tiny stream claiming 2^24 indices of raw payload fails on the length check."""
+    """A tiny stream claiming 2^24 indices: refused by the decode limits, and without them on the length check."""
+    from codec.limits import DecodeLimits, LimitExceededError
+
     data = build(CODER_IDS["raw"], 1 << 20, None, 1 << 12, 1 << 12, 1 << 16, 1 << 16, b"\x00" * 8)
-    with pytest.raises(BitstreamError, match="raw payload is 8 bytes"):
+    with pytest.raises(LimitExceededError, match="16777216 indices"):
         decode_bitstream(data)
+    with pytest.raises(BitstreamError, match="raw payload is 8 bytes"):
+        decode_bitstream(data, limits=DecodeLimits.unlimited())
 
 
 # ----------------------------------------------------------------------------

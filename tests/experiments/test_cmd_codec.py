@@ -95,3 +95,67 @@ def test_eval_variants_and_decode_no_finetune(tmp_path, ft_ckpt, small_png, caps
     assert main(["decode", str(vqb), str(b), "--model", str(ft_ckpt), "--no-finetune"]) == 0
     assert "(kmeans)" in capsys.readouterr().out
     assert not np.array_equal(load_image(a), load_image(b))
+
+
+def _forged(forge, tmp_path, name, **kw):
+    p = tmp_path / name
+    p.write_bytes(forge(**kw))
+    return p
+
+
+def _one_line_refusal(capsys, argv, match):
+    import time
+
+    t = time.perf_counter()
+    assert main(argv) == 2
+    assert time.perf_counter() - t < 1.0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert match in err, err
+    return err
+
+
+def test_decode_refuses_bombs_in_one_line(forge, tmp_path, tiny_ckpt, capsys):
+    # 5 KB claiming 2048×2048 indices of a 32768×32768 image; no --model, so nothing is loaded either
+    big = _forged(forge, tmp_path, "big.vqb", h=2048, w=2048, H=32768, W=32768, payload=bytes(5000), codebook_id="default/8")
+    _one_line_refusal(capsys, ["decode", str(big), str(tmp_path / "x.png")], "max_indices")
+    _one_line_refusal(capsys, ["decode", str(big), str(tmp_path / "x.png"), "--max-indices", str(1 << 24)], "max_pixels")
+    # latents that do not fit the image at the model's factor (f = 2 for the tiny model)
+    att = _forged(forge, tmp_path, "att.vqb", h=100, w=100, H=64, W=64, K=16, payload=bytes(300))
+    _one_line_refusal(capsys, ["decode", str(att), str(tmp_path / "x.png"), "--model", str(tiny_ckpt)],
+                      "does not fit image size 64x64")
+
+
+def test_decode_never_opens_a_file_named_by_the_bitstream(forge, tmp_path, capsys):
+    target = tmp_path / "secret.pt"
+    target.write_bytes(b"not for the sender to choose")
+    vqb = _forged(forge, tmp_path, "evil.vqb", h=2, w=2, H=32, W=32, codebook_id=f"{target}/8")
+    err = _one_line_refusal(capsys, ["decode", str(vqb), str(tmp_path / "x.png")], "not a registered model")
+    assert "--model" in err
+
+
+def test_internal_errors_are_not_blamed_on_the_user(monkeypatch, capsys):
+    import experiments.cmd_codec as cc
+
+    def broken(args):
+        raise ValueError("an untyped bug deep inside")
+
+    monkeypatch.setattr(cc, "cmd_models", broken)
+    assert main(["models"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "internal error (ValueError: an untyped bug deep inside)" in err and "please report" in err
+    assert len(err.splitlines()) == 1
+    monkeypatch.setenv("VQSIM_DEBUG", "1")
+    with pytest.raises(ValueError, match="untyped bug"):
+        main(["models"])
+
+
+def test_checkpoint_errors_do_not_advise_unsafe_loading(tmp_path, capsys, small_png):
+    import argparse
+    import pickle
+
+    bad = tmp_path / "bad.pt"  # a pickled Python object: torch's weights-only reader refuses it
+    bad.write_bytes(pickle.dumps(argparse.Namespace(state_dict={})))
+    assert main(["encode", str(small_png), str(tmp_path / "x.vqb"), "--model", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "weights only" in err and "weights_only" not in err and "Traceback" not in err

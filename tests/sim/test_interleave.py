@@ -87,3 +87,25 @@ def test_bad_arguments_raise_value_error(args):
 
 def test_balanced_bounds():
     assert balanced_bounds(10, 3).tolist() == [0, 4, 7, 10]
+
+
+def test_cache_is_bounded_in_bytes_and_reuses_entries():
+    import importlib
+
+    il_mod = importlib.import_module("sim.interleave")
+
+    il_mod._CACHE.clear()
+    a = interleave("random", 32, 48, 7, 1)
+    assert interleave("random", 32, 48, 7, 1) is a  # cached
+    # 30 different 512×512 maps (3 MB of arrays each): 94 MB uncached, the cache keeps ≤ its bound
+    for seed in range(30):
+        interleave("random", 512, 512, 64, seed)
+    info = il_mod.cache_info()
+    assert info["bytes"] <= il_mod.CACHE_MAX_BYTES
+    assert 0 < info["entries"] < 31
+    # an entry larger than a quarter of the bound is computed but never kept
+    before = il_mod.cache_info()["bytes"]
+    big = interleave("raster", 2048, 2048, 2, 0)
+    assert big.order.nbytes > il_mod.CACHE_MAX_BYTES // 4
+    assert il_mod.cache_info()["bytes"] == before
+    il_mod._CACHE.clear()

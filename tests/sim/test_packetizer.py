@@ -199,3 +199,36 @@ def test_fuzz_depacketize_never_crashes(data):
     if not any(len(x) > 4 for x in stream):
         assert res.lost_mask.all()
     assert res.index_map.indices[ok].max(initial=0) < m.codebook_size
+
+
+def _huge_packet(h: int, w: int, seed: int = 0, image_size=(65535, 65535)) -> bytes:
+    """A CRC-valid 56-byte packet claiming an h×w map (the allocation bomb of the hardening issue)."""
+    return Packet(image_id=1, seq=0, count=1, codebook_size=8, h=h, w=w, image_size=image_size, scheme="random",
+                  coder="arith", seed=seed, payload=bytes(16)).to_bytes()
+
+
+@pytest.mark.parametrize("hw", [(65535, 65535), (4096, 4096), (200, 200)])
+def test_packet_claiming_huge_map_dropped_before_allocation(hw):
+    import time
+
+    raw = _huge_packet(*hw, image_size=(16 * hw[0] if 16 * hw[0] < 65536 else 65535,) * 2)
+    assert len(raw) == 56
+    t = time.perf_counter()
+    # without session parameters nothing valid arrived: the documented typed error, not MemoryError
+    with pytest.raises(PacketError, match="no valid packet") as e:
+        depacketize([raw])
+    assert e.value.reason == "no_packets"
+    # with them: an all-lost map of the session's shape, the packet counted as over_limit
+    res = depacketize([raw], codebook_size=8, shape=(4, 4))
+    assert time.perf_counter() - t < 1.0
+    assert res.counts_by_reason["over_limit"] == 1 and res.lost_mask.all()
+
+
+def test_packet_limits_are_the_receivers_choice():
+    from codec.limits import DecodeLimits
+
+    m = skewed_map(40, 60)  # 2,400 indices
+    pkts = packetize(m, mtu=200)
+    assert depacketize(pkts, **session(m)).index_map == m
+    res = depacketize(pkts, **session(m), limits=DecodeLimits(max_indices=2000))
+    assert res.counts_by_reason["over_limit"] == len(pkts) and res.lost_mask.all()

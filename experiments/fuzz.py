@@ -1,0 +1,373 @@
+"""Fuzz benchmark of the receive path: hostile bitstreams and packets, counted by outcome.
+
+``vqsim bench fuzz`` feeds ``--inputs`` (default 10^5) bitstreams to
+``codec.bitstream.decode_bitstream`` (and the codec-level
+``VQGANCodec.decompress_indices`` of the default model at K = 64, with its
+checks against the model, on a tenth as many; the first ``full_decodes``
+accepted ones are also decoded to an image) and as many packets
+to ``sim.packetizer.depacketize``, and prints, per target, how many inputs
+were accepted, refused with each typed error, or crashed (any exception that
+is not a ``codec.errors.VQSimError``), the slowest input and the process's
+peak memory. The pass criteria of the hardening issue: 0 crashes, 0 untyped
+errors, every input under 1 s.
+
+Inputs (all from one seeded generator, so a run is reproducible):
+
+* **valid** streams / packets of random index maps (every coder, K from 2 to
+  2^14, shapes 1×1 … 64×64, every interleaver, FEC on and off);
+* **mutated** ones: 1–8 flipped bits, a replaced, inserted or deleted byte,
+  truncation, appended bytes; half of them get their CRC recomputed so they
+  reach the parsers behind it;
+* **crafted** headers with extreme fields (sizes 0 … 2^20, K 0 … 2^21, every
+  coder and flag, wrong latent shapes, payload lengths that lie), CRC-valid;
+* **random** bytes, with and without the magic.
+"""
+from __future__ import annotations
+
+import resource
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from codec.errors import VQSimError
+
+__all__ = ["FuzzResult", "run_fuzz", "format_fuzz"]
+
+SLOW_S = 1.0
+_EXTREME = (0, 1, 2, 3, 7, 8, 15, 16, 17, 255, 256, 4095, 4096, 65535, 65536, 1 << 20, (1 << 20) + 1, (1 << 24), (1 << 35) - 1)
+
+
+@dataclass
+class FuzzResult:
+    """Outcome counts of one target.
+
+    Attributes:
+        target: what was fed ("bitstream", "codec", "packet", ...).
+        inputs: number of inputs.
+        outcomes: "ok" or the exception class name → count.
+        crashes: the first few untyped exceptions, as "Type: message (input kind)".
+        slowest_s, slowest_kind: the slowest input's time and kind.
+        over_limit_s: inputs slower than ``SLOW_S``.
+    """
+
+    target: str
+    inputs: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+    crashes: list[str] = field(default_factory=list)
+    untyped: int = 0
+    slowest_s: float = 0.0
+    slowest_kind: str = ""
+    over_limit_s: int = 0
+    seconds: float = 0.0
+
+    def feed(self, fn: Callable[[], Any], kind: str) -> Any:
+        t = time.perf_counter()
+        out = None
+        try:
+            out = fn()
+            self.outcomes["ok"] += 1
+        except VQSimError as e:
+            self.outcomes[type(e).__name__] += 1
+        except Exception as e:  # noqa: BLE001 — this is what the fuzzer looks for
+            self.untyped += 1
+            self.outcomes[f"UNTYPED {type(e).__name__}"] += 1
+            if len(self.crashes) < 10:
+                self.crashes.append(f"{type(e).__name__}: {str(e)[:160]} ({kind})")
+        dt = time.perf_counter() - t
+        self.inputs += 1
+        self.seconds += dt
+        if dt > self.slowest_s:
+            self.slowest_s, self.slowest_kind = dt, kind
+        if dt > SLOW_S:
+            self.over_limit_s += 1
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "inputs": self.inputs, "outcomes": dict(self.outcomes),
+                "untyped": self.untyped, "crashes": self.crashes, "slowest_s": self.slowest_s,
+                "slowest_kind": self.slowest_kind, "over_1s": self.over_limit_s, "seconds": self.seconds}
+
+
+# ----------------------------------------------------------------------------- input generators
+
+def _random_map(rng: np.random.Generator, max_side: int = 64):
+    from codec.types import IndexMap
+
+    K = int(rng.choice([2, 3, 8, 16, 256, 1024, 16384]))
+    h, w = (int(v) for v in rng.integers(1, max_side + 1, 2))
+    if rng.random() < 0.5:  # skewed, with repeats, like real maps
+        idx = np.minimum(rng.geometric(0.05, (h, w)) - 1, K - 1)
+    else:
+        idx = rng.integers(0, K, (h, w))
+    f = int(rng.choice([1, 2, 8, 16]))
+    return IndexMap(idx, K, (h * f, w * f), str(rng.choice(["default", "x", "a" * 40])) + f"/{K}")
+
+
+def _mutate(rng: np.random.Generator, data: bytes, crc_tail: int = 4) -> tuple[bytes, str]:
+    b = bytearray(data)
+    op = int(rng.integers(0, 6))
+    if op == 0 and b:
+        for _ in range(int(rng.integers(1, 9))):
+            i = int(rng.integers(0, len(b)))
+            b[i] ^= 1 << int(rng.integers(0, 8))
+        kind = "bitflip"
+    elif op == 1 and b:
+        b[int(rng.integers(0, len(b)))] = int(rng.integers(0, 256))
+        kind = "byte"
+    elif op == 2:
+        b.insert(int(rng.integers(0, len(b) + 1)), int(rng.integers(0, 256)))
+        kind = "insert"
+    elif op == 3 and b:
+        del b[int(rng.integers(0, len(b)))]
+        kind = "delete"
+    elif op == 4:
+        b = b[:int(rng.integers(0, len(b) + 1))]
+        kind = "truncate"
+    else:
+        b += rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8).tobytes()
+        kind = "append"
+    return bytes(b), kind
+
+
+def _recrc(data: bytes) -> bytes:
+    if len(data) < 5:
+        return data
+    body = data[:-4]
+    return body + zlib.crc32(body).to_bytes(4, "big")
+
+
+def _crafted_bitstream(rng: np.random.Generator) -> bytes:
+    from codec.bitstream import MAGIC, VERSION, _put_varint
+
+    def pick() -> int:
+        return int(rng.choice(_EXTREME)) if rng.random() < 0.7 else int(rng.integers(0, 1 << 16))
+
+    flags = int(rng.integers(0, 256)) if rng.random() < 0.3 else int(rng.integers(0, 4)) | (0x10 * int(rng.integers(0, 2)))
+    out = bytearray(MAGIC) + bytes([VERSION, flags])
+    _put_varint(out, pick())
+    if flags & 0x20:
+        n = int(rng.integers(0, 256))
+        out += bytes([n]) + bytes(rng.integers(32, 127, min(n, int(rng.integers(0, 300))), dtype=np.uint8))
+    h, w = pick(), pick()
+    if rng.random() < 0.3:
+        H, W = h * 16, w * 16
+    else:
+        H, W = pick(), pick()
+    plen = int(rng.integers(0, 2000))
+    claimed = plen if rng.random() < 0.8 else pick()
+    for v in (h, w, H, W, claimed):
+        _put_varint(out, v)
+    out += rng.integers(0, 256, plen, dtype=np.uint8).tobytes()
+    return bytes(out + zlib.crc32(out).to_bytes(4, "big"))
+
+
+def bitstream_inputs(rng: np.random.Generator, n: int, valid_pool: list[bytes]) -> Iterator[tuple[bytes, str]]:
+    """``n`` (bytes, kind) inputs for a bitstream decoder, mutating streams of ``valid_pool``."""
+    from codec.bitstream import MAGIC
+
+    for _ in range(n):
+        u = rng.random()
+        if u < 0.05:
+            yield valid_pool[int(rng.integers(0, len(valid_pool)))], "valid"
+        elif u < 0.55:
+            data, kind = _mutate(rng, valid_pool[int(rng.integers(0, len(valid_pool)))])
+            if rng.random() < 0.5:
+                data, kind = _recrc(data), kind + "+crc"
+            yield data, "mutated:" + kind
+        elif u < 0.9:
+            yield _crafted_bitstream(rng), "crafted"
+        else:
+            m = int(rng.integers(0, 400))
+            raw = rng.integers(0, 256, m, dtype=np.uint8).tobytes()
+            if rng.random() < 0.5:
+                yield _recrc(MAGIC + raw), "random+magic"
+            else:
+                yield raw, "random"
+
+
+_PACKET_FIELD_BITS = (8, 8, 32, 16, 16, 16, 8, 8, 32, 16, 16, 16, 16, 8, 8, 32)
+"""Widths of the header fields after the magic, up to (not including) payload_len (``sim.packet.HEADER_FORMAT``)."""
+
+
+def _crafted_packet(rng: np.random.Generator) -> bytes:
+    """A CRC-valid packet whose header fields are extreme or random (version 1 kept half the time)."""
+    from sim.packet import _HEADER, MAGIC, VERSION
+
+    def pick(bits: int) -> int:
+        top = (1 << bits) - 1
+        if rng.random() < 0.7:
+            return int(rng.choice([0, 1, 2, 3, 16, 255, 256, 4096, top - 1, top])) & top
+        return int(rng.integers(0, top + 1))
+
+    fields = [pick(b) for b in _PACKET_FIELD_BITS]
+    if rng.random() < 0.5:
+        fields[0] = VERSION
+    if rng.random() < 0.5:
+        fields[1] &= 1  # only the parity flag
+    plen = int(rng.integers(0, 300))
+    head = _HEADER.pack(MAGIC, *fields, plen if rng.random() < 0.8 else pick(16))
+    body = head + rng.integers(0, 256, plen, dtype=np.uint8).tobytes()
+    return body + zlib.crc32(body).to_bytes(4, "big")
+
+
+def packet_inputs(rng: np.random.Generator, n: int, valid_pool: list[bytes]) -> Iterator[tuple[bytes, str]]:
+    """``n`` (packet bytes, kind) inputs, mutating packets of ``valid_pool``."""
+    for _ in range(n):
+        u = rng.random()
+        if u < 0.05:
+            yield valid_pool[int(rng.integers(0, len(valid_pool)))], "valid"
+        elif u < 0.55:
+            data, kind = _mutate(rng, valid_pool[int(rng.integers(0, len(valid_pool)))])
+            if rng.random() < 0.5:
+                data, kind = _recrc(data), kind + "+crc"
+            yield data, "mutated:" + kind
+        elif u < 0.95:
+            yield _crafted_packet(rng), "crafted"
+        else:
+            yield rng.integers(0, 256, int(rng.integers(0, 200)), dtype=np.uint8).tobytes(), "random"
+
+
+# ----------------------------------------------------------------------------- the run
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _packet_pool(rng: np.random.Generator, n_maps: int) -> tuple[list[bytes], list[list[bytes]]]:
+    """Packets of ``n_maps`` random maps (every interleaver and coder, FEC on half): all of them, and per map."""
+    from sim.fec import ErasureFEC
+    from sim.interleave import SCHEMES
+    from sim.packet import CODERS
+    from sim.packetizer import packetize
+
+    singles: list[bytes] = []
+    streams: list[list[bytes]] = []
+    for _ in range(n_maps):
+        m = _random_map(rng, 40)
+        n = int(rng.integers(3, 9))
+        fec = ErasureFEC(n, int(rng.integers(1, n))) if rng.random() < 0.5 else None
+        pk = packetize(m, mtu=int(rng.choice([64, 200, 1200])), interleave=str(rng.choice(SCHEMES)),
+                       coder=str(rng.choice(CODERS)), seed=int(rng.integers(0, 1 << 32)), fec=fec)
+        raw = [p.to_bytes() for p in pk]
+        streams.append(raw)
+        singles.extend(raw)
+    return singles, streams
+
+
+def run_fuzz(inputs: int = 100_000, seed: int = 0, full_decodes: int = 200,
+             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Fuzz the bitstream decoder, the codec's index decoder and the depacketizer; returns a report dict.
+
+    Args:
+        inputs: inputs per target (bitstream and packet targets get this many each).
+        seed: seed of every generated input.
+        full_decodes: accepted streams also decoded to an image with the codec (VQGAN forward).
+    """
+    import torch
+
+    from codec.bitstream import decode_bitstream, encode_bitstream
+    from codec.entropy import CODERS
+    from codec.limits import DecodeLimits
+    from sim.packetizer import depacketize
+
+    torch.set_num_threads(1)
+    limits = DecodeLimits.from_env()
+    rng = np.random.default_rng(seed)
+    rss0 = _peak_rss_mb()
+    t_start = time.perf_counter()
+    say = progress or (lambda s: None)
+
+    # ---- bitstreams (container level)
+    pool = [encode_bitstream(_random_map(rng), coder=str(rng.choice(CODERS))) for _ in range(300)]
+    bs = FuzzResult("bitstream")
+    for data, kind in bitstream_inputs(rng, inputs, pool):
+        bs.feed(lambda: decode_bitstream(data), kind)
+    say(f"bitstream: {bs.inputs} inputs, {bs.untyped} untyped")
+
+    # ---- the codec's receive path: header checks against a real model, then a full decode
+    codec = _fuzz_codec()
+    cpool = [codec.compress_indices(_codec_map(rng, codec), coder=str(rng.choice(CODERS))) for _ in range(100)]
+    cd = FuzzResult("codec indices")
+    full = FuzzResult("codec image")
+    for data, kind in bitstream_inputs(rng, max(1, inputs // 10), cpool):
+        imap = cd.feed(lambda: codec.decompress_indices(data), kind)
+        if imap is not None and full.inputs < full_decodes:
+            full.feed(lambda: codec.decode_indices(imap), kind)
+    say(f"codec: {cd.inputs} + {full.inputs} inputs, {cd.untyped + full.untyped} untyped")
+
+    # ---- packets, one at a time and mixed into real streams
+    singles, streams = _packet_pool(rng, 120)
+    pk = FuzzResult("packet")
+    half = inputs // 2
+    for data, kind in packet_inputs(rng, half, singles):
+        pk.feed(lambda: depacketize([data]), kind)
+    mixed = FuzzResult("packet stream")
+    for data, kind in packet_inputs(rng, inputs - half, singles):
+        stream = list(streams[int(rng.integers(0, len(streams)))])
+        stream.insert(int(rng.integers(0, len(stream) + 1)), data)
+        if rng.random() < 0.5 and len(stream) > 1:
+            del stream[int(rng.integers(0, len(stream)))]
+        session = {"codebook_size": 8, "shape": (4, 4)} if rng.random() < 0.2 else {}
+        mixed.feed(lambda: depacketize(stream, **session), kind + " in a stream")
+    say(f"packets: {pk.inputs + mixed.inputs} inputs, {pk.untyped + mixed.untyped} untyped")
+
+    results = [bs, cd, full, pk, mixed]
+    return {
+        "seed": seed, "inputs_per_target": inputs,
+        "limits": {"max_pixels": limits.max_pixels, "max_indices": limits.max_indices},
+        "targets": [r.as_dict() for r in results],
+        "untyped_total": sum(r.untyped for r in results),
+        "over_1s_total": sum(r.over_limit_s for r in results),
+        "peak_rss_mb": _peak_rss_mb(), "rss_before_mb": rss0,
+        "wall_s": time.perf_counter() - t_start,
+    }
+
+
+def _fuzz_codec():
+    """The default model when shipped (its real receive path), else a tiny random VQGAN."""
+    from codec.errors import ModelNotFoundError
+    from codec.zoo import load_codec
+
+    try:
+        return load_codec("default", 64, device="cpu")
+    except ModelNotFoundError:  # pragma: no cover - weights always ship
+        from codec.api import VQGANCodec
+        from codec.vqgan import VQGANConfig, VQModel
+
+        cfg = VQGANConfig.from_dict(dict(ch=8, ch_mult=[1, 2], num_res_blocks=1, attn_resolutions=[], n_embed=16,
+                                         embed_dim=4, z_channels=4, resolution=32))
+        return VQGANCodec(VQModel(cfg).eval(), name="fuzz", device="cpu")
+
+
+def _codec_map(rng: np.random.Generator, codec):
+    from codec.types import IndexMap
+
+    f = codec.downsample_factor
+    H, W = (int(v) for v in rng.integers(1, 65, 2))
+    h, w = codec.latent_shape((H, W))
+    return IndexMap(rng.integers(0, codec.codebook_size, (h, w)), codec.codebook_size, (H, W), codec.codebook_id)
+
+
+def format_fuzz(report: dict[str, Any]) -> str:
+    """A plain-text table of a ``run_fuzz`` report."""
+    lines = [f"fuzz: seed {report['seed']}, {report['inputs_per_target']} inputs per target, limits "
+             f"{report['limits']['max_pixels']} px / {report['limits']['max_indices']} indices",
+             f"{'target':18s} {'inputs':>8s} {'ok':>8s} {'refused':>8s} {'untyped':>8s} {'slowest':>10s} {'>1 s':>5s}"]
+    for t in report["targets"]:
+        ok = t["outcomes"].get("ok", 0)
+        lines.append(f"{t['target']:18s} {t['inputs']:8d} {ok:8d} {t['inputs'] - ok - t['untyped']:8d} {t['untyped']:8d} "
+                     f"{1000 * t['slowest_s']:8.1f}ms {t['over_1s']:5d}   (slowest: {t['slowest_kind']})")
+    lines.append("refusals by type: " + ", ".join(
+        f"{k} {v}" for k, v in sorted(sum((Counter(t["outcomes"]) for t in report["targets"]), Counter()).items())
+        if k != "ok"))
+    for t in report["targets"]:
+        for c in t["crashes"]:
+            lines.append(f"CRASH {t['target']}: {c}")
+    lines.append(f"untyped errors {report['untyped_total']}, inputs over 1 s {report['over_1s_total']}, "
+                 f"peak RSS {report['peak_rss_mb']:.0f} MB (before: {report['rss_before_mb']:.0f} MB), "
+                 f"wall {report['wall_s']:.0f} s")
+    return "\n".join(lines)
