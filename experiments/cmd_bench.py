@@ -49,6 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_bench)
 
 
+def _write_json(path: str | None, obj: dict) -> None:
+    if path:
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+        print(f"wrote {out}")
+
+
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from . import fuzz
 
@@ -57,11 +65,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     report = fuzz.run_fuzz(args.inputs, seed=args.seed, full_decodes=args.full_decodes,
                            progress=lambda line: print(f"[fuzz] {line}", file=sys.stderr, flush=True))
     print(fuzz.format_fuzz(report))
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, default=str) + "\n")
-        print(f"wrote {out}")
+    _write_json(args.out, report)
     return 1 if report["untyped_total"] or report["over_1s_total"] else 0
 
 
@@ -86,10 +90,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise BenchArgumentError(str(e)) from None
     result = bench.run_bench(cfg, only, progress=lambda name: print(f"[bench] {name} ...", file=sys.stderr, flush=True))
     print(bench.format_table(result))
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-        print(f"wrote {out}")
+    _write_json(args.out, result)
     failed = [n for n, r in result["sections"].items() if "error" in r]
     return 1 if failed else 0

@@ -165,10 +165,10 @@ def _crafted_bitstream(rng: np.random.Generator) -> bytes:
     return bytes(out + zlib.crc32(out).to_bytes(4, "big"))
 
 
-def bitstream_inputs(rng: np.random.Generator, n: int, valid_pool: list[bytes]) -> Iterator[tuple[bytes, str]]:
-    """``n`` (bytes, kind) inputs for a bitstream decoder, mutating streams of ``valid_pool``."""
-    from codec.bitstream import MAGIC
-
+def _mixed_inputs(rng: np.random.Generator, n: int, valid_pool: list[bytes], crafted: Callable[[], bytes],
+                  random_input: Callable[[], tuple[bytes, str]], p_crafted: float) -> Iterator[tuple[bytes, str]]:
+    """``n`` inputs: 5 % valid, 50 % mutated (half of them with the CRC recomputed), ``p_crafted`` crafted,
+    the rest from ``random_input``."""
     for _ in range(n):
         u = rng.random()
         if u < 0.05:
@@ -178,15 +178,21 @@ def bitstream_inputs(rng: np.random.Generator, n: int, valid_pool: list[bytes]) 
             if rng.random() < 0.5:
                 data, kind = _recrc(data), kind + "+crc"
             yield data, "mutated:" + kind
-        elif u < 0.9:
-            yield _crafted_bitstream(rng), "crafted"
+        elif u < 0.55 + p_crafted:
+            yield crafted(), "crafted"
         else:
-            m = int(rng.integers(0, 400))
-            raw = rng.integers(0, 256, m, dtype=np.uint8).tobytes()
-            if rng.random() < 0.5:
-                yield _recrc(MAGIC + raw), "random+magic"
-            else:
-                yield raw, "random"
+            yield random_input()
+
+
+def bitstream_inputs(rng: np.random.Generator, n: int, valid_pool: list[bytes]) -> Iterator[tuple[bytes, str]]:
+    """``n`` (bytes, kind) inputs for a bitstream decoder, mutating streams of ``valid_pool``."""
+    from codec.bitstream import MAGIC
+
+    def random_input() -> tuple[bytes, str]:
+        raw = rng.integers(0, 256, int(rng.integers(0, 400)), dtype=np.uint8).tobytes()
+        return (_recrc(MAGIC + raw), "random+magic") if rng.random() < 0.5 else (raw, "random")
+
+    return _mixed_inputs(rng, n, valid_pool, lambda: _crafted_bitstream(rng), random_input, 0.35)
 
 
 _PACKET_FIELD_BITS = (8, 8, 32, 16, 16, 16, 8, 8, 32, 16, 16, 16, 16, 8, 8, 32)
@@ -216,19 +222,10 @@ def _crafted_packet(rng: np.random.Generator) -> bytes:
 
 def packet_inputs(rng: np.random.Generator, n: int, valid_pool: list[bytes]) -> Iterator[tuple[bytes, str]]:
     """``n`` (packet bytes, kind) inputs, mutating packets of ``valid_pool``."""
-    for _ in range(n):
-        u = rng.random()
-        if u < 0.05:
-            yield valid_pool[int(rng.integers(0, len(valid_pool)))], "valid"
-        elif u < 0.55:
-            data, kind = _mutate(rng, valid_pool[int(rng.integers(0, len(valid_pool)))])
-            if rng.random() < 0.5:
-                data, kind = _recrc(data), kind + "+crc"
-            yield data, "mutated:" + kind
-        elif u < 0.95:
-            yield _crafted_packet(rng), "crafted"
-        else:
-            yield rng.integers(0, 256, int(rng.integers(0, 200)), dtype=np.uint8).tobytes(), "random"
+    def random_input() -> tuple[bytes, str]:
+        return rng.integers(0, 256, int(rng.integers(0, 200)), dtype=np.uint8).tobytes(), "random"
+
+    return _mixed_inputs(rng, n, valid_pool, lambda: _crafted_packet(rng), random_input, 0.40)
 
 
 # ----------------------------------------------------------------------------- the run
