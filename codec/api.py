@@ -43,7 +43,8 @@ class VQGANCodec:
         name: model name; ``codebook_id`` = ``"{name}/{K}"`` goes into every
             IndexMap and bitstream so a receiver can check it has the same codebook.
         device: torch device (default: CUDA when present, else CPU).
-        coder: default entropy coder of ``compress`` ("arith", "deflate", "raw").
+        coder: default entropy coder of ``compress``: "arith_rep" (the smallest at every
+            codebook size of the default model, see README), "arith", "deflate" or "raw".
         prior: optional (K,) codeword counts shipped with the model; the
             arithmetic coder starts from them (both ends need the same prior).
         autocast: None, "bf16" or "fp16": mixed precision on CUDA only. Indices
@@ -51,7 +52,7 @@ class VQGANCodec:
     """
 
     def __init__(self, model: VQModel, *, name: str = "custom", device: str | torch.device | None = None,
-                 coder: str = "arith", prior: np.ndarray | None = None, autocast: str | None = None):
+                 coder: str = "arith_rep", prior: np.ndarray | None = None, autocast: str | None = None):
         from .entropy import CODERS
 
         if coder not in CODERS:

@@ -4,7 +4,9 @@ Layout (integers as unsigned LEB128 varints, ≤ 5 bytes each, canonical)::
 
     offset  size  field
     0       2     magic b"VQ"
-    2       1     version (= 1)
+    2       1     version: 2 if coded with a prior (weight ``entropy.prior_weight``),
+                  else 1; version-1 streams with a prior (weight
+                  ``entropy.legacy_prior_weight``) are still read
     3       1     flags: bits 0-3 coder id (0 raw, 1 deflate, 2 arith,
                   3 arith_rep), bit 4 "coded with a codebook prior",
                   bit 5 "codebook id present", bits 6-7 reserved (0)
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .entropy import CODERS, MAX_SYMBOLS, decode_symbols, encode_symbols
+from .entropy import CODERS, MAX_SYMBOLS, decode_symbols, encode_symbols, legacy_prior_weight
 from .errors import BitstreamError, ParameterError
 from .limits import DecodeLimits, resolve_limits
 from .types import MAX_CODEBOOK_SIZE, IndexMap
@@ -46,7 +48,9 @@ __all__ = [
 ]
 
 MAGIC = b"VQ"
-VERSION = 1
+VERSION = 2
+"""The newest container version; streams without a prior are still written as version 1 (the formats agree)."""
+_VERSIONS = (1, 2)
 CODER_IDS: dict[str, int] = {name: i for i, name in enumerate(CODERS)}
 """Coder name -> 4-bit id stored in the flags byte (raw 0, deflate 1, arith 2, arith_rep 3)."""
 _CODER_NAMES = {i: name for name, i in CODER_IDS.items()}
@@ -67,7 +71,7 @@ class BitstreamHeader:
     """Decoded header fields.
 
     Attributes:
-        version: container version (1).
+        version: container version (1, or 2 for payloads coded with the current prior weight).
         coder: coder name, one of :data:`codec.entropy.CODERS`.
         codebook_size: K.
         codebook_id: codebook name or None.
@@ -147,8 +151,8 @@ def _parse_structure(data: bytes) -> tuple[dict, int]:
     if len(data) < 4:
         raise BitstreamError(f"truncated header ({len(data)} bytes)")
     version = data[2]
-    if version != VERSION:
-        raise BitstreamError(f"unsupported bitstream version {version} (this decoder reads {VERSION})")
+    if version not in _VERSIONS:
+        raise BitstreamError(f"unsupported bitstream version {version} (this decoder reads {', '.join(map(str, _VERSIONS))})")
     flags = data[3]
     pos = 4
     K, pos = _get_varint(data, pos, "codebook size")
@@ -162,7 +166,7 @@ def _parse_structure(data: bytes) -> tuple[dict, int]:
             raise BitstreamError("truncated header (while reading codebook id)")
         cid = data[pos:pos + n]
         pos += n
-    fields = {"flags": flags, "K": K, "cid": cid}
+    fields = {"version": version, "flags": flags, "K": K, "cid": cid}
     for name in ("h", "w", "H", "W", "payload_length"):
         fields[name], pos = _get_varint(data, pos, name)
     return fields, pos
@@ -194,7 +198,7 @@ def _validate(f: dict, header_length: int) -> BitstreamHeader:
         except UnicodeDecodeError:
             raise BitstreamError("codebook id is not valid UTF-8") from None
     return BitstreamHeader(
-        version=VERSION, coder=coder, codebook_size=K, codebook_id=cid, h=h, w=w, H=H, W=W,
+        version=f["version"], coder=coder, codebook_size=K, codebook_id=cid, h=h, w=w, H=H, W=W,
         payload_length=f["payload_length"], has_prior=has_prior, header_length=header_length)
 
 
@@ -214,7 +218,7 @@ def parse_header(data: bytes) -> BitstreamHeader:
 # public API
 # ----------------------------------------------------------------------------
 
-def encode_bitstream(index_map: IndexMap, coder: str = "arith", prior: np.ndarray | None = None) -> bytes:
+def encode_bitstream(index_map: IndexMap, coder: str = "arith_rep", prior: np.ndarray | None = None) -> bytes:
     """Serialise an index map: header + entropy-coded payload + CRC-32.
 
     Args:
@@ -252,7 +256,7 @@ def encode_bitstream(index_map: IndexMap, coder: str = "arith", prior: np.ndarra
             raise ParameterError(f"codebook_id must be at most {_MAX_ID_BYTES} UTF-8 bytes, got {len(cid_bytes)}")
         flags |= _FLAG_ID
     out = bytearray(MAGIC)
-    out += bytes([VERSION, flags])
+    out += bytes([VERSION if use_prior else 1, flags])
     _put_varint(out, index_map.codebook_size)
     if cid is not None:
         out.append(len(cid_bytes))
@@ -318,8 +322,9 @@ def decode_bitstream(data: bytes, prior: np.ndarray | None = None, *, limits: De
             raise BitstreamError(
                 f"prior has shape {np.shape(prior)} but the bitstream's codebook size is {hdr.codebook_size}")
     payload = data[pos:pos + hdr.payload_length]
+    weight = legacy_prior_weight(hdr.codebook_size) if hdr.has_prior and hdr.version == 1 else None
     symbols = decode_symbols(payload, hdr.h * hdr.w, hdr.codebook_size, hdr.coder,
-                             prior if hdr.has_prior else None)
+                             prior if hdr.has_prior else None, prior_weight=weight)
     try:
         return IndexMap(symbols.reshape(hdr.h, hdr.w), hdr.codebook_size, (hdr.H, hdr.W), hdr.codebook_id)
     except (ValueError, TypeError) as e:  # defensive: decoders already range-check symbols

@@ -112,7 +112,7 @@ def _kmeans_codebook(path: str, config: str | None, size: int, seed: int) -> np.
 
 
 def load_codec(name_or_path: str | Path = "default", codebook_size: int | None = None, *, device=None,
-               coder: str = "arith", config: str | None = None, kmeans_seed: int = 0, autocast: str | None = None,
+               coder: str = "arith_rep", config: str | None = None, kmeans_seed: int = 0, autocast: str | None = None,
                finetuned: bool | None = None):
     """A ``VQGANCodec`` by registry name or checkpoint path.
 

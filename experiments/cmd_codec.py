@@ -13,8 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="image file (PNG, JPEG, ...)")
     p.add_argument("output", help="bitstream file to write")
     _model_args(p)
-    p.add_argument("--coder", choices=["arith", "arith_rep", "deflate", "raw"], default="arith",
-                   help="entropy coder: adaptive arithmetic (default), arithmetic with a repeat-left context, DEFLATE (the paper's ZIP), fixed-width raw")
+    p.add_argument("--coder", choices=["arith_rep", "arith", "deflate", "raw"], default="arith_rep",
+                   help="entropy coder: adaptive arithmetic with a repeat-left context (default: the smallest at every "
+                        "codebook size), plain adaptive arithmetic, DEFLATE (the paper's ZIP), fixed-width raw")
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="VQ index bitstream → image")

@@ -76,7 +76,7 @@ def test_header_fields_and_layout():
     assert hdr.total_length == len(data)
     # header built independently from the documented layout
     payload = data[hdr.header_length:-4]
-    assert data == build(CODER_IDS["arith"] | 0x20, 1024, b"default/256", 32, 48, 512, 768, payload)
+    assert data == build(CODER_IDS["arith"] | 0x20, 1024, b"default/256", 32, 48, 512, 768, payload, version=1)
     # magic + version + flags + K(2) + id(1+11) + h, w (1 each) + H, W (2 each) + P (2)
     assert hdr.header_length == 2 + 1 + 1 + 2 + 12 + 1 + 1 + 2 + 2 + 2 <= 26
     hdr0 = parse_header(encode_bitstream(IndexMap(np.zeros((32, 48), int), 1024, (512, 768))))
@@ -151,7 +151,7 @@ def test_error_messages():
         (b"", "truncated header"),
         (b"PK\x03\x04" + data[4:], "not a vqsim bitstream"),
         (data[:3], "truncated header"),
-        (data[:2] + bytes([2]) + data[3:], "unsupported bitstream version 2"),
+        (data[:2] + bytes([3]) + data[3:], "unsupported bitstream version 3"),
         (data[:hdr.header_length - 1], "truncated header"),
         (data[:-1], "payload length mismatch"),
         (data + b"\x00", "1 trailing bytes"),
@@ -259,3 +259,27 @@ def test_mutated_bitstreams_decode_or_raise(seed, coder, op, where, extra, fix_c
     if not fix_crc and mutated != bytes(data):
         with pytest.raises(BitstreamError):
             decode_bitstream(mutated)
+
+
+def test_version_1_prior_streams_still_decode_with_their_weight():
+    """Container version 1 coded priors with weight max_total − 2K; version 2 with K/4 symbols' worth.
+    Streams without a prior stay version 1 (old readers can read them)."""
+    from codec.entropy import encode_symbols, legacy_prior_weight, prior_weight
+
+    rng = np.random.default_rng(5)
+    K = 256
+    prior = rng.integers(0, 500, K)
+    idx = np.minimum(rng.geometric(0.03, (12, 20)) - 1, K - 1)
+    m = IndexMap(idx, K, (192, 320), "default/256")
+    new = encode_bitstream(m, "arith", prior=prior)
+    assert new[2] == 2 and encode_bitstream(m, "arith")[2] == 1
+    assert prior_weight(K) != legacy_prior_weight(K)
+    payload = encode_symbols(idx.reshape(-1), K, "arith", prior, prior_weight=legacy_prior_weight(K))
+    old = build(CODER_IDS["arith"] | 0x30, K, b"default/256", 12, 20, 192, 320, payload, version=1)
+    assert decode_bitstream(old, prior=prior) == m == decode_bitstream(new, prior=prior)
+    # the same payload read as version 2 (the other weight) does not give the map back
+    wrong = build(CODER_IDS["arith"] | 0x30, K, b"default/256", 12, 20, 192, 320, payload, version=2)
+    try:
+        assert decode_bitstream(wrong, prior=prior) != m
+    except BitstreamError:
+        pass

@@ -51,7 +51,8 @@ def ideal_adaptive_bits(s: np.ndarray, K: int, prior: np.ndarray | None = None) 
     if prior is None:
         c = np.ones(K, dtype=np.int64)
     else:
-        c = 1 + np.floor(prior / prior.sum() * (limit - 2 * K)).astype(np.int64)
+        # the documented weight: K/4 coded symbols' worth, K · inc / 4 counts (capped at limit − 2K)
+        c = 1 + np.floor(prior / prior.sum() * min(K * inc // 4, limit - 2 * K)).astype(np.int64)
     total, bits = int(c.sum()), 0.0
     for x in s.tolist():
         bits -= math.log2(c[x] / total)
@@ -189,7 +190,9 @@ def test_prior_helps_when_it_matches_the_source():
         m, probs = skewed_map(rng, 32, 48, K)
         s = m.reshape(-1)
         with_prior = len(encode_symbols(s, K, "arith", probs))
-        assert with_prior < 0.96 * len(encode_symbols(s, K, "arith"))
+        # the prior weighs K/4 coded symbols (chosen on real maps, where priors only roughly match),
+        # so on a 1,536-symbol map from the prior's own source it saves ≈ 4 %
+        assert with_prior < 0.97 * len(encode_symbols(s, K, "arith"))
         # and it approaches the static code length with the true probabilities
         assert 8 * with_prior < 1.03 * -np.log2(probs[s]).sum()
 

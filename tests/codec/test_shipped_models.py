@@ -14,11 +14,15 @@ from codec.bitstream import bits_per_pixel
 from codec.metrics import lowpass_psnr, lpips_distance, rgb_to_ycbcr
 from codec.zoo import WEIGHTS_DIR, list_models, load_codec, load_concealer
 
-# kodim01 (768×512): bpp of the arith bitstream (header included) and LPIPS-Alex vs the original,
-# per (codebook size, variant); "finetuned" decodes the same bitstream as "kmeans" (w/o fine-tune).
+# kodim01 (768×512): bpp of the default coder's bitstream (arith_rep with the shipped prior, header
+# included) and LPIPS-Alex vs the original, per (codebook size, variant); "finetuned" decodes the same
+# bitstream as "kmeans" (w/o fine-tune).
 # Tolerances: bpp 1 %, LPIPS 0.003 (the fine-tuned and plain decoders of a size differ by 0.015-0.03 here)
-CARD_CODEC = {(1024, "trained"): (0.03322, 0.4429), (128, "kmeans"): (0.02317, 0.4568), (128, "finetuned"): (0.02317, 0.4414),
-              (8, "kmeans"): (0.0104, 0.5157), (8, "finetuned"): (0.0104, 0.4835)}
+CARD_CODEC = {(1024, "trained"): (0.03084, 0.4429), (128, "kmeans"): (0.02032, 0.4568), (128, "finetuned"): (0.02032, 0.4414),
+              (8, "kmeans"): (0.00814, 0.5157), (8, "finetuned"): (0.00814, 0.4835)}
+# the default coder is the smallest on kodim01 at these sizes (bpp arith_rep / arith / deflate / raw, measured)
+CARD_CODERS = {1024: (0.03084, 0.03117, 0.03959, 0.03969), 128: (0.02032, 0.02094, 0.02059, 0.02795),
+               8: (0.00814, 0.00875, 0.00911, 0.01227)}
 # low-pass (16x16 block means) luma / chroma PSNR of the K = 1024 reconstruction of kodim01, dB
 CARD_LOWPASS_1024 = (35.44, 39.84)
 FINETUNED_SIZES = [512, 256, 128, 64, 32, 16, 8]
@@ -50,6 +54,16 @@ def test_codec_matches_model_card(size, variant, kodim01, kodim01_t):
     if size == 1024:
         luma, chroma = lowpass_psnr(kodim01_t, rec)
         assert (float(luma[0]), float(chroma[0])) == pytest.approx(CARD_LOWPASS_1024, abs=0.15)
+
+
+@pytest.mark.parametrize("size", sorted(CARD_CODERS))
+def test_default_coder_is_the_smallest(size, kodim01):
+    codec = load_codec("default", size, device="cpu")
+    assert codec.coder == "arith_rep"
+    m = codec.encode_indices(kodim01)
+    bpp = [bits_per_pixel(len(codec.compress_indices(m, c)), kodim01.shape[:2]) for c in ("arith_rep", "arith", "deflate", "raw")]
+    assert bpp == pytest.approx(CARD_CODERS[size], rel=0.01)
+    assert bpp[0] == min(bpp)
 
 
 # flat 128x128 patches through the K = 1024 codec: the mean colour that comes back (measured)
