@@ -38,9 +38,48 @@ carried state, never on ``n``, splitting a stream into calls of any sizes
 gives exactly the same packets as one long call — provided the generator is
 not used for anything else between the calls (if it is, the stream is still
 a correct continuation of the chain, just a different realisation).
+
+Start of a stream (``start``)
+-----------------------------
+Every Markov model takes ``start``, used when ``sample``/``error_mask`` is
+called with ``state=None`` (a fresh stream):
+
+* ``"stationary"`` (default of the model classes): packet 0's hidden state is
+  drawn from ``π``, so every packet of the stream has the stationary loss
+  probability ``L``;
+* ``"good"``: netem's transient.  Linux ``sch_netem.c`` sets the chain to
+  state 1 (``GOOD_STATE`` / ``TX_IN_GAP_PERIOD``) whenever a loss model is
+  configured.  Each model's ``GOOD_START`` says what that means for its
+  packets: ``(GOOD, False)`` for the two-state models — packet 0 *is* in
+  Good (``loss_gilb_ell`` decides a packet's loss with the state it is in
+  before drawing the transition) — and ``(state 1, True)`` for the 4-state
+  model — state 1 is the state *before* packet 0 (``loss_4state`` moves
+  first and labels the packet with the state it enters), so packet 0 is
+  lost with probability ``p13 + p14``.  The law of packet t is then
+  ``initial_distribution @ P^t`` (:meth:`MarkovChannel.loss_probabilities`),
+  which tends to ``π``.
+
+``start`` is only read when ``state is None``: each call with ``state=None``
+is a new stream and starts afresh (with ``"good"``, in Good again), however
+many calls were made on the same generator before; passing the returned
+``ChainState`` (or an int hidden state) continues a stream and ignores
+``start``.  The draws depend only on the generator, so the same seed gives
+the same packets, and splitting a stream into calls of any sizes gives the
+same packets as one call, for either start.  For per-image use: a caller
+that carries the state across images (``sim.NetworkSimulator`` keeps it for
+its lifetime) sees the transient once, at its first packet; one that starts
+each image with ``state=None`` (a new simulator per image) sees it at the
+start of every image, like a netem qdisc (re)configured before each image.
+
+Apart from the start, vqsim's order (packet t in ``s_t``, lost with
+``e[s_t]``, then ``s_{t+1} ~ P[s_t]``) is netem's for both models: for
+``gemodel`` ``s_t`` is netem's state when packet t arrives, for ``state`` it
+is netem's state after packet t's transition (the 4-state chain's states are
+loss labels).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
@@ -78,6 +117,32 @@ def check_count(n: Any, name: str = "n") -> int:
     if n < 0:
         raise ParameterError(f"{name} must be >= 0, got {n}")
     return n
+
+
+#: allowed values of the Markov models' ``start`` parameter
+START_CHOICES: tuple[str, ...] = ("stationary", "good")
+
+
+def check_start(owner: str, start: Any) -> str:
+    """Return ``start`` if it is ``"stationary"`` or ``"good"``, else raise ``ParameterError``."""
+    if not isinstance(start, str) or start not in START_CHOICES:
+        raise ParameterError(
+            f"{owner}: start must be 'stationary' (first packet's hidden state drawn from the stationary law) "
+            f"or 'good' (netem's transient: the chain starts in state 1 / Good at the first packet of each "
+            f"fresh stream), got {start!r}"
+        )
+    return start
+
+
+def start_aware_repr(self: Any) -> str:
+    """Dataclass-style repr that shows ``start`` only when it is not the default ``"stationary"``.
+
+    Keeps the repr of a default model exactly what it was before ``start`` existed.
+    """
+    parts = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr]
+    if self.start != "stationary":
+        parts.append(f"start={self.start!r}")
+    return f"{type(self).__qualname__}({', '.join(parts)})"
 
 
 def check_rng(rng: Any) -> np.random.Generator:
@@ -214,10 +279,15 @@ class MarkovChannel:
     """Mixin implementing block-wise, exactly resumable sampling of a hidden Markov chain.
 
     Subclasses provide ``STATE_NAMES`` and the cached chain description via
-    ``_chain_arrays()`` returning ``(P, e, pi)``, and ``_jump_sequence``.
+    ``_chain_arrays()`` returning ``(P, e, pi)``, and ``_jump_sequence``; a
+    ``start`` attribute (``"stationary"``/``"good"``) and ``GOOD_START``
+    select how a fresh stream begins (module docstring).
     """
 
     STATE_NAMES: tuple[str, ...] = ()
+    #: (hidden state, before_first) of ``start="good"``: packet 0 is in that state
+    #: (before_first False) or the state before packet 0 is (True)
+    GOOD_START: tuple[int, bool] = (0, False)
 
     # -- to be provided -------------------------------------------------------------
     def _chain_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
@@ -275,6 +345,36 @@ class MarkovChannel:
         d = self._derived()
         return burst_length_pmf(d["P"], d["e"], d["pi"], m_max)
 
+    @property
+    def initial_distribution(self) -> np.ndarray:
+        """Law of packet 0's hidden state in a fresh stream (``state=None``) under ``self.start``.
+
+        ``π`` for ``"stationary"``; for ``"good"`` the unit vector of
+        ``GOOD_START``'s state, times ``P`` if that state is the one before packet 0.
+        """
+        d = self._derived()
+        if getattr(self, "start", "stationary") != "good":
+            return d["pi"].copy()
+        s, before = self.GOOD_START
+        v = np.zeros(len(d["pi"]))
+        v[s] = 1.0
+        return v @ d["P"] if before else v
+
+    def loss_probabilities(self, n: int) -> np.ndarray:
+        """Exact ``P(packet t lost)`` (bit flipped) for t = 0..n-1 of a fresh stream, shape (n,).
+
+        ``initial_distribution @ P^t @ e``: constant ``L`` for ``start="stationary"``,
+        netem's transient towards ``L`` for ``start="good"``.
+        """
+        n = check_count(n)
+        d = self._derived()
+        out = np.empty(n)
+        v = self.initial_distribution
+        for t in range(n):
+            out[t] = v @ d["e"]
+            v = v @ d["P"]
+        return out
+
     # -- sampling ---------------------------------------------------------------------
     def _geometric(self, rng: np.random.Generator, states: np.ndarray) -> np.ndarray:
         """Sojourn lengths (>= 1) for visits to ``states``; absorbing states get ``_INF_RUN``."""
@@ -285,9 +385,14 @@ class MarkovChannel:
         return lens
 
     def _start(self, rng: np.random.Generator, state: Any) -> tuple[int, int]:
-        """(run_state, run_left) from ``None`` (stationary) or an int hidden state."""
+        """(run_state, run_left) from ``None`` (fresh stream, per ``self.start``) or an int hidden state."""
         d = self._derived()
         K = len(d["pi"])
+        if state is None and getattr(self, "start", "stationary") == "good":
+            s, before = self.GOOD_START
+            run = int(self._geometric(rng, np.array([s]))[0])
+            # before_first: like an int state (the virtual packet -1 is in s); else packet 0 is in s
+            return s, (run - 1 if before else run)
         if state is None:
             s = int(np.searchsorted(d["cum_pi"], rng.random(), side="right"))
             s = min(s, K - 1)

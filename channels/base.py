@@ -43,7 +43,10 @@ class LossModel(ABC):
             n: number of packets (≥ 0).
             rng: seeded generator, the only source of randomness.
             state: the state returned by a previous call (continue the same
-                stream), or None to start from the stationary distribution.
+                stream), or None to start a fresh stream — from the
+                stationary distribution, or, for the Markov models built
+                with ``start="good"`` (the default of netem-parsed models),
+                in netem's initial Good state (see ``channels._markov``).
 
         Returns:
             (lost, state): ``lost`` is a bool array of shape (n,), True where the

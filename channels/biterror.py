@@ -1,12 +1,12 @@
 """Bit-error (corrupting) channels: binary symmetric and bursty Gilbert-Elliott."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ._markov import check_count, check_prob, check_rng, mean_burst_from_rates
+from ._markov import check_count, check_prob, check_rng, check_start, mean_burst_from_rates, start_aware_repr
 from .base import BitErrorModel
 from .gilbert import TwoStateChain, check_two_state, two_state_matrix
 
@@ -64,23 +64,33 @@ class GilbertElliottBitError(TwoStateChain, BitErrorModel):
     uniform per bit, in fixed blocks, so it is vectorised for millions of bits
     and exactly resumable through the returned ``ChainState``.
 
+    Start of a fresh stream (``state=None``): ``start="stationary"``
+    (default) draws bit 0's state from the stationary law, ``start="good"``
+    puts bit 0 in Good (as :class:`channels.gilbert.GilbertElliott`; see
+    ``channels._markov``).
+
     Args:
         p, r: transition probabilities in [0, 1] (r > 0 if p > 0).
         ber_good, ber_bad: flip probabilities in [0, 1] in each state.
+        start: ``"stationary"`` (default) or ``"good"``.
     """
 
     p: float
     r: float
     ber_good: float
     ber_bad: float
+    start: str = field(default="stationary", repr=False)
 
     GOOD = 0
     BAD = 1
+
+    __repr__ = start_aware_repr
 
     def __post_init__(self) -> None:
         for name in ("p", "r", "ber_good", "ber_bad"):
             object.__setattr__(self, name, check_prob("GilbertElliottBitError", name, getattr(self, name)))
         check_two_state("GilbertElliottBitError", self.p, self.r)
+        check_start("GilbertElliottBitError", self.start)
 
     def _chain_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pi = np.array([self.r, self.p]) / (self.p + self.r)

@@ -5,7 +5,10 @@
 * a model name — ``bernoulli`` (p), ``gilbert_elliott`` (p, r, h=0, k=1, or
   loss_rate + mean_burst for simple Gilbert), ``markov4`` (p13, p31, p32, p23,
   p14), ``trace`` (path or data, loop, random_start), ``bsc`` (ber),
-  ``ge_bit`` (p, r, ber_good, ber_bad), ``netem`` (spec);
+  ``ge_bit`` (p, r, ber_good, ber_bad), ``netem`` (spec); the Markov models
+  (``gilbert_elliott``, ``markov4``, ``ge_bit``, ``netem``) also take
+  ``start`` = ``"stationary"`` (default, except ``netem``) or ``"good"``
+  (default for ``netem``: netem's transient, see :mod:`channels.netem`);
 * a preset name from :data:`channels.presets.PRESETS` (no params);
 * a netem loss string, e.g. ``"loss gemodel 1% 30%"`` (no params).
 
@@ -34,13 +37,16 @@ Channel = LossModel | BitErrorModel
 
 def _gilbert_elliott(**params: Any) -> GilbertElliott:
     if "loss_rate" in params or "mean_burst" in params:
-        extra = set(params) - {"loss_rate", "mean_burst"}
-        if extra or len(params) != 2:
+        extra = set(params) - {"loss_rate", "mean_burst", "start"}
+        if extra or not {"loss_rate", "mean_burst"} <= set(params):
             raise ParameterError(
-                "gilbert_elliott: give either (p, r[, h, k]) or exactly (loss_rate, mean_burst); "
+                "gilbert_elliott: give either (p, r[, h, k]) or exactly (loss_rate, mean_burst), "
+                "optionally with start; "
                 f"got {sorted(params)}"
             )
-        return GilbertElliott.from_loss_and_burst(params["loss_rate"], params["mean_burst"])
+        return GilbertElliott.from_loss_and_burst(
+            params["loss_rate"], params["mean_burst"], start=params.get("start", "stationary")
+        )
     return _call(GilbertElliott, "gilbert_elliott", params)
 
 
@@ -54,9 +60,12 @@ def _trace(**params: Any) -> Trace:
 
 
 def _netem(**params: Any) -> LossModel:
-    if set(params) != {"spec"}:
-        raise ParameterError(f"netem: takes exactly one parameter 'spec' (the netem loss string), got {sorted(params)}")
-    return parse_netem(params["spec"])
+    if "spec" not in params or set(params) - {"spec", "start"}:
+        raise ParameterError(
+            f"netem: takes 'spec' (the netem loss string) and optionally 'start' ('good' or 'stationary'), "
+            f"got {sorted(params)}"
+        )
+    return parse_netem(params["spec"], start=params.get("start", "good"))
 
 
 def _call(factory: Callable[..., Any], name: str, params: Mapping[str, Any]) -> Any:

@@ -1,7 +1,16 @@
-"""Gilbert-Elliott two-state bursty packet loss (Linux netem ``loss gemodel`` convention)."""
+"""Gilbert-Elliott two-state bursty packet loss (Linux netem ``loss gemodel`` convention).
+
+``start`` (see :mod:`channels._markov`): ``GilbertElliott(...)`` starts a fresh
+stream from the stationary law by default; ``start="good"`` reproduces a
+netem qdisc, whose ``loss_gilb_ell`` chain starts in ``GOOD_STATE`` and
+decides each packet's loss with the state the packet arrives in (then draws
+the transition), so packet 0 is lost with probability ``1-k``.
+``GilbertElliott.from_netem`` / :func:`channels.parse_netem` default to
+``start="good"``.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -9,8 +18,11 @@ import numpy as np
 from ._markov import (
     MarkovChannel,
     check_prob,
+    check_start,
     mean_burst_from_rates,
+    start_aware_repr,
 )
+from ._tc import NetemLossSpec
 from .base import LossModel
 from codec.errors import ParameterError
 
@@ -41,13 +53,15 @@ class TwoStateChain(MarkovChannel):
     """Jump chain of a two-state model: states simply alternate."""
 
     STATE_NAMES = ("good", "bad")
+    #: start="good": packet 0 is in Good (netem loss_gilb_ell: loss decided with the pre-transition state)
+    GOOD_START = (GOOD, False)
 
     def _jump_sequence(self, rng: np.random.Generator, s: int, k: int) -> np.ndarray:
         return ((s + 1 + np.arange(k)) % 2).astype(np.int8)
 
 
 @dataclass(frozen=True)
-class GilbertElliott(TwoStateChain, LossModel):
+class GilbertElliott(TwoStateChain, NetemLossSpec, LossModel):
     """Gilbert-Elliott packet loss, parameterised exactly like netem ``loss gemodel p r 1-h 1-k``.
 
     Hidden chain with states Good (0) and Bad (1)::
@@ -83,31 +97,46 @@ class GilbertElliott(TwoStateChain, LossModel):
     Geometric(r) in Bad) and expands them with ``np.repeat``; see
     ``channels._markov`` for the resumable ``ChainState``.  An ``int`` state
     (``GilbertElliott.GOOD``/``BAD``) means "the previous packet was in that
-    state".
+    state", and overrides ``start``.
+
+    Start of a fresh stream (``state=None``): ``start="stationary"`` draws
+    packet 0's state from ``(π_G, π_B)``; ``start="good"`` puts packet 0 in
+    Good, as netem does (``sch_netem.c: get_loss_clg`` sets ``GOOD_STATE``,
+    ``loss_gilb_ell`` draws the move to Bad and then the loss with Good's
+    ``1-k``), so ``P(packet t lost) = δ_G P^t e`` (:meth:`loss_probabilities`):
+    ``1-k`` at t = 0, then towards the stationary ``L``.  Every call with
+    ``state=None`` is a new stream (starts in Good again); pass the returned
+    state to continue one.  Details in ``channels._markov``.
 
     Args:
         p: P(Good->Bad) in [0, 1].
         r: P(Bad->Good) in [0, 1]; must be > 0 if p > 0.
         h: probability of delivery in Bad (loss prob 1-h), default 0 (all lost).
         k: probability of delivery in Good (loss prob 1-k), default 1 (none lost).
+        start: ``"stationary"`` (default) or ``"good"`` (netem's transient).
     """
 
     p: float
     r: float
     h: float = 0.0
     k: float = 1.0
+    start: str = field(default="stationary", repr=False)
 
     GOOD = GOOD
     BAD = BAD
+    NETEM_KIND = "gemodel"
+
+    __repr__ = start_aware_repr
 
     def __post_init__(self) -> None:
         for name in ("p", "r", "h", "k"):
             object.__setattr__(self, name, check_prob("GilbertElliott", name, getattr(self, name)))
         check_two_state("GilbertElliott", self.p, self.r)
+        check_start("GilbertElliott", self.start)
 
     # -- alternate constructors ------------------------------------------------------
     @classmethod
-    def from_loss_and_burst(cls, loss_rate: float, mean_burst: float) -> "GilbertElliott":
+    def from_loss_and_burst(cls, loss_rate: float, mean_burst: float, start: str = "stationary") -> "GilbertElliott":
         """Simple Gilbert model (h=0, k=1) with the given loss rate and mean burst length.
 
         ``r = 1/mean_burst`` and ``p = r·L/(1-L)`` (from ``π_B = p/(p+r) = L``).
@@ -129,20 +158,12 @@ class GilbertElliott(TwoStateChain, LossModel):
                 f"GilbertElliott.from_loss_and_burst: loss_rate={L} is unreachable with mean_burst={mb} "
                 f"(needs p={p:.4g} > 1); the maximum loss rate for this burst length is {mb / (1 + mb):.4g}"
             )
-        return cls(p=p, r=r, h=0.0, k=1.0)
+        return cls(p=p, r=r, h=0.0, k=1.0, start=start)
 
-    @classmethod
-    def from_netem(cls, spec: str) -> "GilbertElliott":
-        """Parse a netem ``loss gemodel p [r [1-h [1-k]]]`` string (see :func:`channels.netem.parse_netem`)."""
-        from .netem import parse_netem
-
-        model = parse_netem(spec)
-        if not isinstance(model, cls):
-            raise ParameterError(f"GilbertElliott.from_netem: {spec!r} is not a 'loss gemodel ...' spec")
-        return model
+    # from_netem(spec, start="good"): inherited from channels._tc.NetemLossSpec
 
     def to_netem(self) -> str:
-        """netem form ``loss gemodel p% r% 1-h% 1-k%``."""
+        """netem form ``loss gemodel p% r% 1-h% 1-k%`` (parameters only; a netem qdisc always starts in Good)."""
         pct = lambda x: f"{100.0 * x:.12g}%"  # noqa: E731
         return f"loss gemodel {pct(self.p)} {pct(self.r)} {pct(1.0 - self.h)} {pct(1.0 - self.k)}"
 

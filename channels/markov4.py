@@ -1,12 +1,22 @@
-"""Four-state Markov packet loss (Linux netem ``loss state p13 [p31 [p32 [p23 [p14]]]]``)."""
+"""Four-state Markov packet loss (Linux netem ``loss state p13 [p31 [p32 [p23 [p14]]]]``).
+
+``start`` (see :mod:`channels._markov`): ``FourStateMarkov(...)`` starts a
+fresh stream from the stationary law by default; ``start="good"``
+reproduces a netem qdisc, whose ``loss_4state`` chain is in state 1
+(``TX_IN_GAP_PERIOD``) before the first packet and, per packet, first moves
+and then drops the packet iff the state entered is 3 or 4 — so packet 0 is
+lost with probability ``p13 + p14``.  ``FourStateMarkov.from_netem`` /
+:func:`channels.parse_netem` default to ``start="good"``.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ._markov import MarkovChannel, check_prob, mean_burst_from_rates
+from ._markov import MarkovChannel, check_prob, check_start, mean_burst_from_rates, start_aware_repr
+from ._tc import NetemLossSpec
 from .base import LossModel
 from codec.errors import ParameterError
 
@@ -18,7 +28,7 @@ GAP_LOSS = 3    # netem state 4: isolated loss (gap period)
 
 
 @dataclass(frozen=True)
-class FourStateMarkov(MarkovChannel, LossModel):
+class FourStateMarkov(MarkovChannel, NetemLossSpec, LossModel):
     """netem's 4-state Markov loss model (Salsano, Ludovici, Ordine; tc-netem(8) ``loss state``).
 
     States (netem numbering; index = number - 1): 1 good reception in a gap
@@ -58,8 +68,19 @@ class FourStateMarkov(MarkovChannel, LossModel):
     alternating episodes of Geometric length, and every visit gets a
     Geometric sojourn (``1-P[s,s]``); see ``channels._markov``.
 
+    Start of a fresh stream (``state=None``): ``start="stationary"`` draws
+    packet 0's state from ``π``; ``start="good"`` is netem's transient
+    (``sch_netem.c: get_loss_clg`` sets ``TX_IN_GAP_PERIOD``; ``loss_4state``
+    draws the move out of the current state and drops the packet iff it
+    enters 3 or 4), i.e. state 1 is the state *before* packet 0 — the same as
+    passing ``state=FourStateMarkov.GAP_RX`` — and packet 0 is lost with
+    probability ``p13 + p14`` (:meth:`loss_probabilities` gives the whole
+    transient).  Every call with ``state=None`` is a new stream; pass the
+    returned state to continue one.
+
     Args:
         p13, p31, p32, p23, p14: transition probabilities as above.
+        start: ``"stationary"`` (default) or ``"good"`` (netem's transient).
     """
 
     p13: float
@@ -67,15 +88,22 @@ class FourStateMarkov(MarkovChannel, LossModel):
     p32: float = 0.0
     p23: float = 1.0
     p14: float = 0.0
+    start: str = field(default="stationary", repr=False)
 
     STATE_NAMES = ("gap_rx(1)", "burst_rx(2)", "burst_loss(3)", "gap_loss(4)")
     GAP_RX = GAP_RX
     BURST_RX = BURST_RX
     BURST_LOSS = BURST_LOSS
     GAP_LOSS = GAP_LOSS
+    NETEM_KIND = "state"
+    #: start="good": state 1 is the state before packet 0 (netem loss_4state moves, then labels the packet)
+    GOOD_START = (GAP_RX, True)
+
+    __repr__ = start_aware_repr
 
     def __post_init__(self) -> None:
         own = "FourStateMarkov"
+        check_start(own, self.start)
         p13 = check_prob(own, "p13", self.p13)
         p31 = 1.0 - p13 if self.p31 is None else check_prob(own, "p31", self.p31)
         vals = {"p13": p13, "p31": p31}
@@ -95,18 +123,10 @@ class FourStateMarkov(MarkovChannel, LossModel):
             )
 
     # -- alternate constructors ------------------------------------------------------
-    @classmethod
-    def from_netem(cls, spec: str) -> "FourStateMarkov":
-        """Parse a netem ``loss state p13 [p31 [p32 [p23 [p14]]]]`` string."""
-        from .netem import parse_netem
-
-        model = parse_netem(spec)
-        if not isinstance(model, cls):
-            raise ParameterError(f"FourStateMarkov.from_netem: {spec!r} is not a 'loss state ...' spec")
-        return model
+    # from_netem(spec, start="good"): inherited from channels._tc.NetemLossSpec
 
     def to_netem(self) -> str:
-        """netem form ``loss state p13% p31% p32% p23% p14%``."""
+        """netem form ``loss state p13% p31% p32% p23% p14%`` (parameters only; netem always starts in state 1)."""
         pct = lambda x: f"{100.0 * x:.12g}%"  # noqa: E731
         return "loss state " + " ".join(pct(v) for v in (self.p13, self.p31, self.p32, self.p23, self.p14))
 

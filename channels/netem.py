@@ -1,4 +1,4 @@
-"""Parse the loss part of a Linux netem (``tc qdisc ... netem``) option string.
+"""Build a loss model from the loss part of a Linux netem (``tc qdisc ... netem``) option string.
 
 Supported (tc-netem(8), iproute2 ``tc/q_netem.c``)::
 
@@ -7,16 +7,39 @@ Supported (tc-netem(8), iproute2 ``tc/q_netem.c``)::
     loss state p13 [p31 [p32 [p23 [p14]]]]   -> FourStateMarkov
     loss gemodel p [r [1-h [1-k]]]           -> GilbertElliott
 
-``drop`` is accepted for ``loss`` (as tc does) and the leading keyword may be
-omitted (``"gemodel 1% 30%"``).  Every number is a percentage, with or
-without the ``%`` sign (tc divides by 100 either way: ``30`` means 30%), in
-[0, 100].  Defaults for omitted parameters are tc's:
+``drop`` is accepted for ``loss`` (as tc does, including its abbreviations)
+and the leading keyword may be omitted (``"gemodel 1% 30%"``).  Every number
+is a percentage, with or without the ``%`` sign (tc divides by 100 either
+way: ``30`` means 30%), in [0, 100].  Tokens are accepted and rejected
+exactly as ``tc`` does — notably the 2nd to 5th values must start with a
+digit (``.5%`` and ``+5%`` are refused there but accepted as the 1st value);
+the full rules are in :mod:`channels._tc`.  Defaults for omitted parameters
+are tc's:
 
 * ``gemodel p``: r = 1 - p, 1-h = 100%, 1-k = 0% (Bernoulli; tc-netem(8) "To
   use the Bernoulli model, the only needed parameter is p while the others
   will be set to the default values r=1-p, 1-h=1 and 1-k=0").  Two values
   give simple Gilbert, three Gilbert, four full Gilbert-Elliott.
 * ``state p13``: p31 = 1 - p13, p32 = 0, p23 = 100%, p14 = 0 (q_netem.c).
+
+Start of the chain
+------------------
+A netem qdisc starts its loss chain in state 1 (``TX_IN_GAP_PERIOD`` /
+``GOOD_STATE``) whenever a loss model is configured (``sch_netem.c:
+get_loss_clg``, run by ``tc qdisc add`` and by ``tc qdisc change`` with a
+``loss`` option), not in its stationary law.  So :func:`parse_netem` (and
+``GilbertElliott.from_netem`` / ``FourStateMarkov.from_netem``) return models
+with ``start="good"`` by default: each fresh stream (``state=None``) behaves
+like the first packets through a freshly configured qdisc — for ``gemodel``
+the first packet is in Good (lost with probability 1-k: never, with tc's
+defaults), for ``state`` the chain is in state 1 *before* the first packet,
+which is lost with probability p13 + p14 (netem's ``loss_4state`` labels a
+packet with the state it moves to).  Pass ``start="stationary"`` for a
+qdisc that has been running for a long time (or carry the returned state
+from packet to packet, image to image).  Memoryless ``loss random`` has no
+start.  Models built directly (``GilbertElliott(...)``) default to
+``"stationary"``.  ``to_netem()`` writes the parameters only; parsing it back
+gives a ``start="good"`` model unless told otherwise.
 
 netem's loss *correlation* is rejected unless 0: tc-netem(8) calls it
 "deprecated due to the noticed bad behavior" — use ``gemodel`` for bursts.
@@ -25,91 +48,32 @@ rejected with a clear message.
 """
 from __future__ import annotations
 
-import re
-
+from ._markov import check_start
+from ._tc import build, parse_loss_clause
 from .base import LossModel
 from .bernoulli import Bernoulli
 from .gilbert import GilbertElliott
 from .markov4 import FourStateMarkov
-from codec.errors import ParameterError
-
-_NUM = re.compile(r"^\+?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?$")
 
 
-def _percent(tok: str, what: str, spec: str) -> float:
-    if not _NUM.match(tok):
-        raise ParameterError(f"netem spec {spec!r}: {what} must be a percentage like '1%' or '0.5', got {tok!r}")
-    v = float(tok.rstrip("%")) / 100.0
-    if not 0.0 <= v <= 1.0:
-        raise ParameterError(f"netem spec {spec!r}: {what} must be between 0% and 100%, got {tok!r}")
-    return v
-
-
-def _numbers(tokens: list[str], names: list[str], spec: str, model: str) -> list[float]:
-    if not tokens:
-        raise ParameterError(f"netem spec {spec!r}: 'loss {model}' needs at least {names[0]}")
-    if len(tokens) > len(names) and all(_NUM.match(t) for t in tokens):
-        extra = " ".join(tokens[len(names):])
-        raise ParameterError(
-            f"netem spec {spec!r}: 'loss {model}' takes at most {len(names)} values "
-            f"({' '.join(names)}); unexpected {extra!r}"
-        )
-    for t in tokens:
-        if not _NUM.match(t):
-            raise ParameterError(
-                f"netem spec {spec!r}: unexpected {t!r} after 'loss {model}': expected up to "
-                f"{len(names)} percentages ({' '.join(names)}); only the loss part of a netem spec is supported"
-            )
-    return [_percent(t, n, spec) for t, n in zip(tokens, names)]
-
-
-def parse_netem(spec: str) -> LossModel:
+def parse_netem(spec: str, start: str = "good") -> LossModel:
     """Build the loss model described by a netem loss string (see module docstring).
 
+    Args:
+        spec: e.g. ``"loss gemodel 1% 30% 70% 0.1%"``.
+        start: ``"good"`` (default, netem's transient: the chain starts in
+            state 1 at the first packet of every fresh stream) or
+            ``"stationary"``; checked for every spec, ignored by the
+            memoryless ``loss random``.
+
     Raises:
-        ValueError: malformed string, unsupported option, out-of-range value,
-            or parameters the model rejects (e.g. a Bad state never left).
+        ParameterError: malformed string, a token tc would reject, an
+            unsupported option, out-of-range value, an invalid ``start``, or
+            parameters the model rejects (e.g. a Bad state never left).
     """
-    if not isinstance(spec, str):
-        raise ParameterError(f"netem spec must be a string, got {type(spec).__name__}")
-    tokens = spec.split()
-    if not tokens:
-        raise ParameterError("netem spec is empty; expected e.g. 'loss gemodel 1% 30%'")
-    if tokens[0] in ("loss", "drop"):
-        tokens = tokens[1:]
-        if not tokens:
-            raise ParameterError(f"netem spec {spec!r}: 'loss' needs a model: 'random', 'state', 'gemodel' or a percentage")
-    head, rest = tokens[0], tokens[1:]
-    if head == "random" or _NUM.match(head):
-        if head != "random":
-            rest = tokens  # old syntax: loss PERCENT [CORRELATION]
-        vals = _numbers(rest, ["PERCENT", "CORRELATION"], spec, "random")
-        if len(vals) == 2 and vals[1] != 0.0:
-            raise ParameterError(
-                f"netem spec {spec!r}: loss correlation is not supported (tc-netem(8): 'deprecated due to the "
-                f"noticed bad behavior'); use 'loss gemodel p r' for bursty loss"
-            )
-        return Bernoulli(vals[0])
-    if head == "gemodel":
-        vals = _numbers(rest, ["p", "r", "1-h", "1-k"], spec, "gemodel")
-        p = vals[0]
-        r = vals[1] if len(vals) > 1 else 1.0 - p
-        one_minus_h = vals[2] if len(vals) > 2 else 1.0
-        one_minus_k = vals[3] if len(vals) > 3 else 0.0
-        try:
-            return GilbertElliott(p=p, r=r, h=1.0 - one_minus_h, k=1.0 - one_minus_k)
-        except ValueError as exc:
-            raise ParameterError(f"netem spec {spec!r}: {exc}") from None
-    if head == "state":
-        vals = _numbers(rest, ["p13", "p31", "p32", "p23", "p14"], spec, "state")
-        names = ["p13", "p31", "p32", "p23", "p14"]
-        try:
-            return FourStateMarkov(**dict(zip(names, vals)))
-        except ValueError as exc:
-            raise ParameterError(f"netem spec {spec!r}: {exc}") from None
-    known = {"delay", "latency", "duplicate", "corrupt", "reorder", "rate", "limit", "slot", "ecn", "gap", "distribution"}
-    if head in known:
-        raise ParameterError(f"netem spec {spec!r}: only the loss part of a netem spec is supported, got option {head!r}")
-    raise ParameterError(
-        f"netem spec {spec!r}: unknown loss model {head!r}; expected 'random', 'state', 'gemodel' or a percentage"
-    )
+    clause = parse_loss_clause(spec)
+    check_start("parse_netem", start)
+    if clause.kind == "random":
+        return build(Bernoulli, clause)
+    cls = GilbertElliott if clause.kind == "gemodel" else FourStateMarkov
+    return build(cls, clause, start=start)
