@@ -47,7 +47,7 @@ class VQGANCodec:
             codebook size of the default model, see README), "arith", "deflate" or "raw".
         prior: optional (K,) codeword counts shipped with the model; the
             arithmetic coder starts from them (both ends need the same prior).
-        autocast: None, "bf16" or "fp16": mixed precision on CUDA only. Indices
+        autocast: None, "bf16" (CUDA or CPU) or "fp16" (CUDA only): mixed precision. Indices
             may then differ slightly from float32; off by default.
     """
 
@@ -104,6 +104,8 @@ class VQGANCodec:
     def _autocast(self):
         if self.autocast and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16 if self.autocast == "bf16" else torch.float16)
+        if self.autocast == "bf16" and self.device.type == "cpu":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     # ------------------------------------------------------------------ batch level

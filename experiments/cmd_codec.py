@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-finetune", action="store_true",
                    help="reduced sizes: decode with the plain K-means model even if a fine-tuned decoder is shipped")
     p.add_argument("--device", default=None)
+    add_precision_arg(p)
     add_limit_args(p)
     p.set_defaults(func=cmd_decode)
 
@@ -45,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "palette (64-colour palette of 16x16 block means), webp_down (WebP of a 3x-downscaled image, "
                    "<= 0.04 bpp), jpeg, webp (lowest quality)")
     p.add_argument("--device", default=None)
+    add_precision_arg(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("models", help="list the registered models")
@@ -78,6 +80,24 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="taming config yaml for an official checkpoint")
     p.add_argument("--codebook-size", type=int, default=None, help="K-means-reduced codebook size S (default: full)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_precision_arg(p)
+
+
+def add_precision_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: bfloat16 autocast (CPU or CUDA): on this 2-core CPU encode 2.3x and decode 1.4x "
+                        "faster, but 1.1 %% of kodim01's indices differ from fp32 and decoded pixels differ "
+                        "(61.5 dB PSNR); default fp32")
+
+
+def _autocast(args) -> str | None:
+    if args.precision == "bf16":
+        import sys
+
+        print(f"vqsim {args.command}: note: --precision bf16: indices and pixels differ from fp32 "
+              "(measured on kodim01: 1.1 % of indices, 61.5 dB PSNR)", file=sys.stderr)
+        return "bf16"
+    return None
 
 
 def cmd_encode(args) -> int:
@@ -86,7 +106,8 @@ def cmd_encode(args) -> int:
     from codec.zoo import load_codec
 
     image = load_image(args.input)
-    codec = load_codec(args.model, args.codebook_size, device=args.device, coder=args.coder, config=args.config)
+    codec = load_codec(args.model, args.codebook_size, device=args.device, coder=args.coder, config=args.config,
+                       autocast=_autocast(args))
     t0 = time.perf_counter()
     data = codec.compress(image)
     ms = 1000 * (time.perf_counter() - t0)
@@ -112,7 +133,7 @@ def cmd_decode(args) -> int:
     head = parse_header(data)
     limits.check(head.h, head.w, head.H, head.W, what="bitstream header")  # before loading a model
     codec = load_codec(model_for_bitstream(head.codebook_id, args.model), head.codebook_size, device=args.device,
-                       config=args.config, finetuned=False if args.no_finetune else None)
+                       config=args.config, finetuned=False if args.no_finetune else None, autocast=_autocast(args))
     t0 = time.perf_counter()
     image = codec.decompress(data, limits=limits)
     ms = 1000 * (time.perf_counter() - t0)
@@ -123,7 +144,7 @@ def cmd_decode(args) -> int:
 
 
 def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), device=None, config=None,
-             progress=None, variants: str = "both", anchors=()):
+             progress=None, variants: str = "both", anchors=(), autocast: str | None = None):
     """Rows (dicts) of bpp per coder, LPIPS, PSNR, SSIM and timings, one per (image, codebook size, variant).
 
     The encoder runs once per image (timed); each codebook size then only
@@ -152,7 +173,7 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
     for a in anchors:
         if a not in ANCHORS:
             raise ParameterError(f"unknown anchor {a!r}; allowed: {', '.join(ANCHORS)}")
-    base = load_codec(model, None, device=device, config=config)
+    base = load_codec(model, None, device=device, config=config, autocast=autocast)
     sizes = sorted(set(sizes or [base.codebook_size]), reverse=True)
     codecs = []
     for s in sizes:
@@ -162,7 +183,7 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
         want = {"both": [False, True], "auto": [None], "finetuned": [True], "kmeans": [False]}[variants]
         for ft in want:
             try:
-                codecs.append(load_codec(model, s, device=device, config=config, finetuned=ft))
+                codecs.append(load_codec(model, s, device=device, config=config, finetuned=ft, autocast=autocast))
             except ModelNotFoundError:
                 if variants == "finetuned" or (variants == "both" and ft):
                     continue  # no fine-tuned decoder shipped for this size
@@ -247,7 +268,7 @@ def cmd_eval(args) -> int:
     try:
         anchors = tuple(a.strip() for a in args.anchors.split(",") if a.strip())
         rows = evaluate(images, args.model, args.codebook_size, nets=nets, device=args.device, config=args.config,
-                        progress=progress, variants=args.variants, anchors=anchors)
+                        progress=progress, variants=args.variants, anchors=anchors, autocast=_autocast(args))
     finally:
         if "file" in sink:
             sink["file"].close()

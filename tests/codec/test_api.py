@@ -138,3 +138,15 @@ def test_decompress_checks_shape_and_limits_before_decoding(codec, photo):
     with pytest.raises(LimitExceededError, match="max_pixels"):
         codec.decompress(data, limits=DecodeLimits(max_pixels=100))
     assert codec.decompress_indices(data, limits=DecodeLimits(max_pixels=photo.shape[0] * photo.shape[1])) is not None
+
+
+def test_bf16_autocast_on_cpu_is_opt_in_and_close(codec, photo, tiny_model):
+    """bf16 autocast runs on CPU when asked for; fp32 (the default) is unaffected; pixels stay close."""
+    bf = VQGANCodec(tiny_model, name="golden", device="cpu", autocast="bf16")
+    m = codec.encode_indices(photo)
+    x32 = codec.decode_indices_tensor(m)
+    x16 = bf.decode_indices_tensor(m)
+    assert x16.dtype == torch.float32 and x16.shape == x32.shape
+    assert not torch.equal(x16, x32)  # bf16 really ran
+    assert float((x16 - x32).abs().mean()) < 0.02
+    assert torch.equal(codec.decode_indices_tensor(m), x32)  # and left the fp32 codec alone
