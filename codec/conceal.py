@@ -74,6 +74,7 @@ Baselines need ``codebook`` (K, D); model methods need ``model`` (a
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -901,7 +902,7 @@ def random_loss_mask(shape: tuple[int, int], fraction: float, rng: np.random.Gen
 
 
 def benchmark_ar(model=None, index_map: IndexMap | None = None, fractions=(0.1, 0.2, 0.4), *, seed: int = 0,
-                 shape: tuple[int, int] = (32, 48), model_kwargs: dict | None = None, repeats: int = 1,
+                 shape: tuple[int, int] = (32, 48), model_kwargs: dict | None = None, repeats: int = 3,
                  threads: int | None = 1, **options) -> list[dict[str, Any]]:
     """Time ``ar_naive`` vs ``ar`` (argmax) and check they agree.
 
@@ -909,9 +910,11 @@ def benchmark_ar(model=None, index_map: IndexMap | None = None, fractions=(0.1, 
     vocab 1025 = 1024 codewords + [mask], block 256; seed ``seed``) and a
     random 32×48 index map (a 768×512 Kodak image's latent size).  Returns
     one dict per loss fraction: ``fraction, n_lost, naive_s, fast_s, ratio,
-    equal, waves, forwards_fast, tokens_fast, tokens_naive, recomputed``
-    (times: best of ``repeats``).  ``options`` go to both AR functions
-    (e.g. ``rule="tiled"``).
+    equal, waves, forwards_fast, tokens_fast, tokens_naive, recomputed`` and
+    each path's min / max. Timing: one untimed warm-up call of each path, then
+    ``repeats`` runs per fraction with the two paths interleaved (alternating
+    which goes first); times are medians and ``ratio`` is the ratio of the
+    medians.  ``options`` go to both AR functions (e.g. ``rule="tiled"``).
     """
     torch = _import_torch()
     old_threads = torch.get_num_threads()
@@ -933,19 +936,27 @@ def benchmark_ar(model=None, index_map: IndexMap | None = None, fractions=(0.1, 
         if index_map is None:
             K = model.config.vocab_size - 1 if model.config.vocab_size > 2 else 2
             index_map = IndexMap(rng.integers(0, K, size=shape), K, (shape[0] * 16, shape[1] * 16))
+        masks = [random_loss_mask(index_map.shape, f, rng) for f in fractions]
+        # warm-up: one untimed call of each path (allocator, kernels, caches), so the first timing is not an outlier
+        conceal_ar_naive(index_map, masks[0], model, **options)
+        conceal_ar(index_map, masks[0], model, **options)
         results = []
-        for f in fractions:
-            lost = random_loss_mask(index_map.shape, f, rng)
+        for f, lost in zip(fractions, masks):
             tn, tf = [], []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                a = conceal_ar_naive(index_map, lost, model, **options)
-                tn.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                b, st = conceal_ar(index_map, lost, model, return_stats=True, **options)
-                tf.append(time.perf_counter() - t0)
-            results.append(dict(fraction=float(f), n_lost=int(lost.sum()), naive_s=min(tn), fast_s=min(tf),
-                                ratio=min(tn) / max(min(tf), 1e-12), equal=bool(a == b), waves=st["waves"],
+            for r in range(repeats):
+                # interleave the two paths and alternate which runs first, so load drift hits both alike
+                for path in (("naive", "fast") if r % 2 == 0 else ("fast", "naive")):
+                    t0 = time.perf_counter()
+                    if path == "naive":
+                        a = conceal_ar_naive(index_map, lost, model, **options)
+                        tn.append(time.perf_counter() - t0)
+                    else:
+                        b, st = conceal_ar(index_map, lost, model, return_stats=True, **options)
+                        tf.append(time.perf_counter() - t0)
+            mn, mf = statistics.median(tn), statistics.median(tf)
+            results.append(dict(fraction=float(f), n_lost=int(lost.sum()), naive_s=mn, fast_s=mf,
+                                naive_min_s=min(tn), naive_max_s=max(tn), fast_min_s=min(tf), fast_max_s=max(tf),
+                                repeats=repeats, ratio=mn / max(mf, 1e-12), equal=bool(a == b), waves=st["waves"],
                                 forwards_fast=st["forwards"], tokens_fast=st["tokens"],
                                 tokens_naive=int(lost.sum()) * min(a.shape[0], WINDOW) * min(a.shape[1], WINDOW),
                                 recomputed=st["recomputed"]))

@@ -19,7 +19,9 @@ machines far better than absolute times:
 * ``fec``: our Cauchy-RS erasure code's MB/s / zfec's MB/s (when zfec imports);
 * ``channels``: loss-model sampling time / ``rng.random(n) < p`` time;
 * ``simpy``: per-packet simulator cost / a bare SimPy timeout event;
-* ``trial``: one sweep trial / its decoder pass + metrics (the floor a sweep approaches).
+* ``trial``: one sweep trial (two references; neighbour and AR concealment) with the old code
+  path (no CPU tuning, float64 SSIM per comparison) / with today's, in two worker processes
+  fed the same trials; decoded pixels checked identical.
 
 Sizes: the full bench uses a Kodak-size 768×512 image (32×48 index map),
 10^7 channel draws and 10^5 simulated packets; ``quick=True`` uses a 384×256
@@ -71,9 +73,11 @@ class BenchConfig:
         n_sim_packets: packets pushed through the SimPy network model.
         fractions: loss fractions of the concealment benchmark.
         ar_shape: (h, w) index map of the AR benchmark.
+        ar_model: "shipped" (the default AR concealer on the bench image's real map) or
+            "random" (``benchmark_ar``'s random GPT on a random map, sized by ``ar_model_kwargs``).
         ar_model_kwargs: overrides of ``codec.conceal.benchmark_ar``'s random GPT
             (None = its default, n_layer 8, n_embd 256, the paper-size window model).
-        ar_repeats: runs of each AR implementation (best of, as ``benchmark_ar`` reports).
+        ar_repeats: runs of each AR implementation (interleaved; medians, see ``benchmark_ar``).
         fec_bytes: data bytes pushed through each erasure code.
         rs_packets: packets through in-packet RS (decoding is pure Python when
             creedsolo is absent, hence few).
@@ -90,8 +94,9 @@ class BenchConfig:
     n_sim_packets: int = 10 ** 5
     fractions: tuple[float, ...] = (0.1, 0.2, 0.4)
     ar_shape: tuple[int, int] = (32, 48)
+    ar_model: str = "shipped"
     ar_model_kwargs: dict[str, Any] | None = None
-    ar_repeats: int = 1
+    ar_repeats: int = 3
     fec_bytes: int = 8 * 10 ** 6
     rs_packets: int = 100
     seed: int = 0
@@ -104,7 +109,7 @@ class BenchConfig:
         dev = resolve_device(device)
         if quick:
             cfg = cls(quick=True, device=dev, repeats=1, image_size=(256, 384), n_draws=10 ** 6,
-                      n_sim_packets=10 ** 4, fractions=(0.2,), ar_shape=(16, 24),
+                      n_sim_packets=10 ** 4, fractions=(0.2,), ar_shape=(16, 24), ar_model="random",
                       ar_model_kwargs=dict(n_layer=2, n_head=4, n_embd=128), ar_repeats=1,
                       fec_bytes=10 ** 6, rs_packets=10, seed=seed, image=image)
         else:
@@ -308,7 +313,15 @@ def bench_conceal(cfg: BenchConfig) -> dict[str, Any]:
     from codec.conceal import benchmark_ar, conceal, random_loss_mask
     from codec.types import IndexMap
 
-    rows = benchmark_ar(_ar_model(cfg), fractions=tuple(cfg.fractions), seed=cfg.seed, shape=tuple(cfg.ar_shape),
+    model, index_map, model_src = _ar_model(cfg), None, cfg.ar_model_kwargs or "benchmark_ar default (n_layer 8, n_head 8, n_embd 256)"
+    if cfg.ar_model == "shipped":
+        from codec.zoo import load_concealer
+
+        model = load_concealer("default", 1024, "ar", device=cfg.device)
+        img, src = load_bench_image(cfg.image_size, cfg.image)
+        index_map = _cpu_codec().encode_indices(img)
+        model_src = f"shipped default_ar_1024 on the index map of {src}"
+    rows = benchmark_ar(model, index_map, fractions=tuple(cfg.fractions), seed=cfg.seed, shape=tuple(cfg.ar_shape),
                         model_kwargs=cfg.ar_model_kwargs, repeats=cfg.ar_repeats,
                         threads=torch.get_num_threads())
     ar = [dict(r, naive_ms=1e3 * r["naive_s"], fast_ms=1e3 * r["fast_s"],
@@ -340,7 +353,7 @@ def bench_conceal(cfg: BenchConfig) -> dict[str, Any]:
         summary[f"neighbor_ms@{pct}"] = nb
         summary[f"ar_over_neighbor@{pct}"] = r["fast_ms"] / nb
     return {"summary": summary, "map_shape": [h, w], "device": cfg.device,
-            "ar_model": cfg.ar_model_kwargs or "benchmark_ar default (n_layer 8, n_head 8, n_embd 256)",
+            "ar_model": model_src,
             "ar": ar, "all_equal": all(r["equal"] for r in ar), "baselines_ms": base, "codebook": cb_src}
 
 
@@ -521,75 +534,151 @@ def bench_simpy(cfg: BenchConfig) -> dict[str, Any]:
             "delivered": int((tr.fate == 1).sum())}
 
 
-def bench_trial(cfg: BenchConfig) -> dict[str, Any]:
-    """One sweep trial (transmit + conceal + decode + metrics) vs its decoder pass + metrics alone.
+TRIAL_METHODS = ("neighbor", "ar")
+"""Concealment of the trial section: a baseline and the shipped AR transformer (the sweep's realistic pair)."""
 
-    The trial: the image's index map (encoded once, as a sweep caches it) goes
-    through ``sim.transmit`` (Gilbert–Elliott 10 % loss, mean burst 3, random
-    interleaving, 120-byte MTU so the map spans many packets), lost indices are
-    concealed with the ``neighbor`` baseline, the map is decoded and scored
-    with ``image_metrics(nets=("alex",))``.  The ratio trial / (decode +
-    metrics) tells how close a sweep gets to its floor: decoding and scoring
-    are unavoidable for every trial.  Trial and floor runs alternate (so a
-    load change hits both); ``trial_over_floor_parts`` = 1 + (transmit +
-    conceal) / (decode + metrics) is the same ratio from the parts of the
-    trial runs themselves.
+
+def _legacy_image_metrics(x, y) -> dict[str, float]:
+    """``image_metrics(x, y, nets=("alex",))`` as computed before 2026-12-02: SSIM / MS-SSIM in float64 with
+    every statistic of both images filtered per comparison (``experiments.legacy_metrics``)."""
+    from codec import metrics as M
+
+    from .legacy_metrics import ms_ssim64, ssim64
+
+    luma, chroma = M.lowpass_psnr(x, y, 16)
+    return {"lpips_alex": float(M.lpips_distance(x, y, net="alex", device="cpu")[0]), "psnr": float(M.psnr(x, y)[0]),
+            "lowpass_luma_psnr": float(luma[0]), "lowpass_chroma_psnr": float(chroma[0]),
+            "ssim": float(ssim64(x, y)[0]), "ms_ssim": float(ms_ssim64(x, y)[0])}
+
+
+def _trial_worker(conn, tuned: bool, image_size: tuple[int, int], image: str | None, seed: int) -> None:
+    """A process that runs sweep-like trials on request: ``tuned`` = today's code path, else the old one.
+
+    Old path ("before"): no CPU tuning (``VQSIM_NO_CPU_TUNING=1``: denormals kept, glibc's default mmap
+    threshold) and the former SSIM / MS-SSIM (``_legacy_image_metrics``: float64, every statistic of both
+    images filtered per comparison).
+    New path ("after"): ``configure_cpu`` and float32 SSIM with each reference prepared once.
+    Both use one torch thread. A request is a (method, seed) pair; the reply is
+    ``(seconds, parts, sha1 of the decoded pixels, metrics)``.
     """
+    import hashlib
+
+    if not tuned:
+        os.environ["VQSIM_NO_CPU_TUNING"] = "1"
+    import torch
+
+    from codec import metrics as M
+    from codec.runtime import configure_cpu
+
+    configure_cpu(1)
     from channels import GilbertElliott
     from codec.conceal import conceal
-    from codec.metrics import image_metrics
-    from codec.zoo import load_codec
+    from codec.image import to_tensor
+    from codec.zoo import load_codec, load_concealer
     from sim import transmit
 
-    img, src = load_bench_image(cfg.image_size, cfg.image)
-    codec = load_codec("default", device=cfg.device)
+    img, _ = load_bench_image(image_size, image)
+    codec = load_codec("default", device="cpu")
     imap = codec.encode_indices(img)
-    codebook = codec.codebook
+    models = {"ar": load_concealer("default", codec.codebook_size, "ar")}
+    orig = to_tensor(img)
+    lossfree = codec.decode_indices_tensor(imap)
+    refs = {"orig": M.prepare_reference(orig), "lossfree": M.prepare_reference(lossfree)} if tuned else {}
     channel = GilbertElliott.from_loss_and_burst(0.1, 3.0)
-    rng = np.random.default_rng(cfg.seed)
-    opts = dict(mtu=120, interleave="random", coder="raw")
-    parts: dict[str, list[float]] = {"transmit": [], "conceal": [], "decode": [], "metrics": []}
-    lost_frac: list[float] = []
-
-    def trial() -> None:
+    conn.send("ready")
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            break
+        method, trial_seed = msg
         t0 = time.perf_counter()
-        rec = transmit(imap, channel=channel, rng=rng, seed=int(rng.integers(2 ** 31)), **opts)
+        rng = np.random.default_rng(trial_seed)
+        rec = transmit(imap, channel=channel, rng=rng, seed=trial_seed, mtu=120, interleave="random", coder="raw")
         t1 = time.perf_counter()
-        fixed = conceal(rec.received, rec.lost_mask, method="neighbor", codebook=codebook)
+        fixed = conceal(rec.received, rec.lost_mask, method=method, codebook=codec.codebook,
+                        model=models.get(method), rng=np.random.default_rng(trial_seed))
         t2 = time.perf_counter()
         x = codec.decode_indices_tensor(fixed)
-        _sync(cfg.device)
         t3 = time.perf_counter()
-        image_metrics(img, x, nets=("alex",), device=codec.device)
+        met = {}
+        for name, ref_img in (("orig", orig), ("lossfree", lossfree)):
+            r = (M.image_metrics(ref_img, x, nets=("alex",), device="cpu", ref=refs[name]) if tuned
+                 else _legacy_image_metrics(ref_img, x))
+            met.update({f"{k}_{name}": v for k, v in r.items()})
         t4 = time.perf_counter()
-        for k, a, b in (("transmit", t0, t1), ("conceal", t1, t2), ("decode", t2, t3), ("metrics", t3, t4)):
-            parts[k].append(b - a)
-        lost_frac.append(rec.loss_ratio)
+        u8 = (x * 255.0).round().to(torch.uint8).numpy().tobytes()
+        conn.send((t4 - t0, {"transmit": t1 - t0, "conceal": t2 - t1, "decode": t3 - t2, "metrics": t4 - t3},
+                   hashlib.sha1(u8).hexdigest(), met))
+    conn.close()
 
-    def floor() -> None:
-        x = codec.decode_indices_tensor(imap)
-        image_metrics(img, x, nets=("alex",), device=codec.device)
 
-    # alternate floor and trial runs so that a load change on a shared machine hits both alike
-    floor_t, trial_t = [], []
-    for r in range(cfg.repeats + 1):  # run 0 is the warm-up
-        f_s = time_calls(floor, 1, warmup=0, device=cfg.device)[0]
-        t_s = time_calls(trial, 1, warmup=0, device=cfg.device)[0]
-        if r:
-            floor_t.append(f_s)
-            trial_t.append(t_s)
-    floor_s, trial_s = statistics.median(floor_t), statistics.median(trial_t)
-    parts_ms = {k: 1e3 * statistics.median(v[1:]) for k, v in parts.items()}  # skip the warm-up
-    extra_ms = parts_ms["transmit"] + parts_ms["conceal"]
-    summary = {"trial_ms": 1e3 * trial_s, "decode_plus_metrics_ms": 1e3 * floor_s,
-               "trial_over_floor": trial_s / floor_s, "transmit_ms": parts_ms["transmit"],
-               "conceal_ms": parts_ms["conceal"],
-               # the same ratio from the parts of the same trial runs (insensitive to load drift)
-               "trial_over_floor_parts": 1.0 + extra_ms / (parts_ms["decode"] + parts_ms["metrics"])}
-    return {"summary": summary, "image": src, "image_size": list(imap.image_size), "device": cfg.device,
-            "parts_ms": parts_ms, "channel": repr(channel), "transmit_options": opts,
-            "mean_loss_ratio": float(np.mean(lost_frac)),
-            "composed_by": "bench (sim.transmit + conceal neighbor + decode + image_metrics alex)"}
+def bench_trial(cfg: BenchConfig) -> dict[str, Any]:
+    """One sweep trial, old code path vs new, in one run: identical pixels, ≥ 2× target on CPU.
+
+    A trial as a sweep runs it: the image's index map (encoded once) goes
+    through ``sim.transmit`` (Gilbert–Elliott 10 % loss, mean burst 3,
+    random interleaving, 120-byte MTU), lost indices are concealed
+    (``TRIAL_METHODS``: ``neighbor`` and the shipped AR transformer), the map
+    is decoded, and LPIPS-Alex, PSNR, low-pass PSNR, SSIM and MS-SSIM are
+    computed against two references (the original and the loss-free
+    reconstruction). Two worker processes (see ``_trial_worker``) hold the old
+    and the new code path; every repetition sends the same (method, seed) to
+    both, alternating which goes first, after one warm-up trial each.
+    Reported: per method and path the median (min, max) seconds and parts,
+    the speed-up of the medians, whether the decoded pixels are identical, and
+    the largest metric difference between the paths.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    workers = {}
+    for name, tuned in (("before", False), ("after", True)):
+        a, b = ctx.Pipe()
+        proc = ctx.Process(target=_trial_worker, args=(b, tuned, tuple(cfg.image_size), cfg.image, cfg.seed), daemon=True)
+        proc.start()
+        workers[name] = (proc, a)
+    try:
+        for proc, conn in workers.values():
+            if conn.recv() != "ready":
+                raise BenchError("trial worker failed to start")
+        results: dict[str, dict[str, list]] = {m: {"before": [], "after": []} for m in TRIAL_METHODS}
+        for r in range(cfg.repeats + 1):  # repetition 0 is the warm-up
+            for m in TRIAL_METHODS:
+                order = ("before", "after") if r % 2 == 0 else ("after", "before")
+                for name in order:
+                    workers[name][1].send((m, cfg.seed * 1000 + r))
+                    out = workers[name][1].recv()
+                    if r:
+                        results[m][name].append(out)
+    finally:
+        for proc, conn in workers.values():
+            try:
+                conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+    summary: dict[str, float] = {}
+    detail: dict[str, Any] = {}
+    for m, per in results.items():
+        med = {k: statistics.median(o[0] for o in v) for k, v in per.items()}
+        identical = all(b[2] == a[2] for b, a in zip(per["before"], per["after"]))
+        diff = max(abs(b[3][k] - a[3][k]) for b, a in zip(per["before"], per["after"]) for k in b[3]
+                   if math.isfinite(b[3][k]) and math.isfinite(a[3][k]))
+        summary[f"{m}_trial_ms_before"] = 1e3 * med["before"]
+        summary[f"{m}_trial_ms_after"] = 1e3 * med["after"]
+        summary[f"{m}_speedup"] = med["before"] / med["after"]
+        summary[f"{m}_pixels_identical"] = float(identical)
+        detail[m] = {k: {"median_s": med[k], "min_s": min(o[0] for o in v), "max_s": max(o[0] for o in v),
+                         "parts_median_s": {p: statistics.median(o[1][p] for o in v) for p in v[0][1]}}
+                     for k, v in per.items()}
+        detail[m]["max_metric_difference"] = diff
+        detail[m]["pixels_identical"] = identical
+    return {"summary": summary, "methods": detail, "repeats": cfg.repeats, "image_size": list(cfg.image_size),
+            "channel": "GilbertElliott.from_loss_and_burst(0.1, 3.0), mtu 120, random interleaving",
+            "paths": {"before": "no CPU tuning; former SSIM/MS-SSIM (float64, all statistics per comparison)",
+                      "after": "configure_cpu (denormals flushed, heap allocations); float32 SSIM, references prepared once"}}
 
 
 SECTIONS: dict[str, Callable[[BenchConfig], dict[str, Any]]] = {

@@ -36,6 +36,18 @@ deduplicated, in plan order; rewritten periodically and at the end),
 the same command skips every trial whose id is already stored.  Columns
 starting with ``time_`` hold wall-clock timings; every other column is a
 deterministic function of the config.
+
+Faults
+------
+Every file is written by :func:`_atomic_write_bytes` (temp file, fsync,
+rename, fsync of the folder), so a crash or power loss leaves each file
+whole or absent.  A part file that cannot be read anyway (truncated, foreign)
+is renamed ``<name>.corrupt`` with a one-line warning and its trials are
+recomputed; an unreadable or inconsistent encode-cache entry is deleted and
+recomputed.  A run holds ``fcntl.flock`` on ``<out>/.lock`` (which records
+its pid, host and start time) from start to end: a second run into the same
+folder fails at once with :class:`FolderLockedError`; the kernel releases
+the lock of a killed run, so rerunning after a crash resumes.
 """
 from __future__ import annotations
 
@@ -52,6 +64,9 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
+import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,8 +80,9 @@ from .config import (MODEL_METHODS, ChannelPoint, ConfigError, check_resources, 
                      config_hash, expand_channels, fec_label, load_config, validate_config)
 
 __all__ = [
-    "SweepError", "SweepImage", "Unit", "EncodedImage", "TrialContext", "ResultStore", "SweepOutcome",
+    "SweepError", "FolderLockedError", "SweepImage", "Unit", "EncodedImage", "TrialContext", "ResultStore", "SweepOutcome",
     "load_images", "plan_units", "prepare_encodings", "run_unit", "run_sweep", "summary_table", "Progress",
+    "read_results", "lock_folder",
     "EXECUTORS", "REPO_ROOT",
 ]
 
@@ -78,6 +94,21 @@ _PACKAGES = ("numpy", "scipy", "pandas", "pyarrow", "torch", "torchvision", "lpi
 
 class SweepError(VQSimError, RuntimeError):
     """A sweep cannot run (bad results folder, a failing trial, executor problem)."""
+
+
+class FolderLockedError(SweepError):
+    """The results folder is locked by another running sweep (the message names the folder and its pid)."""
+
+
+def _warn_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _reason(e: BaseException, limit: int = 160) -> str:
+    """An exception as one short line: ``Type: first line of the message``."""
+    text = str(e).strip().splitlines()
+    line = f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _hash(obj: Any, n: int = 16) -> str:
@@ -309,18 +340,83 @@ def _metric_device(cfg: Mapping[str, Any], codec) -> Any:
     return codec.device if d == "auto" else d
 
 
+CACHE_VERSION = "v2"
+"""Part of every encode-cache file name: v2 = bitstreams with the K/4-symbol prior weight and float32
+SSIM of the loss-free reconstruction; entries of other versions are never read (they are recomputed)."""
+
+
 def _cache_file(cache_dir: Path, codec_cfg: Mapping[str, Any], S: int, image_hash: str) -> Path:
     """Disk-cache entry of one (model weights, codebook size, K-means seed, coder, image)."""
     c = codec_cfg
     ft = c.get("finetuned", "auto")
-    return cache_dir / f"{c['sha256'][:12]}_S{S}_ks{c['kmeans_seed']}_ft{ft}_{c['coder']}_{image_hash}.npz"
+    return cache_dir / f"{c['sha256'][:12]}_S{S}_ks{c['kmeans_seed']}_ft{ft}_{c['coder']}_{image_hash}_{CACHE_VERSION}.npz"
+
+
+_CACHE_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error)
+"""What reading a damaged .npz can raise (truncated archive, bad CRC, missing member, wrong dtype, ...)."""
+
+
+def _check_encoded(enc: EncodedImage, img: SweepImage, S: int) -> None:
+    """Raise ValueError unless a cached encoding is consistent with its image and codebook size."""
+    H, W = img.pixels.shape[:2]
+    if tuple(enc.image_size) != (H, W):
+        raise ValueError(f"image size {enc.image_size} ≠ {H}x{W}")
+    if enc.indices.ndim != 2 or enc.indices.size == 0:
+        raise ValueError(f"index map of shape {enc.indices.shape}")
+    if int(enc.indices.min()) < 0 or int(enc.indices.max()) >= S:
+        raise ValueError(f"indices outside [0, {S})")
+    if enc.lossfree.shape != (H, W, 3) or enc.lossfree.dtype != np.uint8:
+        raise ValueError(f"loss-free image of shape {enc.lossfree.shape} / {enc.lossfree.dtype}")
+    if enc.bits_source <= 0:
+        raise ValueError(f"bits_source = {enc.bits_source}")
+    if not isinstance(enc.metrics, dict) or not all(isinstance(v, (int, float)) for v in enc.metrics.values()):
+        raise ValueError("metrics are not a {name: number} mapping")
+
+
+def _read_cache_entry(f: Path, img: SweepImage, S: int, log: Callable[[str], None]) -> EncodedImage | None:
+    """A disk-cache entry, or None when absent; an unreadable / inconsistent one is deleted with a warning."""
+    try:
+        z = np.load(f, allow_pickle=False)
+    except FileNotFoundError:
+        return None
+    except _CACHE_ERRORS as e:
+        _discard_cache_entry(f, _reason(e), log)
+        return None
+    try:
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with z:
+            enc = EncodedImage(z["indices"].astype(np.int32), tuple(int(v) for v in z["image_size"]),
+                               int(z["bits_source"]), np.asarray(z["lossfree"]), json.loads(str(z["metrics"])))
+        _check_encoded(enc, img, S)
+    except _CACHE_ERRORS as e:
+        _discard_cache_entry(f, _reason(e), log)
+        return None
+    return enc
+
+
+def _discard_cache_entry(f: Path, reason: str, log: Callable[[str], None]) -> None:
+    """Delete a damaged cache entry (it is recomputed) and say so on one line."""
+    with contextlib.suppress(FileNotFoundError):
+        f.unlink()
+    _fsync_dir(f.parent)
+    log(f"warning: encode cache entry {f} is unreadable ({reason}); deleted, the image is encoded again")
+
+
+def _write_cache_entry(f: Path, enc: EncodedImage) -> None:
+    """Store an encoding in the disk cache (atomically, fsynced)."""
+    buf = io.BytesIO()
+    np.savez(buf, indices=enc.indices, image_size=np.array(enc.image_size), bits_source=np.array(enc.bits_source),
+             lossfree=enc.lossfree, metrics=np.array(json.dumps(enc.metrics)))
+    _atomic_write_bytes(f, buf.getvalue())
 
 
 def prepare_encodings(cfg: Mapping[str, Any], images: Sequence[SweepImage], cache_dir: Path | None,
                       log: Callable[[str], None] = lambda s: None) -> dict[str, EncodedImage]:
     """Encode every image once per codebook size (batched per size), using / filling the disk cache.
 
-    Returns ``{f"{S}/{image hash}": EncodedImage}``.
+    A cache entry that cannot be read, or does not fit its image, is deleted (with a warning through
+    ``log``) and recomputed.  Returns ``{f"{S}/{image hash}": EncodedImage}``.
     """
     import torch
 
@@ -333,17 +429,10 @@ def prepare_encodings(cfg: Mapping[str, Any], images: Sequence[SweepImage], cach
         todo: list[SweepImage] = []
         for img in images:
             key = f"{S}/{img.hash}"
-            f = _cache_file(cache_dir, c, S, img.hash) if cache_dir else None
-            if f is not None and f.exists():
-                try:
-                    z = np.load(f, allow_pickle=False)
-                    m = json.loads(str(z["metrics"]))
-                    if all(f"lpips_{n}" in m for n in nets):
-                        out[key] = EncodedImage(z["indices"].astype(np.int32), tuple(int(v) for v in z["image_size"]),
-                                                int(z["bits_source"]), z["lossfree"], m)
-                        continue
-                except (OSError, ValueError, KeyError):
-                    pass  # unreadable cache entry: recompute
+            enc = _read_cache_entry(_cache_file(cache_dir, c, S, img.hash), img, S, log) if cache_dir else None
+            if enc is not None and all(f"lpips_{n}" in enc.metrics for n in nets):
+                out[key] = enc
+                continue
             todo.append(img)
         if not todo:
             continue
@@ -360,13 +449,7 @@ def prepare_encodings(cfg: Mapping[str, Any], images: Sequence[SweepImage], cach
             enc = EncodedImage(np.asarray(imap.indices, dtype=np.int32), imap.image_size, bits, rec, m)
             out[f"{S}/{img.hash}"] = enc
             if cache_dir is not None:
-                cache_dir.mkdir(parents=True, exist_ok=True)
-                f = _cache_file(cache_dir, c, S, img.hash)
-                tmp = f.with_name(f".tmp-{os.getpid()}-{f.name}")
-                with open(tmp, "wb") as fh:
-                    np.savez(fh, indices=enc.indices, image_size=np.array(enc.image_size), bits_source=np.array(bits),
-                             lossfree=rec, metrics=np.array(json.dumps(m)))
-                os.replace(tmp, f)
+                _write_cache_entry(_cache_file(cache_dir, c, S, img.hash), enc)
     return out
 
 
@@ -387,7 +470,27 @@ class TrialContext:
         self._codecs: dict[int, Any] = {}
         self._codebooks: dict[int, np.ndarray] = {}
         self._models: dict[tuple[str, int], Any] = {}
+        self._ssim_refs: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._lock = threading.RLock()
+
+    def ssim_ref(self, key: str, img):
+        """``codec.metrics.prepare_reference(img)`` for SSIM / MS-SSIM, kept for the 8 most recent
+        (key, device): units run size by size and image by image, so they almost always hit (≈ 28 MB each
+        for a Kodak image)."""
+        from codec.metrics import prepare_reference
+
+        k = (key, str(img.device))
+        with self._lock:
+            ref = self._ssim_refs.get(k)
+            if ref is not None:
+                self._ssim_refs.move_to_end(k)
+                return ref
+        ref = prepare_reference(img)
+        with self._lock:
+            self._ssim_refs[k] = ref
+            while len(self._ssim_refs) > 8:
+                self._ssim_refs.popitem(last=False)
+        return ref
 
     def codec(self, S: int):
         with self._lock:
@@ -429,11 +532,11 @@ def _context_from_payload(payload: Mapping[str, Any]) -> TrialContext:
     with _CONTEXT_LOCK:
         ctx = _CONTEXTS.get(key)
         if ctx is None:
-            threads = payload["cfg"]["execution"]["torch_threads"]
-            if threads:
-                import torch
+            # a Dask worker process is a process the CLI did not configure: same CPU settings here
+            from codec.runtime import configure_cpu
 
-                torch.set_num_threads(int(threads))
+            threads = payload["cfg"]["execution"]["torch_threads"]
+            configure_cpu(int(threads) if threads else None)
             ctx = TrialContext(payload["cfg"], payload["images"], payload["encoded"])
             _CONTEXTS.clear()  # one sweep per process at a time
             _CONTEXTS[key] = ctx
@@ -528,20 +631,23 @@ def _transmit(ctx: TrialContext, unit: Unit, sent) -> tuple[Any, np.ndarray, dic
     return rec.received, np.asarray(rec.lost_mask, dtype=bool), stats
 
 
-def _batch_metrics(orig, recs, nets: Sequence[str], device, structural: bool = True) -> dict[str, np.ndarray]:
+def _batch_metrics(orig, recs, nets: Sequence[str], device, structural: bool = True,
+                   ref=None) -> dict[str, np.ndarray]:
     """Metrics of N reconstructions (N, 3, H, W) against one image (1, 3, H, W), all float [0, 1].
 
-    ``structural=False`` leaves out SSIM and MS-SSIM (the costly part on CPU)."""
-    from codec.metrics import MS_SSIM_MIN_SIZE, lpips_distance, ms_ssim, psnr, ssim
+    ``structural=False`` leaves out SSIM and MS-SSIM (the costly part on CPU); ``ref``:
+    ``codec.metrics.prepare_reference(orig)`` on recs' device, reused across units."""
+    from codec.metrics import lpips_distance, psnr, ssim_and_ms_ssim
 
     x = orig.expand(recs.shape[0], -1, -1, -1)
     out = {f"lpips_{n}": lpips_distance(x, recs, net=n, device=device).double().cpu().numpy() for n in nets}
     out["psnr"] = psnr(x, recs).cpu().numpy()
     if not structural:
         return out
-    out["ssim"] = ssim(x, recs).cpu().numpy()
-    if min(recs.shape[-2:]) >= MS_SSIM_MIN_SIZE:
-        out["ms_ssim"] = ms_ssim(x, recs).cpu().numpy()
+    s, ms = ssim_and_ms_ssim(x, recs, ref=ref)  # x is passed too, so a wrong cache entry raises
+    out["ssim"] = s.cpu().numpy()
+    if ms is not None:  # None exactly when the short side < MS_SSIM_MIN_SIZE
+        out["ms_ssim"] = ms.cpu().numpy()
     return out
 
 
@@ -655,8 +761,10 @@ def run_unit(unit: Unit, ctx: TrialContext) -> UnitResult:
         x = x.contiguous()
         orig = to_tensor(ctx.images[p["image_hash"]]).to(x.device).contiguous()
         lf = to_tensor(enc.lossfree).to(x.device).contiguous()
-        m_orig = _batch_metrics(orig, x, nets, dev, structural)
-        m_lf = _batch_metrics(lf, x, nets, dev, structural)
+        ref_o = ctx.ssim_ref(f"orig/{p['image_hash']}", orig) if structural else None
+        ref_l = ctx.ssim_ref(f"lossfree/{S}/{p['image_hash']}", lf) if structural else None
+        m_orig = _batch_metrics(orig, x, nets, dev, structural, ref_o)
+        m_lf = _batch_metrics(lf, x, nets, dev, structural, ref_l)
         decoded_u8 = [a for a in (x * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()]
         t_met = time.perf_counter() - t0
     n_dec = max(1, len(todo))
@@ -714,12 +822,79 @@ def run_unit(unit: Unit, ctx: TrialContext) -> UnitResult:
 
 
 # --------------------------------------------------------------------------- storage
+_TMP_PREFIX = ".tmp-"
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the creations / renames in ``folder`` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _make_dirs(folder: Path) -> None:
+    """``mkdir -p folder``, fsyncing the parent of each folder it creates."""
+    missing: list[Path] = []
+    d = folder
+    while not d.is_dir():
+        missing.append(d)
+        d = d.parent
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)
+        _fsync_dir(d.parent)
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    """Write a file whole or not at all: temp file, fsync, rename onto ``path``, fsync of the folder.
+
+    The one way the sweep writes files (parts, results, provenance, config, summary, cache, examples),
+    so after a crash or a power loss every file is either its old or its new version, never a prefix.
+    """
+    path = Path(path)
+    _make_dirs(path.parent)
+    tmp = path.with_name(f"{_TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{path.name}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Delete the temp files a killed run left behind (call only while holding the folder's lock)."""
+    for d in (out, out / "parts", out / "cache" / "encode"):
+        if d.is_dir():
+            for f in d.glob(f"{_TMP_PREFIX}*"):
+                with contextlib.suppress(OSError):
+                    f.unlink()
+
+
+def _quarantine(path: Path, reason: str, log: Callable[[str], None]) -> None:
+    """Rename an unreadable part file to ``<name>.corrupt`` (kept for inspection) and warn on one line."""
+    dest = path.with_name(path.name + ".corrupt")
+    try:
+        os.replace(path, dest)
+    except FileNotFoundError:
+        return  # moved aside meanwhile
+    except OSError as e:
+        log(f"warning: part file {path} is unreadable ({reason}) and could not be moved aside ({_reason(e)}); "
+            "skipping it, its trials will be recomputed")
+        return
+    _fsync_dir(path.parent)
+    log(f"warning: part file {path} is unreadable ({reason}); renamed to {dest.name}, its trials will be recomputed")
 
 
 def _order_columns(df):
@@ -733,43 +908,60 @@ def _order_columns(df):
 
 
 class ResultStore:
-    """Rows of a results folder: ``parts/part-*.parquet`` chunks (atomic) → ``results.parquet`` / ``results.csv``."""
+    """Rows of a results folder: ``parts/part-*.parquet`` chunks (atomic) → ``results.parquet`` / ``results.csv``.
 
-    def __init__(self, folder: str | Path):
+    A part that cannot be read is quarantined (renamed ``<name>.corrupt``, one warning through ``log``,
+    default stderr): its rows count as not done, so the next run recomputes exactly those trials.
+    """
+
+    def __init__(self, folder: str | Path, log: Callable[[str], None] | None = None):
         self.folder = Path(folder)
         self.parts = self.folder / "parts"
+        self.log = log or _warn_stderr
         self._stamp = f"{time.time_ns():x}-{os.getpid()}"
         self._seq = 0
 
     def part_files(self) -> list[Path]:
         return sorted(self.parts.glob("part-*.parquet")) if self.parts.exists() else []
 
+    def read_part(self, f: Path):
+        """The rows of one part file, or None if it vanished or is unreadable (then it is quarantined)."""
+        import pandas as pd
+        import pyarrow as pa
+
+        try:
+            df = pd.read_parquet(f)
+            if "trial_id" not in df.columns:
+                raise ValueError("no trial_id column")
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, pa.ArrowException) as e:
+            _quarantine(f, _reason(e), self.log)
+            return None
+        return df
+
     def load(self):
         """All stored rows (deduplicated by trial id), as a DataFrame."""
         import pandas as pd
 
-        frames = [pd.read_parquet(f) for f in self.part_files()]
-        frames = [f for f in frames if len(f)]
+        frames = [self.read_part(f) for f in self.part_files()]
+        frames = [f for f in frames if f is not None and len(f)]
         if not frames:
             return pd.DataFrame()
         df = pd.concat(frames, ignore_index=True)
         return df.drop_duplicates("trial_id", keep="first").reset_index(drop=True)
 
     def done_ids(self) -> set[str]:
-        import pandas as pd
-
-        ids: set[str] = set()
-        for f in self.part_files():
-            ids.update(pd.read_parquet(f, columns=["trial_id"])["trial_id"].tolist())
-        return ids
+        """Ids of the stored trials (whole parts are read, so a damaged one is found before the run, not after)."""
+        df = self.load()
+        return set(df["trial_id"].tolist()) if len(df) else set()
 
     def append(self, rows: list[dict]) -> Path | None:
-        """Write rows as one new chunk (temp file + rename, so a chunk is either complete or absent)."""
+        """Write rows as one new chunk (temp file, fsync, rename: a chunk is either complete or absent)."""
         if not rows:
             return None
         import pandas as pd
 
-        self.parts.mkdir(parents=True, exist_ok=True)
         self._seq += 1
         path = self.parts / f"part-{self._stamp}-{self._seq:06d}.parquet"
         buf = io.BytesIO()
@@ -801,16 +993,30 @@ def read_results(folder: str | Path):
         raise FileNotFoundError(f"results folder not found: {folder}")
     f = folder / "results.parquet"
     store = ResultStore(folder)
-    if store.part_files():
+    has_parts = bool(store.part_files())
+    cons = _read_consolidated(f, rebuild=has_parts)
+    if has_parts:
         df = store.load()
-        if f.exists():
-            cons = pd.read_parquet(f)
-            if len(cons) == len(df):
-                return cons
-        return df
-    if f.exists():
-        return pd.read_parquet(f)
+        return cons if cons is not None and len(cons) == len(df) else df
+    if cons is not None:
+        return cons
     raise FileNotFoundError(f"no results in {folder} (expected results.parquet or parts/)")
+
+
+def _read_consolidated(f: Path, rebuild: bool):
+    """results.parquet, or None when absent; unreadable: None with a warning if the parts can rebuild it, else SweepError."""
+    import pandas as pd
+    import pyarrow as pa
+
+    try:
+        return pd.read_parquet(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, pa.ArrowException) as e:
+        if not rebuild:
+            raise SweepError(f"{f} is unreadable ({_reason(e)}) and there are no parts/ to rebuild it from") from None
+        _warn_stderr(f"warning: {f} is unreadable ({_reason(e)}); using the rows of {f.parent / 'parts'}")
+        return None
 
 
 # --------------------------------------------------------------------------- progress
@@ -930,42 +1136,61 @@ def _torch_threads(n: int):
         torch.set_num_threads(old)
 
 
+def _dask_client(workers: int, scheduler: str | None, cluster_kwargs: Mapping[str, Any] | None):
+    """(client, own LocalCluster or None); a scheduler that cannot be reached is a SweepError."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise SweepError("--executor dask needs dask.distributed: pip install 'vqsim[dask]'") from e
+    if scheduler:
+        try:
+            return Client(scheduler, timeout=30), None
+        except (OSError, TimeoutError) as e:
+            raise SweepError(f"cannot connect to the dask scheduler {scheduler} ({_reason(e)})") from None
+    kw = {"n_workers": max(1, workers), "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+    kw.update(cluster_kwargs or {})
+    cluster = LocalCluster(**kw)
+    return Client(cluster), cluster
+
+
+def _dask_result(fut, unit: Unit) -> UnitResult:
+    """A finished task's result; a lost worker or a transport failure becomes a SweepError naming the unit."""
+    try:
+        return fut.result()
+    except VQSimError:
+        raise  # a failing trial, already explained by _run_checked on the worker
+    except Exception as e:
+        raise SweepError(f"dask task of trial unit {unit.unit_id} (image {unit.params['image']}, channel "
+                         f"{unit.info['channel_label']}) failed: {_reason(e)}; the rows stored so far are kept, "
+                         "rerun the same command to continue") from e
+
+
 def _iter_dask(units: Iterable[Unit], payload: dict, workers: int, scheduler: str | None,
                cluster_kwargs: Mapping[str, Any] | None) -> Iterator[UnitResult]:
     """Run units as dask tasks (the payload is scattered to every worker once; ≤ 2·workers tasks in flight)."""
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise SweepError("--executor dask needs dask.distributed: pip install 'vqsim[dask]'") from e
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        kw = {"n_workers": max(1, workers), "threads_per_worker": 1, "processes": True, "dashboard_address": None}
-        kw.update(cluster_kwargs or {})
-        cluster = LocalCluster(**kw)
-        client = Client(cluster)
+    from dask.distributed import as_completed
+
+    client, cluster = _dask_client(workers, scheduler, cluster_kwargs)
     try:
         pf = client.scatter(payload, broadcast=True)
         it = iter(units)
-        limit = 2 * max(1, workers)
         ac = as_completed([])
-        n_running = 0
-        for _ in range(limit):
-            u = next(it, None)
-            if u is None:
-                break
-            ac.add(client.submit(_worker_run, u, pf, pure=False))
-            n_running += 1
-        while n_running:
-            fut = next(ac)
-            n_running -= 1
-            res = fut.result()
-            yield res
+        running: dict[str, Unit] = {}
+
+        def submit() -> None:
             u = next(it, None)
             if u is not None:
-                ac.add(client.submit(_worker_run, u, pf, pure=False))
-                n_running += 1
+                fut = client.submit(_worker_run, u, pf, pure=False)
+                running[fut.key] = u
+                ac.add(fut)
+
+        for _ in range(2 * max(1, workers)):
+            submit()
+        while running:
+            fut = next(ac)
+            res = _dask_result(fut, running.pop(fut.key))
+            yield res
+            submit()
     finally:
         client.close()
         if cluster is not None:
@@ -1083,17 +1308,76 @@ def _write_yaml(path: Path, obj: Any) -> None:
     _atomic_write_bytes(path, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True).encode())
 
 
-def _prepare_folder(out: Path, cfg: dict, chash: str, overwrite: bool) -> dict | None:
-    """Check an existing results folder belongs to this sweep; returns its old provenance (or None)."""
-    prov_f = out / "provenance.json"
-    old = None
-    if prov_f.exists():
+def _lock_holder(fd: int) -> str:
+    """Who holds a lock, from its lock file's record: ``pid N on HOST since START`` (or ``pid unknown``)."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not isinstance(info, dict) or "pid" not in info:
+        return "pid unknown"
+    return f"pid {info['pid']} on {info.get('host', '?')} since {info.get('start', '?')}"
+
+
+@contextlib.contextmanager
+def lock_folder(out: str | Path) -> Iterator[Path]:
+    """Hold the exclusive lock of a results folder (``fcntl.flock`` on ``<out>/.lock``) for a ``with`` block.
+
+    Non-blocking: if another run holds it, raises :class:`FolderLockedError` at once, naming the folder and
+    the holder's pid (the lock file records pid, host and start time of the holder).  The kernel drops
+    the lock when the holding process exits, however it exits, so a run killed by SIGKILL blocks nothing.
+    Yields the lock file's path.
+    """
+    import fcntl
+
+    out = Path(out)
+    _make_dirs(out)
+    path = out / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by child processes (PEP 446)
+    try:
         try:
-            old = json.loads(prov_f.read_text())
-        except (OSError, ValueError):
-            old = None
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderLockedError(f"results folder {out} is in use by another sweep ({_lock_holder(fd)}); wait for "
+                                    "it to finish or use another --out") from None
+        except OSError as e:
+            raise SweepError(f"cannot lock results folder {out} ({_reason(e)})") from None
+        record = json.dumps({"pid": os.getpid(), "host": platform.node(), "start": _now()}) + "\n"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record.encode(), 0)
+        os.fsync(fd)
+        try:
+            yield path
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)  # still holding it: nobody reads a stale record
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _read_provenance(out: Path) -> tuple[dict | None, str | None]:
+    """(old provenance or None, why it could not be read or None)."""
+    try:
+        old = json.loads((out / "provenance.json").read_text())
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as e:
+        return None, _reason(e)
+    return (old, None) if isinstance(old, dict) else (None, "not a JSON object")
+
+
+def _prepare_folder(out: Path, cfg: dict, chash: str, overwrite: bool) -> dict | None:
+    """Check an existing results folder belongs to this sweep; returns its old provenance (or None).
+
+    Call it holding the folder's lock (it deletes stale temp files, and with ``overwrite`` the old results).
+    """
+    _remove_stale_temps(out)
+    old, why = _read_provenance(out)
     has_rows = (out / "parts").exists() and any((out / "parts").glob("part-*.parquet"))
     if has_rows and not overwrite:
+        if why is not None:
+            raise SweepError(f"results folder {out} has rows but its provenance.json is unreadable ({why}), so it "
+                             "cannot be matched to this sweep; use another --out, or --overwrite to start again")
         if old is None or old.get("config_hash") != chash:
             raise SweepError(
                 f"results folder {out} holds a different sweep (config hash {old.get('config_hash') if old else 'unknown'}"
@@ -1105,8 +1389,13 @@ def _prepare_folder(out: Path, cfg: dict, chash: str, overwrite: bool) -> dict |
         for f in ("results.parquet", "results.csv", "summary.txt", "provenance.json"):
             with contextlib.suppress(FileNotFoundError):
                 (out / f).unlink()
+        _fsync_dir(out)
         old = None
     return old
+
+
+def _write_provenance(out: Path, prov: Mapping[str, Any]) -> None:
+    _atomic_write_bytes(out / "provenance.json", json.dumps(prov, indent=2, default=str).encode())
 
 
 def run_sweep(
@@ -1136,15 +1425,19 @@ def run_sweep(
         max_trials: stop submitting work once this many new trials are written (the rest stays pending).
         overwrite: delete the folder's previous results first.
         progress: draw the progress bar on stderr.
-        log: where to print notes (default stderr).
+        log: where to print notes and warnings (default stderr).
         on_chunk: called as ``on_chunk(trials written this run, trials pending)`` after each chunk is stored.
         dask_cluster_kwargs: extra LocalCluster arguments (e.g. ``processes=False`` for tests).
         command: the command line, for the provenance.
 
-    Raises ConfigError (bad config, before any work), SweepError.
+    The folder is locked for the whole run (:func:`lock_folder`).  Damaged part files are quarantined and
+    damaged cache entries deleted (one warning each through ``log``); their work is redone.
+
+    Raises ConfigError (bad config, before any work), FolderLockedError (another run uses the folder),
+    SweepError.
     """
     t_start = time.perf_counter()
-    log = log or (lambda s: print(s, file=sys.stderr))
+    log = log or _warn_stderr
     if executor not in EXECUTORS:
         raise ConfigError(f"executor: unknown value {executor!r}; allowed: {', '.join(EXECUTORS)}")
     if not isinstance(workers, int) or workers < 1:
@@ -1162,114 +1455,116 @@ def run_sweep(
     units = plan_units(cfg, images, points)
     chash = config_hash(cfg)
     out = Path(out) if out is not None else Path("results") / cfg["name"]
-    out.mkdir(parents=True, exist_ok=True)
-    old_prov = _prepare_folder(out, cfg, chash, overwrite)
-    _write_yaml(out / "config.yaml", cfg)
+    with lock_folder(out):
+        old_prov = _prepare_folder(out, cfg, chash, overwrite)
+        _write_yaml(out / "config.yaml", cfg)
 
-    store = ResultStore(out)
-    done = store.done_ids()
-    order = {tid: i for i, tid in enumerate(t for u in units for _, t in u.trials)}
-    n_planned = len(order)
-    pending = [u.pending(done) for u in units]
-    pending = [u for u in pending if u.trials]
-    n_pending = sum(len(u.trials) for u in pending)
-    n_skipped = n_planned - n_pending
+        store = ResultStore(out, log=log)
+        done = store.done_ids()
+        order = {tid: i for i, tid in enumerate(t for u in units for _, t in u.trials)}
+        n_planned = len(order)
+        pending = [u.pending(done) for u in units]
+        pending = [u for u in pending if u.trials]
+        n_pending = sum(len(u.trials) for u in pending)
+        n_skipped = n_planned - n_pending
 
-    run_info = {"start": _now(), "command": command or " ".join(sys.argv), "executor": executor, "workers": workers,
-                "scheduler": scheduler, "max_trials": max_trials, "trials_planned": n_planned,
-                "trials_already_done": n_skipped, "host": platform.node()}
-    prov = old_prov or {"sweep": cfg["name"], "config_hash": chash, "created": run_info["start"], "runs": []}
-    prov.update({"git": _git_info(), "packages": _versions(), "python": sys.version.split()[0],
-                 "platform": platform.platform(), "device": _device_info(cfg), "seeds": cfg["seeds"],
-                 "codec": {k: cfg["codec"][k] for k in ("name", "path", "sha256", "K", "codebook_sizes", "coder")},
-                 "images": cfg["images"]["resolved"], "config_hash": chash})
-    prov.setdefault("runs", []).append(run_info)
-    _atomic_write_bytes(out / "provenance.json", json.dumps(prov, indent=2, default=str).encode())
+        run_info = {"start": _now(), "command": command or " ".join(sys.argv), "executor": executor,
+                    "workers": workers, "scheduler": scheduler, "max_trials": max_trials,
+                    "trials_planned": n_planned, "trials_already_done": n_skipped, "host": platform.node(),
+                    "pid": os.getpid()}
+        prov = old_prov or {"sweep": cfg["name"], "config_hash": chash, "created": run_info["start"], "runs": []}
+        prov.update({"git": _git_info(), "packages": _versions(), "python": sys.version.split()[0],
+                     "platform": platform.platform(), "device": _device_info(cfg), "seeds": cfg["seeds"],
+                     "codec": {k: cfg["codec"][k] for k in ("name", "path", "sha256", "K", "codebook_sizes", "coder")},
+                     "images": cfg["images"]["resolved"], "config_hash": chash})
+        prov.setdefault("runs", []).append(run_info)
+        _write_provenance(out, prov)
 
-    log(f"sweep {cfg['name']!r}: {n_planned} trials in {len(units)} units ({len(images)} images, "
-        f"{len(points)} channel points, {len(codec_sizes(cfg))} codebook size(s), {len(cfg['seeds'])} seed(s), "
-        f"{len(cfg['concealment']['methods'])} method(s)); {n_skipped} already done, {n_pending} to run -> {out}")
+        log(f"sweep {cfg['name']!r}: {n_planned} trials in {len(units)} units ({len(images)} images, "
+            f"{len(points)} channel points, {len(codec_sizes(cfg))} codebook size(s), {len(cfg['seeds'])} seed(s), "
+            f"{len(cfg['concealment']['methods'])} method(s)); {n_skipped} already done, {n_pending} to run -> {out}")
 
-    n_run = 0
-    status = "complete"
-    stack = contextlib.ExitStack()
-    if pending:
-        # one fixed torch thread count for encoding and every trial (CPU results depend on it)
-        stack.enter_context(_torch_threads(cfg["execution"]["torch_threads"]))
-        need = {(u.params["codebook_size"], u.params["image_hash"]) for u in pending}
-        imgs = [im for im in images if any(h == im.hash for _, h in need)]
-        encoded = prepare_encodings(cfg, imgs, out / "cache" / "encode", log)
-        payload = {"key": f"{chash}-{os.getpid()}-{time.time_ns()}", "cfg": cfg, "images": {im.hash: im.pixels for im in imgs},
-                   "encoded": encoded}
-        def feed() -> Iterator[Unit]:
-            """The pending units, handed out lazily until max_trials trials have been submitted."""
-            submitted = 0
-            for u in pending:
-                if max_trials is not None and submitted >= max_trials:
-                    return
-                submitted += len(u.trials)
-                yield u
+        n_run = 0
+        status = "complete"
+        stack = contextlib.ExitStack()
+        if pending:
+            # one fixed torch thread count for encoding and every trial (CPU results depend on it)
+            stack.enter_context(_torch_threads(cfg["execution"]["torch_threads"]))
+            need = {(u.params["codebook_size"], u.params["image_hash"]) for u in pending}
+            imgs = [im for im in images if any(h == im.hash for _, h in need)]
+            encoded = prepare_encodings(cfg, imgs, out / "cache" / "encode", log)
+            payload = {"key": f"{chash}-{os.getpid()}-{time.time_ns()}", "cfg": cfg,
+                       "images": {im.hash: im.pixels for im in imgs}, "encoded": encoded}
 
-        bar = Progress(n_pending if max_trials is None else min(n_pending, max_trials), enabled=progress)
-        if executor == "local":
-            results = _iter_local(feed(), payload, workers)
-        else:
-            results = _iter_dask(feed(), payload, workers, scheduler, dask_cluster_kwargs)
-        buf: list[dict] = []
-        last_flush = last_cons = time.perf_counter()
-        flush_s = cfg["execution"]["flush_every_s"]
-        cons_s = cfg["execution"]["consolidate_every_s"]
+            def feed() -> Iterator[Unit]:
+                """The pending units, handed out lazily until max_trials trials have been submitted."""
+                submitted = 0
+                for u in pending:
+                    if max_trials is not None and submitted >= max_trials:
+                        return
+                    submitted += len(u.trials)
+                    yield u
 
-        def flush() -> None:
-            nonlocal buf, last_flush, n_run
-            if buf:
-                store.append(buf)
-                n_run += len(buf)
-                buf = []
-            last_flush = time.perf_counter()
-            if on_chunk is not None:
-                on_chunk(n_run, n_pending - n_run)
+            bar = Progress(n_pending if max_trials is None else min(n_pending, max_trials), enabled=progress)
+            if executor == "local":
+                results = _iter_local(feed(), payload, workers)
+            else:
+                results = _iter_dask(feed(), payload, workers, scheduler, dask_cluster_kwargs)
+            stack.callback(results.close)  # on any exit: stop the workers before the final consolidation
+            buf: list[dict] = []
+            last_flush = last_cons = time.perf_counter()
+            flush_s = cfg["execution"]["flush_every_s"]
+            cons_s = cfg["execution"]["consolidate_every_s"]
 
-        try:
-            for res in results:
-                for rel, data in res.files.items():
-                    f = out / rel
-                    if not f.exists() or not rel.endswith(("original.png", "lossfree.png")):
-                        _atomic_write_bytes(f, data)
-                buf.extend(res.rows)
-                bar.update(len(res.rows))
-                now = time.perf_counter()
-                if now - last_flush >= flush_s:
-                    flush()
-                if now - last_cons >= cons_s:
-                    store.consolidate(order)
-                    last_cons = time.perf_counter()
-            flush()
-        except BaseException:
-            status = "interrupted"
-            with contextlib.suppress(Exception):
+            def flush() -> None:
+                nonlocal buf, last_flush, n_run
                 if buf:
                     store.append(buf)
                     n_run += len(buf)
                     buf = []
-            raise
-        finally:
-            bar.close()
-            stack.close()
-            df = store.consolidate(order)
-            run_info.update({"end": _now(), "trials_run": n_run, "status": status,
-                             "wall_s": round(time.perf_counter() - t_start, 3)})
-            _atomic_write_bytes(out / "provenance.json", json.dumps(prov, indent=2, default=str).encode())
-    else:
-        df = store.consolidate(order)
-        run_info.update({"end": _now(), "trials_run": 0, "status": status,
-                         "wall_s": round(time.perf_counter() - t_start, 3)})
-        _atomic_write_bytes(out / "provenance.json", json.dumps(prov, indent=2, default=str).encode())
-    complete = len(df) >= n_planned and set(order).issubset(set(df["trial_id"])) if len(df) else n_planned == 0
-    if not complete and status == "complete":
-        run_info["status"] = "partial"
-        _atomic_write_bytes(out / "provenance.json", json.dumps(prov, indent=2, default=str).encode())
-    text = summary_table(df)
-    _atomic_write_bytes(out / "summary.txt", (text + "\n").encode())
-    return SweepOutcome(out, df, n_planned, n_run, n_skipped, bool(complete), notes, time.perf_counter() - t_start)
+                last_flush = time.perf_counter()
+                if on_chunk is not None:
+                    on_chunk(n_run, n_pending - n_run)
 
+            try:
+                for res in results:
+                    for rel, data in res.files.items():
+                        f = out / rel
+                        if not f.exists() or not rel.endswith(("original.png", "lossfree.png")):
+                            _atomic_write_bytes(f, data)
+                    buf.extend(res.rows)
+                    bar.update(len(res.rows))
+                    now = time.perf_counter()
+                    if now - last_flush >= flush_s:
+                        flush()
+                    if now - last_cons >= cons_s:
+                        store.consolidate(order)
+                        last_cons = time.perf_counter()
+                flush()
+            except BaseException:
+                status = "interrupted"
+                with contextlib.suppress(Exception):
+                    if buf:
+                        store.append(buf)
+                        n_run += len(buf)
+                        buf = []
+                raise
+            finally:
+                bar.close()
+                stack.close()
+                df = store.consolidate(order)
+                run_info.update({"end": _now(), "trials_run": n_run, "status": status,
+                                 "wall_s": round(time.perf_counter() - t_start, 3)})
+                _write_provenance(out, prov)
+        else:
+            df = store.consolidate(order)
+            run_info.update({"end": _now(), "trials_run": 0, "status": status,
+                             "wall_s": round(time.perf_counter() - t_start, 3)})
+            _write_provenance(out, prov)
+        complete = len(df) >= n_planned and set(order).issubset(set(df["trial_id"])) if len(df) else n_planned == 0
+        if not complete and status == "complete":
+            run_info["status"] = "partial"
+            _write_provenance(out, prov)
+        text = summary_table(df)
+        _atomic_write_bytes(out / "summary.txt", (text + "\n").encode())
+    return SweepOutcome(out, df, n_planned, n_run, n_skipped, bool(complete), notes, time.perf_counter() - t_start)
