@@ -320,7 +320,7 @@ def bench_conceal(cfg: BenchConfig) -> dict[str, Any]:
         model = load_concealer("default", 1024, "ar", device=cfg.device)
         img, src = load_bench_image(cfg.image_size, cfg.image)
         index_map = _cpu_codec().encode_indices(img)
-        model_src = f"shipped default_ar_1024 on the index map of {src}"
+        model_src = f"shipped default_ar_1024 on the index map of {Path(src.split(' (')[0]).name}"
     rows = benchmark_ar(model, index_map, fractions=tuple(cfg.fractions), seed=cfg.seed, shape=tuple(cfg.ar_shape),
                         model_kwargs=cfg.ar_model_kwargs, repeats=cfg.ar_repeats,
                         threads=torch.get_num_threads())
