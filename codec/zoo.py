@@ -156,9 +156,14 @@ def load_codec(name_or_path: str | Path = "default", codebook_size: int | None =
     elif finetuned:
         raise ParameterError(f"codebook size {S} is the model's trained size; fine-tuned variants exist only below {K}")
     codec = VQGANCodec(model, name=name, device=device, coder=coder,
-                       prior=None if prior is None else np.array(prior, copy=True), autocast=autocast)
+                       prior=None if prior is None else _own_copy(prior), autocast=autocast)
     codec.variant = variant
     return codec
+
+
+def _own_copy(a) -> np.ndarray:
+    """A numpy copy of a cached tensor or array (so no codec shares it with the cache)."""
+    return a.detach().cpu().numpy().copy() if isinstance(a, torch.Tensor) else np.array(a, copy=True)
 
 
 def concealer_path(codec_name: str, codebook_size: int, kind: str = "ar") -> Path:
