@@ -48,17 +48,13 @@ class LimitExceededError(BitstreamError):
 
 
 def _positive_int(name: str, value: object, hard_max: int) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        try:
-            if isinstance(value, str) and value.strip().isdigit():
-                value = int(value.strip())
-            else:
-                raise ValueError
-        except ValueError:
-            raise ParameterError(f"{name} must be a positive integer, got {value!r}") from None
+        raise ParameterError(f"{name} must be a positive integer, got {value!r}")
     if not 1 <= value <= hard_max:
         raise ParameterError(f"{name} must be in [1, {hard_max}], got {value}")
-    return int(value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -84,14 +80,14 @@ class DecodeLimits:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "DecodeLimits":
         """The defaults, overridden by ``VQSIM_MAX_PIXELS`` / ``VQSIM_MAX_INDICES`` when set."""
         env = os.environ if environ is None else environ
-        kw: dict[str, object] = {}
+        kw: dict[str, int] = {}
         for key, field_name in ((ENV_MAX_PIXELS, "max_pixels"), (ENV_MAX_INDICES, "max_indices")):
-            if env.get(key, "").strip():
-                try:
-                    kw[field_name] = _positive_int(key, env[key], _HARD_MAX_INDICES if "INDICES" in key else _HARD_MAX_PIXELS)
-                except ParameterError as e:
-                    raise ParameterError(f"environment variable {e}") from None
-        return cls(**kw)  # type: ignore[arg-type]
+            text = env.get(key, "").strip()
+            if text:
+                if not text.isdigit():
+                    raise ParameterError(f"environment variable {key} must be a positive integer, got {env[key]!r}")
+                kw[field_name] = int(text)
+        return cls(**kw)
 
     @classmethod
     def unlimited(cls) -> "DecodeLimits":

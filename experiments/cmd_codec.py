@@ -75,6 +75,18 @@ def limits_from_args(args):
     return limits
 
 
+def codec_for_bitstream(data: bytes, model: str | None, limits, **load_kw):
+    """The codec that decodes ``data``: the receiver's ``model``, else the registered model the
+    header names (``zoo.model_for_bitstream``); the header's sizes are checked against ``limits``
+    before any model is loaded."""
+    from codec.bitstream import parse_header
+    from codec.zoo import load_codec, model_for_bitstream
+
+    head = parse_header(data)
+    limits.check(head.h, head.w, head.H, head.W, what="bitstream header")
+    return load_codec(model_for_bitstream(head.codebook_id, model), head.codebook_size, **load_kw)
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default", help="model name or checkpoint path (default: default)")
     p.add_argument("--config", default=None, help="taming config yaml for an official checkpoint")
@@ -121,19 +133,15 @@ def cmd_encode(args) -> int:
 
 
 def cmd_decode(args) -> int:
-    from codec.bitstream import parse_header
     from codec.image import save_image
-    from codec.zoo import load_codec, model_for_bitstream
 
     path = Path(args.input)
     if not path.exists():
         raise FileNotFoundError(f"bitstream not found: {path}")
     data = path.read_bytes()
     limits = limits_from_args(args)
-    head = parse_header(data)
-    limits.check(head.h, head.w, head.H, head.W, what="bitstream header")  # before loading a model
-    codec = load_codec(model_for_bitstream(head.codebook_id, args.model), head.codebook_size, device=args.device,
-                       config=args.config, finetuned=False if args.no_finetune else None, autocast=_autocast(args))
+    codec = codec_for_bitstream(data, args.model, limits, device=args.device, config=args.config,
+                                finetuned=False if args.no_finetune else None, autocast=_autocast(args))
     t0 = time.perf_counter()
     image = codec.decompress(data, limits=limits)
     ms = 1000 * (time.perf_counter() - t0)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from codec.errors import ParameterError
 
-from .cmd_codec import add_limit_args, limits_from_args
+from .cmd_codec import add_limit_args, codec_for_bitstream, limits_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -93,16 +93,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_index_data)
 
 
-def _codec_for_bitstream(data: bytes, model: str | None, device, config, limits=None):
-    from codec.bitstream import parse_header
-    from codec.limits import resolve_limits
-    from codec.zoo import load_codec, model_for_bitstream
-
-    head = parse_header(data)
-    resolve_limits(limits).check(head.h, head.w, head.H, head.W, what="bitstream header")
-    return load_codec(model_for_bitstream(head.codebook_id, model), head.codebook_size, device=device, config=config)
-
-
 def load_concealer_for(codec, kind: str, path: str | None, device=None):
     """The concealment transformer: ``path`` if given, else ``codec.zoo.load_concealer``."""
     from codec.transformer import load_transformer
@@ -136,7 +126,7 @@ def cmd_conceal(args) -> int:
         raise FileNotFoundError(f"bitstream not found: {path}")
     data = path.read_bytes()
     limits = limits_from_args(args)
-    codec = _codec_for_bitstream(data, args.model, args.device, args.config, limits)
+    codec = codec_for_bitstream(data, args.model, limits, device=args.device, config=args.config)
     imap = codec.decompress_indices(data, limits=limits)
     rng = np.random.default_rng(args.seed)
     lost = random_loss_mask(imap.shape, args.loss, rng)

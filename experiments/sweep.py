@@ -474,23 +474,26 @@ class TrialContext:
         self._lpips_refs: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.RLock()
 
+    def _cached(self, store: OrderedDict, key: tuple, size: int, build: Callable[[], Any]) -> Any:
+        """``store[key]``, built with ``build()`` on a miss; ``store`` keeps the ``size`` most recent keys."""
+        with self._lock:
+            value = store.get(key)
+            if value is not None:
+                store.move_to_end(key)
+                return value
+        value = build()  # outside the lock: other threads keep working meanwhile
+        with self._lock:
+            store[key] = value
+            while len(store) > size:
+                store.popitem(last=False)
+        return value
+
     def lpips_ref(self, key: str, img, net: str, device):
         """``codec.metrics.lpips_features(img, net)`` of a reference, kept for the 4 most recent
         (key, net, device) (≈ 10 MB each for a Kodak image with AlexNet, ≈ 200 MB with VGG)."""
         from codec.metrics import lpips_features
 
-        k = ("lpips", key, net, str(device))
-        with self._lock:
-            f = self._lpips_refs.get(k)
-            if f is not None:
-                self._lpips_refs.move_to_end(k)
-                return f
-        f = lpips_features(img, net, device)
-        with self._lock:
-            self._lpips_refs[k] = f
-            while len(self._lpips_refs) > 4:
-                self._lpips_refs.popitem(last=False)
-        return f
+        return self._cached(self._lpips_refs, (key, net, str(device)), 4, lambda: lpips_features(img, net, device))
 
     def ssim_ref(self, key: str, img):
         """``codec.metrics.prepare_reference(img)`` for SSIM / MS-SSIM, kept for the 8 most recent
@@ -498,18 +501,7 @@ class TrialContext:
         for a Kodak image)."""
         from codec.metrics import prepare_reference
 
-        k = (key, str(img.device))
-        with self._lock:
-            ref = self._ssim_refs.get(k)
-            if ref is not None:
-                self._ssim_refs.move_to_end(k)
-                return ref
-        ref = prepare_reference(img)
-        with self._lock:
-            self._ssim_refs[k] = ref
-            while len(self._ssim_refs) > 8:
-                self._ssim_refs.popitem(last=False)
-        return ref
+        return self._cached(self._ssim_refs, (key, str(img.device)), 8, lambda: prepare_reference(img))
 
     def codec(self, S: int):
         with self._lock:
