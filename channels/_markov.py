@@ -506,3 +506,39 @@ class MarkovChannel:
         """
         lost, states, new = self._sample_chain(n, rng, state, want_states=True)
         return lost, states, new
+
+
+# --------------------------------------------------------------------------- two-state chains
+#: hidden states of the two-state chains (Gilbert-Elliott packet loss and bit errors)
+GOOD = 0
+BAD = 1
+
+
+def check_two_state(owner: str, p: float, r: float) -> None:
+    """Reject two-state chains with an absorbing Bad state or an undefined stationary law."""
+    if r == 0.0 and p > 0.0:
+        raise ParameterError(
+            f"{owner}: r = P(Bad->Good) must be > 0 when p = P(Good->Bad) > 0 "
+            f"(got p={p!r}, r=0): the chain would never recover from Bad"
+        )
+    if r == 0.0 and p == 0.0:
+        raise ParameterError(
+            f"{owner}: p and r cannot both be 0: the chain would never change state and its "
+            f"stationary distribution is undefined"
+        )
+
+
+def two_state_matrix(p: float, r: float) -> np.ndarray:
+    """``[[1-p, p], [r, 1-r]]`` (states Good=0, Bad=1)."""
+    return np.array([[1.0 - p, p], [r, 1.0 - r]])
+
+
+class TwoStateChain(MarkovChannel):
+    """Jump chain of a two-state model: states simply alternate."""
+
+    STATE_NAMES = ("good", "bad")
+    #: start="good": packet 0 is in Good (netem loss_gilb_ell: loss decided with the pre-transition state)
+    GOOD_START = (GOOD, False)
+
+    def _jump_sequence(self, rng: np.random.Generator, s: int, k: int) -> np.ndarray:
+        return ((s + 1 + np.arange(k)) % 2).astype(np.int8)

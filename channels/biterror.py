@@ -6,9 +6,18 @@ from typing import Any
 
 import numpy as np
 
-from ._markov import check_count, check_prob, check_rng, check_start, mean_burst_from_rates, start_aware_repr
+from ._markov import (
+    TwoStateChain,
+    check_count,
+    check_prob,
+    check_rng,
+    check_start,
+    check_two_state,
+    mean_burst_from_rates,
+    start_aware_repr,
+    two_state_matrix,
+)
 from .base import BitErrorModel
-from .gilbert import TwoStateChain, check_two_state, two_state_matrix
 
 
 @dataclass(frozen=True)
