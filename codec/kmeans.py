@@ -295,15 +295,14 @@ def benchmark_kmeans(
     data: str = "gaussian",
     seed: int = 0,
     max_iter: int = 300,
-    threads: int | None = 2,
     init: str = "random",
 ) -> dict[str, float | int | bool | str]:
     """Time :func:`kmeans_codebook` on a synthetic codebook.
 
     ``data``: ``"gaussian"`` (i.i.d. N(0, 1) entries, the hard case: no cluster
     structure, slow convergence) or ``"clustered"`` (S tight clusters, spread
-    0.05). ``threads`` sets ``torch.set_num_threads`` for the run (restored
-    afterwards); None keeps the current setting.
+    0.05). The run uses the torch thread count in force (the caller's to set,
+    e.g. ``codec.runtime.configure_cpu``) and reports it as ``threads``.
 
     Returns a dict with seconds, iterations, converged, inertia, seconds per
     iteration and the configuration.
@@ -315,17 +314,11 @@ def benchmark_kmeans(
         cb = rng.standard_normal((K, D)).astype(np.float32)
     else:
         cb = clustered_codebook(K, D, S, 0.05, rng)
-    prev = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    try:
-        t0 = time.perf_counter()
-        res = kmeans_codebook(cb, S, seed=seed, max_iter=max_iter, init=init)
-        dt = time.perf_counter() - t0
-    finally:
-        torch.set_num_threads(prev)
+    t0 = time.perf_counter()
+    res = kmeans_codebook(cb, S, seed=seed, max_iter=max_iter, init=init)
+    dt = time.perf_counter() - t0
     return {
-        "K": K, "D": D, "S": S, "data": data, "init": init, "threads": torch.get_num_threads() if threads is None else int(threads),
+        "K": K, "D": D, "S": S, "data": data, "init": init, "threads": torch.get_num_threads(),
         "seconds": dt, "iterations": res.iterations, "converged": res.converged,
         "inertia": res.inertia, "seconds_per_iteration": dt / max(res.iterations, 1),
         "n_reseeded": res.n_reseeded,

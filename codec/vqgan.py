@@ -434,7 +434,7 @@ class VQModel(nn.Module):
 
         Without ``finetuned`` this is the paper's "w/o fine-tune" model of a
         K-means-reduced codebook. ``finetuned`` holds the decoder-side weights
-        of a fine-tuned reduced model (``codec.finetune``): optionally
+        of a fine-tuned reduced model (``codec.train.finetune``): optionally
         ``"decoder_codebook"`` (S, D), the codeword table the decoder looks
         indices up in, and state_dict entries of ``post_quant_conv.*`` /
         ``decoder.*`` that replace this model's (the modules are copied, so

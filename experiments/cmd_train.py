@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codebook-size", type=int, default=None, help="n_embed of a new model")
     p.add_argument("--ch", type=int, default=None, help="base channels of a new model")
     p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (set once by the CLI)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop with a checkpoint after this wall time")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last.pt exists")
     p.set_defaults(func=cmd_train_codec)
@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def load_train_config(args):
-    from codec.train import TrainConfig
+    from codec.train.loop import TrainConfig
 
     data: dict = {}
     if args.config:
@@ -85,7 +85,7 @@ def load_train_config(args):
 
 def cmd_train_codec(args) -> int:
     from codec.runtime import configure_cpu
-    from codec.train import train_codec
+    from codec.train.loop import train_codec
 
     cfg = load_train_config(args)
     configure_cpu(cfg.threads)
@@ -95,8 +95,8 @@ def cmd_train_codec(args) -> int:
 
 
 def cmd_export_codec(args) -> int:
-    from codec.export import export_model
-    from codec.train import load_image_pool
+    from codec.train.data import load_image_pool
+    from codec.train.export import export_model
 
     pool = load_image_pool(args.prior_images, 64)[: args.max_prior_images]
     size = min(min(a.shape[:2]) for a in pool) // 16 * 16
@@ -107,12 +107,10 @@ def cmd_export_codec(args) -> int:
 
 
 def cmd_finetune_codec(args) -> int:
-    import torch
+    from codec.runtime import configure_cpu
+    from codec.train.finetune import FinetuneConfig, finetune_model
 
-    from codec.finetune import FinetuneConfig, finetune_model
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    configure_cpu(args.threads)  # threads are the CLI's to set, once (the library sets none)
     if not Path(args.model).exists():
         raise FileNotFoundError(f"model file not found: {args.model}")
     cfg = FinetuneConfig(steps=args.steps, batch_size=args.batch_size, window=args.window, lr=args.lr,

@@ -1,4 +1,4 @@
-"""codec.finetune: decoder-side fine-tune of K-means-reduced codebooks, its file format and loading."""
+"""codec.train.finetune: decoder-side fine-tune of K-means-reduced codebooks, its file format and loading."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 
 from codec.checkpoint import load_vqgan, save_vqgan
 from codec.errors import CheckpointError, ModelNotFoundError
-from codec.finetune import FinetuneConfig, finetune_model
+from codec.train.finetune import FinetuneConfig, finetune_model
 from codec.image import save_image
 from codec.kmeans import kmeans_codebook
 from codec.zoo import load_codec

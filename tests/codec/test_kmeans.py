@@ -169,7 +169,7 @@ def test_timing_small_problem():
 
 
 def test_benchmark_function_small():
-    r = benchmark_kmeans(K=1024, D=16, S=64, data="clustered", threads=1)
+    r = benchmark_kmeans(K=1024, D=16, S=64, data="clustered")
     assert r["converged"] and r["iterations"] >= 1 and r["seconds"] > 0
     assert r["S"] == 64 and r["data"] == "clustered"
     with pytest.raises(ValueError, match="data"):

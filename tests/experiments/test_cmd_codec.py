@@ -63,7 +63,7 @@ def ft_ckpt(tmp_path_factory, tiny_ckpt, kodim01):
     import torch
 
     from codec.checkpoint import load_vqgan, save_vqgan
-    from codec.finetune import FinetuneConfig, finetune_model
+    from codec.train.finetune import FinetuneConfig, finetune_model
     from codec.kmeans import kmeans_codebook
 
     d = tmp_path_factory.mktemp("ftcli")

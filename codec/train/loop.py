@@ -1,34 +1,28 @@
-"""Training of a VQGAN codec (``vqsim train-codec``), resumable.
+"""The VQGAN codec's training loop (``vqsim train-codec``): settings, schedule, inits, validation, resumable checkpoints.
 
-Losses follow taming-transformers' ``VQLPIPSWithDiscriminator`` and the paper:
+Loss (taming-transformers' ``VQLPIPSWithDiscriminator`` and the paper; the
+terms are in ``codec.train.losses``):
 
     L = |x − x̂|₁ + w_p · LPIPS(x, x̂) + w_lp · L_lowpass + L_codebook(β) + λ · d_factor · L_G
-    L_lowpass = |Y(B(x)) − Y(B(x̂))|₁ + w_c · |CbCr(B(x)) − CbCr(B(x̂))|₁
-    λ = ‖∇_{W_last} L_rec‖ / (‖∇_{W_last} L_G‖ + 1e-4), clamped to [0, 1e4]
 
-where B averages over f×f blocks (the coarse picture one index must carry)
-and Y, Cb, Cr are BT.601 (``codec.metrics.rgb_to_ycbcr``): a colour term that
-makes colour hard to lose at 10 bits per 16×16 block.
-
-where W_last is the decoder's last conv, L_G = −mean(D(x̂)) and the
-discriminator (PatchGAN, ``NLayerDiscriminator``) is trained with the hinge
-loss; both GAN terms switch on at ``disc_start`` steps.  Codewords unused for
-``restart_every`` steps are restarted on random encoder outputs of the current
-batch (dead-codeword restarts), and usage is logged. ``kmeans_init_step``
+The low-pass YCbCr term makes colour hard to lose at 10 bits per 16×16 block.
+The discriminator (PatchGAN) is trained with the hinge loss; both GAN terms
+switch on at ``disc_start`` steps.  Codewords unused for ``restart_every``
+steps are restarted on random encoder outputs of the current batch
+(dead-codeword restarts), and usage is logged. ``kmeans_init_step``
 re-initialises the whole codebook once, by K-means of encoder outputs
 (data-dependent init), so that training starts with every codeword in use.
 
-Data: random crops (+ horizontal flips) of JPEG/PNG images from folders or
-``.tar`` archives (e.g. ``../shared/data/train256_part{1,2}.tar``), decoded
-once into memory.  Checkpoints (``last.pt``) hold model, discriminator,
-optimizers, step and RNG state; ``resume=True`` continues exactly there.
+Data: random crops (``codec.train.data``).  Checkpoints (``last.pt``) hold
+model, discriminator, optimizers, step and RNG state; ``resume=True``
+continues exactly there.  Process-wide torch settings (thread count,
+denormals) are the caller's: ``vqsim train-codec`` applies them once through
+``codec.runtime.configure_cpu``; ``train_codec`` changes none of them.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
-import tarfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,10 +31,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image
 
-from .errors import ParameterError
-from .vqgan import VQGANConfig, VQModel
+from ..errors import ParameterError
+from ..vqgan import VQGANConfig, VQModel
+from .data import load_image_pool, random_crops
+from .losses import NLayerDiscriminator, adaptive_weight, hinge_d_loss, lowpass_loss
 
 
 @dataclass
@@ -75,86 +70,12 @@ class TrainConfig:
     val_images: int = 16
     seed: int = 0
     device: str | None = None
-    threads: int | None = None
+    threads: int | None = None                  # torch CPU threads, applied by the CLI (vqsim train-codec), not by train_codec
     max_minutes: float | None = None            # stop (with checkpoint) after this wall time
     init: str = "taming"                        # weight init of a new model: "taming" (torch defaults) or "vp"
     init_from: str | None = None                # start (when OUT/last.pt does not exist) from this checkpoint's model
 
 
-# --------------------------------------------------------------------------- data
-def load_image_pool(sources: list[str], min_side: int) -> list[np.ndarray]:
-    """Decode every image in folders / tar archives into uint8 (H, W, 3) arrays."""
-    pool: list[np.ndarray] = []
-    for src in sources:
-        p = Path(src)
-        if not p.exists():
-            raise FileNotFoundError(f"training data not found: {p}")
-        if p.suffix == ".tar":
-            with tarfile.open(p) as tf:
-                for m in tf:
-                    if m.isfile() and m.name.lower().endswith((".jpg", ".jpeg", ".png")):
-                        data = tf.extractfile(m).read()
-                        pool.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
-        else:
-            from .image import list_images, load_image
-
-            pool.extend(load_image(q) for q in list_images(p))
-    pool = [a for a in pool if min(a.shape[:2]) >= min_side]
-    if not pool:
-        raise ParameterError(f"no training image of at least {min_side} px in {sources}")
-    return pool
-
-
-def random_crops(pool: list[np.ndarray], n: int, size: int, rng: np.random.Generator) -> torch.Tensor:
-    """n random size×size crops with random horizontal flips → float (n,3,size,size) in [-1, 1]."""
-    out = np.empty((n, size, size, 3), dtype=np.uint8)
-    for b, i in enumerate(rng.integers(0, len(pool), size=n)):
-        a = pool[i]
-        y = rng.integers(0, a.shape[0] - size + 1)
-        x = rng.integers(0, a.shape[1] - size + 1)
-        c = a[y:y + size, x:x + size]
-        out[b] = c[:, ::-1] if rng.random() < 0.5 else c
-    return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-
-
-# --------------------------------------------------------------------------- discriminator
-class NLayerDiscriminator(nn.Module):
-    """PatchGAN discriminator (pix2pix / taming), BatchNorm, LeakyReLU 0.2."""
-
-    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3):
-        super().__init__()
-        seq: list[nn.Module] = [nn.Conv2d(input_nc, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-        mult = 1
-        for n in range(1, n_layers + 1):
-            prev, mult = mult, min(2 ** n, 8)
-            stride = 2 if n < n_layers else 1
-            seq += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=False), nn.BatchNorm2d(ndf * mult), nn.LeakyReLU(0.2, True)]
-        seq += [nn.Conv2d(ndf * mult, 1, 4, 1, 1)]
-        self.main = nn.Sequential(*seq)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.normal_(m.weight, 1.0, 0.02)
-                nn.init.zeros_(m.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x)
-
-
-def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (F.relu(1.0 - logits_real).mean() + F.relu(1.0 + logits_fake).mean())
-
-
-def adaptive_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor, scale: float) -> torch.Tensor:
-    """λ = ‖∇L_rec‖ / (‖∇L_G‖ + 1e-4) at the decoder's last layer, clamped to [0, 1e4], times ``scale``."""
-    g_rec = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
-    g_gan = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
-    w = torch.norm(g_rec) / (torch.norm(g_gan) + 1e-4)
-    return torch.clamp(w, 0.0, 1e4).detach() * scale
-
-
-# --------------------------------------------------------------------------- training
 def crop_at(step: int, cfg: TrainConfig) -> tuple[int, int]:
     """(crop, batch_size) in force at ``step``: the last ``crop_schedule`` entry whose from_step ≤ step."""
     crop, batch = cfg.crop, cfg.batch_size
@@ -166,18 +87,10 @@ def crop_at(step: int, cfg: TrainConfig) -> tuple[int, int]:
     return crop, batch
 
 
-def lowpass_loss(x: torch.Tensor, xr: torch.Tensor, block: int, chroma_weight: float) -> torch.Tensor:
-    """L1 between block×block means in YCbCr: |ΔY| + w_c·|ΔCb, ΔCr| (inputs in [-1, 1])."""
-    from .metrics import block_means, rgb_to_ycbcr
-
-    d = (rgb_to_ycbcr(block_means(x, block)) - rgb_to_ycbcr(block_means(xr, block))).abs()
-    return d[:, 0].mean() + chroma_weight * d[:, 1:].mean()
-
-
 @torch.no_grad()
 def kmeans_init_codebook(model: VQModel, batches: list[torch.Tensor], seed: int) -> int:
     """Set the codebook to K-means centroids of the encoder outputs of ``batches``; returns codewords in use after."""
-    from .kmeans import kmeans_codebook
+    from ..kmeans import kmeans_codebook
 
     zs = []
     for x in batches:
@@ -207,7 +120,7 @@ def variance_preserving_init(model: VQModel) -> None:
     normalised (level-free) structure. Measured on flat colours without quantization (150 steps):
     L1 0.50 (output independent of the colour) with the default init, 0.19-0.26 with this one.
     """
-    from .vqgan import AttnBlock, ResnetBlock
+    from ..vqgan import AttnBlock, ResnetBlock
 
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
@@ -243,7 +156,7 @@ def _restart_dead_codes(model: VQModel, usage: torch.Tensor, z_batch: torch.Tens
 @torch.no_grad()
 def validate(model: VQModel, images: list[np.ndarray], device: torch.device, crop: int = 256) -> dict[str, float]:
     """Mean LPIPS (alex), PSNR and low-pass luma/chroma PSNR over centre crops of validation images; codebook usage."""
-    from .metrics import lowpass_psnr, lpips_distance, psnr
+    from ..metrics import lowpass_psnr, lpips_distance, psnr
 
     model.eval()
     ls, ps, lum, chro, used = [], [], [], [], set()
@@ -268,8 +181,6 @@ def validate(model: VQModel, images: list[np.ndarray], device: torch.device, cro
 
 def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
     """Train (or continue training) a VQGAN; returns the path of the last checkpoint."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -331,7 +242,7 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
     lp = None
     if cfg.perceptual_weight > 0:
-        from .metrics import get_lpips
+        from ..metrics import get_lpips
 
         lp = get_lpips(cfg.lpips_net, device=device)
     last_layer = model.decoder.conv_out.weight

@@ -15,16 +15,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import read_checkpoint, save_vqgan
-from .kmeans import kmeans_codebook, reduced_sizes
-from .vqgan import VQGANConfig, VQModel
+from ..checkpoint import read_checkpoint, save_vqgan
+from ..kmeans import kmeans_codebook, reduced_sizes
+from ..vqgan import VQGANConfig, VQModel
 
 
 def model_from_training_checkpoint(path: str | Path) -> tuple[VQModel, dict[str, Any]]:
-    """The VQGAN inside a ``codec.train`` checkpoint (``last.pt``), plus its step / wall time."""
+    """The VQGAN inside a ``codec.train.loop`` checkpoint (``last.pt``), plus its step / wall time."""
     ck = read_checkpoint(path)
     if "model" not in ck or "config" not in ck:
-        from .errors import CheckpointError
+        from ..errors import CheckpointError
 
         raise CheckpointError(f"{path} is not a vqsim training checkpoint (needs 'model' and 'config')")
     model = VQModel(VQGANConfig.from_dict(ck["config"]))

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .errors import ParameterError
-from .vqgan import VQModel
+from ..errors import ParameterError
+from ..vqgan import VQModel
 
 #: Decoder-side modules trained by default (state_dict prefixes, besides the decoder codebook).
 FINETUNE_PARTS: tuple[str, ...] = ("post_quant_conv", "decoder.conv_in", "decoder.mid.block_1")
@@ -142,7 +142,7 @@ def finetune_size(base: VQModel, codebook: torch.Tensor, latents: torch.Tensor, 
     with torch.no_grad():
         idx_all = model.quantize.indices(latents.to(device)).cpu()  # (n, h, w), fixed
     if lpips_model is None and cfg.perceptual_weight > 0:
-        from .metrics import get_lpips
+        from ..metrics import get_lpips
 
         lpips_model = get_lpips(cfg.lpips_net, device=device)
     rng = np.random.default_rng(cfg.seed)
@@ -188,8 +188,8 @@ def finetune_model(model_path: str | Path, out: str | Path, data: list[str], siz
     ``sizes`` may share OUT in parallel; the output file is the input model
     plus ``decoders[S]`` for every size finished in ``OUT.ft`` (see ``codec.zoo``).
     """
-    from .checkpoint import load_vqgan, read_checkpoint, save_vqgan
-    from .train import load_image_pool
+    from ..checkpoint import load_vqgan, read_checkpoint, save_vqgan
+    from .data import load_image_pool
 
     cfg = cfg or FinetuneConfig()
     model, extras = load_vqgan(model_path)
@@ -219,7 +219,7 @@ def finetune_model(model_path: str | Path, out: str | Path, data: list[str], siz
         log(f"encoded {len(pool)} images of {side}x{side} in {time.time() - t0:.1f} s")
         lp = None
         if cfg.perceptual_weight > 0:
-            from .metrics import get_lpips
+            from ..metrics import get_lpips
 
             lp = get_lpips(cfg.lpips_net, device=device)
         for s in todo:
