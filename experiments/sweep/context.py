@@ -1,0 +1,114 @@
+"""Per-process state of the trial runner: codecs, codebooks, concealment models and metric references."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .codecs import _load_codec
+from .encode_cache import EncodedImage
+
+__all__ = ["TrialContext"]
+
+
+class TrialContext:
+    """Per-process state of the trial runner: codecs, codebooks and concealment models, loaded lazily.
+
+    Args:
+        cfg: resolved, resource-checked config.
+        images: {image hash: uint8 pixels}.
+        encoded: output of :func:`prepare_encodings`.
+    """
+
+    def __init__(self, cfg: Mapping[str, Any], images: Mapping[str, np.ndarray], encoded: Mapping[str, EncodedImage]):
+        self.cfg = cfg
+        self.images = images
+        self.encoded = encoded
+        self._codecs: dict[int, Any] = {}
+        self._codebooks: dict[int, np.ndarray] = {}
+        self._models: dict[tuple[str, int], Any] = {}
+        self._ssim_refs: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._lpips_refs: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.RLock()
+
+    def _cached(self, store: OrderedDict, key: tuple, size: int, build: Callable[[], Any]) -> Any:
+        """``store[key]``, built with ``build()`` on a miss; ``store`` keeps the ``size`` most recent keys."""
+        with self._lock:
+            value = store.get(key)
+            if value is not None:
+                store.move_to_end(key)
+                return value
+        value = build()  # outside the lock: other threads keep working meanwhile
+        with self._lock:
+            store[key] = value
+            while len(store) > size:
+                store.popitem(last=False)
+        return value
+
+    def lpips_ref(self, key: str, img, net: str, device):
+        """``codec.metrics.lpips_features(img, net)`` of a reference, kept for the 4 most recent
+        (key, net, device) (≈ 10 MB each for a Kodak image with AlexNet, ≈ 200 MB with VGG)."""
+        from codec.metrics import lpips_features
+
+        return self._cached(self._lpips_refs, (key, net, str(device)), 4, lambda: lpips_features(img, net, device))
+
+    def ssim_ref(self, key: str, img):
+        """``codec.metrics.prepare_reference(img)`` for SSIM / MS-SSIM, kept for the 8 most recent
+        (key, device): units run size by size and image by image, so they almost always hit (≈ 28 MB each
+        for a Kodak image)."""
+        from codec.metrics import prepare_reference
+
+        return self._cached(self._ssim_refs, (key, str(img.device)), 8, lambda: prepare_reference(img))
+
+    def codec(self, S: int):
+        with self._lock:
+            if S not in self._codecs:
+                self._codecs[S] = _load_codec(self.cfg, S)
+            return self._codecs[S]
+
+    def codebook(self, S: int) -> np.ndarray:
+        with self._lock:
+            if S not in self._codebooks:
+                self._codebooks[S] = self.codec(S).codebook
+            return self._codebooks[S]
+
+    def concealer(self, kind: str, S: int):
+        with self._lock:
+            key = (kind, S)
+            if key not in self._models:
+                from codec.conceal import load_transformer
+                from codec.zoo import concealer_path
+
+                dev = self.codec(S).device
+                tmpl = self.cfg["concealment"]["models"].get(kind)
+                # the zoo's file (what codec.zoo.load_concealer reads) unless a path template is configured
+                path = tmpl.format(size=S) if tmpl else concealer_path(self.cfg["codec"]["name"], S, kind)
+                m = load_transformer(path, device=dev)
+                if isinstance(m, tuple):  # (model, meta)
+                    m = m[0]
+                self._models[key] = m.to(dev).eval()
+            return self._models[key]
+
+
+_CONTEXTS: dict[str, TrialContext] = {}
+_CONTEXT_LOCK = threading.Lock()
+
+
+def _context_from_payload(payload: Mapping[str, Any]) -> TrialContext:
+    """The process-wide context for a payload (built once per process and config hash)."""
+    key = payload["key"]
+    with _CONTEXT_LOCK:
+        ctx = _CONTEXTS.get(key)
+        if ctx is None:
+            # a Dask worker process is a process the CLI did not configure: same CPU settings here
+            from codec.runtime import configure_cpu
+
+            threads = payload["cfg"]["execution"]["torch_threads"]
+            configure_cpu(int(threads) if threads else None)
+            ctx = TrialContext(payload["cfg"], payload["images"], payload["encoded"])
+            _CONTEXTS.clear()  # one sweep per process at a time
+            _CONTEXTS[key] = ctx
+        return ctx
+

@@ -1,0 +1,129 @@
+"""The plan of a sweep: its units (trials sharing everything but the method), their ids and seeds.
+
+Ids are SHA-256 prefixes of canonical parameters (:func:`_hash`); random draws come from
+``SeedSequence([seed, *words(id)])`` (:func:`_rng`), so nothing depends on execution order.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..config import ChannelPoint, expand_channels
+from .errors import SweepError
+from .sources import SweepImage
+
+__all__ = ["Unit", "plan_units"]
+
+
+def _hash(obj: Any, n: int = 16) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+def _words(hex_id: str) -> list[int]:
+    """A hex id as 32-bit words, for SeedSequence entropy."""
+    return [int(hex_id[i:i + 8], 16) for i in range(0, len(hex_id), 8)]
+
+
+def _rng(seed: int, hex_id: str) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), *_words(hex_id)])))
+
+
+
+@dataclass
+class Unit:
+    """Trials sharing everything but the concealment method.
+
+    Attributes:
+        unit_id: hash of ``params``.
+        order: position in the plan (results are written in plan order).
+        params: canonical parameters (JSON-able): image, codec, channel, FEC, packetization, link, seed.
+        trials: (method, trial id) pairs.
+        info: derived, non-identifying fields for the rows (labels, nominal loss, ...).
+        example: whether to store example PNGs for the image grids.
+    """
+
+    unit_id: str
+    order: int
+    params: dict
+    trials: list[tuple[str, str]]
+    info: dict
+    example: bool = False
+
+    def pending(self, done: set[str]) -> "Unit":
+        return Unit(self.unit_id, self.order, self.params, [t for t in self.trials if t[1] not in done],
+                    self.info, self.example)
+
+
+def _codec_fec_settings(cfg: Mapping[str, Any]) -> list[tuple[int, dict, int]]:
+    """(codebook size, fec, index of the fec among those of that size)."""
+    if cfg.get("pairs"):
+        out, count = [], {}
+        for p in cfg["pairs"]:
+            S = p["codebook_size"]
+            out.append((S, p["fec"], count.get(S, 0)))
+            count[S] = count.get(S, 0) + 1
+        return out
+    return [(S, f, j) for S in cfg["codec"]["codebook_sizes"] for j, f in enumerate(cfg["fec"])]
+
+
+def plan_units(cfg: Mapping[str, Any], images: Sequence[SweepImage], points: Sequence[ChannelPoint] | None = None) -> list[Unit]:
+    """All units of a resolved, resource-checked config, in a cache-friendly order.
+
+    Order: codebook size → image → channel point → FEC → (MTU, interleaver,
+    coder) → seed.  Index-loss points have no packets, so FEC and
+    packetization do not apply to them: one unit per (size, image, point, seed).
+    """
+    points = list(points) if points is not None else expand_channels(cfg["channels"])
+    cc = cfg["codec"]
+    methods = cfg["concealment"]["methods"]
+    opts = cfg["concealment"]["options"]
+    pk = cfg["packetization"]
+    pk_combos = [(m, i, c) for m in pk["mtu"] for i in pk["interleave"] for c in pk["coder"]]
+    settings = _codec_fec_settings(cfg)
+    sizes = []
+    for S, _, _ in settings:
+        if S not in sizes:
+            sizes.append(S)
+    units: list[Unit] = []
+    for S in sizes:
+        fecs = [(f, j) for s, f, j in settings if s == S]
+        for ii, img in enumerate(images):
+            for pt in points:
+                combos: list[tuple[dict, int, tuple | None, int]]
+                if pt["kind"] == "index":
+                    combos = [({"n": 0, "k": 0, "nsym": 0}, 0, None, 0)]
+                else:
+                    combos = [(f, j, c, ci) for f, j in fecs for ci, c in enumerate(pk_combos)]
+                for fec, fj, pc, ci in combos:
+                    for si, seed in enumerate(cfg["seeds"]):
+                        params = {
+                            "image": img.name, "image_hash": img.hash,
+                            "codec_model": cc["name"], "codec_sha": cc["sha256"][:16], "codebook_size": S,
+                            "kmeans_seed": cc["kmeans_seed"], "finetuned": cc.get("finetuned", "auto"),
+                            "source_coder": cc["coder"],
+                            "channel": {"model": pt["model"], **pt["params"]},
+                            "fec": dict(fec),
+                            "mtu": pc[0] if pc else 0, "interleave": pc[1] if pc else "none",
+                            "coder": pc[2] if pc else "none",
+                            "link": cfg["link"] if pc else None,
+                            "pacing_bps": cfg["pacing_bps"] if pc else None,
+                            "deadline_s": cfg["deadline_s"] if pc else None,
+                            "seed": seed,
+                        }
+                        uid = _hash(params)
+                        trials = [(m, _hash({**params, "method": m, "method_options": opts.get(m, {})})) for m in methods]
+                        info = {"channel_label": pt["label"], "channel_family": pt["family"], "channel_kind": pt["kind"],
+                                "channel_entry": pt["entry"], "loss_rate_nominal": pt["loss_rate"],
+                                "burst_nominal": pt["burst"], "ber_nominal": pt["ber"],
+                                "realization": _hash({"image_hash": img.hash, "channel": params["channel"], "seed": seed})}
+                        example = bool(cfg["examples"]["enabled"] and ii == 0 and si == 0 and fj == 0 and ci == 0)
+                        units.append(Unit(uid, len(units), params, trials, info, example))
+    ids = [u.unit_id for u in units]
+    if len(set(ids)) != len(ids):  # pragma: no cover - params differ by construction
+        raise SweepError("internal error: duplicate unit ids in the plan")
+    return units
+

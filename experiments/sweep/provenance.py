@@ -1,0 +1,167 @@
+"""Provenance of a results folder: git / package / device info, provenance.json, the folder's lock and checks."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .errors import FolderLockedError, SweepError, _reason
+from .storage import _atomic_write_bytes, _fsync_dir, _make_dirs, _remove_stale_temps
+
+__all__ = ["lock_folder", "REPO_ROOT"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_PACKAGES = ("numpy", "scipy", "pandas", "pyarrow", "torch", "torchvision", "lpips", "simpy", "reedsolo",
+             "matplotlib", "scikit-image", "pyyaml", "pillow", "dask", "distributed")
+
+
+def _git_info() -> dict[str, Any]:
+    def git(*args: str) -> str | None:
+        try:
+            r = subprocess.run(["git", "--no-optional-locks", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                               timeout=5)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    dirty = None
+    if commit:
+        try:
+            r = subprocess.run(["git", "--no-optional-locks", "diff-index", "--quiet", "HEAD", "--"], cwd=REPO_ROOT,
+                               capture_output=True, timeout=5)
+            dirty = r.returncode != 0
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return {"commit": commit, "dirty": dirty}
+
+
+def _versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    out = {}
+    for p in _PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def _device_info(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    import torch
+
+    d = {"torch_cuda_available": torch.cuda.is_available(), "codec_device": cfg["codec"]["device"],
+         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+    if torch.cuda.is_available():
+        d["cuda_device"] = torch.cuda.get_device_name(0)
+        d["cuda_version"] = torch.version.cuda
+    return d
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+
+def _write_yaml(path: Path, obj: Any) -> None:
+    import yaml
+
+    _atomic_write_bytes(path, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True).encode())
+
+
+def _lock_holder(fd: int) -> str:
+    """Who holds a lock, from its lock file's record: ``pid N on HOST since START`` (or ``pid unknown``)."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not isinstance(info, dict) or "pid" not in info:
+        return "pid unknown"
+    return f"pid {info['pid']} on {info.get('host', '?')} since {info.get('start', '?')}"
+
+
+@contextlib.contextmanager
+def lock_folder(out: str | Path) -> Iterator[Path]:
+    """Hold the exclusive lock of a results folder (``fcntl.flock`` on ``<out>/.lock``) for a ``with`` block.
+
+    Non-blocking: if another run holds it, raises :class:`FolderLockedError` at once, naming the folder and
+    the holder's pid (the lock file records pid, host and start time of the holder).  The kernel drops
+    the lock when the holding process exits, however it exits, so a run killed by SIGKILL blocks nothing.
+    Yields the lock file's path.
+    """
+    import fcntl
+
+    out = Path(out)
+    _make_dirs(out)
+    path = out / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by child processes (PEP 446)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderLockedError(f"results folder {out} is in use by another sweep ({_lock_holder(fd)}); wait for "
+                                    "it to finish or use another --out") from None
+        except OSError as e:
+            raise SweepError(f"cannot lock results folder {out} ({_reason(e)})") from None
+        record = json.dumps({"pid": os.getpid(), "host": platform.node(), "start": _now()}) + "\n"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record.encode(), 0)
+        os.fsync(fd)
+        try:
+            yield path
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)  # still holding it: nobody reads a stale record
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _read_provenance(out: Path) -> tuple[dict | None, str | None]:
+    """(old provenance or None, why it could not be read or None)."""
+    try:
+        old = json.loads((out / "provenance.json").read_text())
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as e:
+        return None, _reason(e)
+    return (old, None) if isinstance(old, dict) else (None, "not a JSON object")
+
+
+def _prepare_folder(out: Path, cfg: dict, chash: str, overwrite: bool) -> dict | None:
+    """Check an existing results folder belongs to this sweep; returns its old provenance (or None).
+
+    Call it holding the folder's lock (it deletes stale temp files, and with ``overwrite`` the old results).
+    """
+    _remove_stale_temps(out)
+    old, why = _read_provenance(out)
+    has_rows = (out / "parts").exists() and any((out / "parts").glob("part-*.parquet"))
+    if has_rows and not overwrite:
+        if why is not None:
+            raise SweepError(f"results folder {out} has rows but its provenance.json is unreadable ({why}), so it "
+                             "cannot be matched to this sweep; use another --out, or --overwrite to start again")
+        if old is None or old.get("config_hash") != chash:
+            raise SweepError(
+                f"results folder {out} holds a different sweep (config hash {old.get('config_hash') if old else 'unknown'}"
+                f" ≠ {chash}: the config, the codec weights or the images changed); use another --out, or --overwrite "
+                "to delete its results and start again")
+    if overwrite:
+        for sub in ("parts", "examples", "plots"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+        for f in ("results.parquet", "results.csv", "summary.txt", "provenance.json"):
+            with contextlib.suppress(FileNotFoundError):
+                (out / f).unlink()
+        _fsync_dir(out)
+        old = None
+    return old
+
+
+def _write_provenance(out: Path, prov: Mapping[str, Any]) -> None:
+    _atomic_write_bytes(out / "provenance.json", json.dumps(prov, indent=2, default=str).encode())
+
