@@ -7,7 +7,7 @@ All shipped weights live in one place, ``codec/weights/`` (weights-only
   K-means codebooks for every reduced size and index priors for the arithmetic
   coder;
 * ``{name}_{kind}_{size}.pt``: a concealment transformer (``kind`` = "ar" or
-  "bidir") for that codec at that codebook size (``codec.transformer``).
+  "bidir") for that codec at that codebook size (``codec.conceal``).
 
 ``load_codec`` also accepts a path to a checkpoint: the project's format or an
 official taming-transformers ``.ckpt`` (optionally with its config yaml).
@@ -176,6 +176,6 @@ def load_concealer(codec_name: str, codebook_size: int, kind: str = "ar", device
     if not p.exists():
         have = sorted(q.name for q in WEIGHTS_DIR.glob(f"{codec_name}_{kind}_*.pt"))
         raise ModelNotFoundError(f"no {kind!r} concealment model for {codec_name}/{codebook_size} ({p.name}); shipped: {have or 'none'}")
-    from .transformer import load_transformer
+    from .conceal import load_transformer
 
     return load_transformer(p, device=device if device is not None else "cpu")

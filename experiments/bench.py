@@ -295,7 +295,7 @@ def _ar_model(cfg: BenchConfig):
         return None
     import torch
 
-    from codec.transformer import GPT
+    from codec.conceal import GPT
 
     kw = dict(vocab_size=1025, block_size=256, n_layer=8, n_head=8, n_embd=256)  # benchmark_ar's default
     kw.update(cfg.ar_model_kwargs or {})
@@ -310,7 +310,8 @@ def bench_conceal(cfg: BenchConfig) -> dict[str, Any]:
     """Batched vs naive AR concealment (``codec.conceal.benchmark_ar``) and the baselines' time."""
     import torch
 
-    from codec.conceal import benchmark_ar, conceal, random_loss_mask
+    from codec.conceal import conceal, random_loss_mask
+    from codec.conceal.ar import benchmark_ar
     from codec.types import IndexMap
 
     model, index_map, model_src = _ar_model(cfg), None, cfg.ar_model_kwargs or "benchmark_ar default (n_layer 8, n_head 8, n_embd 256)"

@@ -95,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_concealer_for(codec, kind: str, path: str | None, device=None):
     """The concealment transformer: ``path`` if given, else ``codec.zoo.load_concealer``."""
-    from codec.transformer import load_transformer
+    from codec.conceal import load_transformer
 
     if path is not None:
         return load_transformer(path, device=device or "cpu")
@@ -169,7 +169,7 @@ def cmd_train_transformer(args) -> int:
     import torch
 
     from codec.image import list_images
-    from codec.train_transformer import TransformerTrainConfig, load_or_encode_index_maps, train_transformer
+    from codec.conceal.train import TransformerTrainConfig, load_or_encode_index_maps, train_transformer
     from codec.zoo import load_codec
 
     from codec.runtime import configure_cpu
@@ -194,7 +194,7 @@ def cmd_train_transformer(args) -> int:
     out = Path(args.out)
     groups = None
     if args.data is not None:
-        from codec.index_data import load_index_dataset
+        from codec.conceal.data import load_index_dataset
 
         variants = None if args.data_variants is None else [int(v) for v in args.data_variants.split(",")]
         ds = load_index_dataset(args.data, variants)
@@ -219,7 +219,7 @@ def cmd_train_transformer(args) -> int:
 
 def cmd_index_data(args) -> int:
     from codec.image import list_images
-    from codec.index_data import DEFAULT_VARIANTS, build_index_dataset, parse_variants
+    from codec.conceal.data import DEFAULT_VARIANTS, build_index_dataset, parse_variants
     from codec.zoo import load_codec
 
     try:

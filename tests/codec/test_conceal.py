@@ -7,8 +7,8 @@ import torch
 
 from codec.conceal import (
     CONCEAL_METHODS,
+    GPT,
     ar_tile_origins,
-    benchmark_ar,
     conceal,
     conceal_ar,
     conceal_ar_naive,
@@ -17,7 +17,7 @@ from codec.conceal import (
     random_loss_mask,
     window_origin,
 )
-from codec.transformer import GPT
+from codec.conceal.ar import benchmark_ar
 from codec.types import IndexMap
 
 K = 16
@@ -153,7 +153,8 @@ def test_ar_context_mask_mode(kodak):
 
 
 def test_dependency_waves_respect_window_prefix():
-    from codec.conceal import _ARProblem, _Decoding
+    from codec.conceal.ar import _ARProblem
+    from codec.conceal.decoding import _Decoding
 
     imap = IndexMap(np.zeros((12, 20), int), K, (192, 320))
     lost = random_loss_mask(imap.shape, 0.5, np.random.default_rng(4))
@@ -285,7 +286,7 @@ def test_interface_errors(kodak):
 
 # --------------------------------------------------------------------------- posterior-mean estimate
 def test_choose_mean_is_nearest_to_expected_codeword():
-    from codec.conceal import _choose
+    from codec.conceal.decoding import _choose
 
     cb = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], dtype=torch.float64)
     # p = (0, 0.5, 0.5, 0) in effect: the expected codeword (0.5, 0.5) is codeword 3, not either mode

@@ -1,10 +1,10 @@
-"""codec.index_data: augmented index maps of photos (shifts, mirroring), one encoding for several sizes."""
+"""codec.conceal.data: augmented index maps of photos (shifts, mirroring), one encoding for several sizes."""
 import numpy as np
 import pytest
 from PIL import Image
 
 from codec.image import load_image
-from codec.index_data import build_index_dataset, load_index_dataset, parse_variants, variant_image
+from codec.conceal.data import build_index_dataset, load_index_dataset, parse_variants, variant_image
 from codec.zoo import load_codec
 
 

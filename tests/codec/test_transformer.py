@@ -1,4 +1,4 @@
-"""codec.transformer (minGPT, taming layout) and codec.train_transformer."""
+"""codec.conceal.model (minGPT, taming layout), .files, .taming and .train."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from codec.errors import CheckpointError
-from codec.transformer import (
+from codec.conceal import (
     GPT,
     GPTConfig,
     SlotKVCache,
@@ -264,7 +264,7 @@ def kodak_index_maps(n_images=5, K=16, side=(32, 48), seed=0):
 
 
 def _tcfg(**kw):
-    from codec.train_transformer import TransformerTrainConfig
+    from codec.conceal.train import TransformerTrainConfig
 
     base = dict(kind="ar", window=8, n_layer=1, n_head=2, n_embd=32, steps=30, batch_size=16, lr=3e-3, warmup=0,
                 log_every=5, eval_every=10, ckpt_every=10, eval_windows=64, holdout=0.2, device="cpu")
@@ -274,7 +274,7 @@ def _tcfg(**kw):
 
 @pytest.mark.parametrize("kind", ["ar", "bidir"])
 def test_training_loss_falls(kind, tmp_path):
-    from codec.train_transformer import train_transformer
+    from codec.conceal.train import train_transformer
 
     maps, _ = kodak_index_maps()
     res = train_transformer(maps, 16, _tcfg(kind=kind), out=tmp_path / "m.pt", log=None)
@@ -289,7 +289,7 @@ def test_training_loss_falls(kind, tmp_path):
 
 
 def test_training_resume_is_exact(tmp_path):
-    from codec.train_transformer import train_transformer, train_state_path
+    from codec.conceal.train import train_transformer, train_state_path
 
     maps, _ = kodak_index_maps(n_images=3)
     cfg = _tcfg(steps=12, batch_size=8, log_every=4, eval_every=6, ckpt_every=6)
@@ -309,7 +309,7 @@ def test_training_resume_is_exact(tmp_path):
 
 
 def test_make_batch_masking_rules():
-    from codec.train_transformer import make_batch
+    from codec.conceal.train import make_batch
 
     g = torch.Generator().manual_seed(0)
     w = torch.randint(0, 16, (64, 64))
@@ -326,7 +326,7 @@ def test_make_batch_masking_rules():
 
 
 def test_train_config_validation():
-    from codec.train_transformer import TransformerTrainConfig, train_transformer
+    from codec.conceal.train import TransformerTrainConfig, train_transformer
 
     with pytest.raises(ValueError, match="kind"):
         TransformerTrainConfig(kind="gpt")
@@ -339,7 +339,7 @@ def test_train_config_validation():
 
 
 def test_bidir_mask_range_bounds_the_masked_fraction():
-    from codec.train_transformer import TransformerTrainConfig, make_batch
+    from codec.conceal.train import TransformerTrainConfig, make_batch
 
     g = torch.Generator().manual_seed(1)
     w = torch.randint(0, 16, (400, 100))
@@ -355,7 +355,7 @@ def test_bidir_mask_range_bounds_the_masked_fraction():
 
 
 def test_holdout_by_group_keeps_every_map_of_a_group_on_one_side(tmp_path):
-    from codec.train_transformer import train_transformer
+    from codec.conceal.train import train_transformer
 
     maps, _ = kodak_index_maps(n_images=4)
     # two "variants" per photo: the map and its mirror; groups = photo
@@ -370,7 +370,7 @@ def test_holdout_by_group_keeps_every_map_of_a_group_on_one_side(tmp_path):
 
 
 def test_max_minutes_stops_with_a_checkpoint_and_resume_continues(tmp_path):
-    from codec.train_transformer import train_transformer
+    from codec.conceal.train import train_transformer
 
     maps, _ = kodak_index_maps(n_images=3)
     cfg = _tcfg(steps=50, batch_size=8, eval_every=25, ckpt_every=25)
@@ -384,7 +384,7 @@ def test_max_minutes_stops_with_a_checkpoint_and_resume_continues(tmp_path):
 
 
 def test_bf16_training_runs_and_learns(tmp_path):
-    from codec.train_transformer import TransformerTrainConfig, train_transformer
+    from codec.conceal.train import TransformerTrainConfig, train_transformer
 
     maps, _ = kodak_index_maps()
     res = train_transformer(maps, 16, _tcfg(kind="bidir", precision="bf16"), log=None)

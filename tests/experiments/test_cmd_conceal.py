@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from codec.image import load_image, save_image
-from codec.transformer import GPT, load_transformer, save_transformer
+from codec.conceal import GPT, load_transformer, save_transformer
 from experiments.cli import main
 
 

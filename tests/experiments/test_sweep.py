@@ -248,7 +248,7 @@ def test_transformer_methods_from_path_templates(tmp_path, tiny_config):
     """ar / bidir run with models named by concealment.models (tiny random GPTs: plumbing, not quality)."""
     import torch
 
-    from codec.transformer import GPT, GPTConfig, save_transformer
+    from codec.conceal import GPT, GPTConfig, save_transformer
 
     torch.manual_seed(0)
     for kind, causal in (("ar", True), ("bidir", False)):

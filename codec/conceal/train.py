@@ -40,8 +40,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import CheckpointError, ParameterError
-from .transformer import GPT, GPTConfig, save_transformer
+from ..errors import CheckpointError, ParameterError
+from .files import save_transformer
+from .model import GPT, GPTConfig
 
 KINDS = ("ar", "bidir")
 
@@ -305,7 +306,7 @@ def train_transformer(
         K: codebook size; the model's vocabulary is K+1 ([mask] = K).
         cfg: settings (default :class:`TransformerTrainConfig`).
         out: model file written at every ``ckpt_every`` steps and at the end
-            (:func:`codec.transformer.save_transformer`, meta: kind,
+            (:func:`codec.conceal.save_transformer`, meta: kind,
             codebook_size, sos_token, mask_token, window, step, eval
             metrics + ``meta``); the training state goes to ``out.train``.
         resume: continue from ``out.train`` (same model shape, K and data).
@@ -454,7 +455,7 @@ def load_or_encode_index_maps(codec, images: Sequence[str | Path], cache_dir: st
     set never reuses it.  Layout: ``indices`` (concatenated, int32), ``shapes``
     (N, 2), ``names``.
     """
-    from .image import load_image
+    from ..image import load_image
 
     paths = [Path(p) for p in images]
     if not paths:

@@ -35,25 +35,20 @@ decoding, and can evaluate the head at selected positions only.  The
 bidirectional (MaskGIT-style) model is the same module with ``causal=False``
 (an all-ones mask).
 
-Files: ``save_transformer`` / ``load_transformer`` use the project's format
-``{"config": dict, "state_dict": {...}, "meta": {...}}`` which
-``torch.load(..., weights_only=True)`` reads (``load_transformer`` returns the
-model with the dict as ``model.meta``); ``load_gpt_from_taming_ckpt``
-reads an official checkpoint's ``transformer.*`` weights.
+Files: :mod:`codec.conceal.files` (the project's format) and
+:mod:`codec.conceal.taming` (official taming checkpoints).
 """
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import CheckpointError, ParameterError
+from ..errors import ParameterError
 
 KVCache = tuple[tuple[torch.Tensor, torch.Tensor], ...]
 """Per layer (k, v), each (B, n_head, P, C / n_head): keys / values of P earlier tokens."""
@@ -114,7 +109,7 @@ class GPTConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "GPTConfig":
         """Build from a dict; unknown keys raise ``ValueError`` (naming them)."""
-        from .types import from_dict_strict
+        from ..types import from_dict_strict
 
         return from_dict_strict(cls, d, "GPTConfig")
 
@@ -438,149 +433,3 @@ class SlotKVCache:
     def free(self, slot: int) -> None:
         if slot > 0:
             self._free.append(slot)
-
-
-# ---------------------------------------------------------------------- files
-_BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.")
-
-
-def _check_state_dict(model: GPT, sd: dict[str, torch.Tensor], source: str) -> None:
-    """Raise CheckpointError naming missing / unexpected / mis-shaped keys."""
-    from .checkpoint import check_state_dict
-
-    check_state_dict(model, sd, what=f"transformer ({source})")
-
-
-def _torch_load(path: str | Path) -> Any:
-    from .checkpoint import read_checkpoint  # weights_only=True, clear errors
-
-    return read_checkpoint(path)
-
-
-def config_from_state_dict(sd: dict[str, torch.Tensor], n_head: int, causal: bool | None = None) -> GPTConfig:
-    """Infer a :class:`GPTConfig` from a (prefix-free) minGPT state_dict.
-
-    vocab_size and n_embd from ``tok_emb.weight`` (V, C), block_size from
-    ``pos_emb`` (1, T, C), n_layer from the ``blocks.N.`` keys, ``n_unmasked``
-    and ``causal`` from the mask buffer (if present).  ``n_head`` cannot be
-    inferred from shapes and must be given.
-    """
-    for key in ("tok_emb.weight", "pos_emb"):
-        if key not in sd:
-            raise CheckpointError(f"state_dict has no {key!r}; found keys {sorted(sd)[:8]}")
-    V, C = sd["tok_emb.weight"].shape
-    if sd["pos_emb"].ndim != 3:
-        raise CheckpointError(f"pos_emb must be (1, T, C), got {tuple(sd['pos_emb'].shape)}")
-    T = int(sd["pos_emb"].shape[1])
-    layers = {int(m.group(1)) for k in sd if (m := _BLOCK_KEY.match(k))}
-    if not layers:
-        raise CheckpointError("state_dict has no blocks.N.* keys")
-    n_unmasked = 0
-    mask = sd.get("blocks.0.attn.mask")
-    if mask is not None and mask.ndim == 4:
-        m = mask[0, 0] != 0
-        full = bool(m.all())
-        if causal is None:
-            causal = not full
-        if causal:
-            n = 0
-            while n < m.shape[0] and bool(m[: n + 1, : n + 1].all()):
-                n += 1
-            n_unmasked = n if n > 1 else 0
-    if causal is None:
-        causal = True
-    try:
-        return GPTConfig(vocab_size=int(V), block_size=T, n_layer=max(layers) + 1, n_head=int(n_head),
-                         n_embd=int(C), n_unmasked=n_unmasked, causal=bool(causal))
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"cannot build a GPT config from the checkpoint: {e}") from e
-
-
-def load_gpt_from_taming_ckpt(path: str | Path, n_head: int, *, prefix: str = "transformer.") -> GPT:
-    """Load the ``transformer.*`` weights of an official taming ``Net2NetTransformer`` checkpoint.
-
-    Reads ``torch.load(path, map_location="cpu", weights_only=True)["state_dict"]``
-    (a Lightning file) or a bare state_dict, strips ``prefix``, infers the
-    config from the shapes (see :func:`config_from_state_dict`; taming's
-    ImageNet transformers use ``n_head=16``) and loads strictly.  Returns the
-    model in eval mode.  Raises CheckpointError naming missing / unexpected keys.
-    """
-    if isinstance(n_head, bool) or not isinstance(n_head, int) or n_head < 1:
-        raise ParameterError(f"n_head must be a positive int, got {n_head!r}")
-    obj = _torch_load(path)
-    sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
-    if not isinstance(sd, dict):
-        raise CheckpointError(f"{path}: no state_dict found")
-    sub = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
-    if not sub:
-        raise CheckpointError(f"{path}: no keys start with {prefix!r} (found e.g. {sorted(sd)[:5]})")
-    cfg = config_from_state_dict(sub, n_head)
-    model = GPT(cfg)
-    _check_state_dict(model, sub, str(path))
-    model.load_state_dict({k: v.float() for k, v in sub.items()}, strict=True)
-    return model.eval()
-
-
-_META_SCALARS = (str, int, float, bool, type(None))
-
-
-def _check_meta(obj: Any, where: str = "meta") -> None:
-    """Only types ``torch.load(weights_only=True)`` accepts: dict (str keys), list, tuple, str, int, float, bool, None."""
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where}: keys must be str, got {k!r}")
-            _check_meta(v, f"{where}.{k}")
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            _check_meta(v, f"{where}[{i}]")
-    elif not isinstance(obj, _META_SCALARS):
-        raise TypeError(f"{where}: unsupported type {type(obj).__name__} (allowed: dict, list, str, int, float, bool, None)")
-
-
-def save_transformer(path: str | Path, model: GPT, meta: dict[str, Any] | None = None, *, half: bool = False) -> Path:
-    """Write ``{"config", "state_dict", "meta"}`` (readable with ``weights_only=True``).
-
-    ``half=True`` stores floating tensors as float16 (half the size; loading
-    converts back to float32).  ``meta`` holds plain values only (e.g.
-    ``{"kind": "ar", "codebook_size": 1024, "sos_token": 0, "mask_token": 1024}``).
-    """
-    if not isinstance(model, GPT):
-        raise TypeError(f"model must be a GPT, got {type(model).__name__}")
-    meta = dict(meta or {})
-    _check_meta(meta)
-    sd = {}
-    for k, v in model.state_dict().items():
-        v = v.detach().cpu()
-        sd[k] = v.half() if (half and v.is_floating_point()) else v.clone()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    torch.save({"config": model.config.to_dict(), "state_dict": sd, "meta": meta,
-                "format": "vqsim-transformer-1"}, tmp)
-    tmp.replace(p)
-    return p
-
-
-def load_transformer(path: str | Path, device: str | torch.device = "cpu") -> GPT:
-    """Read a file written by :func:`save_transformer`: the model in eval mode (float32).
-
-    The file's ``meta`` dict is attached as ``model.meta``; a ``sos_token``
-    in it also becomes ``model.sos_token`` (read by the AR concealment).
-    """
-    obj = _torch_load(path)
-    if not isinstance(obj, dict) or "config" not in obj or "state_dict" not in obj:
-        raise CheckpointError(f"{path}: not a vqsim transformer file (needs 'config' and 'state_dict')")
-    try:
-        cfg = GPTConfig.from_dict(dict(obj["config"]))
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: bad transformer config: {e}") from e
-    model = GPT(cfg)
-    sd = obj["state_dict"]
-    _check_state_dict(model, sd, str(path))
-    model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}, strict=True)
-    meta = dict(obj.get("meta") or {})
-    model.meta = meta
-    if isinstance(meta.get("sos_token"), int):
-        model.sos_token = int(meta["sos_token"])  # used by codec.conceal's AR methods
-    return model.to(device).eval()

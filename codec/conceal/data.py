@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 #: default variants: shifts of half a latent cell and mirroring (4 maps per photo)
 DEFAULT_VARIANTS: tuple[tuple[int, int, bool], ...] = ((0, 0, False), (0, 0, True), (8, 8, False), (8, 8, True))
@@ -79,7 +79,7 @@ def build_index_dataset(codecs: Sequence, images: Sequence[str | Path], out: str
     """
     import torch
 
-    from .image import load_image, to_tensor
+    from ..image import load_image, to_tensor
 
     if not codecs:
         raise ParameterError("no codec given")
