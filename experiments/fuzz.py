@@ -238,7 +238,7 @@ def _packet_pool(rng: np.random.Generator, n_maps: int) -> tuple[list[bytes], li
     """Packets of ``n_maps`` random maps (every interleaver and coder, FEC on half): all of them, and per map."""
     from sim.fec import ErasureFEC
     from sim.interleave import SCHEMES
-    from sim.packet import CODERS
+    from codec.entropy import CODERS
     from sim.packetizer import packetize
 
     singles: list[bytes] = []

@@ -10,12 +10,12 @@ queue, link, loss / bit-error channel, receiver with playout deadline) →
 from .fec import HAVE_CREEDSOLO, ErasureFEC, FECError, InPacketRS
 from .interleave import SCHEMES, Interleaving, interleave
 from .network import JITTERS, LinkConfig, NetworkSimulator, PacketTrace, Session, transmit
-from .packet import CODERS, HEADER_SIZE, OVERHEAD, REASONS, Packet, PacketError
+from .packet import HEADER_SIZE, OVERHEAD, REASONS, Packet, PacketError
 from .packetizer import DEFAULT_MTU, DepacketizeResult, depacketize, packetize
 from .record import TransmissionRecord
 
 __all__ = [
-    "CODERS", "DEFAULT_MTU", "HAVE_CREEDSOLO", "HEADER_SIZE", "JITTERS", "OVERHEAD", "REASONS", "SCHEMES",
+    "DEFAULT_MTU", "HAVE_CREEDSOLO", "HEADER_SIZE", "JITTERS", "OVERHEAD", "REASONS", "SCHEMES",
     "DepacketizeResult", "ErasureFEC", "FECError", "InPacketRS", "Interleaving", "LinkConfig",
     "NetworkSimulator", "Packet", "PacketError", "PacketTrace", "Session", "TransmissionRecord",
     "depacketize", "interleave", "packetize", "transmit",

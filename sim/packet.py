@@ -18,7 +18,7 @@ Wire layout (big-endian, ``struct`` format ``HEADER_FORMAT``)::
      24   2  image_h        image height in pixels, ≥ 1
      26   2  image_w        image width in pixels, ≥ 1
      28   1  scheme         interleaver code, index into ``interleave.SCHEMES``
-     29   1  coder          payload coder code, index into ``CODERS``
+     29   1  coder          payload coder code, index into ``codec.entropy.CODERS``
      30   4  seed           interleaver seed
      34   2  payload_len    payload bytes that follow the header
      36   …  payload
@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codec.entropy import CODERS
 from codec.errors import VQSimError
 from codec.types import MAX_CODEBOOK_SIZE
 
@@ -58,9 +59,6 @@ CRC_SIZE = 4
 OVERHEAD = HEADER_SIZE + CRC_SIZE  # 40 bytes per packet besides the payload
 MAX_PAYLOAD = 0xFFFF
 FLAG_PARITY = 0x01
-
-CODERS: tuple[str, ...] = ("raw", "deflate", "arith", "arith_rep")
-"""Payload coders of ``codec.entropy``; the position in this tuple is the header code."""
 
 REASONS: tuple[str, ...] = (
     "bad_magic", "truncated", "oversized", "bad_crc", "bad_field",

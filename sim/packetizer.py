@@ -47,14 +47,14 @@ from typing import Iterable
 
 import numpy as np
 
-from codec.entropy import decode_symbols, encode_symbols
+from codec.entropy import CODERS, decode_symbols, encode_symbols
 from codec.errors import BitstreamError, ParameterError
 from codec.limits import DecodeLimits, LimitExceededError, resolve_limits
 from codec.types import IndexMap
 
 from .fec import ErasureFEC, FECError
 from .interleave import SCHEMES, interleave
-from .packet import CODERS, MAX_PAYLOAD, OVERHEAD, REASONS, Packet, PacketError
+from .packet import MAX_PAYLOAD, OVERHEAD, REASONS, Packet, PacketError
 
 DEFAULT_MTU = 1200
 MIN_MTU = 8
@@ -104,7 +104,7 @@ def packetize(
         mtu: maximum payload bytes of a data packet (see module docstring).
         interleave: one of ``interleave.SCHEMES``.
         seed: interleaver seed (used by ``"random"``), in [0, 2^32).
-        coder: payload coder, one of ``packet.CODERS``.
+        coder: payload coder, one of ``codec.entropy.CODERS``.
         fec: optional packet-level erasure code; then the order is, per block,
             k data packets followed by the block's n − k parity packets.
         prior: optional codebook histogram for the ``"arith"`` coders (the

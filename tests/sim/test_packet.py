@@ -35,6 +35,16 @@ def test_sizes():
     assert len(p.to_bytes()) == p.size == OVERHEAD + 3
 
 
+def test_coder_byte_is_the_one_wire_id_of_codec_entropy():
+    """Packets and .vqb bitstreams write the same coder id: the coder's position in codec.entropy.CODERS."""
+    from codec.bitstream import CODER_IDS
+    from codec.entropy import CODERS
+
+    for i, coder in enumerate(CODERS):
+        assert make(coder=coder).to_bytes()[29] == i == CODER_IDS[coder]
+        assert Packet.from_bytes(make(coder=coder).to_bytes()).coder == coder
+
+
 @pytest.mark.parametrize("kw", [{}, dict(parity=True, seq=1, block=0, fec_n=6, fec_k=4),
                                 dict(seq=4, block=2, fec_n=3, fec_k=2), dict(payload=b"")])
 def test_round_trip(kw):

@@ -6,10 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from codec.entropy import CODERS
 from codec.types import IndexMap
 from sim.fec import ErasureFEC
 from sim.interleave import SCHEMES, interleave
-from sim.packet import CODERS, OVERHEAD, REASONS, Packet, PacketError
+from sim.packet import OVERHEAD, REASONS, Packet, PacketError
 from sim.packetizer import depacketize, packetize
 
 
