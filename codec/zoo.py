@@ -1,4 +1,4 @@
-"""Model registry ("zoo"): pretrained codecs and concealment models by name.
+"""Model registry ("zoo"): pretrained codecs and concealment models by name, each with its model card.
 
 All shipped weights live in one place, ``codec/weights/`` (weights-only
 ``torch.save`` files, fp16 storage, read with ``weights_only=True``):
@@ -7,7 +7,19 @@ All shipped weights live in one place, ``codec/weights/`` (weights-only
   K-means codebooks for every reduced size and index priors for the arithmetic
   coder;
 * ``{name}_{kind}_{size}.pt``: a concealment transformer (``kind`` = "ar" or
-  "bidir") for that codec at that codebook size (``codec.conceal``).
+  "bidir") for that codec at that codebook size (``codec.conceal``);
+* ``{name}.json``: the model card, kept as data next to the weights it
+  describes (as CompressAI keeps architecture, training data, measured
+  rate/quality and the file hash with each pretrained model): architecture,
+  codebook sizes (trained K, K-means reductions, fine-tuned decoders),
+  concealers shipped, training data, Kodak bpp and LPIPS-Alex as measured
+  (with date and source), and the SHA-256 of every file. Reading it needs
+  neither torch nor unpickling, so ``vqsim models`` is fast, and
+  ``tests/codec/test_zoo.py`` checks it against the files.
+
+Registered weights are checked against their card's SHA-256 before they are
+read (``CheckpointError`` naming the file and both hashes on a mismatch); the
+hash of a file is computed once per (path, size, mtime).
 
 ``load_codec`` also accepts a path to a checkpoint: the project's format or an
 official taming-transformers ``.ckpt`` (optionally with its config yaml).
@@ -24,50 +36,195 @@ from __future__ import annotations
 
 import copy
 import functools
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import numpy as np
-import torch
 
-from .errors import BitstreamError, ModelNotFoundError, ParameterError
+from .errors import BitstreamError, CheckpointError, ModelNotFoundError, ParameterError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+#: The registered names (each has ``WEIGHTS_DIR/{name}.json``): the only models a bitstream may name.
+REGISTERED_NAMES: tuple[str, ...] = ("default",)
+
+
+@dataclass(frozen=True)
+class ConcealerInfo:
+    """A shipped concealment transformer of a codec, for one (kind, codebook size)."""
+
+    kind: str                       # "ar" (causal) or "bidir" (masked)
+    codebook_size: int
+    file: str                       # name inside the model's weights folder
+    sha256: str
+    architecture: str
+    steps: int                      # training steps
+    heldout_nats: float | None = None   # held-out cross-entropy (AR: full context; bidir: 50 % masked)
+    heldout_exact: float | None = None  # held-out fraction of exactly predicted indices
+
+
+@dataclass(frozen=True)
+class KodakRow:
+    """One codebook size measured on the Kodak images (means over the images)."""
+
+    codebook_size: int
+    bpp: float                              # the default coder's bitstream, header and CRC included
+    lpips_alex: float                       # the default variant: trained at K, fine-tuned decoder below K
+    lpips_alex_kmeans: float | None = None  # the plain K-means decoder ("w/o fine-tune"); None at K
+
+
+@dataclass(frozen=True)
+class KodakCard:
+    """Measured Kodak results of a model: where, when and how they were measured."""
+
+    images: int
+    coder: str
+    measured: str                   # date of the measurement (ISO)
+    source: str                     # the command / document the numbers come from
+    rows: tuple[KodakRow, ...] = ()
+
+    def row(self, codebook_size: int) -> KodakRow | None:
+        return next((r for r in self.rows if r.codebook_size == int(codebook_size)), None)
 
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """A registered codec: its weights file and model card (read from ``{name}.json``)."""
+
     name: str
-    file: str
-    description: str
+    file: str                       # the VQGAN file, inside ``weights_dir``
+    sha256: str                     # of that file, hex
+    architecture: str               # one line
+    description: str                # the full architecture
+    codebook_size: int              # K, the trained size
+    reduced_sizes: tuple[int, ...]  # K-means reductions stored in the file (descending)
+    kmeans_seed: int
+    finetuned_sizes: tuple[int, ...]  # reduced sizes with a fine-tuned decoder side in the file
+    concealers: tuple[ConcealerInfo, ...]
+    training: Mapping[str, Any]
+    kodak: KodakCard | None
+    weights_dir: Path = field(default=WEIGHTS_DIR, compare=False)
+
+    @property
+    def path(self) -> Path:
+        return self.weights_dir / self.file
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        """Every size the file serves without computing: K, then the K-means reductions."""
+        return (self.codebook_size, *self.reduced_sizes)
+
+    def concealer(self, kind: str, codebook_size: int) -> ConcealerInfo | None:
+        return next((c for c in self.concealers if c.kind == kind and c.codebook_size == int(codebook_size)), None)
+
+    def weights_status(self) -> str:
+        """"ok", "missing" or "sha256 mismatch" for the VQGAN file (hashes it, once per file version)."""
+        return file_status(self.path, self.sha256)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able card plus ``path`` and ``present``."""
+        d = asdict(replace(self, training=dict(self.training)))  # (asdict cannot deep-copy a mappingproxy)
+        d.pop("weights_dir")
+        d = json.loads(json.dumps(d))  # tuples → lists: exactly what the JSON card holds
+        return {**d, "path": str(self.path), "present": self.path.exists()}
 
 
-REGISTRY: dict[str, ModelInfo] = {
-    "default": ModelInfo(
-        "default", "default.pt",
-        "VQGAN f16 (taming layout, ch 32, GroupNorm(8), l2-normalised 8-d codebook of 1024 + K-means 512…8, "
-        "3.4 M parameters), trained on CPU from scratch on ../shared/data/train crops; see README model card",
-    ),
-}
+def read_model_card(path: str | Path, weights_dir: str | Path | None = None) -> ModelInfo:
+    """A ``ModelInfo`` from a model card JSON file (weights looked up beside it unless ``weights_dir``)."""
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text())
+        kodak = d.get("kodak")
+        return ModelInfo(
+            name=str(d["name"]), file=str(d["file"]), sha256=str(d["sha256"]).lower(),
+            architecture=str(d["architecture"]), description=str(d.get("description", "")),
+            codebook_size=int(d["codebook_size"]), reduced_sizes=tuple(int(s) for s in d["reduced_sizes"]),
+            kmeans_seed=int(d.get("kmeans_seed", 0)), finetuned_sizes=tuple(int(s) for s in d["finetuned_sizes"]),
+            concealers=tuple(ConcealerInfo(**{**c, "sha256": str(c["sha256"]).lower()}) for c in d.get("concealers", [])),
+            training=MappingProxyType(dict(d.get("training", {}))),
+            kodak=None if kodak is None else KodakCard(
+                images=int(kodak["images"]), coder=str(kodak["coder"]), measured=str(kodak["measured"]),
+                source=str(kodak["source"]), rows=tuple(KodakRow(**r) for r in kodak["rows"])),
+            weights_dir=Path(weights_dir) if weights_dir is not None else p.parent,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"model card {p} is unreadable or incomplete ({type(e).__name__}: {e})") from None
 
 
+REGISTRY: Mapping[str, ModelInfo] = MappingProxyType(
+    {n: read_model_card(WEIGHTS_DIR / f"{n}.json") for n in REGISTERED_NAMES})
+"""name → model card of every registered model (read-only; read at import from ``codec/weights/*.json``)."""
+
+
+# --------------------------------------------------------------------------- file integrity
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file, computed once per (resolved path, size, mtime) and cached."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return _sha256_of(str(p), st.st_size, st.st_mtime_ns)
+
+
+def verify_sha256(path: str | Path, expected: str) -> None:
+    """Raise ``CheckpointError`` naming the file and both hashes unless its SHA-256 is ``expected``."""
+    got = file_sha256(path)
+    if got != expected.lower():
+        raise CheckpointError(f"{path} is corrupted or was replaced: its SHA-256 is {got}, the registry lists "
+                              f"{expected.lower()} (restore the file, e.g. reinstall the package)")
+
+
+def file_status(path: str | Path, sha256: str) -> str:
+    """"ok", "missing" or "sha256 mismatch": does the file exist and match ``sha256``."""
+    path = Path(path)
+    if not path.exists():
+        return "missing"
+    return "ok" if file_sha256(path) == sha256 else "sha256 mismatch"
+
+
+# --------------------------------------------------------------------------- lookup
 def list_models() -> list[dict[str, Any]]:
-    """Registered models with whether their weights are present."""
-    return [{"name": m.name, "file": str(WEIGHTS_DIR / m.file), "present": (WEIGHTS_DIR / m.file).exists(),
-             "description": m.description} for m in REGISTRY.values()]
+    """The model card of every registered model (``ModelInfo.to_dict``: metadata, ``path``, ``present``)."""
+    return [m.to_dict() for m in REGISTRY.values()]
+
+
+def model_info(name: str) -> ModelInfo:
+    """The registered model ``name``, or ``ModelNotFoundError`` naming the registered ones."""
+    if name not in REGISTRY:
+        raise ModelNotFoundError(f"unknown model {name!r}; registered models: {', '.join(REGISTRY) or 'none'}")
+    return REGISTRY[name]
 
 
 def resolve_model_path(name_or_path: str | Path) -> tuple[str, Path]:
-    """(model name, checkpoint path) for a registry name or a file path."""
+    """(model name, checkpoint path) for a registry name or a file path.
+
+    A registered model's file (by name, or by a path to that file) is checked
+    against the SHA-256 of its card first (``CheckpointError`` on a mismatch).
+    """
     key = str(name_or_path)
     if key in REGISTRY:
-        p = WEIGHTS_DIR / REGISTRY[key].file
+        info = REGISTRY[key]
+        p = info.path
         if not p.exists():
             raise ModelNotFoundError(f"weights of model {key!r} are missing: {p} (reinstall the package or train one with 'vqsim train-codec')")
+        verify_sha256(p, info.sha256)
         return key, p
     p = Path(key)
     if p.exists():
+        for info in REGISTRY.values():
+            if p.is_file() and info.path.exists() and p.resolve() == info.path.resolve():
+                verify_sha256(p, info.sha256)
         return p.stem, p
     raise ModelNotFoundError(f"unknown model {key!r}: not a registered name ({', '.join(REGISTRY)}) nor an existing file")
 
@@ -122,7 +279,7 @@ def load_codec(name_or_path: str | Path = "default", codebook_size: int | None =
             of the model's codebook: shipped with the model when present,
             else computed (seeded, deterministic).
         finetuned: for S < K, decode with the shipped fine-tuned decoder side
-            of that size (``codec.finetune``; same indices and bitstreams as
+            of that size (``codec.train.finetune``; same indices and bitstreams as
             without). None (default): fine-tuned when the model ships it,
             else the plain K-means model ("w/o fine-tune" in the paper);
             True: require it (ModelNotFoundError if absent); False: never.
@@ -130,9 +287,11 @@ def load_codec(name_or_path: str | Path = "default", codebook_size: int | None =
         coder: default entropy coder for ``compress``.
         config: taming config yaml for official checkpoints (else inferred).
     """
+    name, path = resolve_model_path(name_or_path)  # (a registered file's hash is checked before torch reads it)
+    import torch
+
     from .api import VQGANCodec
 
-    name, path = resolve_model_path(name_or_path)
     cached, extras = _load_base(str(path), None if config is None else str(config))
     base = copy.deepcopy(cached)  # every codec owns its modules (see the module docstring)
     K = base.codebook_size
@@ -163,19 +322,33 @@ def load_codec(name_or_path: str | Path = "default", codebook_size: int | None =
 
 def _own_copy(a) -> np.ndarray:
     """A numpy copy of a cached tensor or array (so no codec shares it with the cache)."""
+    import torch
+
     return a.detach().cpu().numpy().copy() if isinstance(a, torch.Tensor) else np.array(a, copy=True)
 
 
 def concealer_path(codec_name: str, codebook_size: int, kind: str = "ar") -> Path:
+    """Where the concealer (codec, size, kind) lives: its card's file for a registered codec, else the naming rule."""
+    info = REGISTRY.get(codec_name)
+    c = info.concealer(kind, codebook_size) if info is not None else None
+    if c is not None:
+        return info.weights_dir / c.file
     return WEIGHTS_DIR / f"{codec_name}_{kind}_{int(codebook_size)}.pt"
 
 
 def load_concealer(codec_name: str, codebook_size: int, kind: str = "ar", device=None):
-    """The shipped concealment transformer for (codec, codebook size, kind), or ModelNotFoundError."""
+    """The shipped concealment transformer for (codec, codebook size, kind), or ModelNotFoundError.
+
+    A concealer listed in the codec's card is checked against its SHA-256 before it is read.
+    """
     p = concealer_path(codec_name, codebook_size, kind)
     if not p.exists():
-        have = sorted(q.name for q in WEIGHTS_DIR.glob(f"{codec_name}_{kind}_*.pt"))
+        have = sorted(q.name for q in p.parent.glob(f"{codec_name}_{kind}_*.pt"))
         raise ModelNotFoundError(f"no {kind!r} concealment model for {codec_name}/{codebook_size} ({p.name}); shipped: {have or 'none'}")
+    info = REGISTRY.get(codec_name)
+    c = info.concealer(kind, codebook_size) if info is not None else None
+    if c is not None:
+        verify_sha256(p, c.sha256)
     from .conceal import load_transformer
 
     return load_transformer(p, device=device if device is not None else "cpu")

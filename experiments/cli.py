@@ -26,7 +26,8 @@ import sys
 
 # modules that add subcommands, in help order
 COMMAND_MODULES = [
-    "experiments.cmd_codec",     # encode, decode, eval, models
+    "experiments.cmd_codec",     # encode, decode, eval
+    "experiments.cmd_models",    # models
     "experiments.cmd_sim",       # transmit, channels
     "experiments.cmd_conceal",   # conceal, train-transformer
     "experiments.cmd_train",     # train-codec, reduce

@@ -1,4 +1,4 @@
-"""``vqsim encode | decode | eval | models``: the codec from the command line."""
+"""``vqsim encode | decode | eval``: the codec from the command line."""
 from __future__ import annotations
 
 import argparse
@@ -48,9 +48,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None)
     add_precision_arg(p)
     p.set_defaults(func=cmd_eval)
-
-    p = sub.add_parser("models", help="list the registered models")
-    p.set_defaults(func=cmd_models)
 
 
 def add_limit_args(p: argparse.ArgumentParser) -> None:
@@ -292,12 +289,4 @@ def cmd_eval(args) -> int:
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if args.csv:
         print(f"rows written to {args.csv}")
-    return 0
-
-
-def cmd_models(args) -> int:
-    from codec.zoo import list_models
-
-    for m in list_models():
-        print(f"{m['name']:<10} {'present' if m['present'] else 'MISSING'}  {m['file']}\n           {m['description']}")
     return 0

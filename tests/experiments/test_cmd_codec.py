@@ -135,7 +135,7 @@ def test_decode_never_opens_a_file_named_by_the_bitstream(forge, tmp_path, capsy
 
 
 def test_internal_errors_are_not_blamed_on_the_user(monkeypatch, capsys):
-    import experiments.cmd_codec as cc
+    import experiments.cmd_models as cc
 
     def broken(args):
         raise ValueError("an untyped bug deep inside")
