@@ -67,10 +67,11 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+from codec.entropy import CODERS
 from codec.errors import VQSimError
 
 __all__ = [
-    "ConfigError", "SKIMAGE_IMAGES", "INDEX_LOSS", "MODEL_METHODS", "load_config", "validate_config",
+    "ConfigError", "SKIMAGE_IMAGES", "INDEX_LOSS", "load_config", "validate_config",
     "check_resources", "expand_channels", "fec_label", "ChannelPoint", "config_hash", "bundled_config",
     "BUNDLED_CONFIG_DIR",
 ]
@@ -84,14 +85,11 @@ INDEX_LOSS = "index_loss"
 """The pseudo-channel of the paper's restoration experiment: drops indices directly, no packets."""
 
 INDEX_LOSS_MODES = ("exact", "iid")
-MODEL_METHODS = {"ar": "ar", "ar_naive": "ar", "ar_mean": "ar", "bidir": "bidir", "bidir_mean": "bidir"}
-"""Concealment methods that need a transformer, and the kind of model each needs."""
-
-LPIPS_NETS = ("alex", "vgg")
-STREAM_CODERS = ("raw", "deflate", "arith", "arith_rep")
-INTERLEAVERS = ("raster", "block", "random", "checkerboard")
-JITTERS = ("none", "uniform", "normal", "exponential")
 MISSING_MODEL_POLICIES = ("error", "skip")
+# The other enumerations come from the layer that owns them: coders codec.entropy.CODERS, interleavers
+# sim.interleave.SCHEMES, jitter laws sim.network.JITTERS, LPIPS nets codec.metrics.LPIPS_NETS, concealment
+# methods / options / model kinds codec.conceal. All but the coders are imported where they are checked,
+# so importing this module stays cheap (sim and codec.conceal cost ~0.2 s, codec.metrics loads torch).
 
 TOP_KEYS = ("name", "description", "images", "codec", "channels", "fec", "pairs", "packetization", "link",
             "pacing_bps", "deadline_s", "concealment", "seeds", "metrics", "examples", "execution")
@@ -108,9 +106,6 @@ FEC_KEYS = ("n", "k", "nsym")
 PAIR_KEYS = ("codebook_size", "fec")
 # the parameter that sets the loss rate of a channel model (x axis of the loss curves)
 LOSS_PARAMS = {"index_loss": "rate", "bernoulli": "p", "gilbert_elliott": "loss_rate", "bsc": "ber"}
-
-MIN_SIDE = {"alex": 31, "vgg": 16}  # LPIPS backbones' smallest input side
-SSIM_MIN_SIDE = 11
 
 
 class ConfigError(VQSimError, ValueError):
@@ -251,7 +246,7 @@ def _codec(v: Any) -> dict:
     ft = {True: "true", False: "false", None: "auto"}.get(ft, ft) if isinstance(ft, (bool, type(None))) else ft
     if ft not in ("auto", "true", "false"):
         raise _err("codec.finetuned", f"must be auto, true or false, got {d.get('finetuned')!r}")
-    return {"model": model, "codebook_sizes": sizes_l, "coder": _choice(d.get("coder", "arith"), STREAM_CODERS, "codec.coder"),
+    return {"model": model, "codebook_sizes": sizes_l, "coder": _choice(d.get("coder", "arith"), CODERS, "codec.coder"),
             "kmeans_seed": _int(d.get("kmeans_seed", 0), "codec.kmeans_seed", 0), "finetuned": ft, "device": device}
 
 
@@ -301,11 +296,13 @@ def _pairs(v: Any) -> list[dict] | None:
 
 
 def _packetization(v: Any) -> dict:
+    from sim.interleave import SCHEMES
+
     d = _check_keys(v, PACKET_KEYS, "packetization")
     mtus = [_int(m, f"packetization.mtu[{i}]", 8, 65000) for i, m in enumerate(_as_list(d.get("mtu", 1200), "packetization.mtu"))]
-    ils = [_choice(m, INTERLEAVERS, f"packetization.interleave[{i}]")
+    ils = [_choice(m, SCHEMES, f"packetization.interleave[{i}]")
            for i, m in enumerate(_as_list(d.get("interleave", "raster"), "packetization.interleave"))]
-    cds = [_choice(m, STREAM_CODERS, f"packetization.coder[{i}]")
+    cds = [_choice(m, CODERS, f"packetization.coder[{i}]")
            for i, m in enumerate(_as_list(d.get("coder", "arith"), "packetization.coder"))]
     for name, vals in (("mtu", mtus), ("interleave", ils), ("coder", cds)):
         if len(set(vals)) != len(vals):
@@ -314,6 +311,8 @@ def _packetization(v: Any) -> dict:
 
 
 def _link(v: Any) -> dict:
+    from sim.network import JITTERS
+
     d = _check_keys(v, tuple(LINK_DEFAULTS), "link")
     out = dict(LINK_DEFAULTS)
     out.update(d)
@@ -329,7 +328,7 @@ def _link(v: Any) -> dict:
 
 
 def _concealment(v: Any) -> dict:
-    from codec.conceal import CONCEAL_METHODS
+    from codec.conceal import CONCEAL_METHODS, CONCEAL_OPTIONS
 
     d = _check_keys(v, CONCEAL_KEYS, "concealment")
     methods = [_choice(m, tuple(CONCEAL_METHODS), f"concealment.methods[{i}]")
@@ -338,11 +337,6 @@ def _concealment(v: Any) -> dict:
         raise _err("concealment.methods", f"duplicate methods {methods}")
     opts_in = _check_keys(d.get("options"), tuple(CONCEAL_METHODS), "concealment.options")
     options: dict[str, dict] = {}
-    try:
-        from codec import conceal as _c
-        allowed_opts: dict[str, tuple] = dict(getattr(_c, "_OPTIONS", {}))
-    except ImportError:  # pragma: no cover
-        allowed_opts = {}
     for m, o in opts_in.items():
         if m not in methods:
             raise _err(f"concealment.options.{m}", f"options for a method not in concealment.methods {methods}")
@@ -350,9 +344,7 @@ def _concealment(v: Any) -> dict:
             continue
         if not isinstance(o, Mapping):
             raise _err(f"concealment.options.{m}", f"must be a mapping of option: value, got {o!r}")
-        if m in allowed_opts:
-            allowed = tuple(x for x in allowed_opts[m] if x != "return_stats")
-            _check_keys(o, allowed, f"concealment.options.{m}")
+        _check_keys(o, CONCEAL_OPTIONS[m], f"concealment.options.{m}")
         options[m] = {str(k): o[k] for k in sorted(o)}
     models = _check_keys(d.get("models"), ("ar", "bidir"), "concealment.models")
     for k, p in models.items():
@@ -375,6 +367,8 @@ def _seeds(v: Any) -> list[int]:
 
 
 def _metrics(v: Any) -> dict:
+    from codec.metrics import LPIPS_NETS
+
     d = _check_keys(v, METRIC_KEYS, "metrics")
     nets = [_choice(n, LPIPS_NETS, f"metrics.nets[{i}]") for i, n in enumerate(_as_list(d.get("nets", ["alex"]), "metrics.nets"))]
     if len(set(nets)) != len(nets):
@@ -606,6 +600,7 @@ def check_resources(cfg: dict) -> list[str]:
     Raises ConfigError for a missing codec model, a codebook size above K, or
     a missing concealment model (unless skipped).
     """
+    from codec.conceal import MODEL_KIND
     from codec.errors import ModelNotFoundError
     from codec.zoo import _load_base, concealer_path, resolve_model_path
 
@@ -632,7 +627,7 @@ def check_resources(cfg: dict) -> list[str]:
     conc = cfg["concealment"]
     keep = []
     for m in conc["methods"]:
-        kind = MODEL_METHODS.get(m)
+        kind = MODEL_KIND.get(m)
         if kind is None:
             keep.append(m)
             continue
