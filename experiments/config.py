@@ -2,6 +2,9 @@
 
 A sweep config is a YAML mapping.  Every key is optional except ``channels``;
 unknown keys are errors (typos must not silently fall back to defaults).
+Numbers in exponent notation such as ``1.0e7`` or ``1e-4``, which PyYAML
+(YAML 1.1) reads as strings, are numbers in the float fields and channel
+parameters; any other string there is an error.
 
 .. code-block:: yaml
 
@@ -64,6 +67,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -138,6 +142,16 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
+# A decimal number in exponent notation: YAML 1.2 reads it as a float, PyYAML (YAML 1.1) as a string unless
+# the mantissa has a dot and the exponent a sign ("1.0e7", "1e-4", "5E6" are strings, "1.0e+7" a float).
+_EXPONENT_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+")
+
+
+def _yaml_float(v: Any) -> Any:
+    """``v`` as a float if it is a string in exponent notation (YAML 1.1's unread floats), else ``v`` unchanged."""
+    return float(v) if isinstance(v, str) and _EXPONENT_FLOAT.fullmatch(v) else v
+
+
 def _int(v: Any, path: str, lo: int | None = None, hi: int | None = None) -> int:
     if not _is_int(v):
         raise _err(path, f"must be an integer, got {v!r}")
@@ -151,6 +165,7 @@ def _num(v: Any, path: str, lo: float | None = None, hi: float | None = None, *,
          none_ok: bool = False) -> float | None:
     if v is None and none_ok:
         return None
+    v = _yaml_float(v)
     if not _is_num(v):
         raise _err(path, f"must be a finite number{' or null' if none_ok else ''}, got {v!r}")
     x = float(v)
@@ -207,6 +222,8 @@ def _images(v: Any) -> dict:
     elif not isinstance(src, str) or not src:
         raise _err("images.source", f"must be 'skimage', a folder, a glob, a file or a list of those; got {src!r}")
     names = d.get("names")
+    if names is not None and not isinstance(names, (list, tuple)):
+        raise _err("images.names", f"must be a list of photo names, got {names!r}; allowed: {', '.join(SKIMAGE_IMAGES)}")
     if src == "skimage":
         names = list(names) if names is not None else ["astronaut", "coffee", "chelsea", "rocket"]
         if not names:
@@ -439,11 +456,21 @@ def _channel_entry(v: Any, i: int) -> tuple[str, dict[str, list]]:
         return "__presets__", {"names": list(name)}
     if not isinstance(name, str) or not name.strip():
         raise _err(f"{path}.{keys[0]}", f"must be a channel name, got {name!r}")
-    grid = {k: (list(x) if isinstance(x, (list, tuple)) else [x]) for k, x in params.items()}
+    grid = {k: [_yaml_float(y) for y in (x if isinstance(x, (list, tuple)) else [x])] for k, x in params.items()}
     for k, vals in grid.items():
         if not vals:
             raise _err(f"{path}.{k}", "empty list of values")
     return name.strip(), grid
+
+
+def _channel_floats(entry: Any) -> Any:
+    """A copy of a channel entry whose parameters in exponent notation are floats (``_yaml_float``)."""
+    out = copy.deepcopy(entry)
+    if isinstance(out, dict):
+        for k, x in out.items():
+            if k not in ("model", "type", "name", "preset"):
+                out[k] = type(x)(map(_yaml_float, x)) if isinstance(x, (list, tuple)) else _yaml_float(x)
+    return out
 
 
 def _index_loss_point(params: dict, path: str) -> dict:
@@ -548,7 +575,7 @@ def validate_config(raw: Mapping[str, Any]) -> dict:
         raise _err("description", f"must be a string, got {desc!r}")
     if "channels" not in d:
         raise _err("channels", "missing: list at least one channel, e.g. [{model: bernoulli, p: [0.05, 0.1]}]")
-    channels = _as_list(d["channels"], "channels")
+    channels = [_channel_floats(c) for c in _as_list(d["channels"], "channels")]
     expand_channels(channels)  # raises on bad channels
     codec = _codec(d.get("codec"))
     pairs = _pairs(d.get("pairs"))
@@ -562,7 +589,7 @@ def validate_config(raw: Mapping[str, Any]) -> dict:
         "description": desc,
         "images": _images(d.get("images")),
         "codec": codec,
-        "channels": copy.deepcopy(channels),
+        "channels": channels,
         "fec": _fecs(d.get("fec")) if pairs is None else None,
         "pairs": pairs,
         "packetization": _packetization(d.get("packetization")),

@@ -139,3 +139,31 @@ def test_fec_vs_concealment_pairs_match_payload_bits():
     cost = {math.ceil(math.log2(p["codebook_size"])) * (p["fec"]["n"] / p["fec"]["k"] if p["fec"]["n"] else 1)
             for p in cfg["pairs"]}
     assert len(cfg["pairs"]) >= 3 and len(cost) == 1
+
+
+def test_yaml_exponent_floats_are_numbers(tmp_path):
+    """PyYAML (YAML 1.1) reads 1.0e5 / 1e-4 as strings; numeric fields accept exactly that form, nothing else."""
+    f = tmp_path / "exp.yaml"
+    f.write_text("channels:\n  - {model: bsc, ber: [1e-4, 1.0e-3]}\n  - {model: bernoulli, p: 5E-2}\n"
+                 "link: {bandwidth_bps: 1.0e5, jitter_s: 2e-3}\npacing_bps: 5e4\nexecution: {flush_every_s: 1E1}\n")
+    raw = load_config(f)
+    assert raw["link"]["bandwidth_bps"] == "1.0e5" and raw["channels"][0]["ber"][0] == "1e-4"  # the YAML 1.1 quirk
+    cfg = validate_config(raw)
+    assert cfg["link"]["bandwidth_bps"] == 1e5 and cfg["link"]["jitter_s"] == 2e-3 and cfg["pacing_bps"] == 5e4
+    assert cfg["execution"]["flush_every_s"] == 10.0
+    assert cfg["channels"] == [{"model": "bsc", "ber": [1e-4, 1e-3]}, {"model": "bernoulli", "p": 0.05}]
+    assert [p["label"] for p in expand_channels(cfg["channels"])] == ["bsc(ber=0.0001)", "bsc(ber=0.001)",
+                                                                       "bernoulli(p=0.05)"]
+    same = validate_config({**raw, "channels": [{"model": "bsc", "ber": [1e-4, 1e-3]}, {"model": "bernoulli", "p": 0.05}],
+                            "link": {"bandwidth_bps": 1e5, "jitter_s": 2e-3}, "pacing_bps": 5e4,
+                            "execution": {"flush_every_s": 10.0}})
+    assert config_hash(cfg) == config_hash(same)
+    for bad in ("fast", "100", "0.5", "1e", "e5", "1e5x", "1,5e3", "0x1p3", "inf", "nan", "1e400"):
+        assert "link.bandwidth_bps" in error(base(link={"bandwidth_bps": bad})), bad
+    assert "channels[0]" in error({"channels": [{"model": "bernoulli", "p": "0.1"}]})
+
+
+@pytest.mark.parametrize("names", [True, 3, "astronaut", {"a": 1}])
+def test_image_names_must_be_a_list(names):
+    msg = error(base(images={"names": names}))
+    assert "images.names" in msg and "list" in msg and "astronaut" in msg
