@@ -148,7 +148,7 @@ def cmd_conceal(args) -> int:
             opts["rule"] = args.rule
     t0 = time.perf_counter()
     out = conceal(received, lost, args.method, model=model, codebook=codec.codebook,
-                  rng=torch.Generator().manual_seed(args.seed), **opts)
+                  rng=torch.Generator().manual_seed(args.seed), **opts).index_map
     ms = 1000 * (time.perf_counter() - t0)
     ref = codec.decode_indices_tensor(imap)
     rec = codec.decode_indices_tensor(out)
@@ -166,13 +166,10 @@ def cmd_conceal(args) -> int:
 
 
 def cmd_train_transformer(args) -> int:
-    import torch
-
-    from codec.image import list_images
     from codec.conceal.train import TransformerTrainConfig, load_or_encode_index_maps, train_transformer
-    from codec.zoo import load_codec
-
+    from codec.image import list_images
     from codec.runtime import configure_cpu
+    from codec.zoo import load_codec
 
     configure_cpu(args.threads)
     rng_mask = None
@@ -218,8 +215,8 @@ def cmd_train_transformer(args) -> int:
 
 
 def cmd_index_data(args) -> int:
-    from codec.image import list_images
     from codec.conceal.data import DEFAULT_VARIANTS, build_index_dataset, parse_variants
+    from codec.image import list_images
     from codec.zoo import load_codec
 
     try:

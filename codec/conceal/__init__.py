@@ -1,8 +1,9 @@
 """Concealment of lost VQ indices: the methods, their transformers (model, files, training) and one interface.
 
 ``conceal(index_map, lost_mask, method, ...)`` replaces the indices marked
-lost (``lost_mask`` True) by estimates.  Methods (``CONCEAL_METHODS``), one
-module per family:
+lost (``lost_mask`` True) by estimates and returns a :class:`Concealment`
+(``.index_map``, ``.indices``, ``.method``, ``.stats``).  Methods
+(``CONCEAL_METHODS``), one module per family:
 
 * ``ar`` / ``ar_naive`` (:mod:`.ar`) — the paper's sliding-window
   autoregressive transformer (taming's window rule, :mod:`.window`);
@@ -13,7 +14,8 @@ module per family:
   (:mod:`.decoding`).  Need ``codebook``.
 * ``mean``, ``neighbor``, ``latent_avg``, ``none`` (:mod:`.baselines`).
 
-:mod:`.registry` names each method, its options and the model kind it needs.
+:mod:`.registry` (``METHODS``) names each method, its options, the model kind it
+needs and whether it reads the codebook.
 Baselines need ``codebook`` (K, D); model methods need ``model`` (a
 :class:`GPT`, :mod:`.model`, with vocabulary K or K+1).  The transformers:
 :mod:`.files` (save / load), :mod:`.taming` (official checkpoints),
@@ -32,7 +34,7 @@ from .baselines import conceal_latent_avg, conceal_mean, conceal_neighbor, conce
 from .bidir import conceal_bidir
 from .decoding import ESTIMATES, nearest_codeword
 from .masks import random_loss_mask
-from .registry import CONCEAL_METHODS, MODEL_KIND, conceal
+from .registry import CONCEAL_METHODS, CONCEAL_OPTIONS, METHODS, MODEL_KIND, Concealment, ConcealMethod, conceal
 from .window import AR_WINDOW_RULES, WINDOW, ar_tile_origins, window_origin
 
 # attribute -> submodule that defines it (loaded on first access: these import torch)
@@ -52,9 +54,9 @@ _LAZY = {
 }
 
 __all__ = [
-    "AR_WINDOW_RULES", "CONCEAL_METHODS", "ESTIMATES", "MODEL_KIND", "WINDOW",
-    "ar_tile_origins", "conceal", "conceal_ar", "conceal_ar_naive", "conceal_bidir", "conceal_latent_avg",
-    "conceal_mean", "conceal_neighbor", "conceal_none", "dependency_waves", "nearest_codeword",
+    "AR_WINDOW_RULES", "CONCEAL_METHODS", "CONCEAL_OPTIONS", "ESTIMATES", "METHODS", "MODEL_KIND", "WINDOW",
+    "Concealment", "ConcealMethod", "ar_tile_origins", "conceal", "conceal_ar", "conceal_ar_naive", "conceal_bidir",
+    "conceal_latent_avg", "conceal_mean", "conceal_neighbor", "conceal_none", "dependency_waves", "nearest_codeword",
     "random_loss_mask", "window_origin", *_LAZY,
 ]
 

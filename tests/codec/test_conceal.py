@@ -17,7 +17,6 @@ from codec.conceal import (
     random_loss_mask,
     window_origin,
 )
-from codec.conceal.ar import benchmark_ar
 from codec.types import IndexMap
 
 K = 16
@@ -170,14 +169,6 @@ def test_dependency_waves_respect_window_prefix():
         assert w == (max(deps) + 1 if deps else 0)
 
 
-def test_benchmark_ar_small():
-    res = benchmark_ar(model=_gpt(vocab=65), fractions=(0.3,), shape=(12, 20), window=8)
-    (r,) = res
-    assert r["equal"] and r["n_lost"] == 72 and r["naive_s"] > 0 and r["fast_s"] > 0
-    assert r["ratio"] == pytest.approx(r["naive_s"] / r["fast_s"])
-    assert r["tokens_fast"] < r["tokens_naive"]
-
-
 # --------------------------------------------------------------------------- bidirectional
 def test_bidir_fills_deterministically(kodak):
     m = _gpt(causal=False, block=256)
@@ -185,11 +176,11 @@ def test_bidir_fills_deterministically(kodak):
     lost = random_loss_mask(imap.shape, 0.3, np.random.default_rng(5))
     a = conceal(imap, lost, "bidir", model=m, steps=4)
     b = conceal(imap, lost, "bidir", model=m, steps=4)
-    assert a == b and np.array_equal(a.indices[~lost], imap.indices[~lost])
+    assert a.index_map == b.index_map and np.array_equal(a.indices[~lost], imap.indices[~lost])
     s1 = conceal(imap, lost, "bidir", model=m, sample=True, rng=np.random.default_rng(0))
     s2 = conceal(imap, lost, "bidir", model=m, sample=True, rng=np.random.default_rng(0))
     s3 = conceal(imap, lost, "bidir", model=m, sample=True, rng=np.random.default_rng(1))
-    assert s1 == s2 and not np.array_equal(s1.indices, s3.indices)
+    assert s1.index_map == s2.index_map and not np.array_equal(s1.indices, s3.indices)
 
 
 def test_bidir_one_step_is_single_pass_argmax(kodak):
@@ -246,12 +237,12 @@ def test_latent_avg_isolated_and_holes(kodak):
 def test_none_and_all_lost(kodak):
     imap, cb = kodak[0][0], kodak[1]
     lost = random_loss_mask(imap.shape, 0.3, np.random.default_rng(9))
-    assert conceal(imap, lost, "none") == imap
+    assert conceal(imap, lost, "none").index_map == imap
     assert (conceal(imap, lost, "none", fill_value=0).indices[lost] == 0).all()
     every = np.ones(imap.shape, bool)
     mean = conceal(imap, every, "mean", codebook=cb)
-    assert conceal(imap, every, "neighbor", codebook=cb) == mean
-    assert conceal(imap, every, "latent_avg", codebook=cb) == mean
+    assert conceal(imap, every, "neighbor", codebook=cb).index_map == mean.index_map
+    assert conceal(imap, every, "latent_avg", codebook=cb).index_map == mean.index_map
 
 
 # --------------------------------------------------------------------------- interface errors
@@ -308,7 +299,7 @@ def test_ar_mean_estimate_fast_equals_naive_and_differs_from_mode(kodak):
     m = _gpt(seed=1)
     a = conceal(imap, lost, "ar_naive", model=m, codebook=cb, window=8, estimate="mean")
     b = conceal(imap, lost, "ar", model=m, codebook=cb, window=8, estimate="mean")
-    assert a == b
+    assert a.index_map == b.index_map
     assert np.array_equal(a.indices[~lost], imap.indices[~lost])
     mode = conceal(imap, lost, "ar", model=m, window=8)
     assert not np.array_equal(mode.indices, a.indices)
@@ -336,9 +327,9 @@ def test_mean_method_names_are_the_mean_estimate(kodak):
     imap = IndexMap(maps[2].indices[:12, :12], K, (192, 192))
     lost = random_loss_mask(imap.shape, 0.25, np.random.default_rng(4))
     m, b = _gpt(seed=3), _gpt(causal=False, seed=4)
-    assert conceal(imap, lost, "ar_mean", model=m, codebook=cb, window=8) == \
-        conceal(imap, lost, "ar", model=m, codebook=cb, window=8, estimate="mean")
-    assert conceal(imap, lost, "bidir_mean", model=b, codebook=cb, window=8) == \
-        conceal(imap, lost, "bidir", model=b, codebook=cb, window=8, estimate="mean")
+    assert conceal(imap, lost, "ar_mean", model=m, codebook=cb, window=8).index_map == \
+        conceal(imap, lost, "ar", model=m, codebook=cb, window=8, estimate="mean").index_map
+    assert conceal(imap, lost, "bidir_mean", model=b, codebook=cb, window=8).index_map == \
+        conceal(imap, lost, "bidir", model=b, codebook=cb, window=8, estimate="mean").index_map
     with pytest.raises(ValueError, match="unknown option"):
         conceal(imap, lost, "ar_mean", model=m, codebook=cb, window=8, sample=True)

@@ -128,3 +128,17 @@ def test_format_table_lists_every_summary_metric(quick):
         for key in sec["summary"]:
             assert key in table
     assert res["machine"]["cpu_model"] in table
+
+
+def test_benchmark_ar_small():
+    from codec.conceal import GPT
+
+    torch.manual_seed(0)  # a small random causal GPT: vocab 64 codewords + [mask], block 64
+    m = GPT(vocab_size=65, block_size=64, n_layer=2, n_head=2, n_embd=32, causal=True)
+    with torch.no_grad():
+        m.pos_emb.normal_(0.0, 0.02)
+    res = bench.benchmark_ar(model=m.eval(), fractions=(0.3,), shape=(12, 20), window=8)
+    (r,) = res
+    assert r["equal"] and r["n_lost"] == 72 and r["naive_s"] > 0 and r["fast_s"] > 0
+    assert r["ratio"] == pytest.approx(r["naive_s"] / r["fast_s"])
+    assert r["tokens_fast"] < r["tokens_naive"]
