@@ -42,12 +42,13 @@ import numpy as np
 import simpy
 
 from channels.base import BitErrorModel, LossModel
+from channels.stats import run_lengths
 from codec.types import IndexMap
 
 from .fec import ErasureFEC, InPacketRS
 from .packet import OVERHEAD, Packet, PacketError
 from .packetizer import DEFAULT_MTU, depacketize, packetize
-from .record import TransmissionRecord, percentiles, run_lengths
+from .record import TransmissionRecord, percentiles
 from codec.errors import ParameterError
 
 JITTERS: tuple[str, ...] = ("none", "uniform", "normal", "exponential")

@@ -9,17 +9,6 @@ import numpy as np
 from codec.types import IndexMap
 
 
-def run_lengths(mask: np.ndarray) -> np.ndarray:
-    """Lengths of the runs of True in a 1-D bool array (vectorized), int64."""
-    m = np.asarray(mask, dtype=bool).ravel()
-    if m.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    d = np.diff(np.concatenate([[0], m.view(np.int8), [0]]).astype(np.int8))
-    starts = np.flatnonzero(d == 1)
-    ends = np.flatnonzero(d == -1)
-    return (ends - starts).astype(np.int64)
-
-
 def percentiles(values: np.ndarray) -> dict[str, float]:
     """p50 / p95 / p99 / max of the values (NaN if there are none)."""
     v = np.asarray(values, dtype=np.float64)

@@ -241,7 +241,8 @@ def test_sim_package_does_not_import_torch():
 
 
 def test_percentiles_match_numpy():
-    from sim.record import percentiles, run_lengths
+    from channels.stats import run_lengths
+    from sim.record import percentiles
 
     for n in (1, 2, 7, 100):
         v = np.random.default_rng(n).exponential(size=n)
