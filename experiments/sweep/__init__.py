@@ -51,27 +51,30 @@ the lock of a killed run, so rerunning after a crash resumes.
 
 Modules
 -------
-``sources`` (images) → ``plan`` (units, ids, seeds) → ``encode_cache`` (one encoding per image and codec
-setting) → ``context`` (per-process models) → ``trial`` (one unit: transmit, conceal, decode, score, rows)
-with ``scoring`` → ``executors`` (local threads, Dask) → ``storage`` (atomic files, rows) and
-``provenance`` (folder, lock, provenance.json) → ``run`` (:func:`run_sweep`, :func:`summary_table`).
+``sources`` (images) → ``plan`` (units, ids, seeds) → ``codecs`` / ``encode_cache`` (one encoding per image
+and codec setting) → ``context`` (a worker's models and references) → ``trial`` (one unit: ``transmit``,
+conceal, ``scoring`` (decode + score in one batch), ``examples``, rows) → ``executors`` (local threads) /
+``dask_executor`` → ``storage`` (atomic files, rows), ``provenance`` (folder, lock, provenance.json),
+``progress`` → ``run`` (:func:`run_sweep`, :func:`summary_table`); ``errors``.
 """
 from __future__ import annotations
 
-from .context import TrialContext
+from .context import SweepInputs, TrialContext
 from .encode_cache import CACHE_VERSION, EncodedImage, prepare_encodings
 from .errors import FolderLockedError, SweepError
 from .executors import EXECUTORS
 from .plan import Unit, plan_units
-from .progress import Progress
+from .progress import progress_bar
 from .provenance import REPO_ROOT, lock_folder
 from .run import SweepOutcome, run_sweep, summary_table
 from .sources import SweepImage, load_images
 from .storage import ResultStore, read_results
+from .scoring import batch_metrics
 from .trial import UnitResult, run_unit
 
 __all__ = [
-    "SweepError", "FolderLockedError", "SweepImage", "Unit", "EncodedImage", "TrialContext", "ResultStore", "SweepOutcome",
-    "UnitResult", "load_images", "plan_units", "prepare_encodings", "run_unit", "run_sweep", "summary_table", "Progress",
-    "read_results", "lock_folder", "CACHE_VERSION", "EXECUTORS", "REPO_ROOT",
+    "SweepError", "FolderLockedError", "SweepImage", "Unit", "EncodedImage", "TrialContext", "SweepInputs", "ResultStore",
+    "SweepOutcome", "UnitResult", "load_images", "plan_units", "prepare_encodings", "run_unit", "run_sweep",
+    "summary_table", "progress_bar", "batch_metrics", "read_results", "lock_folder", "CACHE_VERSION", "EXECUTORS",
+    "REPO_ROOT",
 ]

@@ -1,8 +1,14 @@
-"""Per-process state of the trial runner: codecs, codebooks, concealment models and metric references."""
+"""Per-worker state of the trial runner: codecs, codebooks, concealment models and metric references.
+
+A :class:`TrialContext` is owned by whoever runs the units: the local executor builds one per sweep
+and shares it between its threads; a Dask worker's plugin builds one per sweep for that worker
+(:mod:`experiments.sweep.dask_executor`).  Nothing is kept at module level.
+"""
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -10,11 +16,13 @@ import numpy as np
 from .codecs import _load_codec
 from .encode_cache import EncodedImage
 
-__all__ = ["TrialContext"]
+__all__ = ["TrialContext", "SweepInputs"]
 
 
 class TrialContext:
-    """Per-process state of the trial runner: codecs, codebooks and concealment models, loaded lazily.
+    """State of the trial runner: codecs, codebooks, concealment models and metric references, loaded lazily.
+
+    Thread-safe: the threads of one worker share it (models and references are built once).
 
     Args:
         cfg: resolved, resource-checked config.
@@ -92,23 +100,21 @@ class TrialContext:
             return self._models[key]
 
 
-_CONTEXTS: dict[str, TrialContext] = {}
-_CONTEXT_LOCK = threading.Lock()
+@dataclass(frozen=True)
+class SweepInputs:
+    """What every worker needs to run the units of one sweep run (sent to each worker once).
 
+    Attributes:
+        key: unique per run (config hash, pid, start time): names the run's per-worker state.
+        cfg: resolved, resource-checked config.  images: {image hash: uint8 pixels}.
+        encoded: output of :func:`prepare_encodings`.
+    """
 
-def _context_from_payload(payload: Mapping[str, Any]) -> TrialContext:
-    """The process-wide context for a payload (built once per process and config hash)."""
-    key = payload["key"]
-    with _CONTEXT_LOCK:
-        ctx = _CONTEXTS.get(key)
-        if ctx is None:
-            # a Dask worker process is a process the CLI did not configure: same CPU settings here
-            from codec.runtime import configure_cpu
+    key: str
+    cfg: Mapping[str, Any]
+    images: Mapping[str, np.ndarray]
+    encoded: Mapping[str, EncodedImage]
 
-            threads = payload["cfg"]["execution"]["torch_threads"]
-            configure_cpu(int(threads) if threads else None)
-            ctx = TrialContext(payload["cfg"], payload["images"], payload["encoded"])
-            _CONTEXTS.clear()  # one sweep per process at a time
-            _CONTEXTS[key] = ctx
-        return ctx
-
+    def context(self) -> TrialContext:
+        """A new (empty) context for these inputs; its owner builds it once and reuses it for every unit."""
+        return TrialContext(self.cfg, self.images, self.encoded)

@@ -43,6 +43,9 @@ class EncodedImage:
     lossfree: np.ndarray
     metrics: dict[str, float]
 
+    def to_row(self) -> dict[str, float]:
+        """The loss-free reconstruction's metrics as result columns ``lossfree_<metric>``."""
+        return {f"lossfree_{k}": float(v) for k, v in self.metrics.items()}
 
 
 CACHE_VERSION = "v2"

@@ -1,4 +1,16 @@
-"""Executors: run units on local threads or on Dask workers, a failing unit becoming a SweepError."""
+"""Executors: the local thread executor, the checked unit runner, and the thread count trials run with.
+
+Process settings are explicit and set where the workers start:
+
+* **torch threads** — the config's ``execution.torch_threads`` (CPU kernels round differently with other
+  counts, so the rows depend on it).  :func:`experiments.sweep.run.run_sweep` holds it for its own
+  process with :func:`torch_threads` from the first encoding to the last local trial (the previous count
+  is restored afterwards); the local executor's threads start inside that block and take it over.
+* **CPU tuning** (``codec.runtime.configure_cpu``: denormals flushed, large buffers on the heap) — applied
+  by :class:`LocalExecutor` when it starts (before its threads start: they inherit the flag).
+* Dask workers apply both in each worker thread before its first unit
+  (:mod:`experiments.sweep.dask_executor`).
+"""
 from __future__ import annotations
 
 import contextlib
@@ -7,22 +19,31 @@ from typing import Any, Iterable, Iterator, Mapping
 from codec.errors import VQSimError
 
 from ..config import fec_label
-from .context import TrialContext, _context_from_payload
-from .errors import SweepError, _reason
+from .context import SweepInputs, TrialContext
+from .errors import SweepError
 from .plan import Unit
 from .trial import UnitResult, run_unit
 
-__all__ = ["EXECUTORS"]
+__all__ = ["EXECUTORS", "LocalExecutor", "make_executor", "run_checked", "torch_threads"]
 
 EXECUTORS = ("local", "dask")
 
 
-def _worker_run(unit: Unit, payload: Mapping[str, Any]) -> UnitResult:
-    """Dask task: run one unit with the process-wide context of the (scattered) payload."""
-    return _run_checked(unit, _context_from_payload(payload))
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """``torch.set_num_threads(n)`` for a ``with`` block; the previous count is restored at its end."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
-def _run_checked(unit: Unit, ctx: TrialContext) -> UnitResult:
+def run_checked(unit: Unit, ctx: TrialContext) -> UnitResult:
+    """:func:`run_unit`; an unexpected exception becomes a SweepError naming the unit's parameters."""
     try:
         return run_unit(unit, ctx)
     except VQSimError:
@@ -34,110 +55,60 @@ def _run_checked(unit: Unit, ctx: TrialContext) -> UnitResult:
                          f"{[m for m, _ in unit.trials]}): {type(e).__name__}: {e}") from e
 
 
-def _iter_local(units: Iterable[Unit], payload: dict, workers: int) -> Iterator[UnitResult]:
+class LocalExecutor:
     """Run units in this process: sequentially, or on ``workers`` threads sharing one context.
 
-    Threads share the loaded codec, LPIPS and concealment models (and the
-    GPU); torch kernels release the GIL, so decoding and scoring run in
-    parallel.  For process-level parallelism (or several machines) use the
-    dask executor.
+    The executor owns the sweep's :class:`TrialContext` (built when it starts, once per sweep).  Threads
+    share the loaded codec, LPIPS and concealment models (and the GPU); torch kernels release the GIL,
+    so decoding and scoring run in parallel.  Trials run with this process's torch thread count (the
+    caller's: :func:`run_sweep` holds ``execution.torch_threads``).  For process-level parallelism (or
+    several machines) use the dask executor.
     """
-    ctx = _context_from_payload(payload)
-    if workers <= 1:
-        for u in units:
-            yield _run_checked(u, ctx)
-        return
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vqsim-trial") as ex:
-        it = iter(units)
-        running: set = set()
-        try:
-            while True:
-                while len(running) < 2 * workers:
-                    u = next(it, None)
-                    if u is None:
-                        break
-                    running.add(ex.submit(_run_checked, u, ctx))
-                if not running:
-                    return
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    yield f.result()
-        finally:
-            for f in running:
-                f.cancel()
+    def __init__(self, inputs: SweepInputs, workers: int):
+        from codec.runtime import configure_cpu
+
+        configure_cpu()  # the CPU tuning the CLI applies, also for sweeps started from Python
+        self.workers = workers
+        self.context = inputs.context()
+
+    def run(self, units: Iterable[Unit]) -> Iterator[UnitResult]:
+        """The units' results, in completion order (≤ 2·workers units in flight)."""
+        ctx = self.context
+        if self.workers <= 1:
+            for u in units:
+                yield run_checked(u, ctx)
+            return
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="vqsim-trial") as ex:
+            it = iter(units)
+            running: set = set()
+            try:
+                while True:
+                    while len(running) < 2 * self.workers:
+                        u = next(it, None)
+                        if u is None:
+                            break
+                        running.add(ex.submit(run_checked, u, ctx))
+                    if not running:
+                        return
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        yield f.result()
+            finally:
+                for f in running:
+                    f.cancel()
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int):
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
+def make_executor(kind: str, inputs: SweepInputs, workers: int, scheduler: str | None = None,
+                  cluster_kwargs: Mapping[str, Any] | None = None):
+    """A :class:`LocalExecutor`, or a :class:`experiments.sweep.dask_executor.DaskExecutor` (``kind="dask"``);
+    each has ``run(units) -> Iterator[UnitResult]``."""
+    if kind == "local":
+        return LocalExecutor(inputs, workers)
     try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def _dask_client(workers: int, scheduler: str | None, cluster_kwargs: Mapping[str, Any] | None):
-    """(client, own LocalCluster or None); a scheduler that cannot be reached is a SweepError."""
-    try:
-        from dask.distributed import Client, LocalCluster
+        from .dask_executor import DaskExecutor
     except ImportError as e:  # pragma: no cover - depends on the install
         raise SweepError("--executor dask needs dask.distributed: pip install 'vqsim[dask]'") from e
-    if scheduler:
-        try:
-            return Client(scheduler, timeout=30), None
-        except (OSError, TimeoutError) as e:
-            raise SweepError(f"cannot connect to the dask scheduler {scheduler} ({_reason(e)})") from None
-    kw = {"n_workers": max(1, workers), "threads_per_worker": 1, "processes": True, "dashboard_address": None}
-    kw.update(cluster_kwargs or {})
-    cluster = LocalCluster(**kw)
-    return Client(cluster), cluster
-
-
-def _dask_result(fut, unit: Unit) -> UnitResult:
-    """A finished task's result; a lost worker or a transport failure becomes a SweepError naming the unit."""
-    try:
-        return fut.result()
-    except VQSimError:
-        raise  # a failing trial, already explained by _run_checked on the worker
-    except Exception as e:
-        raise SweepError(f"dask task of trial unit {unit.unit_id} (image {unit.params['image']}, channel "
-                         f"{unit.info['channel_label']}) failed: {_reason(e)}; the rows stored so far are kept, "
-                         "rerun the same command to continue") from e
-
-
-def _iter_dask(units: Iterable[Unit], payload: dict, workers: int, scheduler: str | None,
-               cluster_kwargs: Mapping[str, Any] | None) -> Iterator[UnitResult]:
-    """Run units as dask tasks (the payload is scattered to every worker once; ≤ 2·workers tasks in flight)."""
-    from dask.distributed import as_completed
-
-    client, cluster = _dask_client(workers, scheduler, cluster_kwargs)
-    try:
-        pf = client.scatter(payload, broadcast=True)
-        it = iter(units)
-        ac = as_completed([])
-        running: dict[str, Unit] = {}
-
-        def submit() -> None:
-            u = next(it, None)
-            if u is not None:
-                fut = client.submit(_worker_run, u, pf, pure=False)
-                running[fut.key] = u
-                ac.add(fut)
-
-        for _ in range(2 * max(1, workers)):
-            submit()
-        while running:
-            fut = next(ac)
-            res = _dask_result(fut, running.pop(fut.key))
-            yield res
-            submit()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
+    return DaskExecutor(inputs, workers, scheduler, cluster_kwargs)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..config import ChannelPoint, expand_channels
+from ..config import ChannelPoint, expand_channels, fec_label
 from .errors import SweepError
 from .sources import SweepImage
 
@@ -20,6 +21,7 @@ __all__ = ["Unit", "plan_units"]
 
 
 def _hash(obj: Any, n: int = 16) -> str:
+    """SHA-256 of the canonical JSON of ``obj`` (sorted keys), first ``n`` hex digits."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
 
 
@@ -29,9 +31,8 @@ def _words(hex_id: str) -> list[int]:
 
 
 def _rng(seed: int, hex_id: str) -> np.random.Generator:
+    """PCG64 seeded by ``SeedSequence([seed, *words(hex_id)])``."""
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), *_words(hex_id)])))
-
-
 
 @dataclass
 class Unit:
@@ -54,8 +55,56 @@ class Unit:
     example: bool = False
 
     def pending(self, done: set[str]) -> "Unit":
+        """This unit with only the trials whose ids are not in ``done``."""
         return Unit(self.unit_id, self.order, self.params, [t for t in self.trials if t[1] not in done],
                     self.info, self.example)
+
+    def to_row(self) -> dict[str, Any]:
+        """The unit's parameter columns of a result row (the channel's own parameters last, as ``ch_<name>``).
+
+        Links and limits a channel does not use (index loss) are NaN; numbers are float unless they are
+        counts, sizes or seeds.
+        """
+        p, info = self.params, self.info
+        f = p["fec"]
+        ch = p["channel"]
+        link = p["link"] or {}
+        row: dict[str, Any] = {
+            "unit_id": self.unit_id,
+            "image": p["image"], "image_hash": p["image_hash"],
+            "codec_model": p["codec_model"], "codec_sha": p["codec_sha"], "codebook_size": int(p["codebook_size"]),
+            "kmeans_seed": int(p["kmeans_seed"]), "finetuned": p.get("finetuned", "auto"), "source_coder": p["source_coder"],
+            "channel": str(ch["model"]), "channel_label": info["channel_label"], "channel_family": info["channel_family"],
+            "channel_kind": info["channel_kind"], "channel_entry": int(info["channel_entry"]),
+            "channel_params": json.dumps({k: v for k, v in ch.items() if k != "model"}, sort_keys=True),
+            "loss_rate_nominal": float(info["loss_rate_nominal"]), "burst_nominal": float(info["burst_nominal"]),
+            "ber_nominal": float(info["ber_nominal"]),
+            "fec": fec_label(f), "fec_n": int(f["n"]), "fec_k": int(f["k"]), "fec_nsym": int(f["nsym"]),
+            "fec_rate": (f["k"] / f["n"]) if f["n"] else 1.0,
+            "mtu": int(p["mtu"]), "interleave": p["interleave"], "coder": p["coder"],
+            "link_bandwidth_bps": float(link.get("bandwidth_bps", math.nan)),
+            "link_propagation_s": float(link.get("propagation_s", math.nan)),
+            "link_jitter": str(link.get("jitter", "none")), "link_jitter_s": float(link.get("jitter_s", math.nan)),
+            "link_queue_packets": float(link["queue_packets"]) if link.get("queue_packets") is not None else math.nan,
+            "link_queue_bytes": float(link["queue_bytes"]) if link.get("queue_bytes") is not None else math.nan,
+            "link_overhead_bytes": float(link.get("overhead_bytes", math.nan)),
+            "pacing_bps": float(p["pacing_bps"]) if p["pacing_bps"] is not None else math.nan,
+            "deadline_s": float(p["deadline_s"]) if p["deadline_s"] is not None else math.nan,
+            "seed": int(p["seed"]),
+        }
+        for k, v in ch.items():
+            if k != "model":
+                row[f"ch_{k}"] = _num_value(v)
+        return row
+
+
+def _num_value(v: Any) -> Any:
+    """A channel parameter as a column value: numbers as float, strings / bools / None as they are, else JSON."""
+    if isinstance(v, bool) or isinstance(v, str) or v is None:
+        return v
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return float(v)
+    return json.dumps(v)
 
 
 def _codec_fec_settings(cfg: Mapping[str, Any]) -> list[tuple[int, dict, int]]:

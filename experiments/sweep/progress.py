@@ -1,60 +1,45 @@
-"""The sweep's progress bar on stderr, with ETA."""
+"""The sweep's progress bar on stderr, with ETA (a ``tqdm`` bar).
+
+On a terminal the line is redrawn in place (at most every 0.1 s); on any other stream (a log file, a
+pipe) it is written as whole lines, one per ~10 % of the trials, so that logs stay readable.
+"""
 from __future__ import annotations
 
-import math
 import sys
-import time
+from typing import TextIO
 
-__all__ = ["Progress"]
+from tqdm import tqdm
 
+__all__ = ["progress_bar"]
 
-def _fmt_time(s: float) -> str:
-    if not math.isfinite(s):
-        return "--:--"
-    s = int(round(s))
-    h, r = divmod(s, 3600)
-    m, s = divmod(r, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+BAR_FORMAT = "{desc} [{bar:28}] {n_fmt}/{total_fmt} trials {percentage:5.1f}%  elapsed {elapsed}  ETA {remaining}"
 
 
-class Progress:
-    """A one-line progress bar with ETA on stderr (redrawn with \\r on a TTY, else a line every ~10 %)."""
+class _Lines:
+    """A text stream for tqdm that turns its in-place redraws (``\\r`` + line) into whole lines (a repeat of
+    the last line, as the final redraw at ``close()``, is left out)."""
 
-    def __init__(self, total: int, *, stream=None, enabled: bool = True, width: int = 28, label: str = "sweep"):
-        self.total = max(0, int(total))
-        self.done = 0
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled
-        self.width = width
-        self.label = label
-        self.t0 = time.perf_counter()
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._last_pct = -1
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self._last = ""
 
-    def line(self) -> str:
-        el = time.perf_counter() - self.t0
-        frac = self.done / self.total if self.total else 1.0
-        eta = el * (1 - frac) / frac if frac > 0 else math.inf
-        fill = int(round(self.width * frac))
-        return (f"{self.label} [{'#' * fill}{'.' * (self.width - fill)}] {self.done}/{self.total} trials "
-                f"{100 * frac:5.1f}%  elapsed {_fmt_time(el)}  ETA {_fmt_time(eta)}")
+    def write(self, s: str) -> int:
+        line = s.lstrip("\r").rstrip()
+        if line and line != self._last:
+            self.stream.write(line + "\n")
+            self._last = line
+        return len(s)
 
-    def update(self, n: int) -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        if self._tty:
-            self.stream.write("\r" + self.line())
-            self.stream.flush()
-        else:
-            pct = int(100 * self.done / self.total) // 10 if self.total else 10
-            if pct != self._last_pct:
-                self._last_pct = pct
-                self.stream.write(self.line() + "\n")
-                self.stream.flush()
+    def flush(self) -> None:
+        self.stream.flush()
 
-    def close(self) -> None:
-        if self.enabled and self._tty:
-            self.stream.write("\n")
-            self.stream.flush()
 
+def progress_bar(total: int, *, stream: TextIO | None = None, enabled: bool = True, label: str = "sweep") -> tqdm:
+    """A bar over ``total`` trials (``update(n)`` after n more, ``close()`` at the end) writing to ``stream``
+    (default stderr); ``enabled=False`` writes nothing."""
+    stream = stream if stream is not None else sys.stderr
+    total = max(0, int(total))
+    tty = bool(getattr(stream, "isatty", lambda: False)())
+    return tqdm(total=total, desc=label, file=stream if tty else _Lines(stream), disable=not enabled,
+                bar_format=BAR_FORMAT, ascii=".#", leave=True,
+                mininterval=0.1 if tty else 0.0, miniters=None if tty else max(1, total // 10))

@@ -18,7 +18,7 @@ __all__ = ["lock_folder", "REPO_ROOT"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _PACKAGES = ("numpy", "scipy", "pandas", "pyarrow", "torch", "torchvision", "lpips", "simpy", "reedsolo",
-             "matplotlib", "scikit-image", "pyyaml", "pillow", "dask", "distributed")
+             "matplotlib", "scikit-image", "pyyaml", "pillow", "tqdm", "dask", "distributed")
 
 
 def _git_info() -> dict[str, Any]:

@@ -14,15 +14,17 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 
 from ..config import ConfigError, check_resources, codec_sizes, config_hash, expand_channels, load_config, validate_config
+from .context import SweepInputs
 from .encode_cache import prepare_encodings
 from .errors import _warn_stderr
-from .executors import EXECUTORS, _iter_dask, _iter_local, _torch_threads
+from .executors import EXECUTORS, make_executor, torch_threads
 from .plan import Unit, plan_units
-from .progress import Progress
+from .progress import progress_bar
 from .provenance import (_device_info, _git_info, _now, _prepare_folder, _versions, _write_provenance, _write_yaml,
                          lock_folder)
 from .sources import load_images
 from .storage import ResultStore, _atomic_write_bytes
+from .trial import UnitResult
 
 __all__ = ["SweepOutcome", "run_sweep", "summary_table"]
 
@@ -58,7 +60,6 @@ def summary_table(df, metric: str | None = None, max_rows: int = 60) -> str:
 
         text += "\n\n" + paired_table(df, paired_metric, max_rows=max_rows)
     return text
-
 
 
 @dataclass
@@ -170,76 +171,74 @@ def run_sweep(
 
         n_run = 0
         status = "complete"
-        stack = contextlib.ExitStack()
         if pending:
-            # one fixed torch thread count for encoding and every trial (CPU results depend on it)
-            stack.enter_context(_torch_threads(cfg["execution"]["torch_threads"]))
-            need = {(u.params["codebook_size"], u.params["image_hash"]) for u in pending}
-            imgs = [im for im in images if any(h == im.hash for _, h in need)]
-            encoded = prepare_encodings(cfg, imgs, out / "cache" / "encode", log)
-            payload = {"key": f"{chash}-{os.getpid()}-{time.time_ns()}", "cfg": cfg,
-                       "images": {im.hash: im.pixels for im in imgs}, "encoded": encoded}
+            # The one place the sweep's process sets torch's thread count: the config's execution.torch_threads
+            # for the encodings and every local trial (CPU results depend on it), restored when the run ends.
+            with torch_threads(cfg["execution"]["torch_threads"]):
+                need = {(u.params["codebook_size"], u.params["image_hash"]) for u in pending}
+                imgs = [im for im in images if any(h == im.hash for _, h in need)]
+                encoded = prepare_encodings(cfg, imgs, out / "cache" / "encode", log)
+                inputs = SweepInputs(f"{chash}-{os.getpid()}-{time.time_ns()}", cfg,
+                                     {im.hash: im.pixels for im in imgs}, encoded)
 
-            def feed() -> Iterator[Unit]:
-                """The pending units, handed out lazily until max_trials trials have been submitted."""
-                submitted = 0
-                for u in pending:
-                    if max_trials is not None and submitted >= max_trials:
-                        return
-                    submitted += len(u.trials)
-                    yield u
+                def feed() -> Iterator[Unit]:
+                    """The pending units, handed out lazily until max_trials trials have been submitted."""
+                    submitted = 0
+                    for u in pending:
+                        if max_trials is not None and submitted >= max_trials:
+                            return
+                        submitted += len(u.trials)
+                        yield u
 
-            bar = Progress(n_pending if max_trials is None else min(n_pending, max_trials), enabled=progress)
-            if executor == "local":
-                results = _iter_local(feed(), payload, workers)
-            else:
-                results = _iter_dask(feed(), payload, workers, scheduler, dask_cluster_kwargs)
-            stack.callback(results.close)  # on any exit: stop the workers before the final consolidation
-            buf: list[dict] = []
-            last_flush = last_cons = time.perf_counter()
-            flush_s = cfg["execution"]["flush_every_s"]
-            cons_s = cfg["execution"]["consolidate_every_s"]
+                bar = progress_bar(n_pending if max_trials is None else min(n_pending, max_trials), enabled=progress)
+                results: Iterator[UnitResult] | None = None
+                buf: list[dict] = []
+                last_flush = last_cons = time.perf_counter()
+                flush_s = cfg["execution"]["flush_every_s"]
+                cons_s = cfg["execution"]["consolidate_every_s"]
 
-            def flush() -> None:
-                nonlocal buf, last_flush, n_run
-                if buf:
-                    store.append(buf)
-                    n_run += len(buf)
-                    buf = []
-                last_flush = time.perf_counter()
-                if on_chunk is not None:
-                    on_chunk(n_run, n_pending - n_run)
-
-            try:
-                for res in results:
-                    for rel, data in res.files.items():
-                        f = out / rel
-                        if not f.exists() or not rel.endswith(("original.png", "lossfree.png")):
-                            _atomic_write_bytes(f, data)
-                    buf.extend(res.rows)
-                    bar.update(len(res.rows))
-                    now = time.perf_counter()
-                    if now - last_flush >= flush_s:
-                        flush()
-                    if now - last_cons >= cons_s:
-                        store.consolidate(order)
-                        last_cons = time.perf_counter()
-                flush()
-            except BaseException:
-                status = "interrupted"
-                with contextlib.suppress(Exception):
+                def flush() -> None:
+                    nonlocal buf, last_flush, n_run
                     if buf:
                         store.append(buf)
                         n_run += len(buf)
                         buf = []
-                raise
-            finally:
-                bar.close()
-                stack.close()
-                df = store.consolidate(order)
-                run_info.update({"end": _now(), "trials_run": n_run, "status": status,
-                                 "wall_s": round(time.perf_counter() - t_start, 3)})
-                _write_provenance(out, prov)
+                    last_flush = time.perf_counter()
+                    if on_chunk is not None:
+                        on_chunk(n_run, n_pending - n_run)
+
+                try:
+                    results = make_executor(executor, inputs, workers, scheduler, dask_cluster_kwargs).run(feed())
+                    for res in results:
+                        for rel, data in res.files.items():
+                            f = out / rel
+                            if not f.exists() or not rel.endswith(("original.png", "lossfree.png")):
+                                _atomic_write_bytes(f, data)
+                        buf.extend(res.rows)
+                        bar.update(len(res.rows))
+                        now = time.perf_counter()
+                        if now - last_flush >= flush_s:
+                            flush()
+                        if now - last_cons >= cons_s:
+                            store.consolidate(order)
+                            last_cons = time.perf_counter()
+                    flush()
+                except BaseException:
+                    status = "interrupted"
+                    with contextlib.suppress(Exception):
+                        if buf:
+                            store.append(buf)
+                            n_run += len(buf)
+                            buf = []
+                    raise
+                finally:
+                    bar.close()
+                    if results is not None:
+                        results.close()  # on any exit: stop the workers before the final consolidation
+                    df = store.consolidate(order)
+                    run_info.update({"end": _now(), "trials_run": n_run, "status": status,
+                                     "wall_s": round(time.perf_counter() - t_start, 3)})
+                    _write_provenance(out, prov)
         else:
             df = store.consolidate(order)
             run_info.update({"end": _now(), "trials_run": 0, "status": status,

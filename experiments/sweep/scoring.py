@@ -1,17 +1,30 @@
-"""Scoring: metrics of a batch of reconstructions against one reference image, and of an image against itself."""
+"""The decode + score stage of a unit: its distinct concealed maps decoded and scored in one batch.
+
+Every reconstruction is scored against the original image and against the loss-free reconstruction
+(``*_vs_lossfree``): LPIPS per configured net (lower is better), PSNR in dB, and unless
+``metrics.structural`` is off SSIM and MS-SSIM (MS-SSIM only where the short side allows it).
+A map equal to the sent one is not decoded: it *is* the loss-free reconstruction.
+"""
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["_batch_metrics", "_identity_metrics"]
+from .codecs import _metric_device
+from .context import TrialContext
+from .encode_cache import EncodedImage
+from .plan import Unit
+
+__all__ = ["BatchScores", "batch_metrics", "identity_metrics", "score_maps"]
 
 
-def _batch_metrics(orig, recs, nets: Sequence[str], device, structural: bool = True, ref=None,
-                   lpips_ref: Mapping[str, Any] | None = None, lpips_recs: Mapping[str, Any] | None = None
-                   ) -> dict[str, np.ndarray]:
+def batch_metrics(orig, recs, nets: Sequence[str], device, structural: bool = True, ref=None,
+                  lpips_ref: Mapping[str, Any] | None = None, lpips_recs: Mapping[str, Any] | None = None
+                  ) -> dict[str, np.ndarray]:
     """Metrics of N reconstructions (N, 3, H, W) against one image (1, 3, H, W), all float [0, 1].
 
     ``structural=False`` leaves out SSIM and MS-SSIM (the costly part on CPU). Precomputed parts,
@@ -38,7 +51,82 @@ def _batch_metrics(orig, recs, nets: Sequence[str], device, structural: bool = T
     return out
 
 
-def _identity_metrics(keys: Iterable[str]) -> dict[str, float]:
+def identity_metrics(keys: Iterable[str]) -> dict[str, float]:
     """Metrics of an image against itself."""
     return {k: (0.0 if k.startswith("lpips") else math.inf if k == "psnr" else 1.0) for k in keys}
 
+
+@dataclass
+class BatchScores:
+    """The scores of a unit's concealed maps.
+
+    Attributes:
+        enc: the unit's encoded image.  metric_keys: the metric names of a row (``enc.metrics`` less the
+        structural ones when they are off).  distinct: {map bytes: position in the batch} of the maps
+        that differ from the sent one.  vs_original / vs_lossfree: {metric: (n,) array} of the batch.
+        images: the batch's uint8 (H, W, 3) reconstructions.  decode_s / metrics_s: wall time of the batch.
+    """
+
+    enc: EncodedImage
+    metric_keys: list[str]
+    distinct: dict[bytes, int] = field(default_factory=dict)
+    vs_original: dict[str, np.ndarray] = field(default_factory=dict)
+    vs_lossfree: dict[str, np.ndarray] = field(default_factory=dict)
+    images: list[np.ndarray] = field(default_factory=list)
+    decode_s: float = 0.0
+    metrics_s: float = 0.0
+
+    def of(self, idx: np.ndarray) -> tuple[dict[str, float], dict[str, float], np.ndarray]:
+        """(metrics vs the original, metrics vs the loss-free reconstruction, uint8 image) of one map."""
+        j = self.distinct.get(idx.tobytes())
+        if j is None:  # identical to the sent map: the loss-free reconstruction
+            return ({k: float(self.enc.metrics[k]) for k in self.metric_keys}, identity_metrics(self.metric_keys),
+                    self.enc.lossfree)
+        return ({k: float(v[j]) for k, v in self.vs_original.items()},
+                {k: float(v[j]) for k, v in self.vs_lossfree.items()}, self.images[j])
+
+
+def score_maps(ctx: TrialContext, unit: Unit, enc: EncodedImage, sent, maps: Sequence[np.ndarray]) -> BatchScores:
+    """Decode each distinct map of ``maps`` that differs from ``sent`` once, in one batch on the codec's device,
+    quantize to 8-bit pixels (what a receiver displays) and score the batch against both references."""
+    import torch
+
+    from codec.image import to_tensor
+    from codec.metrics import lpips_features
+
+    cfg = ctx.cfg
+    p = unit.params
+    S = p["codebook_size"]
+    codec = ctx.codec(S)
+    structural = cfg["metrics"].get("structural", True)
+    out = BatchScores(enc, [k for k in enc.metrics if structural or k not in ("ssim", "ms_ssim")])
+    todo: list[np.ndarray] = []
+    for idx in maps:
+        key = idx.tobytes()
+        if key not in out.distinct and not np.array_equal(idx, sent.indices):
+            out.distinct[key] = len(todo)
+            todo.append(idx)
+    if not todo:
+        return out
+    nets = cfg["metrics"]["nets"]
+    dev = _metric_device(cfg, codec)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        x = codec.decode_batch(torch.from_numpy(np.stack(todo).astype(np.int64)), enc.image_size)
+        x = torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0  # what a receiver displays: 8-bit pixels
+    out.decode_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    # contiguous NCHW everywhere: the memory layout picks the conv kernels, which round differently
+    x = x.contiguous()
+    orig = to_tensor(ctx.images[p["image_hash"]]).to(x.device).contiguous()
+    lf = to_tensor(enc.lossfree).to(x.device).contiguous()
+    ref_o = ctx.ssim_ref(f"orig/{p['image_hash']}", orig) if structural else None
+    ref_l = ctx.ssim_ref(f"lossfree/{S}/{p['image_hash']}", lf) if structural else None
+    feats = {n: lpips_features(x, n, dev) for n in nets}  # the reconstructions' features, for both references
+    lp_o = {n: ctx.lpips_ref(f"orig/{p['image_hash']}", orig, n, dev) for n in nets}
+    lp_l = {n: ctx.lpips_ref(f"lossfree/{S}/{p['image_hash']}", lf, n, dev) for n in nets}
+    out.vs_original = batch_metrics(orig, x, nets, dev, structural, ref_o, lp_o, feats)
+    out.vs_lossfree = batch_metrics(lf, x, nets, dev, structural, ref_l, lp_l, feats)
+    out.images = [a for a in (x * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()]
+    out.metrics_s = time.perf_counter() - t0
+    return out

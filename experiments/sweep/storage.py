@@ -178,8 +178,6 @@ class ResultStore:
 
 def read_results(folder: str | Path):
     """The rows of a results folder (results.parquet, else the chunks)."""
-    import pandas as pd
-
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"results folder not found: {folder}")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.sweep import Progress, ResultStore, SweepError, run_sweep
+from experiments.sweep import ResultStore, SweepError, progress_bar, run_sweep
 
 
 def quiet(*_a):
@@ -216,7 +216,7 @@ def test_progress_line(capsys):
     import io
 
     buf = io.StringIO()
-    bar = Progress(10, stream=buf)
+    bar = progress_bar(10, stream=buf)
     bar.update(5)
     line = buf.getvalue()
     assert "5/10 trials" in line and "50.0%" in line and "ETA" in line
