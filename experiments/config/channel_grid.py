@@ -1,0 +1,138 @@
+"""The ``channels`` list of a sweep config: expand each entry's parameter grid into ChannelPoints.
+
+Every point's channel is built (``channels.factory.make_channel``), so
+expanding validates the whole list; ``index_loss`` is the pseudo-channel
+that drops indices directly (no packets).
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from typing import Any, Mapping
+
+from ._checks import as_num, check_keys, choice, err, is_num, yaml_float
+
+INDEX_LOSS = "index_loss"
+"""The pseudo-channel of the paper's restoration experiment: drops indices directly, no packets."""
+
+INDEX_LOSS_MODES = ("exact", "iid")
+# the parameter that sets the loss rate of a channel model (x axis of the loss curves)
+LOSS_PARAMS = {"index_loss": "rate", "bernoulli": "p", "gilbert_elliott": "loss_rate", "bsc": "ber"}
+
+
+class ChannelPoint(dict):
+    """One channel setting of the grid: ``{"model": name, **params}`` plus bookkeeping.
+
+    Keys (besides the spec): ``entry`` (index of the config entry it came
+    from), ``kind`` ("index", "loss" or "bit"), ``label``, ``family`` (label
+    without the loss-rate parameter), ``loss_rate`` (stationary packet /
+    index loss rate, NaN for bit channels), ``burst`` (mean burst length in
+    packets, NaN where undefined), ``ber`` (bit error rate, NaN for loss channels).
+    """
+
+    @property
+    def spec(self) -> dict:
+        return {"model": self["model"], **self["params"]}
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _channel_entry(v: Any, i: int) -> tuple[str, dict[str, list]]:
+    path = f"channels[{i}]"
+    if isinstance(v, str):
+        if not v.strip():
+            raise err(path, "empty channel name")
+        return v.strip(), {}
+    if not isinstance(v, Mapping):
+        raise err(path, f"must be a channel name / netem string or a mapping {{model: NAME, param: value|[values]}}, got {v!r}")
+    keys = [k for k in ("model", "type", "name", "preset") if k in v]
+    if len(keys) != 1:
+        raise err(path, f"needs exactly one of 'model' / 'preset' (got keys {sorted(map(str, v))})")
+    name = v[keys[0]]
+    params = {str(k): x for k, x in v.items() if k != keys[0]}
+    if keys[0] == "preset" and isinstance(name, (list, tuple)):
+        if params:
+            raise err(path, f"presets take no parameters, got {sorted(params)}")
+        return "__presets__", {"names": list(name)}
+    if not isinstance(name, str) or not name.strip():
+        raise err(f"{path}.{keys[0]}", f"must be a channel name, got {name!r}")
+    grid = {k: [yaml_float(y) for y in (x if isinstance(x, (list, tuple)) else [x])] for k, x in params.items()}
+    for k, vals in grid.items():
+        if not vals:
+            raise err(f"{path}.{k}", "empty list of values")
+    return name.strip(), grid
+
+
+def channel_floats(entry: Any) -> Any:
+    """A copy of a channel entry whose parameters in exponent notation are floats (``yaml_float``)."""
+    out = copy.deepcopy(entry)
+    if isinstance(out, dict):
+        for k, x in out.items():
+            if k not in ("model", "type", "name", "preset"):
+                out[k] = type(x)(map(yaml_float, x)) if isinstance(x, (list, tuple)) else yaml_float(x)
+    return out
+
+
+def _index_loss_point(params: dict, path: str) -> dict:
+    check_keys(params, ("rate", "mode"), path)
+    if "rate" not in params:
+        raise err(path, "index_loss needs 'rate' (fraction of indices dropped, in [0, 1])")
+    rate = as_num(params["rate"], f"{path}.rate", 0.0, 1.0)
+    mode = choice(params.get("mode", "exact"), INDEX_LOSS_MODES, f"{path}.mode")
+    return {"rate": rate, "mode": mode}
+
+
+def expand_channels(entries: list) -> list[ChannelPoint]:
+    """Expand the ``channels`` list into points, building (and so validating) every channel."""
+    from channels.base import BitErrorModel
+    from channels.factory import make_channel
+
+    points: list[ChannelPoint] = []
+    for i, entry in enumerate(entries):
+        path = f"channels[{i}]"
+        name, grid = _channel_entry(entry, i)
+        if name == "__presets__":
+            combos = [("preset", {"model": n}) for n in grid["names"]]
+        else:
+            keys = list(grid)
+            combos = [("model", {"model": name, **dict(zip(keys, vals))}) for vals in itertools.product(*grid.values())]
+        for _, spec in combos:
+            model = spec["model"]
+            params = {k: x for k, x in spec.items() if k != "model"}
+            key = model.lower().replace("-", "_") if isinstance(model, str) else model
+            if key == INDEX_LOSS:
+                params = _index_loss_point(params, path)
+                pt = ChannelPoint(model=INDEX_LOSS, params=params, entry=i, kind="index", loss_rate=params["rate"],
+                                  burst=math.nan, ber=math.nan)
+            else:
+                for k, x in params.items():
+                    if not (is_num(x) or isinstance(x, (str, bool))):
+                        raise err(f"{path}.{k}", f"channel parameters must be numbers or strings, got {x!r}")
+                try:
+                    ch = make_channel(model, **params)
+                except (ValueError, TypeError) as e:
+                    raise err(path, f"{e} (allowed models also include '{INDEX_LOSS}')") from None
+                if isinstance(ch, BitErrorModel):
+                    pt = ChannelPoint(model=model, params=params, entry=i, kind="bit", loss_rate=math.nan, burst=math.nan,
+                                      ber=float(ch.stationary_bit_error_rate))
+                else:
+                    pt = ChannelPoint(model=model, params=params, entry=i, kind="loss",
+                                      loss_rate=float(ch.stationary_loss_rate), burst=float(ch.mean_burst_length),
+                                      ber=math.nan)
+            label_params = ",".join(f"{k}={_fmt(x)}" for k, x in params.items() if not (pt["model"] == INDEX_LOSS and k == "mode" and x == "exact"))
+            pt["label"] = f"{pt['model']}({label_params})" if label_params else str(pt["model"])
+            lp = LOSS_PARAMS.get(str(pt["model"]).lower().replace("-", "_"))
+            fam = ",".join(f"{k}={_fmt(x)}" for k, x in params.items()
+                           if k != lp and not (pt["model"] == INDEX_LOSS and k == "mode" and x == "exact"))
+            pt["family"] = f"{pt['model']}({fam})" if fam else str(pt["model"])
+            if lp is None or lp not in params:  # presets, netem strings, full GE: the point is its own family
+                pt["family"] = pt["label"]
+            points.append(pt)
+    labels = [p["label"] for p in points]
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise err("channels", f"duplicate channel settings {dup}")
+    return points
