@@ -116,6 +116,30 @@ def cauchy_matrix(m: int, k: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
+def vandermonde_parity_matrix(m: int, k: int) -> np.ndarray:
+    """Parity rows P = V_bot · V_top⁻¹ of the systematic Vandermonde code, (m, k) uint8.
+
+    V is the (k + m)×k Vandermonde matrix V[r, c] = x_r^c at the evaluation
+    points x_0 = 0, x_r = α^(r−1) (r ≥ 1; 0^0 = 1, so row 0 is e_0) — distinct
+    for k + m ≤ 256, so every k×k submatrix of V is non-singular.  V_top (rows
+    0 … k−1) is inverted; G = V · V_top⁻¹ = [I_k; P] is then systematic and
+    still MDS (right-multiplying by an invertible matrix keeps every k rows
+    independent).  This is the code zfec computes (same field, 0x11d).  Row i
+    of P depends on k and i only, not on m.  Read-only, cached.
+    """
+    if not (0 <= m and 1 <= k and m + k <= 256):
+        raise ParameterError(f"vandermonde_parity_matrix: need m ≥ 0, k ≥ 1, m + k ≤ 256, got m={m}, k={k}")
+    r = np.arange(1, k + m)[:, None]
+    c = np.arange(k)[None, :]
+    v = np.zeros((k + m, k), dtype=np.uint8)
+    v[0, 0] = 1
+    v[1:] = EXP[((r - 1) * c) % 255]
+    p = gf_matmul(v[k:], gf_inv_matrix(v[:k]))
+    p.setflags(write=False)
+    return p
+
+
+@lru_cache(maxsize=64)
 def rs_parity_rows(nsym: int) -> np.ndarray:
     """Rows R[p] = x^(nsym + p) mod g(x), p = 0 … 254 − nsym, as (255 − nsym, nsym) uint8.
 

@@ -5,7 +5,8 @@ Wire layout (big-endian, ``struct`` format ``HEADER_FORMAT``)::
     off size field          meaning
       0   2  magic          b"VQ"
       2   1  version        1
-      3   1  flags          bit 0: parity (FEC) packet; other bits 0
+      3   1  flags          bit 0: parity (FEC) packet; bit 1: FEC code "vandermonde"
+                            (clear: "cauchy"; only with FEC); other bits 0
       4   4  image_id       uint32, identifies the image within a session
       8   2  seq            data: packet number in [0, count); parity: parity index in [0, n−k)
      10   2  count          number of *data* packets of the image, P ≥ 1
@@ -29,6 +30,13 @@ bytes.  Data packets carry the entropy-coded indices of their positions (see
 ``sim.packetizer``); parity packets carry one FEC parity symbol (see
 ``sim.fec``).
 
+The FEC code (``sim.fec.CODES``) is named by flag bit 1 in every packet of a
+stream, data and parity alike, so a receiver builds the decoder from the
+header alone and the code is part of the stream key.  A stream with the bit
+clear (every stream written before the bit existed) is the Cauchy code;
+receivers that predate the bit reject it as an unknown flag (``"bad_field"``)
+instead of decoding it with the wrong code.
+
 ``Packet.from_bytes`` validates in this order and raises ``PacketError`` with
 ``reason``: ``"bad_magic"`` (not a vqsim packet), ``"truncated"`` (shorter than
 the header or the declared payload), ``"oversized"`` (longer than declared, or
@@ -49,6 +57,7 @@ from codec.entropy import CODERS
 from codec.errors import VQSimError
 from codec.types import MAX_CODEBOOK_SIZE
 
+from .fec import CODES, DEFAULT_CODE
 from .interleave import SCHEMES
 
 MAGIC = b"VQ"
@@ -59,6 +68,11 @@ CRC_SIZE = 4
 OVERHEAD = HEADER_SIZE + CRC_SIZE  # 40 bytes per packet besides the payload
 MAX_PAYLOAD = 0xFFFF
 FLAG_PARITY = 0x01
+FLAG_VANDERMONDE = 0x02
+CODE_FLAGS: dict[str, int] = {"cauchy": 0, "vandermonde": FLAG_VANDERMONDE}
+"""Flag bits naming each FEC code of ``sim.fec.CODES`` (the default, Cauchy, is all bits clear)."""
+KNOWN_FLAGS = FLAG_PARITY | FLAG_VANDERMONDE
+assert tuple(CODE_FLAGS) == CODES and CODE_FLAGS[DEFAULT_CODE] == 0
 
 REASONS: tuple[str, ...] = (
     "bad_magic", "truncated", "oversized", "bad_crc", "bad_field",
@@ -88,6 +102,8 @@ class Packet:
 
     Construction validates every field (``PacketError("bad_field")``), so a
     ``Packet`` instance always serializes to a packet ``from_bytes`` accepts.
+    ``fec_code`` (one of ``sim.fec.CODES``, flag bit 1 on the wire) names the
+    stream's erasure code; a non-default code needs ``fec_n`` / ``fec_k`` set.
     """
 
     image_id: int
@@ -105,6 +121,7 @@ class Packet:
     block: int = 0
     fec_n: int = 0
     fec_k: int = 0
+    fec_code: str = DEFAULT_CODE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "payload", bytes(self.payload))
@@ -121,7 +138,7 @@ class Packet:
     def stream_key(self) -> tuple:
         """Fields every packet of the same image shares (used to spot foreign packets)."""
         return (self.image_id, self.count, self.codebook_size, self.h, self.w, self.image_size,
-                self.scheme, self.coder, self.seed, self.fec_n, self.fec_k)
+                self.scheme, self.coder, self.seed, self.fec_n, self.fec_k, self.fec_code)
 
     @property
     def send_index(self) -> int:
@@ -135,7 +152,8 @@ class Packet:
     # --------------------------------------------------------- serialization
     def to_bytes(self) -> bytes:
         head = _HEADER.pack(
-            MAGIC, VERSION, FLAG_PARITY if self.parity else 0, self.image_id, self.seq, self.count,
+            MAGIC, VERSION, (FLAG_PARITY if self.parity else 0) | CODE_FLAGS[self.fec_code], self.image_id,
+            self.seq, self.count,
             self.block, self.fec_n, self.fec_k, self.codebook_size, self.h, self.w,
             self.image_size[0], self.image_size[1], SCHEMES.index(self.scheme),
             CODERS.index(self.coder), self.seed, len(self.payload),
@@ -177,18 +195,19 @@ class Packet:
             raise PacketError("bad_crc", "CRC-32 mismatch")
         if version != VERSION:
             raise PacketError("bad_field", f"version {version} != {VERSION}")
-        if flags & ~FLAG_PARITY:
+        if flags & ~KNOWN_FLAGS:
             raise PacketError("bad_field", f"unknown flags {flags:#x}")
         if scheme >= len(SCHEMES):
             raise PacketError("bad_field", f"interleave code {scheme} unknown")
         if coder >= len(CODERS):
             raise PacketError("bad_field", f"coder code {coder} unknown")
         parity = bool(flags & FLAG_PARITY)
-        msg = _check_fields(seq, count, block, fec_n, fec_k, K, h, w, ih, iw, plen, parity)
+        fec_code = "vandermonde" if flags & FLAG_VANDERMONDE else DEFAULT_CODE
+        msg = _check_fields(seq, count, block, fec_n, fec_k, K, h, w, ih, iw, plen, parity, fec_code)
         if msg:
             raise PacketError("bad_field", msg)
         return cls._trusted(image_id, seq, count, K, h, w, (ih, iw), SCHEMES[scheme], CODERS[coder], seed,
-                            b[HEADER_SIZE:-CRC_SIZE], parity, block, fec_n, fec_k)
+                            b[HEADER_SIZE:-CRC_SIZE], parity, block, fec_n, fec_k, fec_code)
 
     @classmethod
     def _trusted(cls, *values: object) -> "Packet":
@@ -223,14 +242,16 @@ def _validate(p: Packet) -> None:
         raise PacketError("bad_field", f"scheme must be one of {SCHEMES}, got {p.scheme!r}")
     if p.coder not in CODERS:
         raise PacketError("bad_field", f"coder must be one of {CODERS}, got {p.coder!r}")
+    if p.fec_code not in CODES:
+        raise PacketError("bad_field", f"fec_code must be one of {CODES}, got {p.fec_code!r}")
     msg = _check_fields(p.seq, p.count, p.block, p.fec_n, p.fec_k, p.codebook_size, p.h, p.w,
-                        p.image_size[0], p.image_size[1], len(p.payload), bool(p.parity))
+                        p.image_size[0], p.image_size[1], len(p.payload), bool(p.parity), p.fec_code)
     if msg:
         raise PacketError("bad_field", msg)
 
 
 def _check_fields(seq: int, count: int, block: int, fec_n: int, fec_k: int, K: int, h: int, w: int,
-                  ih: int, iw: int, plen: int, parity: bool) -> str | None:
+                  ih: int, iw: int, plen: int, parity: bool, fec_code: str = DEFAULT_CODE) -> str | None:
     """Consistency of the header fields (ints already within their wire widths); message or None."""
     if not 2 <= K <= MAX_CODEBOOK_SIZE:
         return f"codebook_size must be in [2, {MAX_CODEBOOK_SIZE}], got {K}"
@@ -246,6 +267,8 @@ def _check_fields(seq: int, count: int, block: int, fec_n: int, fec_k: int, K: i
         return f"fec_n and fec_k must both be 0 (no FEC) or both set, got n={fec_n}, k={fec_k}"
     if fec_n and not 1 <= fec_k < fec_n:
         return f"FEC needs 1 ≤ k < n ≤ 255, got n={fec_n}, k={fec_k}"
+    if fec_code != DEFAULT_CODE and not fec_n:
+        return f"FEC code {fec_code!r} named without FEC parameters (fec_n = fec_k = 0)"
     if parity:
         if not fec_n:
             return "parity packet without FEC parameters"

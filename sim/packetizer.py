@@ -30,7 +30,7 @@ image larger than the receiver's ``codec.limits.DecodeLimits`` (default 2^15
 indices, 2^21 pixels) is dropped as ``"over_limit"`` before anything is
 allocated for it.  Packets are grouped by their header
 "stream key" (image id, count, K, h, w, image size, scheme, coder, seed, FEC
-n/k); the key fixed by the caller's expectations, else the most common one,
+n/k and code); the key fixed by the caller's expectations, else the most common one,
 is the image, and packets with another key are ``"foreign"``.  Reordering is
 harmless and only counted (``"reordered"``, not a drop reason).  Missing data
 packets are rebuilt from FEC parity when their block has enough packets.
@@ -52,7 +52,7 @@ from codec.errors import BitstreamError, ParameterError
 from codec.limits import DecodeLimits, LimitExceededError, resolve_limits
 from codec.types import IndexMap
 
-from .fec import ErasureFEC, FECError
+from .fec import BACKENDS, DEFAULT_CODE, ErasureFEC, FECError
 from .interleave import SCHEMES, interleave
 from .packet import MAX_PAYLOAD, OVERHEAD, REASONS, Packet, PacketError
 
@@ -106,7 +106,9 @@ def packetize(
         seed: interleaver seed (used by ``"random"``), in [0, 2^32).
         coder: payload coder, one of ``codec.entropy.CODERS``.
         fec: optional packet-level erasure code; then the order is, per block,
-            k data packets followed by the block's n − k parity packets.
+            k data packets followed by the block's n − k parity packets.  Its
+            ``code`` is written into every header (flag bit), so the receiver
+            decodes with the same code.
         prior: optional codebook histogram for the ``"arith"`` coders (the
             receiver must use the same).
 
@@ -135,13 +137,13 @@ def packetize(
     if P > MAX_PACKETS:  # pragma: no cover - loop above caps P
         raise ParameterError(f"the map needs more than {MAX_PACKETS} packets at mtu={mtu}")
     iid, isz = int(image_id), index_map.image_size
-    n, k = (fec.n, fec.k) if fec is not None else (0, 0)
+    n, k, code = (fec.n, fec.k, fec.code) if fec is not None else (0, 0, DEFAULT_CODE)
     # the first packet goes through full validation; the rest share its checked fields
-    Packet(iid, 0, P, K, h, w, isz, scheme, coder, int(seed), payloads[0], False, 0, n, k)
+    Packet(iid, 0, P, K, h, w, isz, scheme, coder, int(seed), payloads[0], False, 0, n, k, code)
 
     def data_packet(j: int) -> Packet:
         return Packet._trusted(iid, j, P, K, h, w, isz, scheme, coder, int(seed), payloads[j], False,
-                               j // k if k else 0, n, k)
+                               j // k if k else 0, n, k, code)
 
     if fec is None:
         return [data_packet(j) for j in range(P)]
@@ -151,8 +153,8 @@ def packetize(
         out.extend(data)
         parity = fec.encode_block([p.to_bytes() for p in data])
         if blk == 0:  # validate one parity packet; the others differ only in seq / block / payload
-            Packet(iid, 0, P, K, h, w, isz, scheme, coder, int(seed), parity[0], True, 0, n, k)
-        out.extend(Packet._trusted(iid, i, P, K, h, w, isz, scheme, coder, int(seed), sym, True, blk, n, k)
+            Packet(iid, 0, P, K, h, w, isz, scheme, coder, int(seed), parity[0], True, 0, n, k, code)
+        out.extend(Packet._trusted(iid, i, P, K, h, w, isz, scheme, coder, int(seed), sym, True, blk, n, k, code)
                    for i, sym in enumerate(parity))
     return out
 
@@ -202,6 +204,7 @@ def depacketize(
     prior: np.ndarray | None = None,
     max_packet_size: int | None = None,
     limits: DecodeLimits | None = None,
+    fec_backend: str = "auto",
 ) -> DepacketizeResult:
     """Rebuild an index map from whatever packets arrived, in any order.
 
@@ -216,14 +219,21 @@ def depacketize(
         max_packet_size: packets longer than this are "oversized".
         limits: largest map / image a packet may claim (default
             ``DecodeLimits.from_env()``); larger claims are "over_limit".
+        fec_backend: who decodes the erasure code the headers name
+            (``sim.fec.BACKENDS``; "auto": zfec for "vandermonde" when importable;
+            the Cauchy code is always decoded with numpy).
 
     Returns:
         ``DepacketizeResult``.
 
     Raises:
+        ParameterError: unknown ``fec_backend``, or "zfec" when zfec is not
+            installed and a "vandermonde" block needs decoding.
         PacketError("no_packets"): no valid packet arrived and ``codebook_size``
             / ``shape`` were not given, so there is nothing to build the map from.
     """
+    if fec_backend not in BACKENDS:
+        raise ParameterError(f"fec_backend must be one of {BACKENDS}, got {fec_backend!r}")
     limits = resolve_limits(limits)
     counts: Counter[str] = Counter({r: 0 for r in REASONS})
     counts["reordered"] = 0
@@ -299,7 +309,8 @@ def depacketize(
     # ---- FEC recovery of missing data packets
     recovered = 0
     if first.fec_n and len(data) < P and parity:
-        fec = ErasureFEC(first.fec_n, first.fec_k)
+        fec = ErasureFEC(first.fec_n, first.fec_k, first.fec_code,
+                         fec_backend if first.fec_code == "vandermonde" else "auto")
         k = fec.k
         for blk in range(fec.num_blocks(P)):
             lo, hi = blk * k, min(P, (blk + 1) * k)

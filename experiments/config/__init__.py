@@ -31,6 +31,7 @@ parameters; any other string there is an error.
     fec:                           # product with codebook_sizes (or use `pairs`)
       - none
       - {n: 12, k: 8}              # packet-level erasure code RS(n, k)
+      - {n: 6, k: 4, code: vandermonde}  # code: cauchy (default) | vandermonde (zfec's; fast with zfec installed)
       - {nsym: 8}                  # in-packet RS parity bytes (against bit errors)
     pairs: null                    # alternative to codebook_sizes × fec: [{codebook_size: S, fec: ...}, ...]
     packetization: {mtu: [200], interleave: [random], coder: [arith]}

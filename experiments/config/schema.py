@@ -35,15 +35,16 @@ CONCEAL_KEYS = ("methods", "options", "models", "on_missing_model")
 METRIC_KEYS = ("nets", "device", "structural")
 EXAMPLE_KEYS = ("enabled", "max_side")
 EXECUTION_DEFAULTS: dict[str, Any] = {"flush_every_s": 5.0, "consolidate_every_s": 30.0, "torch_threads": 1}
-FEC_KEYS = ("n", "k", "nsym")
+FEC_KEYS = ("n", "k", "nsym", "code")
 PAIR_KEYS = ("codebook_size", "fec")
 
 
-def fec_label(fec: Mapping[str, int]) -> str:
-    """'none', 'RS(12,8)', 'inpkt8' or 'RS(12,8)+inpkt8'."""
+def fec_label(fec: Mapping[str, Any]) -> str:
+    """'none', 'RS(12,8)', 'inpkt8' or 'RS(12,8)+inpkt8'; a code other than the default is named: 'RS(6,4,vandermonde)'."""
     parts = []
     if fec.get("n"):
-        parts.append(f"RS({fec['n']},{fec['k']})")
+        code = fec.get("code")
+        parts.append(f"RS({fec['n']},{fec['k']}{f',{code}' if code and code != 'cauchy' else ''})")
     if fec.get("nsym"):
         parts.append(f"inpkt{fec['nsym']}")
     return "+".join(parts) or "none"
@@ -123,7 +124,16 @@ def _fec_item(v: Any, path: str) -> dict:
         if not 1 <= k < n <= 255:
             raise err(path, f"bad FEC (n, k) = ({n}, {k}): needs 1 ≤ k < n ≤ 255")
     nsym = as_int(d.get("nsym", 0), f"{path}.nsym", 0, 254)
-    return {"n": n, "k": k, "nsym": nsym}
+    out: dict[str, Any] = {"n": n, "k": k, "nsym": nsym}
+    if "code" in d:  # the default code is left out, so configs without `code` resolve (and hash) as before
+        from sim.fec import CODES, DEFAULT_CODE
+
+        code = choice(d["code"], CODES, f"{path}.code")
+        if not n:
+            raise err(path, f"code {code!r} names the erasure code, so it needs n and k")
+        if code != DEFAULT_CODE:
+            out["code"] = code
+    return out
 
 
 def _fecs(v: Any) -> list[dict]:

@@ -7,6 +7,14 @@ import reedsolo
 
 from sim.fec import ErasureFEC, FECError, InPacketRS
 
+try:
+    import zfec  # noqa: F401  (optional: the vqsim[fec] extra)
+
+    HAVE_ZFEC = True
+except ImportError:  # pragma: no cover - depends on the install
+    HAVE_ZFEC = False
+NEEDS_ZFEC = pytest.mark.skipif(not HAVE_ZFEC, reason="zfec not installed")
+
 
 def random_packets(rng, count, lo=1, hi=60):
     return [rng.integers(0, 256, rng.integers(lo, hi + 1), dtype=np.uint8).tobytes() for _ in range(count)]
@@ -160,3 +168,136 @@ def test_inpacket_rs_decodes_the_same_with_creedsolo():
             for pos in rng.choice(len(wire), min(len(wire), int(rng.integers(0, 3 * nsym))), replace=False):
                 wire[pos] ^= int(rng.integers(1, 256))
             assert rs.decode(bytes(wire)) == pure(ref, wire)
+
+
+# ---------------------------------------------------------------------- the two codes, the two backends
+CODE_BACKENDS = [("cauchy", "numpy"), ("vandermonde", "numpy"), pytest.param("vandermonde", "zfec", marks=NEEDS_ZFEC)]
+VANDERMONDE_BACKENDS = ["numpy", pytest.param("zfec", marks=NEEDS_ZFEC)]
+
+
+def test_vandermonde_parity_pinned_from_zfec():
+    """zfec 1.6's parity bytes, pinned (checked with and without zfec installed): the "vandermonde" code is
+    zfec's systematic Vandermonde code G = V·V_top⁻¹, so a numpy-only receiver decodes a zfec sender."""
+    import hashlib
+
+    from sim import gf256
+
+    assert gf256.vandermonde_parity_matrix(2, 4).tolist() == [[119, 64, 56, 14], [199, 167, 13, 108]]
+    data = [bytes(range(j, j + 10 + 7 * j)) for j in range(5)]
+    want = {(6, 4): "8bb9bf8a7ef40e3f", (12, 8): "1ab25d228a01d0c0", (48, 32): "08eb206f95e8ae8a"}
+    backends = ["numpy", "auto"] + (["zfec"] if HAVE_ZFEC else [])
+    for (n, k), digest in want.items():
+        for backend in backends:
+            par = ErasureFEC(n, k, "vandermonde", backend).encode_block(data[: min(k, 5)])
+            assert hashlib.sha256(b"".join(par)).hexdigest()[:16] == digest, (n, k, backend)
+
+
+def test_vandermonde_numpy_equals_zfec_parity():
+    """The numpy "vandermonde" parity equals zfec's own Encoder output byte for byte, for many (n, k), packet
+    sizes and shortened blocks (zfec given the shortened block's rows as zeros)."""
+    pytest.importorskip("zfec")
+    rng = np.random.default_rng(11)
+    pairs = [(k + m, k) for k in (1, 2, 3, 4, 5, 8, 13, 32) for m in (1, 2, 3, 7, 16)] + [(255, 223), (255, 1), (200, 199)]
+    for n, k in pairs:
+        fec = ErasureFEC(n, k, "vandermonde", "numpy")
+        for L in (1, 37, 200):
+            kk = int(rng.integers(1, k + 1))
+            data = random_packets(rng, kk, 0, L)
+            S = fec.data_symbols(data, rows=k)
+            want = [bytes(b) for b in zfec.Encoder(k, n).encode(tuple(r.tobytes() for r in S), tuple(range(k, n)))]
+            assert fec.encode_block(data) == want, (n, k, L, kk)
+            assert ErasureFEC(n, k, "vandermonde", "zfec").encode_block(data) == want
+
+
+def test_codes_differ_and_cauchy_unchanged():
+    """The two codes give different parity (k ≥ 2); "cauchy" is the default and computes today's bytes."""
+    data = [bytes(range(j, j + 10 + 7 * j)) for j in range(4)]
+    assert ErasureFEC(6, 4) == ErasureFEC(6, 4, "cauchy") == ErasureFEC(6, 4, "cauchy", "numpy")
+    assert ErasureFEC(6, 4).encode_block(data) == ErasureFEC(6, 4, code="cauchy", backend="numpy").encode_block(data)
+    assert ErasureFEC(6, 4).encode_block(data) != ErasureFEC(6, 4, "vandermonde").encode_block(data)
+    assert ErasureFEC(6, 4) != ErasureFEC(6, 4, "vandermonde")
+    assert ErasureFEC(6, 4).code == "cauchy" and ErasureFEC(6, 4).engine == "numpy"
+    assert repr(ErasureFEC(6, 4)) == "ErasureFEC(n=6, k=4)"  # printed by `vqsim sim`; unchanged
+    assert "vandermonde" in repr(ErasureFEC(6, 4, "vandermonde"))
+
+
+@pytest.mark.parametrize("code,backend", CODE_BACKENDS)
+@pytest.mark.parametrize("n,k", [(6, 4), (12, 8), (48, 32), (3, 1)])
+def test_random_erasures_both_codes_and_backends(code, backend, n, k):
+    """Random patterns of up to n − k lost rows, full and shortened blocks, 0–1500-byte packets; parity from
+    one backend is decoded by every backend of the same code (numpy receivers decode zfec senders)."""
+    rng = np.random.default_rng(n * 7 + k)
+    fec = ErasureFEC(n, k, code, backend)
+    others = [ErasureFEC(n, k, code, b) for b in ("numpy", "auto") + (("zfec",) if HAVE_ZFEC and code != "cauchy" else ())]
+    for _ in range(15):
+        kk = int(rng.integers(1, k + 1))
+        data = random_packets(rng, kk, 0, 1500)
+        parity = fec.encode_block(data)
+        assert len(parity) == n - k and {len(p) for p in parity} == {max(map(len, data)) + 2}
+        rows = kk + n - k
+        lost = set(rng.choice(rows, int(rng.integers(0, n - k + 1)), replace=False).tolist())
+        got_d = {j: data[j] for j in range(kk) if j not in lost}
+        got_p = {i: parity[i] for i in range(n - k) if kk + i not in lost}
+        want = {j: data[j] for j in range(kk) if j in lost}
+        for dec in others:
+            assert dec.decode_block(got_d, got_p, kk) == want, (dec, kk, sorted(lost))
+
+
+@pytest.mark.parametrize("backend", VANDERMONDE_BACKENDS)
+@pytest.mark.parametrize("n,k", [(4, 3), (6, 4), (7, 3)])
+def test_vandermonde_every_erasure_pattern(backend, n, k):
+    """Exhaustive for the Vandermonde code: ≤ n−k lost rows are recovered exactly, more recover nothing."""
+    rng = np.random.default_rng(n + k)
+    fec = ErasureFEC(n, k, "vandermonde", backend)
+    for kk in (k, k - 1):
+        data = random_packets(rng, kk)
+        parity = fec.encode_block(data)
+        rows = kk + n - k
+        for r in range(rows + 1):
+            for lost in itertools.combinations(range(rows), r):
+                got_d = {j: data[j] for j in range(kk) if j not in lost}
+                got_p = {i: parity[i] for i in range(n - k) if kk + i not in lost}
+                out = fec.decode_block(got_d, got_p, kk)
+                assert out == ({j: data[j] for j in range(kk) if j in lost} if r <= n - k else {})
+
+
+@pytest.mark.parametrize("backend", VANDERMONDE_BACKENDS)
+def test_vandermonde_inconsistent_blocks_raise_fec_error(backend):
+    fec = ErasureFEC(4, 2, "vandermonde", backend)
+    par = fec.encode_block([b"abc", b"defgh"])
+    with pytest.raises(FECError):
+        fec.decode_block({0: b"abc"}, {0: par[0], 1: par[1][:-1]}, 2)
+    with pytest.raises(FECError):
+        fec.decode_block({0: b"abc" * 10}, {0: par[0]}, 2)
+
+
+@pytest.mark.parametrize("kw", [dict(code="rs"), dict(code=None), dict(backend="cuda"), dict(backend=None),
+                                dict(code="cauchy", backend="zfec")])
+def test_bad_code_or_backend_raise_at_construction(kw):
+    from codec.errors import ParameterError
+
+    with pytest.raises(ParameterError):
+        ErasureFEC(6, 4, **kw)
+
+
+def test_zfec_backend_without_zfec(monkeypatch):
+    """Without zfec: backend "zfec" fails at construction with a clear message, "auto" falls back to numpy and
+    computes the same bytes."""
+    from codec.errors import ParameterError
+    from sim import fec as F
+
+    data = [b"abcd", b"efghij", b"k"]
+    want = ErasureFEC(6, 4, "vandermonde", "numpy").encode_block(data)
+    monkeypatch.setattr(F, "_zfec_module", lambda: None)
+    with pytest.raises(ParameterError, match="zfec"):
+        ErasureFEC(6, 4, "vandermonde", "zfec")
+    auto = ErasureFEC(6, 4, "vandermonde")
+    assert auto.engine == "numpy" and auto.encode_block(data) == want
+    assert auto.decode_block({1: data[1]}, dict(enumerate(want)), 3) == {0: data[0], 2: data[2]}
+
+
+def test_auto_uses_zfec_when_installed():
+    pytest.importorskip("zfec")
+    assert ErasureFEC(6, 4, "vandermonde").engine == "zfec"
+    assert ErasureFEC(6, 4, "vandermonde", "numpy").engine == "numpy"
+    assert ErasureFEC(6, 4).engine == "numpy"  # zfec does not compute the Cauchy code

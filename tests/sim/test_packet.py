@@ -152,3 +152,50 @@ def test_fuzz_mutated_packets(data):
         assert e.reason in REASONS
     else:
         assert p.to_bytes() == bytes(b)  # anything accepted re-serializes identically
+
+
+# ---------------------------------------------------------------------- the FEC code flag (bit 1)
+def test_fec_code_flag_round_trip():
+    """fec_code "vandermonde" is flag bit 1 in data and parity packets; "cauchy" leaves the flags as they were."""
+    from sim.packet import FLAG_VANDERMONDE
+
+    for parity in (False, True):
+        kw = dict(parity=parity, seq=1, block=0, fec_n=6, fec_k=4) if parity else dict(seq=4, block=1, fec_n=6, fec_k=4)
+        old = make(**kw)
+        new = make(**kw, fec_code="vandermonde")
+        assert old.fec_code == "cauchy" and old.to_bytes()[3] == int(parity)
+        assert new.to_bytes()[3] == int(parity) | FLAG_VANDERMONDE == int(parity) | 0x02
+        assert len(new.to_bytes()) == len(old.to_bytes()) and new.to_bytes()[4:-4] == old.to_bytes()[4:-4]
+        q = Packet.from_bytes(new.to_bytes())
+        assert q == new and q.fec_code == "vandermonde" and Packet.from_bytes(old.to_bytes()).fec_code == "cauchy"
+        assert q.stream_key != old.stream_key and q.stream_key[:-1] == old.stream_key[:-1]
+
+
+def test_pre_flag_header_parses_as_cauchy():
+    """A header from before the flag existed (bit 1 clear) is the Cauchy code, byte for byte."""
+    raw = raw_header(flags=1, fec_n=4, fec_k=2, seq=1, block=0)
+    p = Packet.from_bytes(raw)
+    assert p.fec_code == "cauchy" and p.to_bytes() == raw
+
+
+@pytest.mark.parametrize("fields", [dict(flags=0x02), dict(flags=0x03), dict(flags=0x04, fec_n=4, fec_k=2),
+                                    dict(flags=0x06, fec_n=4, fec_k=2), dict(flags=0xFE, fec_n=4, fec_k=2)])
+def test_fec_code_flag_rejected(fields):
+    """Bit 1 without FEC parameters, and any other unknown bit, is bad_field (as old receivers treat bit 1)."""
+    with pytest.raises(PacketError) as e:
+        Packet.from_bytes(raw_header(**fields))
+    assert e.value.reason == "bad_field"
+
+
+def test_crafted_vandermonde_header_parses():
+    p = Packet.from_bytes(raw_header(flags=0x03, fec_n=4, fec_k=2, seq=1, block=0))
+    assert p.parity and p.fec_code == "vandermonde" and p.send_index == 3
+    assert Packet.from_bytes(raw_header(flags=0x02, fec_n=4, fec_k=2)).fec_code == "vandermonde"
+
+
+@pytest.mark.parametrize("kw", [dict(fec_code="vandermonde"), dict(fec_code="reed"), dict(fec_code=None)])
+def test_constructor_validates_fec_code(kw):
+    """An unknown code, or a named code without FEC parameters, is bad_field."""
+    with pytest.raises(PacketError) as e:
+        make(**kw)
+    assert e.value.reason == "bad_field"

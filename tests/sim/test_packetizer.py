@@ -233,3 +233,76 @@ def test_packet_limits_are_the_receivers_choice():
     assert depacketize(pkts, **session(m)).index_map == m
     res = depacketize(pkts, **session(m), limits=DecodeLimits(max_indices=2000))
     assert res.counts_by_reason["over_limit"] == len(pkts) and res.lost_mask.all()
+
+
+# ---------------------------------------------------------------------- the erasure code named in the header
+def test_cauchy_streams_byte_identical_to_before():
+    """Packetized streams with the default (Cauchy) code are pinned: the same bytes as before the header could
+    name a code (flag bit 1 clear, same parity)."""
+    import hashlib
+
+    m = skewed_map(16, 24)
+    want = {(6, 4, 30, "block", "raw"): (21, "47276c0a420cef35"), (12, 8, 50, "random", "deflate"): (18, "ae5240788f3ee5bf"),
+            (48, 32, 20, "raster", "raw"): (36, "75567c116c8283f7")}
+    for (n, k, mtu, il, cd), (count, digest) in want.items():
+        for fec in (ErasureFEC(n, k), ErasureFEC(n, k, "cauchy", "numpy")):
+            pk = packetize(m, mtu=mtu, fec=fec, interleave=il, coder=cd, seed=5, image_id=3)
+            assert len(pk) == count and all(p.fec_code == "cauchy" for p in pk)
+            assert hashlib.sha256(b"".join(p.to_bytes() for p in pk)).hexdigest()[:16] == digest
+
+
+@pytest.mark.parametrize("send_backend", ["numpy", "auto"])
+@pytest.mark.parametrize("recv_backend", ["numpy", "auto"])
+def test_vandermonde_stream_through_lossy_channel(send_backend, recv_backend):
+    """A Gilbert–Elliott channel drops packets of a code=vandermonde stream; the receiver learns the code from the
+    headers (any backend), rebuilds every block with ≤ n − k losses, and recovers exactly what the Cauchy code
+    recovers under the same losses (both are MDS)."""
+    from channels import GilbertElliott
+
+    m = skewed_map(16, 24)
+    fec = ErasureFEC(6, 4, "vandermonde", send_backend)
+    ch = GilbertElliott(p=0.15, r=0.5, h=0.1, k=0.99)
+    recovered = 0
+    for trial in range(8):
+        pk = packetize(m, mtu=30, fec=fec, interleave="random", seed=trial, image_id=2)
+        ref = packetize(m, mtu=30, fec=ErasureFEC(6, 4), interleave="random", seed=trial, image_id=2)
+        assert all(p.fec_code == "vandermonde" for p in pk) and len(pk) == len(ref)
+        assert [p.payload for p in pk if not p.parity] == [p.payload for p in ref if not p.parity]
+        assert [p.payload for p in pk if p.parity] != [p.payload for p in ref if p.parity]
+        lost, _ = ch.sample(len(pk), np.random.default_rng(trial))
+        lost = np.asarray(lost, dtype=bool)
+        res = depacketize([p.to_bytes() for p, x in zip(pk, lost) if not x], fec_backend=recv_backend, **session(m))
+        base = depacketize([p.to_bytes() for p, x in zip(ref, lost) if not x], **session(m))
+        assert res.recovered_fec == base.recovered_fec and np.array_equal(res.lost_packets, base.lost_packets)
+        assert np.array_equal(res.lost_mask, base.lost_mask) and res.counts_by_reason == base.counts_by_reason
+        ok = ~res.lost_mask
+        assert np.array_equal(res.index_map.indices[ok], m.indices[ok])
+        # every block that lost at most n − k of its n packets is complete
+        per_block = {}
+        for p, x in zip(pk, lost):
+            per_block.setdefault(p.block, []).append(bool(x))
+        for blk, fates in per_block.items():
+            if sum(fates) <= fec.m:
+                assert not res.lost_packets[blk * 4:(blk + 1) * 4].any()
+        recovered += res.recovered_fec
+    assert recovered > 0  # the channel did lose packets that the code rebuilt
+
+
+def test_streams_of_different_codes_are_foreign():
+    """The code is part of the stream key: packets of the same image under the other code are foreign."""
+    m = skewed_map(16, 24)
+    van = packetize(m, mtu=30, fec=ErasureFEC(6, 4, "vandermonde"), image_id=5)
+    cau = packetize(m, mtu=30, fec=ErasureFEC(6, 4), image_id=5)
+    res = depacketize([p.to_bytes() for p in van] + [p.to_bytes() for p in cau[:3]], **session(m))
+    assert res.counts_by_reason["foreign"] == 3 and not res.lost_mask.any()
+
+
+def test_depacketize_rejects_bad_fec_backend():
+    m = skewed_map()
+    with pytest.raises(ValueError, match="fec_backend"):
+        depacketize([p.to_bytes() for p in packetize(m, mtu=40)], fec_backend="gpu")
+    # "zfec" names the Vandermonde decoder only: a Cauchy stream still decodes (with numpy)
+    pk = packetize(m, mtu=40, fec=ErasureFEC(5, 3))
+    for backend in ("numpy", "zfec"):
+        res = depacketize([p.to_bytes() for p in pk[1:]], fec_backend=backend, **session(m))
+        assert res.recovered_fec == 1 and res.index_map == m
