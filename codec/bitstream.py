@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .entropy import CODERS, MAX_SYMBOLS, decode_symbols, encode_symbols, legacy_prior_weight
+from .entropy import CODERS, MAX_SYMBOLS, PRIOR_CODERS, decode_symbols, encode_symbols, legacy_prior_weight
 from .errors import BitstreamError, ParameterError
 from .limits import DecodeLimits, resolve_limits
 from .types import MAX_CODEBOOK_SIZE, IndexMap
@@ -63,7 +63,6 @@ _FLAG_PRIOR = 0x10
 _FLAG_ID = 0x20
 _FLAG_RESERVED = 0xC0
 _CRC_BYTES = 4
-_PRIOR_CODERS = ("arith", "arith_rep")
 
 
 @dataclass(frozen=True)
@@ -181,7 +180,7 @@ def _validate(f: dict, header_length: int) -> BitstreamHeader:
         raise BitstreamError(f"unknown coder id {coder_id}")
     coder = _CODER_NAMES[coder_id]
     has_prior = bool(flags & _FLAG_PRIOR)
-    if has_prior and coder not in _PRIOR_CODERS:
+    if has_prior and coder not in PRIOR_CODERS:
         raise BitstreamError(f"prior flag set for coder {coder!r}, which uses no prior")
     K = f["K"]
     if not 2 <= K <= MAX_CODEBOOK_SIZE:
@@ -243,7 +242,7 @@ def encode_bitstream(index_map: IndexMap, coder: str = "arith_rep", prior: np.nd
         raise ParameterError(f"index map has {h * w} indices, at most {MAX_INDICES} are supported")
     if H > MAX_IMAGE_SIDE or W > MAX_IMAGE_SIDE:
         raise ParameterError(f"image_size {index_map.image_size} exceeds {MAX_IMAGE_SIDE} per side")
-    use_prior = prior is not None and coder in _PRIOR_CODERS
+    use_prior = prior is not None and coder in PRIOR_CODERS
     payload = encode_symbols(index_map.indices.reshape(-1), index_map.codebook_size, coder,
                              prior if use_prior else None)
 

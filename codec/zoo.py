@@ -260,6 +260,16 @@ def _load_base(path: str, config: str | None) -> tuple[Any, dict[str, Any]]:
     return load_vqgan(path, config=config)
 
 
+def checkpoint_meta(name_or_path: str | Path = "default", config: str | None = None) -> dict[str, Any]:
+    """The ``meta`` dict a codec checkpoint stores (training steps, data, ...); {} when it has none.
+
+    Reads the file through the same cache as ``load_codec`` (a registered
+    file's SHA-256 is checked first).
+    """
+    _, path = resolve_model_path(name_or_path)
+    return dict(_load_base(str(path), None if config is None else str(config))[1].get("meta", {}))
+
+
 @functools.lru_cache(maxsize=32)
 def _kmeans_codebook(path: str, config: str | None, size: int, seed: int) -> np.ndarray:
     from .kmeans import kmeans_codebook

@@ -58,8 +58,13 @@ def _write_json(path: str | None, obj: dict) -> None:
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
+    import torch
+
     from . import fuzz
 
+    if args.threads is not None and args.threads < 1:
+        raise BenchArgumentError(f"--threads must be ≥ 1, got {args.threads}")
+    torch.set_num_threads(args.threads or 1)  # the 1 s budget per input is measured on one thread by default
     if args.inputs < 1 or args.full_decodes < 0:
         raise BenchArgumentError(f"--inputs must be ≥ 1 and --full-decodes ≥ 0, got {args.inputs}, {args.full_decodes}")
     report = fuzz.run_fuzz(args.inputs, seed=args.seed, full_decodes=args.full_decodes,

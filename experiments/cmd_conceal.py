@@ -200,10 +200,10 @@ def cmd_train_transformer(args) -> int:
             raise ParameterError(f"{args.data}: maps hold indices ≥ {codec.codebook_size}; pass the K{codec.codebook_size} folder")
     else:
         maps = load_or_encode_index_maps(codec, list_images(args.images), args.cache_dir)
-    from codec.zoo import _load_base, resolve_model_path
+    from codec.zoo import checkpoint_meta
 
     # the codec's training steps tie the concealer to the index maps it learned (a retrained codec changes them)
-    codec_steps = _load_base(str(resolve_model_path(args.codec)[1]), args.config)[1].get("meta", {}).get("steps")
+    codec_steps = checkpoint_meta(args.codec, args.config).get("steps")
     res = train_transformer(maps, codec.codebook_size, cfg, out=out, resume=args.resume, groups=groups,
                             max_minutes=args.max_minutes,
                             meta={"codec": codec.name, "codebook_id": codec.codebook_id, "codec_steps": codec_steps,

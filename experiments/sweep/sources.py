@@ -68,8 +68,8 @@ def load_images(cfg: Mapping[str, Any]) -> list[SweepImage]:
     if ic["limit"]:
         named = named[: ic["limit"]]
     nets = cfg["metrics"]["nets"]
-    from codec.metrics.lpips_weights import _LPIPS_MIN_SIZE as MIN_SIDE
-    from codec.metrics.structural import SSIM_WIN as SSIM_MIN_SIDE
+    from codec.metrics.specs import LPIPS_MIN_SIZE as MIN_SIDE
+    from codec.metrics.specs import SSIM_WIN as SSIM_MIN_SIDE
 
     need = max([SSIM_MIN_SIDE] + [MIN_SIDE[n] for n in nets])
     out = []

@@ -139,3 +139,13 @@ def test_unknown_name_and_broken_card(tmp_path):
     card.write_text(json.dumps({"name": "x", "file": "x.pt"}))
     with pytest.raises(CheckpointError, match="x.json"):
         zoo.read_model_card(card)
+
+
+def test_checkpoint_meta_is_the_checkpoints_own_meta(default_info):
+    from codec.checkpoint import read_checkpoint
+
+    meta = zoo.checkpoint_meta("default")
+    assert meta == read_checkpoint(default_info.path)["meta"]
+    assert meta["steps"] == default_info.training["steps"]
+    meta["steps"] = -1  # a copy: the cached checkpoint is not changed
+    assert zoo.checkpoint_meta("default")["steps"] == default_info.training["steps"]
