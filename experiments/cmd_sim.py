@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ch.add_argument("--netem", default=None, help='netem loss string, e.g. "loss gemodel 1%% 30%%"')
     ch.add_argument("--preset", default=None, help="channel preset name (see `vqsim channels`)")
     p.add_argument("--bit-channel", default=None, help="bit-error channel NAME[:k=v,...], e.g. bsc:ber=1e-5")
-    p.add_argument("--fec", default=None, metavar="N,K", help="packet-level erasure code, e.g. 12,8")
+    p.add_argument("--fec", default=None, metavar="N,K[,CODE]",
+                   help="packet-level erasure code, e.g. 12,8 (Cauchy) or 12,8,vandermonde (zfec's code)")
     p.add_argument("--inpacket-nsym", type=int, default=0, help="in-packet RS parity bytes per 255-byte chunk")
     p.add_argument("--mtu", type=int, default=1200, help="max payload bytes per data packet (default: 1200)")
     p.add_argument("--interleave", default="raster", choices=["raster", "block", "random", "checkerboard"])
@@ -89,11 +90,14 @@ def _parse_fec(text: str | None):
 
     if text is None:
         return None
+    parts = text.split(",")
     try:
-        n, k = (int(v) for v in text.split(","))
+        if len(parts) not in (2, 3):
+            raise ValueError
+        n, k = int(parts[0]), int(parts[1])
     except ValueError:
-        raise ParameterError(f"--fec must look like N,K (e.g. 12,8), got {text!r}") from None
-    return ErasureFEC(n, k)
+        raise ParameterError(f"--fec must look like N,K or N,K,CODE (e.g. 12,8 or 12,8,vandermonde), got {text!r}") from None
+    return ErasureFEC(n, k, parts[2] if len(parts) == 3 else "cauchy")
 
 
 def _parse_jitter(text: str) -> tuple[str, float]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -100,12 +100,18 @@ def _drop_indices(sent, channel: dict, rng: np.random.Generator) -> np.ndarray:
     return lost.reshape(h, w)
 
 
+def erasure_fec(fec: Mapping[str, Any]):
+    """The packet-level erasure code of a resolved ``fec`` item (``n``, ``k``, optional ``code``); None without one."""
+    from sim.fec import ErasureFEC
+
+    return ErasureFEC(fec["n"], fec["k"], fec.get("code", "cauchy")) if fec["n"] else None
+
+
 def transmit(ctx: TrialContext, unit: Unit, sent) -> Transmission:
     """Send a unit's index map ``sent`` through its channel; deterministic in the unit's realization id."""
     from channels.base import BitErrorModel
     from channels.factory import from_spec
     from channels.stats import run_lengths
-    from sim.fec import ErasureFEC
     from sim.network import LinkConfig, NetworkSimulator
     from sim.packet import REASONS
 
@@ -126,7 +132,7 @@ def transmit(ctx: TrialContext, unit: Unit, sent) -> Transmission:
     f = p["fec"]
     codec = ctx.codec(p["codebook_size"])
     rec = sim.send(sent, mtu=p["mtu"], interleave=p["interleave"], seed=il_seed, coder=p["coder"],
-                   fec=ErasureFEC(f["n"], f["k"]) if f["n"] else None, inpacket_nsym=f["nsym"],
+                   fec=erasure_fec(f), inpacket_nsym=f["nsym"],
                    pacing_bps=p["pacing_bps"], deadline_s=p["deadline_s"],
                    prior=codec.prior if p["coder"].startswith("arith") else None, image_id=0)
     return Transmission(rec.received, np.asarray(rec.lost_mask, dtype=bool), rec, time.perf_counter() - t0)

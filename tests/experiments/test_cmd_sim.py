@@ -49,7 +49,19 @@ def test_transmit_bitstream(tmp_path, capsys):
     assert row["num_indices"] == 60 and row["lost_indices"] == 0
 
 
-@pytest.mark.parametrize("args", [["--fec", "3"], ["--fec", "4,4"], ["--random", "3y4"], ["--channel", "nope"],
+def test_transmit_with_the_vandermonde_code_matches_cauchy_recovery(capsys):
+    # both codes are MDS: the same losses leave the same data packets unrecovered, so the rows agree
+    base = ["transmit", "--random", "16x24", "--channel", "bernoulli:p=0.25", "--mtu", "40", "--seed", "5",
+            "--json", "--images", "4"]
+    assert main(base + ["--fec", "6,4"]) == 0
+    cauchy = rows(capsys.readouterr().out)
+    assert main(base + ["--fec", "6,4,vandermonde"]) == 0
+    vdm = rows(capsys.readouterr().out)
+    assert sum(r["recovered_fec"] for r in vdm) > 0
+    assert [(r["recovered_fec"], r["lost_indices"]) for r in vdm] == [(r["recovered_fec"], r["lost_indices"]) for r in cauchy]
+
+
+@pytest.mark.parametrize("args", [["--fec", "3"], ["--fec", "4,4"], ["--fec", "6,4,reed"], ["--fec", "6,4,x,y"], ["--random", "3y4"], ["--channel", "nope"],
                                   ["--channel", "bernoulli:p"], ["--jitter", "normal"], ["--mtu", "2"],
                                   ["--bit-channel", "bernoulli:p=0.1"], ["--images", "0"]])
 def test_transmit_bad_arguments_exit_2(args, capsys):

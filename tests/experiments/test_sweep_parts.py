@@ -44,3 +44,15 @@ def test_index_loss_record_has_the_network_record_columns():
     assert row["loss_ratio"] == 0.5 and row["num_bursts"] == 3 and row["max_burst"] == 2
     assert row["total_bits"] == row["payload_bits"] == 1234 and row["packets_sent"] == 0
     assert np.isnan(row["latency_p50"]) and np.isnan(row["completion_s"])
+
+
+def test_the_configured_erasure_code_reaches_the_transmitter():
+    from experiments.config import fec_label, validate_config
+    from experiments.sweep.transmit import erasure_fec
+
+    cfg = validate_config({"channels": [{"model": "bernoulli", "p": [0.1]}],
+                           "fec": ["none", {"n": 6, "k": 4}, {"n": 6, "k": 4, "code": "vandermonde"}]})
+    codes = [None if erasure_fec(f) is None else (erasure_fec(f).n, erasure_fec(f).k, erasure_fec(f).code)
+             for f in cfg["fec"]]
+    assert codes == [None, (6, 4, "cauchy"), (6, 4, "vandermonde")]
+    assert [fec_label(f) for f in cfg["fec"]] == ["none", "RS(6,4)", "RS(6,4,vandermonde)"]
