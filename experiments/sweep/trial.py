@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from codec.conceal import MODEL_KIND as MODEL_METHODS
+from codec.conceal import MODEL_KIND
 from .context import TrialContext
 from .encode_cache import EncodedImage
 from .examples import example_dir, example_files
@@ -98,7 +98,7 @@ def _conceal_all(ctx: TrialContext, unit: Unit, tx: Transmission) -> list[Concea
         if not tx.lost.any():
             idx = tx.received.indices
         else:
-            kind = MODEL_METHODS.get(method)
+            kind = MODEL_KIND.get(method)
             model = ctx.concealer(kind, S) if kind else None
             idx = conceal(tx.received, tx.lost, method, model=model, codebook=ctx.codebook(S),
                           rng=_rng(p["seed"], trial_id), **opts_all.get(method, {})).indices
