@@ -34,6 +34,7 @@ _LAZY = {
     **dict.fromkeys(("psnr", "lowpass_psnr", "rgb_to_ycbcr", "block_means"), "pixel"),
     **dict.fromkeys(("ssim", "ms_ssim", "ssim_and_ms_ssim", "SSIMReference", "prepare_reference"), "structural"),
     **dict.fromkeys(("bpp", "image_metrics"), "summary"),
+    **dict.fromkeys(("dists", "get_dists", "DISTS_MIN_SIZE"), "structure_texture"),
 }
 
 __all__ = ["LPIPS_NETS", "MS_SSIM_WEIGHTS", "MS_SSIM_MIN_SIZE", *_LAZY]
