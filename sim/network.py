@@ -12,7 +12,11 @@ Model (all times in seconds, sizes in bytes, rates in bit/s):
   that does not fit on arrival is dropped (``queue_dropped``).
 * **Link** — serializes one packet at a time: 8·s_i / bandwidth_bps seconds,
   then the packet propagates for propagation_s + J_i (jitter J_i drawn per
-  packet, see ``LinkConfig``; jitter may reorder packets).
+  packet, see ``LinkConfig``; jitter may reorder packets).  With a link preset
+  (``sim.links``) the serialization time is the preset's airtime (LoRa: its
+  symbol-count formula); with a duty cycle dc the link then stays silent for
+  airtime·(1/dc − 1) before it takes the next packet (one more timeout per
+  packet; packets arriving meanwhile wait in the queue).
 * **Channel** — a ``LossModel`` decides per packet whether it is erased (it
   still used the link); a ``BitErrorModel`` flips bits of the packet bytes
   (header, payload, CRC, in-packet RS parity).  One channel step per *sent*
@@ -46,82 +50,18 @@ from channels.stats import run_lengths
 from codec.types import IndexMap
 
 from .fec import ErasureFEC, InPacketRS
-from .packet import OVERHEAD, Packet, PacketError
+from .links import JITTERS, LinkConfig
+from .packet import HEADERS, PacketError, parse_packet
 from .packetizer import DEFAULT_MTU, depacketize, packetize
 from .record import TransmissionRecord, percentiles
 from codec.errors import ParameterError
 
-JITTERS: tuple[str, ...] = ("none", "uniform", "normal", "exponential")
 
 PENDING, ARRIVED, CHANNEL_LOST, QUEUE_DROPPED = 0, 1, 2, 3
 """Packet fate codes in ``PacketTrace.fate``."""
 
 _POPCOUNT = np.array([bin(v).count("1") for v in range(256)], dtype=np.int64)
 _BIT_CHUNK = 1 << 23  # bits drawn per call of the bit-error model (bounds memory at 8 MB)
-
-
-@dataclass(frozen=True)
-class LinkConfig:
-    """A point-to-point link with a drop-tail queue.
-
-    Attributes:
-        bandwidth_bps: link rate in bit/s (> 0); serialization of s bytes takes 8·s / bandwidth_bps.
-        propagation_s: one-way propagation delay (≥ 0).
-        jitter: ``"none"``; ``"uniform"`` J ~ U(−jitter_s, +jitter_s); ``"normal"``
-            J ~ N(0, jitter_s²); ``"exponential"`` J ~ Exp(mean jitter_s).  The
-            symmetric ones are truncated so that propagation_s + J ≥ 0 (uniform:
-            drawn on [max(−jitter_s, −propagation_s), jitter_s]; normal: redrawn).
-        jitter_s: jitter scale in seconds (≥ 0).
-        queue_packets: drop-tail capacity in waiting packets (≥ 0), None = unbounded.
-        queue_bytes: drop-tail capacity in waiting bytes (≥ 0), None = unbounded.
-        overhead_bytes: lower-layer bytes per packet counted on the link
-            (e.g. 28 for IPv4 + UDP), ≥ 0; they are not corrupted or sent to the receiver.
-    """
-
-    bandwidth_bps: float = 10e6
-    propagation_s: float = 0.02
-    jitter: str = "none"
-    jitter_s: float = 0.0
-    queue_packets: int | None = None
-    queue_bytes: int | None = None
-    overhead_bytes: int = 0
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.bandwidth_bps) and self.bandwidth_bps > 0):
-            raise ParameterError(f"bandwidth_bps must be a finite number > 0, got {self.bandwidth_bps}")
-        if not (math.isfinite(self.propagation_s) and self.propagation_s >= 0):
-            raise ParameterError(f"propagation_s must be finite and ≥ 0, got {self.propagation_s}")
-        if self.jitter not in JITTERS:
-            raise ParameterError(f"jitter must be one of {JITTERS}, got {self.jitter!r}")
-        if not (math.isfinite(self.jitter_s) and self.jitter_s >= 0):
-            raise ParameterError(f"jitter_s must be finite and ≥ 0, got {self.jitter_s}")
-        for name in ("queue_packets", "queue_bytes"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, (int, np.integer)) or v < 0):
-                raise ParameterError(f"{name} must be None (unbounded) or an int ≥ 0, got {v!r}")
-        if not isinstance(self.overhead_bytes, (int, np.integer)) or self.overhead_bytes < 0:
-            raise ParameterError(f"overhead_bytes must be an int ≥ 0, got {self.overhead_bytes!r}")
-
-    def serialization_s(self, nbytes: np.ndarray | int) -> np.ndarray:
-        """Serialization time of packets of ``nbytes`` (overhead included by the caller)."""
-        return np.asarray(nbytes, dtype=np.float64) * 8.0 / self.bandwidth_bps
-
-    def draw_delays(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Propagation + jitter of n packets, (n,) float64, all ≥ 0 (one vectorized draw)."""
-        prop, j = self.propagation_s, self.jitter_s
-        if self.jitter == "none" or j == 0.0:
-            return np.full(n, prop)
-        if self.jitter == "uniform":
-            return prop + rng.uniform(max(-j, -prop), j, size=n)
-        if self.jitter == "exponential":
-            return prop + rng.exponential(j, size=n)
-        x = rng.normal(0.0, j, size=n)  # truncated normal: redraw the values below −prop
-        for _ in range(64):
-            bad = np.flatnonzero(x < -prop)
-            if bad.size == 0:
-                break
-            x[bad] = rng.normal(0.0, j, size=bad.size)
-        return prop + np.maximum(x, -prop)
 
 
 @dataclass
@@ -136,6 +76,8 @@ class PacketTrace:
         flips: flipped bits per packet (bit-error channel).
         received: the bytes of each arrived packet as received (corrupted), else None.
         start_t, decode_t: transmission start and the receiver's decode time.
+        airtime_s: serialization time (airtime) of each packet.
+        off_s: duty-cycle silence after each packet (None without a duty-cycle rule).
     """
 
     send_t: np.ndarray
@@ -145,12 +87,14 @@ class PacketTrace:
     received: list[bytes | None]
     start_t: float
     decode_t: float
+    airtime_s: np.ndarray | None = None
+    off_s: np.ndarray | None = None
 
 
 class _Tx:
     """State of one in-flight transmission inside the simulator."""
 
-    __slots__ = ("env", "wire", "size", "ser", "lost", "delay", "gap", "send_t", "arrive_t", "fate",
+    __slots__ = ("env", "wire", "size", "ser", "off", "lost", "delay", "gap", "send_t", "arrive_t", "fate",
                  "flips", "rx", "remaining", "accounted", "deadline", "start", "decode_t", "done")
 
     def __init__(self, env: simpy.Environment, wire: Sequence[bytes]) -> None:
@@ -164,6 +108,7 @@ class _Tx:
         self.accounted = env.event()
         self.done = env.event()
         self.decode_t = math.nan
+        self.off = None
 
     def account(self) -> None:
         self.remaining -= 1
@@ -238,7 +183,7 @@ class NetworkSimulator:
     def _enqueue(self, tx: _Tx, i: int) -> None:
         if self._serving is None:
             self._serving = (tx, i)
-            self._busy_until = self.env.now + tx.ser[i]
+            self._busy_until = self.env.now + (tx.ser[i] if tx.off is None else tx.ser[i] + tx.off[i])
             if self._wake is not None and not self._wake.triggered:
                 self._wake.succeed()
             return
@@ -271,7 +216,8 @@ class NetworkSimulator:
                 yield self._wake
                 self._wake = None
             tx, i = self._serving
-            self._busy_until = env.now + tx.ser[i]
+            off = None if tx.off is None else tx.off[i]
+            self._busy_until = env.now + (tx.ser[i] if off is None else tx.ser[i] + off)
             yield env.timeout(tx.ser[i])
             if tx.lost[i]:
                 tx.fate[i] = CHANNEL_LOST
@@ -279,6 +225,9 @@ class NetworkSimulator:
             else:
                 ev = env.timeout(tx.delay[i], value=i)
                 ev.callbacks.append(tx.on_arrival)
+            if off is not None and off > 0.0:  # duty cycle: the link stays silent, waiting packets queue
+                self._busy_until = env.now + off
+                yield env.timeout(off)
             if self._queue:
                 nxt = self._queue.popleft()
                 self._queue_bytes -= int(nxt[0].size[nxt[1]])
@@ -327,8 +276,13 @@ class NetworkSimulator:
             raise ParameterError(f"at={at} lies before the simulator's current time {env.now}")
         tx = _Tx(env, wire)
         lens = np.fromiter((len(b) for b in wire), dtype=np.int64, count=n)
+        limit = self.link.max_packet_bytes
+        if limit is not None and int(lens.max()) > limit:
+            raise ParameterError(f"a {int(lens.max())}-byte packet exceeds the {limit}-byte payload limit of link "
+                                 f"preset {self.link.preset!r}; lower the mtu (or use header='compact')")
         tx.size = lens + self.link.overhead_bytes
         tx.ser = self.link.serialization_s(tx.size)
+        tx.off = self.link.off_time_s(tx.ser)
         # channel draws for all packets at once, one step per sent packet
         if self.channel is not None:
             lost, self.channel_state = self.channel.sample(n, self.rng, self.channel_state)
@@ -353,7 +307,7 @@ class NetworkSimulator:
         arrived = tx.fate == ARRIVED
         received = [tx.rx[i] if arrived[i] else None for i in range(n)]
         return PacketTrace(tx.send_t, np.where(arrived, tx.arrive_t, np.nan), tx.fate.copy(), tx.flips,
-                           received, start, tx.decode_t)
+                           received, start, tx.decode_t, tx.ser, tx.off)
 
     def _apply_bit_errors(self, wire: Sequence[bytes], lens: np.ndarray, flips_out: np.ndarray) -> list[bytes]:
         """Corrupt the packets' bytes with the bit-error channel, vectorized over all of them."""
@@ -390,6 +344,7 @@ class NetworkSimulator:
         deadline_s: float | None = None,
         at: float | None = None,
         prior: np.ndarray | None = None,
+        header: str = "full",
     ) -> TransmissionRecord:
         """Packetize an index map, send it through the path, and rebuild it at the receiver.
 
@@ -399,9 +354,12 @@ class NetworkSimulator:
             mtu, interleave, seed, coder, fec, prior: see ``sim.packetizer.packetize``.
             inpacket_nsym: RS parity bytes per 255-byte chunk of every packet (0 = off).
             pacing_bps, deadline_s, at: see ``send_packets``.
+            header: ``"full"`` (36-byte header, default) or ``"compact"`` (``sim.packet``;
+                the receiver is given the stream's ``CompactSession``, as if sent once before).
 
         Returns:
-            ``TransmissionRecord`` (with the received IndexMap and lost mask).
+            ``TransmissionRecord`` (with the received IndexMap and lost mask; with a link
+            preset or duty cycle also ``link_stats``: airtime, silences, delivery time).
         """
         if image_id is None:
             image_id = self._next_image_id
@@ -409,9 +367,12 @@ class NetworkSimulator:
         if not isinstance(inpacket_nsym, (int, np.integer)) or inpacket_nsym < 0:
             raise ParameterError(f"inpacket_nsym must be an int ≥ 0, got {inpacket_nsym!r}")
         rs = InPacketRS(int(inpacket_nsym)) if inpacket_nsym else None
+        if header not in HEADERS:
+            raise ParameterError(f"header must be one of {HEADERS}, got {header!r}")
         packets = packetize(index_map, image_id=image_id, mtu=mtu, interleave=interleave, seed=seed,
-                            coder=coder, fec=fec, prior=prior)
-        raw = [p.to_bytes() for p in packets]
+                            coder=coder, fec=fec, prior=prior, header=header)
+        session = packets[0].session if header == "compact" else None
+        raw = [p.to_bytes() for p in packets] if session is None else [session.encode(p) for p in packets]
         wire = rs.encode_many(raw) if rs else raw
         trace = self.send_packets(wire, pacing_bps=pacing_bps, deadline_s=deadline_s, at=at)
 
@@ -430,13 +391,13 @@ class NetworkSimulator:
                 continue
             msg = rs.strip(rx) if rs else rx
             try:
-                Packet.from_bytes(msg)
+                parse_packet(msg, header, session)
             except PacketError:
                 fixed = rs.decode(rx) if rs else None
                 try:
                     if fixed is None:
                         raise PacketError("bad_crc")
-                    Packet.from_bytes(fixed)
+                    parse_packet(fixed, header, session)
                 except PacketError:
                     corrupted += 1
                     continue
@@ -446,18 +407,19 @@ class NetworkSimulator:
             ok[i] = True
         res = depacketize(good, expected_image_id=image_id, codebook_size=index_map.codebook_size,
                           shape=index_map.shape, image_size=index_map.image_size,
-                          codebook_id=index_map.codebook_id, prior=prior)
+                          codebook_id=index_map.codebook_id, prior=prior, header=header, session=session)
 
         is_parity = np.fromiter((p.parity for p in packets), dtype=bool, count=n)
         plen = np.fromiter((len(p.payload) for p in packets), dtype=np.int64, count=n)
         wlen = np.fromiter((len(b) for b in wire), dtype=np.int64, count=n)
+        rlen = np.fromiter((len(b) for b in raw), dtype=np.int64, count=n)  # header + payload + CRC
         bursts = run_lengths(~ok)
         delivered_t = trace.arrive_t[ok] - trace.send_t[ok]
         lat = percentiles(delivered_t)
         payload_bits = int(8 * plen[~is_parity].sum())
-        header_bits = int(8 * OVERHEAD * (~is_parity).sum())
-        fec_bits = int(8 * (plen[is_parity] + OVERHEAD).sum())
-        rs_bits = int(8 * (wlen - plen - OVERHEAD).sum())
+        header_bits = int(8 * (rlen - plen)[~is_parity].sum())
+        fec_bits = int(8 * rlen[is_parity].sum())
+        rs_bits = int(8 * (wlen - rlen).sum())
         link_bits = int(8 * self.link.overhead_bytes * n)
         n_data = int((~is_parity).sum())
         return TransmissionRecord(
@@ -496,7 +458,17 @@ class NetworkSimulator:
             counts_by_reason=res.counts_by_reason,
             received=res.index_map,
             lost_mask=res.lost_mask,
+            link_stats=self._link_stats(trace, ok),
         )
+
+    def _link_stats(self, trace: PacketTrace, ok: np.ndarray) -> dict[str, float] | None:
+        """Airtime columns of a record: only with a link preset or a duty-cycle rule (else None)."""
+        if self.link.preset is None and self.link.duty_cycle is None:
+            return None
+        on_air = trace.fate != QUEUE_DROPPED
+        off = 0.0 if trace.off_s is None else float(trace.off_s[on_air].sum())
+        last = float(np.max(trace.arrive_t[ok])) - trace.start_t if ok.any() else math.nan
+        return {"airtime_s": float(trace.airtime_s[on_air].sum()), "duty_off_s": off, "delivery_s": last}
 
 
 Session = NetworkSimulator
@@ -521,6 +493,7 @@ def transmit(
     prior: np.ndarray | None = None,
     rng: np.random.Generator,
     env: simpy.Environment | None = None,
+    header: str = "full",
 ) -> TransmissionRecord:
     """Send one index map through a fresh ``NetworkSimulator`` (one-shot convenience).
 
@@ -529,4 +502,4 @@ def transmit(
     sim = NetworkSimulator(link=link, channel=channel, bit_channel=bit_channel, rng=rng, env=env)
     return sim.send(index_map, image_id=image_id, mtu=mtu, interleave=interleave, seed=seed, coder=coder,
                     fec=fec, inpacket_nsym=inpacket_nsym, pacing_bps=pacing_bps, deadline_s=deadline_s,
-                    prior=prior)
+                    prior=prior, header=header)

@@ -37,6 +37,38 @@ clear (every stream written before the bit existed) is the Cauchy code;
 receivers that predate the bit reject it as an unknown flag (``"bad_field"``)
 instead of decoding it with the wrong code.
 
+Compact header (``header="compact"``, for links with tiny frames)
+-----------------------------------------------------------------
+
+The fields every packet of a session shares (K, h, w, image size, scheme,
+coder, seed, FEC n / k / code) are *session parameters*: the receiver knows
+them from a ``CompactSession`` (sent once, as its own 30-byte descriptor
+``CompactSession.to_bytes``, or agreed out of band) and each packet carries
+only::
+
+    off size field      meaning
+      0   1  magic      bits 7…3 = 10101 (compact version 1), bit 2 reserved (0),
+                        bit 1: wide (seq and count 2 bytes each), bit 0: parity
+      1   1  image_id   image id mod 256
+      2 1|2  seq        data: packet number; parity: block·(n−k) + parity index
+    3|4 1|2  count      number of data packets of the image (1 … 255 narrow)
+    4|6   …  payload    (its length follows from the frame length)
+      …   c  CRC        c = 1, 2 or 4 bytes, by the packet's total length L
+
+so a packet costs 4 + c bytes (6 + c with more than 255 packets) besides its
+payload, instead of 40.  CRC size, by L = header + payload + CRC: L ≤ 64 →
+CRC-8 (polynomial 0x07, init 0); L ≤ 1024 → CRC-16/CCITT-FALSE (0x1021, init
+0xFFFF, ``binascii.crc_hqx``); longer → CRC-32 (zlib).  For a corrupted packet
+whose error pattern is not a multiple of the generator polynomial (every
+single-bit error, every burst ≤ c·8 bits) detection is certain; for random
+corruption a c-byte CRC lets a fraction 2^-8c through (2^-8 ≈ 0.4 %, 2^-16 ≈
+1.5·10^-5, 2^-32 ≈ 2.3·10^-10), which is why the CRC grows with the packet.
+The CRC is computed over the session's 4-byte *salt* (CRC-32 of its
+descriptor) followed by header and payload, so a packet of another session is
+rejected (``"bad_crc"``: a receiver cannot tell it from a corrupt one) except
+with the same probability 2^-8c.  Lengths no sender produces (65, 1025, 1026)
+are ``"bad_field"``.
+
 ``Packet.from_bytes`` validates in this order and raises ``PacketError`` with
 ``reason``: ``"bad_magic"`` (not a vqsim packet), ``"truncated"`` (shorter than
 the header or the declared payload), ``"oversized"`` (longer than declared, or
@@ -46,10 +78,12 @@ longer than ``max_size``), ``"bad_crc"`` (checksum mismatch), ``"bad_field"``
 """
 from __future__ import annotations
 
+import binascii
 import dataclasses
 import struct
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -82,6 +116,15 @@ REASONS: tuple[str, ...] = (
 
 _HEADER = struct.Struct(HEADER_FORMAT)
 assert HEADER_SIZE == 36
+
+HEADERS: tuple[str, ...] = ("full", "compact")
+"""Packet header formats: the 36-byte self-describing header (default) and the compact one."""
+COMPACT_MAGIC, COMPACT_MAGIC_MASK = 0xA8, 0xF8
+COMPACT_WIDE = 0x02
+COMPACT_NARROW_MAX = 0xFF
+SESSION_MAGIC = b"VS"
+_SESSION = struct.Struct("!2sBIHHHHBBIBBB")
+SESSION_SIZE = _SESSION.size + 4  # 30 bytes with its CRC-32
 
 
 class PacketError(VQSimError, ValueError):
@@ -150,7 +193,22 @@ class Packet:
         return self.block * self.fec_n + self.seq - self.block * self.fec_k
 
     # --------------------------------------------------------- serialization
-    def to_bytes(self) -> bytes:
+    def wire_size(self, header: str = "full") -> int:
+        """Bytes on the wire with header format ``header`` (see ``HEADERS``)."""
+        return self.size if header == "full" else len(self.to_bytes(header))
+
+    @property
+    def session(self) -> "CompactSession":
+        """The session parameters of this packet's stream (what a compact header leaves out)."""
+        return CompactSession(self.codebook_size, self.h, self.w, self.image_size, self.scheme, self.coder,
+                              self.seed, self.fec_n, self.fec_k, self.fec_code)
+
+    def to_bytes(self, header: str = "full") -> bytes:
+        """The packet on the wire, with the 36-byte header (default) or the compact one."""
+        if header != "full":
+            if header != "compact":
+                raise PacketError("bad_field", f"header must be one of {HEADERS}, got {header!r}")
+            return self.session.encode(self)
         head = _HEADER.pack(
             MAGIC, VERSION, (FLAG_PARITY if self.parity else 0) | CODE_FLAGS[self.fec_code], self.image_id,
             self.seq, self.count,
@@ -286,3 +344,168 @@ def _check_fields(seq: int, count: int, block: int, fec_n: int, fec_k: int, K: i
 
 
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Packet))
+
+
+# ----------------------------------------------------------------------------- compact header
+_CRC8_TABLE = []
+for _b in range(256):
+    _c = _b
+    for _ in range(8):
+        _c = ((_c << 1) ^ 0x07) & 0xFF if _c & 0x80 else (_c << 1) & 0xFF
+    _CRC8_TABLE.append(_c)
+_CRC8_TABLE = bytes(_CRC8_TABLE)
+
+
+def crc8(data: bytes, crc: int = 0) -> int:
+    """CRC-8 (polynomial x^8 + x^2 + x + 1 = 0x07, no reflection, no final xor), continuing from ``crc``."""
+    t = _CRC8_TABLE
+    for byte in data:
+        crc = t[crc ^ byte]
+    return crc
+
+
+def compact_crc_size(total_len: int) -> int:
+    """CRC bytes of a compact packet of ``total_len`` bytes (header + payload + CRC): 1, 2 or 4."""
+    return 1 if total_len <= 64 else 2 if total_len <= 1024 else 4
+
+
+def _compact_crc(salt: bytes, body: bytes, c: int) -> bytes:
+    if c == 1:
+        return bytes([crc8(body, crc8(salt))])
+    if c == 2:
+        return binascii.crc_hqx(body, binascii.crc_hqx(salt, 0xFFFF)).to_bytes(2, "big")
+    return zlib.crc32(body, zlib.crc32(salt)).to_bytes(4, "big")
+
+
+@dataclass(frozen=True)
+class CompactSession:
+    """Session parameters of compact-header packets (every field of ``Packet`` a compact header leaves out).
+
+    ``to_bytes`` / ``from_bytes`` are its once-sent 30-byte descriptor (magic
+    ``b"VS"``, version, the fields, CRC-32); ``salt`` (CRC-32 of the descriptor
+    body) seeds every packet's CRC so packets of another session fail the check.
+    """
+
+    codebook_size: int
+    h: int
+    w: int
+    image_size: tuple[int, int]
+    scheme: str
+    coder: str
+    seed: int
+    fec_n: int = 0
+    fec_k: int = 0
+    fec_code: str = DEFAULT_CODE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
+        # a probe packet checks every field with the full header's rules
+        Packet(0, 0, 1, self.codebook_size, self.h, self.w, self.image_size, self.scheme, self.coder, self.seed,
+               b"", False, 0, self.fec_n, self.fec_k, self.fec_code)
+
+    def _body(self) -> bytes:
+        return _SESSION.pack(SESSION_MAGIC, VERSION, self.codebook_size, self.h, self.w, *self.image_size,
+                             SCHEMES.index(self.scheme), CODERS.index(self.coder), self.seed, self.fec_n,
+                             self.fec_k, CODES.index(self.fec_code))
+
+    @cached_property
+    def salt(self) -> bytes:
+        """4 bytes: CRC-32 of the descriptor body."""
+        return zlib.crc32(self._body()).to_bytes(4, "big")
+
+    def to_bytes(self) -> bytes:
+        """The session descriptor (sent once, reliably, before the compact packets)."""
+        body = self._body()
+        return body + zlib.crc32(body).to_bytes(4, "big")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "CompactSession":
+        """Parse a session descriptor; PacketError ("truncated", "bad_magic", "bad_crc", "bad_field")."""
+        b = bytes(data)
+        if len(b) != SESSION_SIZE:
+            raise PacketError("truncated" if len(b) < SESSION_SIZE else "oversized",
+                              f"a session descriptor has {SESSION_SIZE} bytes, got {len(b)}")
+        if b[:2] != SESSION_MAGIC:
+            raise PacketError("bad_magic", f"starts with {b[:2]!r}, not {SESSION_MAGIC!r}")
+        if zlib.crc32(b[:-4]) != int.from_bytes(b[-4:], "big"):
+            raise PacketError("bad_crc", "session descriptor CRC-32 mismatch")
+        _, version, K, h, w, ih, iw, scheme, coder, seed, n, k, code = _SESSION.unpack(b[:-4])
+        if version != VERSION or scheme >= len(SCHEMES) or coder >= len(CODERS) or code >= len(CODES):
+            raise PacketError("bad_field", "unknown version, scheme, coder or FEC code in session descriptor")
+        return cls(K, h, w, (ih, iw), SCHEMES[scheme], CODERS[coder], seed, n, k, CODES[code])
+
+    def encode(self, p: Packet) -> bytes:
+        """Packet ``p`` (of this session) with the compact header."""
+        seq = p.block * (p.fec_n - p.fec_k) + p.seq if p.parity else p.seq
+        wide = p.count > COMPACT_NARROW_MAX or seq > COMPACT_NARROW_MAX
+        fmt = "!BBHH" if wide else "!BBBB"
+        head = struct.pack(fmt, COMPACT_MAGIC | (COMPACT_WIDE if wide else 0) | (FLAG_PARITY if p.parity else 0),
+                           p.image_id & 0xFF, seq, p.count)
+        body = head + p.payload
+        b = len(body)
+        c = 1 if b + 1 <= 64 else 2 if b + 2 <= 1024 else 4
+        return body + _compact_crc(self.salt, body, c)
+
+    def decode(self, data: bytes | bytearray | memoryview, *, image_id: int | None = None,
+               max_size: int | None = None) -> Packet:
+        """Parse and verify one compact packet of this session.
+
+        Args:
+            data: the received frame.
+            image_id: the full image id the receiver expects; used when its low byte matches
+                the header's (else the packet's id is the header byte, and it reads as foreign).
+            max_size: largest acceptable packet; longer → "oversized".
+
+        Raises:
+            PacketError: "bad_magic", "oversized", "truncated", "bad_crc", "bad_field".
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"packet data must be bytes, got {type(data).__name__}")
+        b = bytes(data)
+        n = len(b)
+        if n == 0:
+            raise PacketError("truncated", "empty packet")
+        b0 = b[0]
+        if b0 & COMPACT_MAGIC_MASK != COMPACT_MAGIC:
+            raise PacketError("bad_magic", f"first byte {b0:#04x} is not a compact vqsim header")
+        if max_size is not None and n > max_size:
+            raise PacketError("oversized", f"{n} bytes > limit {max_size}")
+        wide = bool(b0 & COMPACT_WIDE)
+        hsize = 6 if wide else 4
+        c = compact_crc_size(n)
+        if n < hsize + c:
+            raise PacketError("truncated", f"{n} bytes < minimal compact packet of {hsize + c}")
+        if _compact_crc(self.salt, b[:-c], c) != b[-c:]:
+            raise PacketError("bad_crc", f"CRC-{8 * c} mismatch (corrupt, or another session's packet)")
+        if (1 if n - c + 1 <= 64 else 2 if n - c + 2 <= 1024 else 4) != c:
+            raise PacketError("bad_field", f"length {n} is not one a sender produces")
+        if b0 & ~(COMPACT_MAGIC_MASK | COMPACT_WIDE | FLAG_PARITY) & 0xFF:
+            raise PacketError("bad_field", f"reserved flag bit set in {b0:#04x}")
+        _, iid, seq, count = struct.unpack_from("!BBHH" if wide else "!BBBB", b)
+        parity = bool(b0 & FLAG_PARITY)
+        fn, fk = self.fec_n, self.fec_k
+        if parity:
+            if not fn:
+                raise PacketError("bad_field", "parity packet in a session without FEC")
+            block, seq = divmod(seq, fn - fk)
+        else:
+            block = seq // fk if fk else 0
+        plen = n - hsize - c
+        msg = _check_fields(seq, count, block, fn, fk, self.codebook_size, self.h, self.w, *self.image_size,
+                            plen, parity, self.fec_code)
+        if msg:
+            raise PacketError("bad_field", msg)
+        if image_id is not None and int(image_id) & 0xFF == iid:
+            iid = int(image_id)
+        return Packet._trusted(iid, seq, count, self.codebook_size, self.h, self.w, self.image_size, self.scheme,
+                               self.coder, self.seed, b[hsize:n - c], parity, block, fn, fk, self.fec_code)
+
+
+def parse_packet(data: bytes | bytearray | memoryview, header: str = "full", session: CompactSession | None = None,
+                 *, image_id: int | None = None, max_size: int | None = None) -> Packet:
+    """``Packet.from_bytes`` (header "full") or ``session.decode`` (header "compact")."""
+    if header == "full":
+        return Packet.from_bytes(data, max_size=max_size)
+    if header != "compact" or session is None:
+        raise PacketError("bad_field", f"header must be one of {HEADERS} (compact needs a session), got {header!r}")
+    return session.decode(data, image_id=image_id, max_size=max_size)

@@ -35,6 +35,15 @@ is the image, and packets with another key are ``"foreign"``.  Reordering is
 harmless and only counted (``"reordered"``, not a drop reason).  Missing data
 packets are rebuilt from FEC parity when their block has enough packets.
 
+Compact header
+--------------
+``header="compact"`` (``sim.packet``: 4–6 header bytes and a 1/2/4-byte CRC
+instead of 40 bytes) moves the stream's shared fields into a
+``CompactSession`` that the receiver must be given (``session=``; the
+sender's is ``packets[0].session``).  FEC parity is then computed over the
+compact data packets, so the packets must be sent as
+``p.to_bytes("compact")``.  Default: the 36-byte header, unchanged.
+
 If no packet of the image arrives, the receiver still returns an all-lost map
 as long as it knows the session parameters (``codebook_size`` and ``shape``;
 ``image_size`` defaults to 16·shape) — pass them, as a real receiver would.
@@ -54,7 +63,7 @@ from codec.types import IndexMap
 
 from .fec import BACKENDS, DEFAULT_CODE, ErasureFEC, FECError
 from .interleave import SCHEMES, interleave
-from .packet import MAX_PAYLOAD, OVERHEAD, REASONS, Packet, PacketError
+from .packet import HEADERS, MAX_PAYLOAD, OVERHEAD, REASONS, CompactSession, Packet, PacketError, parse_packet
 
 DEFAULT_MTU = 1200
 MIN_MTU = 8
@@ -95,6 +104,7 @@ def packetize(
     coder: str = "raw",
     fec: ErasureFEC | None = None,
     prior: np.ndarray | None = None,
+    header: str = "full",
 ) -> list[Packet]:
     """Split an index map into packets, in send order.
 
@@ -111,6 +121,8 @@ def packetize(
             decodes with the same code.
         prior: optional codebook histogram for the ``"arith"`` coders (the
             receiver must use the same).
+        header: ``"full"`` (36-byte header, default) or ``"compact"`` (see the
+            module docstring: parity covers the compact data packets).
 
     Returns:
         The packets (data and parity) in transmission order.
@@ -119,6 +131,8 @@ def packetize(
         ValueError: bad options, or ``mtu`` too small for even one index per packet.
     """
     _check_options(mtu, interleave, seed, coder, image_id)
+    if header not in HEADERS:
+        raise ParameterError(f"header must be one of {HEADERS}, got {header!r}")
     scheme = interleave
     h, w = index_map.shape
     N = h * w
@@ -147,11 +161,16 @@ def packetize(
 
     if fec is None:
         return [data_packet(j) for j in range(P)]
+    if header == "compact" and fec.num_blocks(P) * (n - k) > MAX_PACKETS:
+        raise ParameterError(f"{fec.num_blocks(P) * (n - k)} parity packets do not fit the compact header's "
+                             f"16-bit sequence number")
+    to_bytes = Packet.to_bytes if header == "full" else (
+        Packet(iid, 0, P, K, h, w, isz, scheme, coder, int(seed), payloads[0], False, 0, n, k, code).session.encode)
     out: list[Packet] = []
     for blk in range(fec.num_blocks(P)):
         data = [data_packet(j) for j in range(blk * k, min(P, (blk + 1) * k))]
         out.extend(data)
-        parity = fec.encode_block([p.to_bytes() for p in data])
+        parity = fec.encode_block([to_bytes(p) for p in data])
         if blk == 0:  # validate one parity packet; the others differ only in seq / block / payload
             Packet(iid, 0, P, K, h, w, isz, scheme, coder, int(seed), parity[0], True, 0, n, k, code)
         out.extend(Packet._trusted(iid, i, P, K, h, w, isz, scheme, coder, int(seed), sym, True, blk, n, k, code)
@@ -205,6 +224,8 @@ def depacketize(
     max_packet_size: int | None = None,
     limits: DecodeLimits | None = None,
     fec_backend: str = "auto",
+    header: str = "full",
+    session: CompactSession | None = None,
 ) -> DepacketizeResult:
     """Rebuild an index map from whatever packets arrived, in any order.
 
@@ -222,6 +243,9 @@ def depacketize(
         fec_backend: who decodes the erasure code the headers name
             (``sim.fec.BACKENDS``; "auto": zfec for "vandermonde" when importable;
             the Cauchy code is always decoded with numpy).
+        header: ``"full"`` (default) or ``"compact"``; then ``session`` (the
+            stream's ``CompactSession``) is required.  A compact packet of
+            another session fails its CRC ("bad_crc").
 
     Returns:
         ``DepacketizeResult``.
@@ -234,6 +258,10 @@ def depacketize(
     """
     if fec_backend not in BACKENDS:
         raise ParameterError(f"fec_backend must be one of {BACKENDS}, got {fec_backend!r}")
+    if header not in HEADERS:
+        raise ParameterError(f"header must be one of {HEADERS}, got {header!r}")
+    if header == "compact" and not isinstance(session, CompactSession):
+        raise ParameterError("header='compact' needs session= (the stream's CompactSession)")
     limits = resolve_limits(limits)
     counts: Counter[str] = Counter({r: 0 for r in REASONS})
     counts["reordered"] = 0
@@ -241,12 +269,13 @@ def depacketize(
     for item in packets:
         try:
             if isinstance(item, Packet):
-                pkt, raw = item, item.to_bytes()
+                pkt, raw = item, item.to_bytes(header)
                 if max_packet_size is not None and len(raw) > max_packet_size:
                     raise PacketError("oversized")
             elif isinstance(item, (bytes, bytearray, memoryview)):
                 raw = bytes(item)
-                pkt = Packet.from_bytes(raw, max_size=max_packet_size)
+                pkt = (Packet.from_bytes(raw, max_size=max_packet_size) if header == "full" else
+                       session.decode(raw, image_id=expected_image_id, max_size=max_packet_size))
             else:
                 counts["bad_type"] += 1
                 continue
@@ -327,7 +356,7 @@ def depacketize(
                 continue
             for jj, raw in rec.items():
                 try:
-                    p = Packet.from_bytes(raw)
+                    p = parse_packet(raw, header, session, image_id=expected_image_id)
                 except PacketError:
                     counts["fec_failed"] += 1
                     continue

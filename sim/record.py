@@ -48,6 +48,13 @@ class TransmissionRecord:
     (``LinkConfig.overhead_bytes`` per packet), ``total_bits`` (their sum, what
     the link carried).  Times in seconds: ``latency_*`` over delivered packets
     (arrival − send), ``completion_s`` = decode time − start.
+
+    ``link_stats`` is None unless the link has a preset or a duty-cycle rule
+    (``sim.links``); then it holds ``airtime_s`` (time on air of the packets
+    the queue did not drop), ``duty_off_s`` (the duty-cycle silences after
+    them) and ``delivery_s`` (last delivered arrival − start, NaN if none), and
+    ``to_row`` appends them as the last columns — rows of links without a
+    preset or duty cycle have exactly the columns they always had.
     """
 
     image_id: int
@@ -85,6 +92,7 @@ class TransmissionRecord:
     counts_by_reason: dict[str, int] = field(default_factory=dict)
     received: IndexMap | None = field(default=None, repr=False)
     lost_mask: np.ndarray | None = field(default=None, repr=False)
+    link_stats: dict[str, float] | None = None
 
     def to_row(self) -> dict[str, float | int]:
         """Flat dict of the scalar fields plus ``drop_<reason>`` counts and ``reordered``, for result tables."""
@@ -95,6 +103,8 @@ class TransmissionRecord:
                 row[f.name] = v.item() if isinstance(v, np.generic) else v
         for reason, n in sorted(self.counts_by_reason.items()):
             row[reason if reason == "reordered" else f"drop_{reason}"] = int(n)
+        if self.link_stats is not None:
+            row.update(self.link_stats)
         return row
 
     def summary(self) -> str:
@@ -112,4 +122,6 @@ class TransmissionRecord:
             f"  latency p50 {1e3 * self.latency_p50:.2f} ms, p95 {1e3 * self.latency_p95:.2f} ms, "
             f"p99 {1e3 * self.latency_p99:.2f} ms, max {1e3 * self.latency_max:.2f} ms; "
             f"completion {1e3 * self.completion_s:.2f} ms"
-        )
+        ) + ("" if self.link_stats is None else (
+            f"\n  link: airtime {self.link_stats['airtime_s']:.3f} s, duty-cycle silence "
+            f"{self.link_stats['duty_off_s']:.3f} s, image delivered after {self.link_stats['delivery_s']:.3f} s"))

@@ -31,6 +31,9 @@ CODEC_KEYS = ("model", "codebook_sizes", "codebook_size", "coder", "kmeans_seed"
 PACKET_KEYS = ("mtu", "interleave", "coder")
 LINK_DEFAULTS: dict[str, Any] = {"bandwidth_bps": 1e7, "propagation_s": 0.02, "jitter": "none", "jitter_s": 0.0,
                                  "queue_packets": None, "queue_bytes": None, "overhead_bytes": 0}
+LINK_EXTRA_KEYS = ("preset", "duty_cycle")
+"""Optional link keys (``sim.links``); left out of the resolved section when not given, so configs
+without them resolve (and hash) exactly as before they existed."""
 CONCEAL_KEYS = ("methods", "options", "models", "on_missing_model")
 METRIC_KEYS = ("nets", "device", "structural")
 EXAMPLE_KEYS = ("enabled", "max_side")
@@ -176,11 +179,21 @@ def _packetization(v: Any) -> dict:
 
 
 def _link(v: Any) -> dict:
-    from sim.network import JITTERS
+    """The link section; ``preset`` (a ``sim.links.LINK_PRESETS`` name) fills bandwidth, propagation,
+    overhead and duty cycle from the preset before the explicit keys apply; ``duty_cycle`` is None or in (0, 1]."""
+    from sim.links import JITTERS, LINK_PRESETS
 
-    d = check_keys(v, tuple(LINK_DEFAULTS), "link")
+    d = check_keys(v, tuple(LINK_DEFAULTS) + LINK_EXTRA_KEYS, "link")
     out = dict(LINK_DEFAULTS)
+    if d.get("preset") is not None:
+        p = LINK_PRESETS[choice(d["preset"], tuple(LINK_PRESETS), "link.preset")]
+        out.update({"bandwidth_bps": p.bitrate_bps, "propagation_s": p.propagation_s,
+                    "overhead_bytes": p.per_packet_overhead_bytes, "duty_cycle": p.duty_cycle, "preset": p.name})
+    elif "preset" in d:
+        del d["preset"]
     out.update(d)
+    if "duty_cycle" in out:
+        out["duty_cycle"] = as_num(out["duty_cycle"], "link.duty_cycle", 0.0, 1.0, open_lo=True, none_ok=True)
     out["bandwidth_bps"] = as_num(out["bandwidth_bps"], "link.bandwidth_bps", 0.0, open_lo=True)
     out["propagation_s"] = as_num(out["propagation_s"], "link.propagation_s", 0.0)
     out["jitter"] = choice(out["jitter"], JITTERS, "link.jitter")
@@ -303,7 +316,36 @@ def validate_config(raw: Mapping[str, Any]) -> dict:
         "examples": _examples(d.get("examples")),
         "execution": _execution(d.get("execution")),
     }
+    _check_link_payload(out)
     return out
+
+
+def _check_link_payload(cfg: Mapping[str, Any]) -> None:
+    """With a link preset, the largest packet of every (mtu, FEC) combination must fit the preset's payload limit.
+
+    Largest packet (36-byte header + 4-byte CRC = 40 bytes of overhead): a data packet is mtu + 40; with an
+    erasure code a parity packet is (mtu + 40 + 2) + 40; in-packet RS adds nsym per 255 − nsym bytes.
+    """
+    link = cfg["link"]
+    if link.get("preset") is None:
+        return
+    from sim.fec import InPacketRS
+    from sim.links import LINK_PRESETS
+    from sim.packet import OVERHEAD
+
+    limit = LINK_PRESETS[link["preset"]].max_payload_bytes
+    fecs = cfg["fec"] if cfg["fec"] is not None else [p["fec"] for p in cfg["pairs"]]
+    for mtu in cfg["packetization"]["mtu"]:
+        for f in fecs:
+            size = mtu + OVERHEAD + (2 + OVERHEAD if f["n"] else 0)
+            size += InPacketRS(f["nsym"]).overhead(size) if f["nsym"] else 0
+            if size > limit:
+                what = (f"a {'parity' if f['n'] else 'data'} packet (mtu {mtu} + {OVERHEAD}-byte header/CRC"
+                        f"{' + 42 for FEC parity' if f['n'] else ''}{' + in-packet RS' if f['nsym'] else ''})")
+                fix = (f"lower packetization.mtu to ≤ {mtu - (size - limit)}" if mtu - (size - limit) >= 8 else
+                       "no mtu ≥ 8 fits with the 40-byte header")
+                raise err("link.preset", f"{link['preset']!r} carries at most {limit} bytes per packet, but {what} "
+                                         f"with fec {fec_label(f)} is {size} bytes; {fix} or drop that FEC setting")
 
 
 def config_hash(cfg: Mapping[str, Any]) -> str:
