@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="reduced sizes: evaluate the fine-tuned decoder, the plain K-means model ('w/o fine-tune'), "
                         "both (default) or whichever is shipped (auto)")
     p.add_argument("--nets", default="alex,vgg", help="LPIPS backbones, comma separated (default: alex,vgg)")
+    p.add_argument("--dists", action="store_true", help="also measure DISTS (Ding et al. 2020; a 'dists' column; "
+                   "needs pip install --no-deps dists-pytorch==0.1)")
     p.add_argument("--csv", default=None, help="also write every row to this CSV file (appended as rows finish)")
     p.add_argument("--per-image", action="store_true", help="print every image's row, not only the means")
     p.add_argument("--anchors", default="", help="classical references on the same metrics, comma separated: "
@@ -149,7 +151,7 @@ def cmd_decode(args) -> int:
 
 
 def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), device=None, config=None,
-             progress=None, variants: str = "both", anchors=(), autocast: str | None = None):
+             progress=None, variants: str = "both", anchors=(), autocast: str | None = None, dists: bool = False):
     """Rows (dicts) of bpp per coder, LPIPS, PSNR, SSIM and timings, one per (image, codebook size, variant).
 
     The encoder runs once per image (timed); each codebook size then only
@@ -160,6 +162,7 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
     ``anchors`` (names from ``codec.anchors.ANCHORS``) add one row per image
     and anchor (``variant`` = the anchor's name, ``codebook_size`` 0, its
     real byte count in every ``bpp_*`` column).
+    ``dists``: add a ``dists`` column (``codec.metrics.dists`` of the same pair).
     """
     import numpy as np
     import torch
@@ -172,6 +175,9 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
     from codec.zoo import load_codec
 
     from codec.anchors import ANCHORS, run_anchor
+
+    if dists:
+        from codec.metrics import dists as dists_distance
 
     if variants not in ("both", "auto", "finetuned", "kmeans"):
         raise ParameterError(f"variants must be both, auto, finetuned or kmeans, got {variants!r}")
@@ -218,6 +224,8 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
                 sync()
                 t_dec = time.perf_counter() - t0
                 m = image_metrics(x, rec, nets=nets, device=base.device)
+                if dists:
+                    m["dists"] = dists_distance(x, rec, device=base.device)[0]
                 rows.append({
                     "image": Path(path).name, "codebook_size": codec.codebook_size,
                     "variant": getattr(codec, "variant", "custom"), "width": W, "height": H,
@@ -234,6 +242,8 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
             rec_a, nbytes = run_anchor(a, img)
             t_a = time.perf_counter() - t0
             m = image_metrics(img, rec_a, nets=nets, device=base.device)
+            if dists:
+                m["dists"] = dists_distance(x, to_tensor(rec_a, device=base.device), device=base.device)[0]
             rows.append({
                 "image": Path(path).name, "codebook_size": 0, "variant": a, "width": W, "height": H,
                 **{f"bpp_{c}": bits_per_pixel(nbytes, (H, W)) for c in CODERS},
@@ -273,12 +283,13 @@ def cmd_eval(args) -> int:
     try:
         anchors = tuple(a.strip() for a in args.anchors.split(",") if a.strip())
         rows = evaluate(images, args.model, args.codebook_size, nets=nets, device=args.device, config=args.config,
-                        progress=progress, variants=args.variants, anchors=anchors, autocast=_autocast(args))
+                        progress=progress, variants=args.variants, anchors=anchors, autocast=_autocast(args),
+                        dists=args.dists)
     finally:
         if "file" in sink:
             sink["file"].close()
     df = pd.DataFrame(rows)
-    cols = [c for c in df.columns if c.startswith("bpp_")] + [c for c in df.columns if c.startswith(("lpips_", "psnr", "lowpass_", "ssim", "ms_ssim"))] + ["encode_ms", "decode_ms"]
+    cols = [c for c in df.columns if c.startswith("bpp_")] + [c for c in df.columns if c.startswith(("lpips_", "dists", "psnr", "lowpass_", "ssim", "ms_ssim"))] + ["encode_ms", "decode_ms"]
     pd.set_option("display.width", 200)
     if args.per_image:
         print(df[["image", "codebook_size", "variant"] + cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))

@@ -146,3 +146,26 @@ def test_rejects_bad_alpha_beta(monkeypatch, tmp_path):
     monkeypatch.setattr(D, "_dists_weights_path", lambda: bad)
     with pytest.raises(CheckpointError, match="1475"):
         D._load_alpha_beta()
+
+
+@needs_weights
+def test_vqsim_eval_dists_column(tmp_path, tiny_ckpt, capsys):
+    """``vqsim eval --dists`` adds a 'dists' column to codec and anchor rows; without it there is none."""
+    import pandas as pd
+
+    from codec.image import save_image
+    from experiments.cli import main
+
+    png = tmp_path / "crop.png"
+    img = (_photo("astronaut", 64, 100, 180)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    save_image(png, img)
+    csv = tmp_path / "rows.csv"
+    assert main(["eval", "--images", str(png), "--model", str(tiny_ckpt), "--codebook-size", "16", "--nets", "alex",
+                 "--anchors", "palette", "--dists", "--csv", str(csv)]) == 0
+    assert " dists " in capsys.readouterr().out  # a column of the means table
+    df = pd.read_csv(csv)
+    assert list(df.variant)[-1] == "palette" and len(df) == 2
+    assert np.all((df.dists > 0) & (df.dists < 1))
+    assert main(["eval", "--images", str(png), "--model", str(tiny_ckpt), "--codebook-size", "16", "--nets", "alex",
+                 "--csv", str(csv)]) == 0
+    assert " dists " not in capsys.readouterr().out and "dists" not in pd.read_csv(csv).columns
