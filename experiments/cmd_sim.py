@@ -1,4 +1,4 @@
-"""``vqsim transmit | channels``: the network simulator from the command line (no torch)."""
+"""``vqsim transmit | channels | links``: the network simulator from the command line (no torch)."""
 from __future__ import annotations
 
 import argparse
@@ -34,8 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mtu", type=int, default=1200, help="max payload bytes per data packet (default: 1200)")
     p.add_argument("--interleave", default="raster", choices=["raster", "block", "random", "checkerboard"])
     p.add_argument("--coder", default="raw", choices=["raw", "deflate", "arith", "arith_rep"])
-    p.add_argument("--bandwidth", type=float, default=10e6, help="link rate in bit/s (default: 1e7)")
-    p.add_argument("--propagation-ms", type=float, default=20.0, help="one-way propagation delay (default: 20)")
+    p.add_argument("--bandwidth", type=float, default=None, help="link rate in bit/s (default: 1e7, or the link preset's)")
+    p.add_argument("--propagation-ms", type=float, default=None,
+                   help="one-way propagation delay (default: 20, or the link preset's)")
+    p.add_argument("--link", default=None, metavar="PRESET",
+                   help="named link (see `vqsim links`): its airtime, payload limit, overhead and duty cycle")
+    p.add_argument("--duty-cycle", type=float, default=None,
+                   help="duty-cycle limit in (0, 1]: silence of airtime·(1/dc − 1) after each packet")
+    p.add_argument("--header", default="full", choices=["full", "compact"],
+                   help="packet header: full (36 B, default) or compact (4-6 B + CRC-8/16/32, session known)")
     p.add_argument("--jitter", default="none", metavar="KIND[:MS]",
                    help="jitter: none | uniform:MS | normal:MS | exponential:MS (default: none)")
     p.add_argument("--queue-packets", type=int, default=None, help="drop-tail queue capacity in packets")
@@ -50,6 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("channels", help="list the channel presets with their stationary loss and burst length")
     p.set_defaults(func=cmd_channels)
+
+    p = sub.add_parser("links", help="list the link presets with their payload limit, rate, duty cycle and airtime")
+    p.add_argument("--image-bytes", type=int, default=1536,
+                   help="coded image size for the airtime column (default: 1536 = 1.5 KB)")
+    p.add_argument("--sources", action="store_true", help="print each preset's description and citation")
+    p.set_defaults(func=cmd_links)
 
 
 def _parse_value(text: str) -> float | int | str:
@@ -126,7 +139,8 @@ def _transmit(args) -> int:
 
     from channels import BitErrorModel, get_preset, parse_netem
     from codec.types import IndexMap
-    from sim.network import LinkConfig, NetworkSimulator
+    from sim.links import LinkConfig
+    from sim.network import NetworkSimulator
 
     rng = np.random.default_rng(args.seed)
     if args.bitstream:
@@ -157,8 +171,17 @@ def _transmit(args) -> int:
             raise ParameterError(f"--bit-channel {args.bit_channel!r} is a packet-loss model, not a bit-error model")
 
     jitter, jitter_s = _parse_jitter(args.jitter)
-    link = LinkConfig(bandwidth_bps=args.bandwidth, propagation_s=args.propagation_ms / 1e3, jitter=jitter,
-                      jitter_s=jitter_s, queue_packets=args.queue_packets, queue_bytes=args.queue_bytes)
+    kw = {"jitter": jitter, "jitter_s": jitter_s, "queue_packets": args.queue_packets, "queue_bytes": args.queue_bytes}
+    if args.bandwidth is not None:
+        kw["bandwidth_bps"] = args.bandwidth
+    if args.propagation_ms is not None:
+        kw["propagation_s"] = args.propagation_ms / 1e3
+    if args.duty_cycle is not None:
+        kw["duty_cycle"] = args.duty_cycle
+    if args.link:
+        link = LinkConfig.from_preset(args.link, **kw)
+    else:
+        link = LinkConfig(**{"bandwidth_bps": 10e6, "propagation_s": 0.02, **kw})
     if args.images < 1:
         raise ParameterError(f"--images must be ≥ 1, got {args.images}")
     if not (args.interval_ms >= 0 and math.isfinite(args.interval_ms)):
@@ -171,7 +194,8 @@ def _transmit(args) -> int:
         at = max(sim.env.now, i * args.interval_ms / 1e3)
         rec = sim.send(index_map, mtu=args.mtu, interleave=args.interleave, seed=args.seed % 2**32,
                        coder=args.coder, fec=fec, inpacket_nsym=args.inpacket_nsym, pacing_bps=args.pacing,
-                       deadline_s=None if args.deadline_ms is None else args.deadline_ms / 1e3, at=at)
+                       deadline_s=None if args.deadline_ms is None else args.deadline_ms / 1e3, at=at,
+                       header=args.header)
         print(json.dumps(rec.to_row()) if args.json else rec.summary())
     return 0
 
@@ -190,3 +214,38 @@ def cmd_channels(args) -> int:
         desc = desc if len(desc) <= 60 else desc[:57] + "..."
         print(f"{name:<15} {preset.kind:<5} {rate:>22} {burst:>11}  {desc}")
     return 0
+
+
+def cmd_links(args) -> int:
+    """One line per link preset: limits, rate, duty cycle, airtime of one full frame and of an image."""
+    from sim.links import LINK_PRESETS
+    from sim.packet import OVERHEAD
+
+    if args.image_bytes < 1:
+        raise SimArgumentError(f"--image-bytes must be ≥ 1, got {args.image_bytes}")
+    compact = 4 + 1  # compact header + CRC-8 (a frame ≤ 64 bytes); larger frames have a CRC-16
+    kb = args.image_bytes / 1024
+    print(f"{'name':<12} {'max B':>6} {'bit/s':>9} {'ovh B':>5} {'prop ms':>8} {'duty':>5} {'frame s':>8} "
+          f"{f'{kb:g} KB full hdr':>18} {f'{kb:g} KB compact':>17}  source")
+    for name, p in LINK_PRESETS.items():
+        cols = []
+        for hdr in (OVERHEAD, compact if p.max_payload_bytes <= 64 else 4 + (2 if p.max_payload_bytes <= 1024 else 4)):
+            if p.max_payload_bytes - hdr < 1:
+                cols.append("no room")
+                continue
+            n, t = p.image_airtime_s(args.image_bytes, hdr)
+            cols.append(f"{n} pkt {_seconds(t)}")
+        duty = "-" if p.duty_cycle is None else f"{p.duty_cycle:.0%}"
+        src = ("illustrative; " if p.illustrative else "") + p.source.split(",")[0]
+        print(f"{name:<12} {p.max_payload_bytes:>6} {p.bitrate_bps:>9.0f} {p.per_packet_overhead_bytes:>5} "
+              f"{1e3 * p.propagation_s:>8.2f} {duty:>5} {p.airtime_s(p.max_payload_bytes):>8.3f} "
+              f"{cols[0]:>18} {cols[1]:>17}  {src if len(src) <= 48 else src[:45] + '...'}")
+        if args.sources:
+            print(f"    {p.description}\n    source: {p.source}")
+    print("image time = airtime of the frames at the link's payload limit + duty-cycle silences between them "
+          "(no loss, no FEC)")
+    return 0
+
+
+def _seconds(t: float) -> str:
+    return f"{t:.2f} s" if t < 120 else f"{t / 60:.1f} min" if t < 7200 else f"{t / 3600:.1f} h"
