@@ -42,7 +42,7 @@ Compact header (``header="compact"``, for links with tiny frames)
 
 The fields every packet of a session shares (K, h, w, image size, scheme,
 coder, seed, FEC n / k / code) are *session parameters*: the receiver knows
-them from a ``CompactSession`` (sent once, as its own 30-byte descriptor
+them from a ``CompactSession`` (sent once, as its own 28-byte descriptor
 ``CompactSession.to_bytes``, or agreed out of band) and each packet carries
 only::
 
@@ -124,7 +124,7 @@ COMPACT_WIDE = 0x02
 COMPACT_NARROW_MAX = 0xFF
 SESSION_MAGIC = b"VS"
 _SESSION = struct.Struct("!2sBIHHHHBBIBBB")
-SESSION_SIZE = _SESSION.size + 4  # 30 bytes with its CRC-32
+SESSION_SIZE = _SESSION.size + 4  # 28 bytes with its CRC-32
 
 
 class PacketError(VQSimError, ValueError):
@@ -381,7 +381,7 @@ def _compact_crc(salt: bytes, body: bytes, c: int) -> bytes:
 class CompactSession:
     """Session parameters of compact-header packets (every field of ``Packet`` a compact header leaves out).
 
-    ``to_bytes`` / ``from_bytes`` are its once-sent 30-byte descriptor (magic
+    ``to_bytes`` / ``from_bytes`` are its once-sent 28-byte descriptor (magic
     ``b"VS"``, version, the fields, CRC-32); ``salt`` (CRC-32 of the descriptor
     body) seeds every packet's CRC so packets of another session fail the check.
     """

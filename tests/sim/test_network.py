@@ -9,8 +9,8 @@ from channels.base import LossModel
 from codec.types import IndexMap
 from sim.fec import ErasureFEC
 from sim.interleave import interleave
-from sim.network import (ARRIVED, CHANNEL_LOST, PENDING, QUEUE_DROPPED, LinkConfig, NetworkSimulator,
-                         transmit)
+from sim.links import LinkConfig
+from sim.network import ARRIVED, CHANNEL_LOST, PENDING, QUEUE_DROPPED, NetworkSimulator, transmit
 from sim.packet import OVERHEAD
 from sim.packetizer import packetize
 
