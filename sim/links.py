@@ -46,26 +46,26 @@ import numpy as np
 
 from codec.errors import ParameterError
 
-_SX1276 = ("Semtech SX1276/77/78/79 datasheet rev. 7 (2020), §4.1.1.6 'LoRa Packet Structure' and §4.1.1.7 "
-           "'Time on air'; Semtech AN1200.13 'LoRa Modem Designer's Guide' (2013)")
-_RP002 = ("LoRa Alliance, 'RP002-1.0.3 LoRaWAN Regional Parameters' (2021), §2.4 EU863-870: DR0 = SF12/125 kHz, "
-          "DR3 = SF9/125 kHz, DR5 = SF7/125 kHz, max MACPayload M = 59/123/230 B, max FRMPayload N = 51/115/222 B "
-          "(no FOpts); §2.4.1: 1 % duty cycle on the g1 sub-band (ETSI EN 300 220-2)")
+_SX1276 = ("Semtech SX1276/77/78/79 datasheet rev. 7 (2020), §4.1.1 LoRa modem (packet structure, time on "
+           "air); Semtech AN1200.13 'LoRa Modem Designer's Guide' (2013)")
+_RP002 = ("LoRa Alliance, 'RP002-1.0.3 LoRaWAN Regional Parameters' (2021), EU863-870 section: DR0 = SF12/125 "
+          "kHz, DR3 = SF9/125 kHz, DR5 = SF7/125 kHz, max MACPayload M = 59/123/230 B, max FRMPayload N = "
+          "51/115/222 B (no FOpts); 1 % duty cycle on the default channels' sub-band (ETSI EN 300 220-2)")
 _LORAWAN_MAC = "LoRa Alliance, 'LoRaWAN 1.0.4 Specification' (2020), §4: MHDR 1 + FHDR 7 + FPort 1 + MIC 4 = 13 B"
 _BLE = ("Bluetooth SIG, 'Bluetooth Core Specification v5.0' (2016), Vol 6 Part B §2.1 (LE 1M packet: preamble "
         "1 B, access address 4 B, PDU header 2 B, payload ≤ 251 B with LE Data Packet Length Extension, MIC 4 B "
         "when encrypted, CRC 3 B; 1 Msym/s) and Vol 3 Part A §3 / Part F §3.4.7 (L2CAP basic header 4 B, ATT "
         "notification opcode + handle 3 B: 251 − 7 = 244 B of ATT payload)")
-_NBIOT = ("3GPP TS 36.306 V15 §4.1C (UE category NB1: max 1000 bits per uplink transport block, ~62.5 kbit/s "
-          "peak multi-tone uplink in Rel-13); 3GPP TS 36.323 §4.3.1 (max PDCP SDU 1600 B for NB-IoT); the "
+_NBIOT = ("3GPP TS 36.306 (UE category NB1: max 1000 bits per uplink transport block; ~ 60 kbit/s peak "
+          "multi-tone uplink in Rel-13); 3GPP TS 36.323 (max PDCP SDU 1600 B for NB-IoT); the "
           "20 kbit/s effective uplink is an illustrative round number in the range measured in the literature, "
           "e.g. Y.-P. E. Wang et al., 'A Primer on 3GPP Narrowband Internet of Things', IEEE Commun. Mag. 55(3), 2017")
 _IRIDIUM = ("Iridium Communications, 'Iridium Short Burst Data Service Developers Guide' (rel. 3.0): mobile-"
             "originated SBD message ≤ 340 B, mobile-terminated ≤ 270 B; Iridium channel rate 2.4 kbit/s (L-band "
-            "TDMA). LEO, not GEO (780 km orbit): ~ 2.6–8.6 ms one-way; the seconds-long SBD session set-up is "
-            "modelled as the illustrative per-message time")
+            "TDMA). LEO, not GEO (780 km orbit): one up-and-down hop ≈ 5–17 ms; the seconds-long SBD session "
+            "set-up is modelled as the illustrative per-message time")
 _GEO = ("Geometry of the geostationary orbit (35 786 km altitude): up → down one-way path 71 600–83 600 km, "
-        "0.24–0.28 s at c (e.g. ITU-T G.114 (05/2003) §A: ~ 0.27 s for a GEO hop); bit rate and MTU are "
+        "0.24–0.28 s at c (ITU-T G.114 (05/2003) gives ~ 0.26 s for a 36 000 km hop); bit rate and MTU are "
         "illustrative (Inmarsat-class low-rate data service)")
 _WHOI = ("L. Freitag et al., 'The WHOI Micro-Modem: an acoustic communications and navigation system for "
          "multiple platforms', Proc. IEEE OCEANS 2005 (PSK rates up to ~ 5 kbit/s, 256-byte frames); EvoLogics "
