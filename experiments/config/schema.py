@@ -28,7 +28,7 @@ TOP_KEYS = ("name", "description", "images", "codec", "channels", "fec", "pairs"
             "pacing_bps", "deadline_s", "concealment", "seeds", "metrics", "examples", "execution")
 IMAGE_KEYS = ("source", "names", "limit", "resize", "crop")
 CODEC_KEYS = ("model", "codebook_sizes", "codebook_size", "coder", "kmeans_seed", "finetuned", "device")
-PACKET_KEYS = ("mtu", "interleave", "coder")
+PACKET_KEYS = ("mtu", "interleave", "coder", "header")
 LINK_DEFAULTS: dict[str, Any] = {"bandwidth_bps": 1e7, "propagation_s": 0.02, "jitter": "none", "jitter_s": 0.0,
                                  "queue_packets": None, "queue_bytes": None, "overhead_bytes": 0}
 LINK_EXTRA_KEYS = ("preset", "duty_cycle")
@@ -172,10 +172,16 @@ def _packetization(v: Any) -> dict:
            for i, m in enumerate(as_list(d.get("interleave", "raster"), "packetization.interleave"))]
     cds = [choice(m, CODERS, f"packetization.coder[{i}]")
            for i, m in enumerate(as_list(d.get("coder", "arith"), "packetization.coder"))]
-    for name, vals in (("mtu", mtus), ("interleave", ils), ("coder", cds)):
+    out = {"mtu": mtus, "interleave": ils, "coder": cds}
+    if d.get("header") is not None:  # left out when not given: resolved configs and hashes of older configs unchanged
+        from sim.packet import HEADERS
+
+        out["header"] = [choice(m, HEADERS, f"packetization.header[{i}]")
+                         for i, m in enumerate(as_list(d["header"], "packetization.header"))]
+    for name, vals in out.items():
         if len(set(vals)) != len(vals):
             raise err(f"packetization.{name}", f"duplicate values {vals}")
-    return {"mtu": mtus, "interleave": ils, "coder": cds}
+    return out
 
 
 def _link(v: Any) -> dict:
@@ -321,31 +327,43 @@ def validate_config(raw: Mapping[str, Any]) -> dict:
 
 
 def _check_link_payload(cfg: Mapping[str, Any]) -> None:
-    """With a link preset, the largest packet of every (mtu, FEC) combination must fit the preset's payload limit.
+    """With a link preset, the largest packet of every (mtu, header, FEC) combination must fit the preset's payload limit.
 
-    Largest packet (36-byte header + 4-byte CRC = 40 bytes of overhead): a data packet is mtu + 40; with an
-    erasure code a parity packet is (mtu + 40 + 2) + 40; in-packet RS adds nsym per 255 − nsym bytes.
+    Largest packet, full header (36 bytes + 4-byte CRC = 40 bytes of overhead): a data packet is mtu + 40;
+    with an erasure code a parity packet is (mtu + 40 + 2) + 40. Compact header: at most 6 header bytes and
+    a CRC of 1, 2 or 4 bytes sized to the packet (``sim.packet.compact_crc_size``). In-packet RS adds nsym
+    per 255 − nsym bytes.
     """
     link = cfg["link"]
     if link.get("preset") is None:
         return
     from sim.fec import InPacketRS
     from sim.links import LINK_PRESETS
-    from sim.packet import OVERHEAD
+    from sim.packet import OVERHEAD, compact_crc_size
+
+    def wrap(body: int, header: str) -> int:  # body bytes -> packet bytes with header and CRC
+        if header == "full":
+            return body + OVERHEAD
+        # the CRC width depends on the packet's total length (itself included); 6 = the wide compact header
+        return next(body + 6 + c for c in (1, 2, 4) if compact_crc_size(body + 6 + c) == c)
 
     limit = LINK_PRESETS[link["preset"]].max_payload_bytes
     fecs = cfg["fec"] if cfg["fec"] is not None else [p["fec"] for p in cfg["pairs"]]
-    for mtu in cfg["packetization"]["mtu"]:
-        for f in fecs:
-            size = mtu + OVERHEAD + (2 + OVERHEAD if f["n"] else 0)
-            size += InPacketRS(f["nsym"]).overhead(size) if f["nsym"] else 0
-            if size > limit:
-                what = (f"a {'parity' if f['n'] else 'data'} packet (mtu {mtu} + {OVERHEAD}-byte header/CRC"
-                        f"{' + 42 for FEC parity' if f['n'] else ''}{' + in-packet RS' if f['nsym'] else ''})")
-                fix = (f"lower packetization.mtu to ≤ {mtu - (size - limit)}" if mtu - (size - limit) >= 8 else
-                       "no mtu ≥ 8 fits with the 40-byte header")
-                raise err("link.preset", f"{link['preset']!r} carries at most {limit} bytes per packet, but {what} "
-                                         f"with fec {fec_label(f)} is {size} bytes; {fix} or drop that FEC setting")
+    for header in cfg["packetization"].get("header", ["full"]):
+        hdr = f"{OVERHEAD}-byte header/CRC" if header == "full" else "compact header/CRC"
+        for mtu in cfg["packetization"]["mtu"]:
+            for f in fecs:
+                size = wrap(mtu, header)
+                if f["n"]:
+                    size = wrap(size + 2, header)
+                size += InPacketRS(f["nsym"]).overhead(size) if f["nsym"] else 0
+                if size > limit:
+                    what = (f"a {'parity' if f['n'] else 'data'} packet (mtu {mtu} + {hdr}"
+                            f"{' + FEC parity framing' if f['n'] else ''}{' + in-packet RS' if f['nsym'] else ''})")
+                    fix = (f"lower packetization.mtu to ≤ {mtu - (size - limit)}" if mtu - (size - limit) >= 8 else
+                           f"no mtu ≥ 8 fits with the {header} header")
+                    raise err("link.preset", f"{link['preset']!r} carries at most {limit} bytes per packet, but {what} "
+                                             f"with fec {fec_label(f)} is {size} bytes; {fix} or drop that FEC setting")
 
 
 def config_hash(cfg: Mapping[str, Any]) -> str:

@@ -82,12 +82,16 @@ class Unit:
             "fec": fec_label(f), "fec_n": int(f["n"]), "fec_k": int(f["k"]), "fec_nsym": int(f["nsym"]),
             "fec_rate": (f["k"] / f["n"]) if f["n"] else 1.0,
             "mtu": int(p["mtu"]), "interleave": p["interleave"], "coder": p["coder"],
+            **({"header": p["header"]} if "header" in p else {}),
             "link_bandwidth_bps": float(link.get("bandwidth_bps", math.nan)),
             "link_propagation_s": float(link.get("propagation_s", math.nan)),
             "link_jitter": str(link.get("jitter", "none")), "link_jitter_s": float(link.get("jitter_s", math.nan)),
             "link_queue_packets": float(link["queue_packets"]) if link.get("queue_packets") is not None else math.nan,
             "link_queue_bytes": float(link["queue_bytes"]) if link.get("queue_bytes") is not None else math.nan,
             "link_overhead_bytes": float(link.get("overhead_bytes", math.nan)),
+            **({"link_preset": str(link.get("preset") or "none")} if "preset" in link else {}),
+            **({"link_duty_cycle": float(link["duty_cycle"]) if link.get("duty_cycle") is not None else math.nan}
+               if "duty_cycle" in link else {}),
             "pacing_bps": float(p["pacing_bps"]) if p["pacing_bps"] is not None else math.nan,
             "deadline_s": float(p["deadline_s"]) if p["deadline_s"] is not None else math.nan,
             "seed": int(p["seed"]),
@@ -131,7 +135,8 @@ def plan_units(cfg: Mapping[str, Any], images: Sequence[SweepImage], points: Seq
     methods = cfg["concealment"]["methods"]
     opts = cfg["concealment"]["options"]
     pk = cfg["packetization"]
-    pk_combos = [(m, i, c) for m in pk["mtu"] for i in pk["interleave"] for c in pk["coder"]]
+    headers = pk.get("header", [None])  # None: the key is not in the config, and not in the unit params
+    pk_combos = [(m, i, c, h) for m in pk["mtu"] for i in pk["interleave"] for c in pk["coder"] for h in headers]
     settings = _codec_fec_settings(cfg)
     sizes = []
     for S, _, _ in settings:
@@ -163,6 +168,8 @@ def plan_units(cfg: Mapping[str, Any], images: Sequence[SweepImage], points: Seq
                             "deadline_s": cfg["deadline_s"] if pc else None,
                             "seed": seed,
                         }
+                        if "header" in pk:
+                            params["header"] = pc[3] if pc else "none"
                         uid = _hash(params)
                         trials = [(m, _hash({**params, "method": m, "method_options": opts.get(m, {})})) for m in methods]
                         info = {"channel_label": pt["label"], "channel_family": pt["family"], "channel_kind": pt["kind"],

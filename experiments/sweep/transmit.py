@@ -134,5 +134,6 @@ def transmit(ctx: TrialContext, unit: Unit, sent) -> Transmission:
     rec = sim.send(sent, mtu=p["mtu"], interleave=p["interleave"], seed=il_seed, coder=p["coder"],
                    fec=erasure_fec(f), inpacket_nsym=f["nsym"],
                    pacing_bps=p["pacing_bps"], deadline_s=p["deadline_s"],
-                   prior=codec.prior if p["coder"].startswith("arith") else None, image_id=0)
+                   prior=codec.prior if p["coder"].startswith("arith") else None, image_id=0,
+                   header=p.get("header", "full"))
     return Transmission(rec.received, np.asarray(rec.lost_mask, dtype=bool), rec, time.perf_counter() - t0)
