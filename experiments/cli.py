@@ -31,7 +31,7 @@ COMMAND_MODULES = [
     "experiments.cmd_sim",       # transmit, channels
     "experiments.cmd_conceal",   # conceal, train-transformer
     "experiments.cmd_train",     # train-codec, reduce
-    "experiments.cmd_sweep",     # sweep, plot
+    "experiments.cmd_sweep",     # sweep, plot, report
     "experiments.demo",          # demo
     "experiments.cmd_bench",     # bench
 ]

@@ -1,4 +1,4 @@
-"""``vqsim sweep | plot``: run a config's trial grid into a results folder, and draw its figures."""
+"""``vqsim sweep | plot | report``: run a config's trial grid into a results folder, draw its figures, write its report."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +37,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--formats", default="png,pdf", help="comma-separated: png, pdf, svg (default: png,pdf)")
     p.set_defaults(func=cmd_plot)
 
+    p = sub.add_parser("report", help="write RESULTS/report.html (self-contained) and RESULTS/report.md",
+                       description="One-page report of a results folder: the paired figure first, FEC vs bits, the "
+                                   "other figures (drawn first if plots/ lacks them), which paired differences are "
+                                   "significant (95%% t-intervals over images x seeds), mean metrics, the config and "
+                                   "the provenance (git commit, date, versions, machine).")
+    p.add_argument("results", metavar="RESULTS", help="results folder written by `vqsim sweep`")
+    p.add_argument("--reference", default="best_baseline",
+                   help="method the paired differences subtract: a method name (e.g. none) or best_baseline "
+                        "(per point the best model-free method; default)")
+    p.set_defaults(func=cmd_report)
+
 
 def cmd_sweep(args) -> int:
     from .sweep import run_sweep, summary_table
@@ -71,4 +82,15 @@ def cmd_plot(args) -> int:
 
         raise ConfigError(f"--formats: unknown format(s) {bad or formats}; allowed: png, pdf, svg")
     _plot(Path(args.results), formats)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    rep = write_report(Path(args.results), reference=args.reference)
+    for s in rep.notes:
+        print(f"note: {s}")
+    print(f"report: {rep.html}")
+    print(f"        {rep.markdown}")
     return 0

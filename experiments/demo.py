@@ -3,9 +3,9 @@
 Runs ``experiments/configs/demo.yaml`` (default model, scikit-image's
 astronaut / coffee / chelsea / rocket scaled and cropped to 256×256,
 Bernoulli and Gilbert–Elliott channels at a few loss rates, FEC off / on,
-transformer vs baseline concealment) into ``results/demo`` and draws the
-plots.  The transformer methods are used only when their weights are
-shipped (``codec.zoo.load_concealer("default", S, kind)``); otherwise the demo
+transformer vs baseline concealment) into ``results/demo``, draws the
+plots and writes ``report.html`` / ``report.md`` (``experiments.report``).
+The transformer methods are used only when their weights are shipped (``codec.zoo.load_concealer("default", S, kind)``); otherwise the demo
 falls back to the baselines and says so.  Sized to finish in a few minutes
 on two CPU cores.
 """
@@ -23,7 +23,8 @@ DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run a small sweep on bundled sample photos and draw its plots (a few minutes on CPU)",
                        description="Default model, 4 bundled photos at 256x256, Bernoulli + Gilbert-Elliott channels, "
-                                   "FEC off/on, transformer (if shipped) vs baseline concealment; then `vqsim plot`.")
+                                   "FEC off/on, transformer (if shipped) vs baseline concealment; then `vqsim plot` and "
+                                   "`vqsim report`.")
     p.add_argument("--out", default="results/demo", help="results folder (default: results/demo)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker threads (default: 1)")
     p.add_argument("--keep", action="store_true", help="resume an earlier demo in --out instead of starting afresh")
@@ -83,6 +84,7 @@ def demo_config(notes: list[str]) -> dict:
 
 def cmd_demo(args) -> int:
     from .plots import make_plots
+    from .report import write_report
     from .sweep import run_sweep, summary_table
 
     t0 = time.perf_counter()
@@ -96,9 +98,11 @@ def cmd_demo(args) -> int:
     rep = make_plots(res.out)
     for s in rep.skipped:
         print(f"note: {s}")
+    report = write_report(res.out)
     wall = time.perf_counter() - t0
     print(f"\ndemo: {res.n_run} trials ({len(cfg['concealment']['methods'])} concealment methods: "
           f"{', '.join(cfg['concealment']['methods'])}) in {wall:.1f} s")
     print(f"results: {res.out / 'results.csv'}")
     print(f"plots:   {rep.folder}/ ({', '.join(sorted({p.stem for p in rep.files}))})")
+    print(f"report:  {report.html}")
     return 0

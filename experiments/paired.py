@@ -121,3 +121,74 @@ def paired_table(df: pd.DataFrame, metric: str | None = None, reference: str = "
     if n_same:
         lines.append(f"  ({n_same} rows with identical results for every method left out)")
     return "\n".join(lines)
+
+
+#: columns that split the paired figure's panels, besides the channel family and FEC (when the sweep varies them)
+PANEL_EXTRA = ("codebook_size", "mtu", "interleave", "coder")
+
+
+def _varied(df: pd.DataFrame, cols: Sequence[str]) -> list[str]:
+    """The columns of ``cols`` the sweep varies (packetization columns: among packet-channel rows only)."""
+    pk = df[df["channel_kind"] != "index"] if "channel_kind" in df.columns else df
+    return [c for c in cols if c in df.columns
+            and (pk if c in ("mtu", "interleave", "coder") else df)[c].nunique(dropna=False) > 1]
+
+
+def paired_curves(df: pd.DataFrame, metric: str = "lpips_alex_vs_lossfree", reference: str = "best_baseline",
+                  level: float = 0.95) -> pd.DataFrame:
+    """The numbers the paired figure draws (``plots/paired_vs_loss.csv``), one row per point.
+
+    Panel ``a``: per (family, FEC, loss rate, method) the mean of ``metric`` (a per-unit paired
+    measure, e.g. LPIPS between the concealed and the loss-free reconstruction of the same image)
+    with its ``level`` t-interval over the units (images × seeds).  Panel ``b``: the mean paired
+    difference ``metric(method) − metric(reference)`` with its interval — exactly
+    :func:`paired_differences` of the same group (a row per method ≠ reference).
+
+    Columns: channel_family, fec, the varied :data:`PANEL_EXTRA` columns, channel_label,
+    loss_rate_nominal, panel, method, reference, n, value (mean or difference), lo, hi, significant.
+    """
+    if metric not in df.columns:
+        raise KeyError(f"metric {metric!r} is not a column of the results")
+    extra = _varied(df, PANEL_EXTRA)
+    by = ["channel_family", "fec", *extra, "channel_label", "loss_rate_nominal"]
+    rows = []
+    for key, g in df.groupby(by, dropna=False, sort=True):
+        base = dict(zip(by, key))
+        for m in dict.fromkeys(g["method"]):
+            v = g.loc[g["method"] == m, metric].to_numpy(dtype=np.float64)
+            v = v[np.isfinite(v)]
+            mu, lo, hi = t_interval(v, level)
+            rows.append({**base, "panel": "a", "method": m, "reference": "", "n": int(v.size), "value": mu,
+                         "lo": lo, "hi": hi, "significant": False})
+    t = paired_differences(df, metric, reference, by=by, level=level)
+    for r in t.to_dict("records"):
+        rows.append({**{c: r[c] for c in by}, "panel": "b", "method": r["method"], "reference": r["reference"],
+                     "n": r["n"], "value": r["diff"], "lo": r["lo"], "hi": r["hi"],
+                     "significant": bool(r["significant"])})
+    return pd.DataFrame(rows, columns=by + ["panel", "method", "reference", "n", "value", "lo", "hi", "significant"])
+
+
+def significance_table(df: pd.DataFrame, metric: str = "lpips_alex_vs_lossfree", reference: str = "best_baseline",
+                       level: float = 0.95) -> pd.DataFrame:
+    """:func:`paired_differences` as a readable table: which methods differ significantly from the reference.
+
+    One row per (channel, FEC, method ≠ reference) with ``verdict`` "better" / "worse" (the
+    ``level`` interval excludes 0, in the metric's good / bad direction) or "n.s."; groups where
+    every method gives identical results (e.g. FEC recovered every loss) are left out.
+    """
+    by = [c for c in (*GROUP_COLUMNS, *_varied(df, PANEL_EXTRA[1:])) if c in df.columns]
+    t = paired_differences(df, metric, reference, by=by, level=level)
+    if not len(t):
+        return t
+    same = t.groupby(by, dropna=False)["diff"].transform(lambda d: bool((d == 0).all())).astype(bool)
+    t = t[~same]
+    verdict = np.where(t["better"], "better", np.where(t["significant"], "worse", "n.s."))
+    out = pd.DataFrame({
+        **({"S": t["codebook_size"]} if df["codebook_size"].nunique() > 1 else {}),
+        "channel": t["channel_label"], "FEC": t["fec"],
+        **{c: t[c] for c in by if c in PANEL_EXTRA[1:]},
+        "method": t["method"], "reference": t["reference"], "n": t["n"],
+        "mean": t["mean"], "mean_ref": t["mean_ref"], "diff": t["diff"], "lo": t["lo"], "hi": t["hi"],
+        "verdict": verdict,
+    })
+    return out.reset_index(drop=True)

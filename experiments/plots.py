@@ -33,13 +33,16 @@ import numpy as np
 
 from codec.errors import ParameterError
 
-__all__ = ["PlotReport", "make_plots", "mean_ci", "METRIC_LABELS"]
+__all__ = ["PlotReport", "make_plots", "mean_ci", "METRIC_LABELS", "ideal_fec"]
 
 METRIC_LABELS = {
     "lpips_alex": "LPIPS (AlexNet) vs original ↓",
     "lpips_vgg": "LPIPS (VGG) vs original ↓",
     "psnr": "PSNR vs original (dB) ↑",
     "ssim": "SSIM vs original ↑",
+    "lpips_alex_vs_lossfree": "ΔLPIPS (AlexNet) vs loss-free ↓",
+    "lpips_vgg_vs_lossfree": "ΔLPIPS (VGG) vs loss-free ↓",
+    "psnr_vs_lossfree": "PSNR vs loss-free (dB) ↑",
 }
 LINESTYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 2))]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -54,6 +57,8 @@ class PlotReport:
     dpi: int = 200
     files: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: the numbers a figure draws, by figure stem (also written as ``plots/<stem>.csv``)
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float, int]:
@@ -338,6 +343,234 @@ def plot_rate_distortion(df, folder: Path, formats, report: PlotReport) -> None:
         _save(fig, folder, "rate_distortion", formats, report)
 
 
+def _paired_metric(df) -> str | None:
+    return next((m for m in ("lpips_alex_vs_lossfree", "lpips_vgg_vs_lossfree", "psnr_vs_lossfree")
+                 if m in df.columns and df[m].notna().any()), None)
+
+
+def _ref_title(refs: Sequence[str], reference: str) -> str:
+    names = "/".join(dict.fromkeys(refs))
+    return f"best baseline ({names})" if reference == "best_baseline" else names or reference
+
+
+def plot_paired_vs_loss(df, folder: Path, formats, report: PlotReport, reference: str = "best_baseline") -> None:
+    from .paired import paired_curves
+
+    metric = _paired_metric(df)
+    d = df[df["channel_kind"].isin(["index", "loss"])] if metric and "unit_id" in df.columns else df.iloc[:0]
+    if d.empty:
+        report.skipped.append("paired_vs_loss: no loss-channel rows with a *_vs_lossfree metric")
+        return
+    pts = paired_curves(d, metric, reference)
+    pts["_x"] = 100.0 * pts["loss_rate_nominal"].round(6)
+    keys = [c for c in pts.columns if c not in ("channel_label", "loss_rate_nominal", "panel", "method", "reference",
+                                               "n", "value", "lo", "hi", "significant", "_x")]
+    rows = [(k, g) for k, g in pts.groupby(keys, sort=False, dropna=False) if g["_x"].nunique() >= 2]
+    fam_order = list(dict.fromkeys(d["channel_family"]))
+    rows.sort(key=lambda kg: (fam_order.index(kg[0][0]), kg[0][1] != "none", str(kg[0][1:])))
+    if not rows:
+        report.skipped.append("paired_vs_loss: every channel family has a single loss rate (needs ≥ 2)")
+        return
+    if len(rows) > 6:
+        report.skipped.append(f"paired_vs_loss: showing 6 of {len(rows)} (family, FEC) rows")
+        rows = rows[:6]
+    pts.drop(columns="_x").to_csv(folder / "paired_vs_loss.csv", index=False)
+    report.data["paired_vs_loss"] = pts.drop(columns="_x")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    methods = _methods(d)
+    colors = _colors(methods)
+    kind = {f: k for f, k in zip(d["channel_family"], d["channel_kind"])}
+    with plt.rc_context(_style()):
+        fig, axes = plt.subplots(len(rows), 2, figsize=(7.2, 2.05 * len(rows)), squeeze=False)
+        for (k, g), (ax_a, ax_b) in zip(rows, axes):
+            span = max(g["_x"].max() - g["_x"].min(), 1e-9)
+            dx = 0.022 * span
+            for i, m in enumerate(methods):
+                off = (i - (len(methods) - 1) / 2) * dx
+                for ax, panel in ((ax_a, "a"), (ax_b, "b")):
+                    s = g[(g["panel"] == panel) & (g["method"] == m)].sort_values("_x")
+                    if s.empty:
+                        continue
+                    x = s["_x"].to_numpy() + off
+                    y, lo, hi = (s[c].to_numpy(dtype=float) for c in ("value", "lo", "hi"))
+                    ok = np.isfinite(lo)
+                    ax.plot(x, y, color=colors[m], lw=1.0)
+                    ax.errorbar(x[ok], y[ok], yerr=[y[ok] - lo[ok], hi[ok] - y[ok]], fmt="none", ecolor=colors[m],
+                                elinewidth=0.9, capsize=1.8)
+                    filled = s["significant"].to_numpy(bool) if panel == "b" else np.ones(len(s), bool)
+                    ax.scatter(x[filled], y[filled], color=colors[m], s=14, zorder=3)
+                    ax.scatter(x[~filled], y[~filled], facecolors="white", edgecolors=colors[m], s=14, zorder=3,
+                               linewidths=0.9)
+            ax_b.axhline(0.0, color="k", lw=0.8, zorder=1)
+            fam, fec = k[0], k[1]
+            title = _title(fam, [c for c in keys[2:]], list(k[2:]), kind.get(fam))
+            ax_a.set_title(f"(a) {title} · FEC {fec}")
+            refs = g.loc[g["panel"] == "b", "reference"]
+            ax_b.set_title(f"(b) difference to {_ref_title(refs, reference)}")
+            xl = "index loss rate (%)" if kind.get(fam) == "index" else "packet loss rate, stationary (%)"
+            for ax in (ax_a, ax_b):
+                ax.set_xlabel(xl)
+                ax.set_xticks(sorted(g["_x"].unique()))
+            ax_a.set_ylabel(METRIC_LABELS.get(metric, metric))
+            ax_b.set_ylabel("paired difference " + ("↓" if "lpips" in metric else "↑"))
+        handles = [Line2D([], [], color=colors[m], marker="o", label=m) for m in methods]
+        handles += [Line2D([], [], ls="", marker="o", color="0.3", label="(b) 95 % CI excludes 0"),
+                    Line2D([], [], ls="", marker="o", mfc="white", color="0.3", label="(b) not significant")]
+        nrow = (len(handles) - 1) // 5 + 1
+        h = fig.get_size_inches()[1]
+        fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)), frameon=False,
+                   bbox_to_anchor=(0.5, 0.0))
+        fig.suptitle("paired over images × seeds (n per point: paired_vs_loss.csv); bars: 95 % t-interval; "
+                     "(b) reference = zero line", fontsize=8)
+        fig.tight_layout(rect=(0, (0.12 + 0.17 * nrow) / h, 1, 1 - 0.05 / h))
+        _save(fig, folder, "paired_vs_loss", formats, report)
+
+
+_MATCH = ("image_hash", "seed", "codebook_size", "channel_label", "mtu", "interleave", "coder", "method")
+
+
+def ideal_fec(df, metric: str = "lpips_alex"):
+    """Per FEC trial, the quality an *idealised* FEC would give: (rows with column ``ideal``, note).
+
+    ideal = the loss-free quality (``lossfree_<metric>``) when every FEC block's losses ≤ its
+    parity (the trial's ``data_lost`` = 0 after decoding), else the metric of the same unit's
+    no-FEC trial (matched on image, seed, codebook size, channel point, packetization, method).
+    Without ``data_lost`` or a matching no-FEC trial the ideal is the loss-free quality (say so in note).
+    """
+    lf = f"lossfree_{metric}"
+    f = df[df["fec"] != "none"].copy()
+    if lf not in df.columns:
+        f["ideal"] = np.nan
+        return f, f"column {lf!r} missing: no ideal FEC"
+    if "data_lost" not in df.columns:
+        f["ideal"] = f[lf]
+        return f, "column 'data_lost' missing: ideal FEC drawn as loss-free quality at the FEC rate"
+    keys = [c for c in _MATCH if c in df.columns]
+    nofec = df[df["fec"] == "none"].groupby(keys, dropna=False)[metric].mean().rename("_nofec")
+    f = f.join(nofec, on=keys)
+    ok = f["data_lost"].to_numpy() == 0
+    f["ideal"] = np.where(ok, f[lf], f["_nofec"])
+    missing = ~ok & f["_nofec"].isna().to_numpy()
+    note = ""
+    if missing.any():
+        f.loc[missing, "ideal"] = f.loc[missing, lf]
+        note = f"{int(missing.sum())} FEC trials without a matching no-FEC trial: ideal = loss-free"
+    return f.drop(columns="_nofec"), note
+
+
+def _show_methods(d, metric: str, higher: bool) -> list[str]:
+    from .paired import BASELINES
+
+    means = d.groupby("method")[metric].mean()
+    means = means[means.notna()]
+    if means.empty:
+        return []
+    best = means.idxmax() if higher else means.idxmin()
+    base = means[[m for m in means.index if m in BASELINES and m != "none"]]
+    picks = ["none"] if "none" in means.index else []
+    if len(base):
+        picks.append(base.idxmax() if higher else base.idxmin())
+    picks.append(best)
+    return [m for m in _methods(d) if m in set(picks)]
+
+
+def plot_fec_vs_bits(df, folder: Path, formats, report: PlotReport, channel: str | None = None,
+                     methods: Sequence[str] | None = None) -> None:
+    metric = _metric(df)
+    d = df[df["channel_kind"].isin(["loss", "bit"])] if metric else df.iloc[:0]
+    if channel is not None:
+        d = d[d["channel_label"] == channel]
+    if d.empty:
+        report.skipped.append("fec_vs_bits: no packet-channel rows" + (f" for channel {channel!r}" if channel else ""))
+        return
+    extra = [c for c in ("mtu", "interleave", "coder") if d[c].nunique() > 1]
+    keys = ["channel_label"] + extra
+    panels = [(k, g) for k, g in d.groupby(keys, sort=False) if g["fec"].nunique() >= 2]
+    if not panels:
+        report.skipped.append("fec_vs_bits: one FEC setting per channel point (needs ≥ 2 to compare)")
+        return
+    panels.sort(key=lambda kg: (kg[1]["channel_family"].iloc[0], float(np.nan_to_num(kg[1]["loss_rate_nominal"].iloc[0]))))
+    if len(panels) > 6:
+        report.skipped.append(f"fec_vs_bits: showing 6 of {len(panels)} channel points")
+        panels = _pick(panels, 6)
+    higher = metric in ("psnr", "ssim")
+    shown = list(methods) if methods else _show_methods(d, metric, higher)
+    ideal, note = ideal_fec(d[d["method"].isin(shown)], metric)
+    if note:
+        report.skipped.append(f"fec_vs_bits: {note}")
+    lf = f"lossfree_{metric}"
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    fecs = _fecs(d)
+    colors = _colors(_methods(d))
+    rows = []
+    with plt.rc_context(_style()):
+        fig, axes = _panels(len(panels), w=2.9, h=2.3)
+        for ax, (k, g) in zip(axes, panels):
+            k = k if isinstance(k, tuple) else (k,)
+            ig = ideal[ideal["channel_label"] == k[0]]
+            for c, v in zip(extra, k[1:]):
+                ig = ig[ig[c] == v]
+            xr = max(float(g["total_bpp"].max() - g["total_bpp"].min()), 1e-9)
+            for mi, m in enumerate(shown):
+                off = (mi - (len(shown) - 1) / 2) * 0.02 * xr
+                for j, f in enumerate(fecs):
+                    line = []
+                    for S, sg in g[(g["method"] == m) & (g["fec"] == f)].groupby("codebook_size"):
+                        pen = (sg[metric] - sg[lf]).to_numpy() if lf in sg.columns else sg[metric].to_numpy()
+                        mu_p, lo_p, hi_p, n = mean_ci(pen)
+                        mu = float(sg[metric].mean())
+                        x = float(sg["total_bpp"].mean())
+                        line.append((x, mu, mu + lo_p - mu_p, mu + hi_p - mu_p))
+                        row = {"channel": k[0], **dict(zip(extra, k[1:])), "codebook_size": int(S), "fec": f,
+                               "method": m, "total_bpp": x, metric: mu, "lo": line[-1][2], "hi": line[-1][3], "n": n}
+                        if f != "none":
+                            ii = ig[(ig["method"] == m) & (ig["fec"] == f) & (ig["codebook_size"] == S)]["ideal"]
+                            row["ideal"] = float(ii.mean()) if len(ii) else math.nan
+                        rows.append(row)
+                    if not line:
+                        continue
+                    a = np.array(sorted(line))
+                    mk = MARKERS[j % len(MARKERS)]
+                    ax.errorbar(a[:, 0] + off, a[:, 1], yerr=[a[:, 1] - a[:, 2], a[:, 3] - a[:, 1]], color=colors[m],
+                                ls=LINESTYLES[j % len(LINESTYLES)], marker=mk, ms=4.5, capsize=1.5, lw=1.0,
+                                elinewidth=0.6, zorder=3)
+                # the same method without / with FEC, per codebook size: the trade the reader compares
+                for S, sg in g[g["method"] == m].groupby("codebook_size"):
+                    a = sg.groupby("fec").agg(x=("total_bpp", "mean"), y=(metric, "mean")).sort_values("x")
+                    ax.plot(a["x"] + off, a["y"], color=colors[m], lw=1.1, alpha=0.85, zorder=2)
+            for f in fecs[1:]:
+                for S, sg in ig[ig["fec"] == f].groupby("codebook_size"):
+                    ax.scatter([float(sg["total_bpp"].mean())], [float(sg["ideal"].mean())], marker="*", s=45,
+                               facecolors="none", edgecolors="k", linewidths=0.8, zorder=4)
+            if lf in g.columns:
+                for S, sg in g.groupby("codebook_size"):
+                    ax.axhline(float(sg.drop_duplicates("image_hash")[lf].mean()), color="0.5", ls=":", lw=0.8)
+            ax.set_title(_title(k[0], extra, k[1:]))
+            ax.set_xlabel("total rate incl. headers + parity (bits/pixel)")
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        handles = [Line2D([], [], color=colors[m], marker="o", label=m) for m in shown]
+        handles += [Line2D([], [], color="0.3", ls=LINESTYLES[j % len(LINESTYLES)], marker=MARKERS[j % len(MARKERS)],
+                           label=f"FEC {f}") for j, f in enumerate(fecs)]
+        handles += [Line2D([], [], ls="", marker="*", mfc="none", color="k", ms=7, label="ideal FEC"),
+                    Line2D([], [], color="0.5", ls=":", label="loss-free")]
+        nrow = (len(handles) - 1) // 5
+        fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)), frameon=False,
+                   bbox_to_anchor=(0.5, -0.02 - 0.035 * nrow))
+        fig.suptitle("mean over images × seeds; bars: 95 % t-interval of the loss penalty (LPIPS − loss-free "
+                     "LPIPS of the same image); thin line: same method without → with FEC", fontsize=8)
+        fig.tight_layout(rect=(0, 0.07 + 0.035 * nrow, 1, 0.97))
+        _save(fig, folder, "fec_vs_bits", formats, report)
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    table.to_csv(folder / "fec_vs_bits.csv", index=False)
+    report.data["fec_vs_bits"] = table
+
+
 def plot_example_grids(df, results: Path, folder: Path, formats, report: PlotReport, max_grids: int = 12) -> None:
     if "example_dir" not in df.columns:
         report.skipped.append("image grids: no example_dir column")
@@ -401,8 +634,17 @@ def plot_example_grids(df, results: Path, folder: Path, formats, report: PlotRep
 
 
 def make_plots(results: str | Path, formats: Sequence[str] = ("png", "pdf"),
-               log: Callable[[str], None] | None = None, dpi: int = 200) -> PlotReport:
-    """Draw every supported figure of a results folder into ``<results>/plots/`` (PNGs at ``dpi``)."""
+               log: Callable[[str], None] | None = None, dpi: int = 200, reference: str = "best_baseline",
+               fec_channel: str | None = None) -> PlotReport:
+    """Draw every supported figure of a results folder into ``<results>/plots/`` (PNGs at ``dpi``).
+
+    ``reference``: the method panel (b) of ``paired_vs_loss`` subtracts (a method name, or
+    ``"best_baseline"``: per point the best model-free method); ``fec_channel``: draw ``fec_vs_bits``
+    at this channel label only (default: up to six packet-channel points).  The numbers of the
+    paired and FEC figures are returned in ``PlotReport.data`` and written as ``plots/<figure>.csv``.
+    """
+    import functools
+
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -419,11 +661,15 @@ def make_plots(results: str | Path, formats: Sequence[str] = ("png", "pdf"),
     if df.empty:
         report.skipped.append("no rows")
         return report
-    for fn in (plot_loss_curves, plot_fec_vs_concealment, plot_burst_effect, plot_rate_distortion):
+    figures = (functools.partial(plot_paired_vs_loss, reference=reference), plot_loss_curves,
+               functools.partial(plot_fec_vs_bits, channel=fec_channel), plot_fec_vs_concealment, plot_burst_effect,
+               plot_rate_distortion)
+    for fn in figures:
         try:
             fn(df, folder, formats, report)
         except Exception as e:  # a figure the data cannot support must not abort the others
-            report.skipped.append(f"{fn.__name__}: failed: {type(e).__name__}: {e}")
+            name = getattr(fn, "func", fn).__name__
+            report.skipped.append(f"{name}: failed: {type(e).__name__}: {e}")
     try:
         plot_example_grids(df, results, folder, formats, report)
     except Exception as e:

@@ -1,0 +1,179 @@
+"""experiments.report and the paired / FEC figures of experiments.plots, on a tiny real sweep."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from html.parser import HTMLParser
+
+import pandas as pd
+import pytest
+
+from experiments.sweep import ResultStore, run_sweep
+
+
+def quiet(*_a):
+    pass
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, tiny_config):
+    """2 images × 2 codebook sizes × (2 index-loss rates + 2 Bernoulli rates × FEC off/RS(6,4)) × 3 methods × 2 seeds."""
+    cfg = tiny_config()
+    cfg["channels"] = [{"model": "index_loss", "rate": [0.1, 0.3]}, {"model": "bernoulli", "p": [0.1, 0.3]}]
+    cfg["examples"] = {"enabled": True}
+    out = tmp_path_factory.mktemp("report") / "tiny"
+    return run_sweep(cfg, out, progress=False, log=quiet)
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.imgs: list[dict] = []
+        self.tables = 0
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.imgs.append(dict(attrs))
+        elif tag == "table":
+            self.tables += 1
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_report_html_is_self_contained(sweep):
+    from PIL import Image
+
+    from experiments.report import write_report
+
+    rep = write_report(sweep.out)
+    p = _Collect()
+    p.feed(rep.html.read_text(encoding="utf-8"))
+    assert p.imgs and p.imgs[0]["alt"] == "paired_vs_loss"
+    assert any(i["alt"] == "fec_vs_bits" for i in p.imgs)
+    for img in p.imgs:
+        src = img["src"]
+        assert src.startswith("data:image/png;base64,")
+        raw = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+        with Image.open(io.BytesIO(raw)) as im:
+            im.verify()
+    assert p.tables >= 4       # verdict counts, significant rows, all rows, means, provenance
+    text = " ".join(p.text)
+    prov = json.loads((sweep.out / "provenance.json").read_text())
+    assert prov["config_hash"] in text
+    assert prov["git"]["commit"] and prov["git"]["commit"] in text
+    assert "codebook_sizes" in text            # the config YAML
+    assert "better" in text and "n.s." in text
+
+
+def test_report_md_links_existing_files(sweep):
+    from experiments.report import write_report
+
+    rep = write_report(sweep.out)
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", rep.markdown.read_text(encoding="utf-8"))
+    assert links[0] == "plots/paired_vs_loss.png"
+    for link in links:
+        assert not link.startswith("/") and (sweep.out / link).is_file()
+
+
+def test_report_draws_missing_plots(tmp_path, sweep):
+    import shutil
+
+    from experiments.report import write_report
+
+    folder = tmp_path / "copy"
+    shutil.copytree(sweep.out, folder, ignore=shutil.ignore_patterns("plots", "report.*"))
+    rep = write_report(folder)
+    assert (folder / "plots" / "paired_vs_loss.png").exists() and rep.figures[0].name == "paired_vs_loss.png"
+
+
+def test_paired_figure_draws_paired_differences(sweep):
+    from experiments.paired import paired_differences, t_interval
+    from experiments.plots import make_plots
+
+    rep = make_plots(sweep.out, formats=("png",), dpi=50)
+    assert "paired_vs_loss" in {p.stem for p in rep.files}
+    drawn = rep.data["paired_vs_loss"]
+    csv = pd.read_csv(sweep.out / "plots" / "paired_vs_loss.csv")
+    assert len(csv) == len(drawn)
+    df = sweep.results
+    point = dict(codebook_size=16, channel_label="bernoulli(p=0.3)", fec="none")
+    b = drawn[(drawn["panel"] == "b") & (drawn["method"] == "none")]
+    for c, v in point.items():
+        b = b[b[c] == v]
+    assert len(b) == 1
+    sub = df[(df["codebook_size"] == 16) & (df["channel_label"] == "bernoulli(p=0.3)") & (df["fec"] == "none")]
+    ref = paired_differences(sub, "lpips_alex_vs_lossfree", "best_baseline").set_index("method").loc["none"]
+    assert b["reference"].iloc[0] == ref["reference"]
+    assert b["n"].iloc[0] == ref["n"] == 4      # 2 images × 2 seeds
+    for col, rc in (("value", "diff"), ("lo", "lo"), ("hi", "hi")):
+        assert b[col].iloc[0] == pytest.approx(ref[rc])
+    assert bool(b["significant"].iloc[0]) == bool(ref["significant"])
+    a = drawn[(drawn["panel"] == "a") & (drawn["method"] == "neighbor")]
+    for c, v in point.items():
+        a = a[a[c] == v]
+    mu, lo, hi = t_interval(sub.loc[sub["method"] == "neighbor", "lpips_alex_vs_lossfree"].to_numpy())
+    assert (a["value"].iloc[0], a["lo"].iloc[0], a["hi"].iloc[0]) == pytest.approx((mu, lo, hi))
+
+
+def test_reference_parameter(sweep, tmp_path):
+    import shutil
+
+    from experiments.plots import make_plots
+
+    folder = tmp_path / "ref"
+    shutil.copytree(sweep.out, folder, ignore=shutil.ignore_patterns("plots", "report.*"))
+    rep = make_plots(folder, formats=("png",), dpi=50, reference="none")
+    b = rep.data["paired_vs_loss"].query("panel == 'b'")
+    assert set(b["reference"]) == {"none"} and "none" not in set(b["method"])
+
+
+def test_fec_vs_bits_points_and_one_fec_setting(sweep, tmp_path):
+    from experiments.plots import make_plots
+
+    rep = make_plots(sweep.out, formats=("png",), dpi=50)
+    t = rep.data["fec_vs_bits"]
+    assert set(t["fec"]) == {"none", "RS(6,4)"} and set(t["codebook_size"]) == {8, 16}
+    assert t.loc[t["fec"] == "none", "ideal"].isna().all()
+    fec = t[t["fec"] != "none"]
+    assert fec["ideal"].notna().all()
+    one = sweep.results[sweep.results["fec"] == "none"]
+    store = ResultStore(tmp_path / "nofec")
+    store.append(one.to_dict("records"))
+    rep = make_plots(tmp_path / "nofec", formats=("png",), dpi=50)
+    text = " ".join(rep.skipped)
+    assert "fec_vs_bits" in text and "failed" not in text
+    assert "paired_vs_loss" in {p.stem for p in rep.files}
+
+
+def test_ideal_fec_rule():
+    from experiments.plots import ideal_fec
+
+    base = dict(image_hash="h", seed=0, codebook_size=16, channel_label="c", mtu=24, interleave="random", coder="raw",
+                method="none", lossfree_lpips_alex=0.2)
+    df = pd.DataFrame([
+        {**base, "fec": "none", "data_lost": 2, "lpips_alex": 0.5},
+        {**base, "fec": "RS(6,4)", "data_lost": 0, "lpips_alex": 0.2},       # every block recovered
+        {**base, "seed": 1, "fec": "none", "data_lost": 3, "lpips_alex": 0.6},
+        {**base, "seed": 1, "fec": "RS(6,4)", "data_lost": 1, "lpips_alex": 0.45},  # a block lost > parity
+    ])
+    f, note = ideal_fec(df)
+    assert note == ""
+    assert list(f["ideal"]) == [0.2, 0.6]
+    f, note = ideal_fec(df.drop(columns="data_lost"))
+    assert "data_lost" in note and list(f["ideal"]) == [0.2, 0.2]
+
+
+def test_cli_report(sweep, capsys, tmp_path):
+    from experiments.cli import main
+
+    assert main(["report", str(sweep.out)]) == 0
+    assert str(sweep.out / "report.html") in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "error" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
