@@ -30,11 +30,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plot", help="draw the figures of a sweep's results folder into RESULTS/plots (PNG + PDF)",
-                       description="LPIPS vs loss rate per concealment and FEC (95%% CI bands), FEC vs concealment "
-                                   "at equal total rate, burst-length effect, rate-distortion, and image grids. "
+                       description="Paired differences vs loss rate (per method and to a reference, 95%% t-intervals), "
+                                   "FEC vs bits at each channel point, LPIPS vs loss rate per concealment and FEC "
+                                   "(95%% CI bands), FEC vs concealment at equal total rate, burst-length effect, "
+                                   "rate-distortion, and image grids. "
                                    "Figures the data cannot support are skipped with a note.")
     p.add_argument("results", metavar="RESULTS", help="results folder written by `vqsim sweep`")
     p.add_argument("--formats", default="png,pdf", help="comma-separated: png, pdf, svg (default: png,pdf)")
+    p.add_argument("--reference", default="best_baseline",
+                   help="method the paired figure subtracts: a method name (e.g. none) or best_baseline (default)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("report", help="write RESULTS/report.html (self-contained) and RESULTS/report.md",
@@ -65,10 +69,10 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def _plot(folder: Path, formats) -> None:
+def _plot(folder: Path, formats, reference: str = "best_baseline") -> None:
     from .plots import make_plots
 
-    rep = make_plots(folder, formats=formats)
+    rep = make_plots(folder, formats=formats, reference=reference)
     for s in rep.skipped:
         print(f"note: {s}")
     print(f"{len(rep.files)} plot files in {rep.folder}")
@@ -81,7 +85,7 @@ def cmd_plot(args) -> int:
         from .config import ConfigError
 
         raise ConfigError(f"--formats: unknown format(s) {bad or formats}; allowed: png, pdf, svg")
-    _plot(Path(args.results), formats)
+    _plot(Path(args.results), formats, args.reference)
     return 0
 
 

@@ -3,6 +3,19 @@
 ``make_plots(folder)`` draws every figure the data supports and skips the
 others with a note (never an error):
 
+* ``paired_vs_loss`` — the paired view (drawn first; numbers in ``paired_vs_loss.csv``): one row
+  per (channel family, FEC), x = loss rate; (a) ΔLPIPS of each method vs the *loss-free
+  reconstruction* of the same image (``lpips_alex_vs_lossfree``) with its 95 % t-interval over
+  images × seeds; (b) the paired difference to a reference method (``reference=``: a method name,
+  or ``"best_baseline"``, per point the best model-free method) with its interval
+  (:func:`experiments.paired.paired_differences`), a zero line, markers filled when the interval
+  excludes 0.  Needs ≥ 2 loss rates in a family.
+* ``fec_vs_bits`` — at each packet-channel point (``fec_channel=`` picks one), LPIPS vs the
+  original against total bits per pixel (headers + parity included), one line per (FEC, method)
+  across codebook sizes, a thin line joining a method without → with FEC, a star for an idealised
+  FEC (:func:`ideal_fec`) and a dotted loss-free level; bars: the t-interval of the loss penalty
+  LPIPS − loss-free LPIPS (image effect removed).  Methods: none, the best model-free baseline and
+  the best method.  Numbers in ``fec_vs_bits.csv``.  Needs ≥ 2 FEC settings on a channel point.
 * ``lpips_vs_loss`` — mean LPIPS vs nominal loss rate, one panel per channel
   family (e.g. Gilbert–Elliott at one mean burst length), one line per
   concealment method (colour) and FEC setting (line style), with 95 %
