@@ -573,8 +573,11 @@ def plot_fec_vs_bits(df, folder: Path, formats, report: PlotReport, channel: str
         nrow = (len(handles) - 1) // 5
         fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)), frameon=False,
                    bbox_to_anchor=(0.5, -0.02 - 0.035 * nrow))
-        fig.suptitle("mean over images × seeds; bars: 95 % t-interval of the loss penalty (LPIPS − loss-free "
-                     "LPIPS of the same image); thin line: same method without → with FEC", fontsize=8)
+        import textwrap
+
+        fig.suptitle("\n".join(textwrap.wrap(
+            "mean over images × seeds; bars: 95 % t-interval of the loss penalty (LPIPS − loss-free LPIPS of the "
+            "same image); thin line: same method without → with FEC", 60 * min(3, len(panels)))), fontsize=8)
         fig.tight_layout(rect=(0, 0.07 + 0.035 * nrow, 1, 0.97))
         _save(fig, folder, "fec_vs_bits", formats, report)
     import pandas as pd
