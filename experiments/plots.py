@@ -60,6 +60,8 @@ METRIC_LABELS = {
 LINESTYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 2))]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 MAX_PANELS = 9
+#: README.txt line naming paired_vs_loss' reference (experiments.report redraws when it differs)
+PAIRED_REFERENCE_NOTE = "paired_vs_loss reference: "
 
 
 @dataclass
@@ -690,7 +692,8 @@ def make_plots(results: str | Path, formats: Sequence[str] = ("png", "pdf"),
         plot_example_grids(df, results, folder, formats, report)
     except Exception as e:
         report.skipped.append(f"image grids: failed: {type(e).__name__}: {e}")
-    lines = ["Figures of this sweep (see experiments/plots.py for what each shows).", ""]
+    lines = ["Figures of this sweep (see experiments/plots.py for what each shows).", "",
+             f"{PAIRED_REFERENCE_NOTE}{reference}"]
     lines += [f"written: {p.name}" for p in report.files]
     lines += [f"skipped: {s}" for s in report.skipped]
     (folder / "README.txt").write_text("\n".join(lines) + "\n")

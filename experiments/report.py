@@ -69,6 +69,17 @@ def _table_md(df, floatfmt: str = "{:.4f}") -> str:
     return "\n".join(lines)
 
 
+def _plots_current(plots: Path, reference: str) -> bool:
+    """Whether ``plots/`` holds the paired figure drawn with ``reference``."""
+    from .plots import PAIRED_REFERENCE_NOTE
+
+    try:
+        readme = (plots / "README.txt").read_text().splitlines()
+    except OSError:
+        return False
+    return (plots / "paired_vs_loss.png").exists() and f"{PAIRED_REFERENCE_NOTE}{reference}" in readme
+
+
 def _png_bytes(path: Path, max_width: int = MAX_EMBED_WIDTH) -> bytes:
     """The PNG's bytes, re-encoded at ``max_width`` pixels when wider."""
     import io
@@ -143,7 +154,8 @@ def write_report(folder: str | Path, reference: str = "best_baseline",
     """Write ``report.html`` and ``report.md`` into a results folder (drawing its figures if missing).
 
     ``reference``: the method paired differences subtract (a method name or ``"best_baseline"``);
-    any other than the default redraws the figures so that the paired figure and the tables agree.
+    figures drawn with another reference (``plots/README.txt`` names it) are redrawn, so that the
+    paired figure and the tables agree.
 
     Raises FileNotFoundError when ``folder`` holds no results (``experiments.sweep.read_results``).
     """
@@ -155,7 +167,7 @@ def write_report(folder: str | Path, reference: str = "best_baseline",
     df = read_results(folder)
     plots = folder / "plots"
     notes: list[str] = []
-    if reference != "best_baseline" or not (plots / "paired_vs_loss.png").exists():  # figures match the tables
+    if not _plots_current(plots, reference):
         rep = make_plots(folder, formats=("png", "pdf"), reference=reference, log=log)
         notes += rep.skipped
     figs = [(plots / f"{stem}.png", text) for stem, text in FIGURE_ORDER if (plots / f"{stem}.png").exists()]

@@ -130,6 +130,14 @@ def test_reference_parameter(sweep, tmp_path):
     rep = make_plots(folder, formats=("png",), dpi=50, reference="none")
     b = rep.data["paired_vs_loss"].query("panel == 'b'")
     assert set(b["reference"]) == {"none"} and "none" not in set(b["method"])
+    from experiments.report import write_report
+
+    write_report(folder)                       # the default reference: the figure is redrawn to match the tables
+    csv = pd.read_csv(folder / "plots" / "paired_vs_loss.csv").query("panel == 'b'")
+    assert "none" not in set(csv["reference"])
+    write_report(folder, reference="none")
+    csv = pd.read_csv(folder / "plots" / "paired_vs_loss.csv").query("panel == 'b'")
+    assert set(csv["reference"]) == {"none"}
 
 
 def test_fec_vs_bits_points_and_one_fec_setting(sweep, tmp_path):
