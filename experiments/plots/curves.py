@@ -1,0 +1,183 @@
+"""Loss-rate and burst-length figures: ``lpips_vs_loss``, ``paired_vs_loss`` and ``burst_effect``.
+
+See :mod:`experiments.plots` for what each figure shows and when it is skipped.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .common import (LINESTYLES, MAX_PANELS, METRIC_LABELS, PlotReport, _colors, _fecs, _legend, _methods, _metric,
+                     _panels, _pick, _pk_key, _save, _style, _title, mean_ci)
+
+
+def _curves(ax, d, x: str, metric: str, methods: list[str], fecs: list[str], colors, xscale: float = 1.0) -> None:
+    for m in methods:
+        for j, f in enumerate(fecs):
+            s = d[(d["method"] == m) & (d["fec"] == f)]
+            if s.empty:
+                continue
+            pts = []
+            for xv, g in s.groupby(x, sort=True):
+                mu, lo, hi, _ = mean_ci(g[metric])
+                pts.append((float(xv) * xscale, mu, lo, hi))
+            if not pts:
+                continue
+            a = np.array(pts)
+            ls = LINESTYLES[j % len(LINESTYLES)]
+            ax.plot(a[:, 0], a[:, 1], color=colors[m], ls=ls, marker="o")
+            if np.isfinite(a[:, 2:]).all() and (a[:, 3] > a[:, 2]).any():
+                ax.fill_between(a[:, 0], a[:, 2], a[:, 3], color=colors[m], alpha=0.13, lw=0)
+
+
+
+def plot_loss_curves(df, folder: Path, formats, report: PlotReport) -> None:
+    metric = _metric(df)
+    d = df[df["channel_kind"].isin(["index", "loss"])] if metric else df.iloc[:0]
+    if d.empty:
+        report.skipped.append("lpips_vs_loss: no loss-channel rows with a metric")
+        return
+    keys = ["channel_family"] + _pk_key(d)
+    panels = [(k, g) for k, g in d.groupby(keys, sort=False) if g["loss_rate_nominal"].round(6).nunique() >= 2]
+    if not panels:
+        report.skipped.append("lpips_vs_loss: every channel family has a single loss rate (needs ≥ 2)")
+        return
+    if len(panels) > MAX_PANELS:
+        report.skipped.append(f"lpips_vs_loss: showing {MAX_PANELS} of {len(panels)} panels")
+        panels = panels[:MAX_PANELS]
+    import matplotlib.pyplot as plt
+
+    methods, fecs = _methods(d), _fecs(d)
+    colors = _colors(methods)
+    with plt.rc_context(_style()):
+        fig, axes = _panels(len(panels))
+        for ax, (k, g) in zip(axes, panels):
+            k = k if isinstance(k, tuple) else (k,)
+            g = g.assign(_x=g["loss_rate_nominal"].round(6))
+            _curves(ax, g, "_x", metric, methods, fecs, colors, xscale=100.0)
+            kind = g["channel_kind"].iloc[0]
+            ax.set_title(_title(k[0], keys[1:], k[1:], kind))
+            ax.set_xlabel("index loss rate (%)" if kind == "index" else "packet loss rate, stationary (%)")
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        _legend(fig, methods, fecs, colors)
+        _save(fig, folder, "lpips_vs_loss", formats, report)
+
+
+def plot_burst_effect(df, folder: Path, formats, report: PlotReport) -> None:
+    metric = _metric(df)
+    d = df[(df["channel_kind"] == "loss") & np.isfinite(df["burst_nominal"])] if metric else df.iloc[:0]
+    if d.empty:
+        report.skipped.append("burst_effect: no packet-loss rows with a mean burst length")
+        return
+    d = d.assign(_L=d["loss_rate_nominal"].round(6), _B=d["burst_nominal"].round(3))
+    keys = ["_L"] + _pk_key(d)
+    panels = [(k, g) for k, g in d.groupby(keys, sort=True) if g["_B"].nunique() >= 2]
+    if not panels:
+        report.skipped.append("burst_effect: no loss rate with ≥ 2 mean burst lengths")
+        return
+    if len(panels) > MAX_PANELS:
+        report.skipped.append(f"burst_effect: showing {MAX_PANELS} of {len(panels)} panels")
+        panels = _pick(panels, MAX_PANELS)
+    import matplotlib.pyplot as plt
+
+    methods, fecs = _methods(d), _fecs(d)
+    colors = _colors(methods)
+    with plt.rc_context(_style()):
+        fig, axes = _panels(len(panels))
+        for ax, (k, g) in zip(axes, panels):
+            k = k if isinstance(k, tuple) else (k,)
+            _curves(ax, g, "_B", metric, methods, fecs, colors)
+            ax.set_title(_title(f"stationary loss {100 * k[0]:g} %", keys[1:], k[1:]))
+            ax.set_xlabel("mean burst length (packets)")
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+            if g["_B"].max() / max(g["_B"].min(), 1e-9) >= 8:
+                ax.set_xscale("log")
+        _legend(fig, methods, fecs, colors)
+        _save(fig, folder, "burst_effect", formats, report)
+
+
+def _paired_metric(df) -> str | None:
+    return next((m for m in ("lpips_alex_vs_lossfree", "lpips_vgg_vs_lossfree", "psnr_vs_lossfree")
+                 if m in df.columns and df[m].notna().any()), None)
+
+
+def _ref_title(refs: Sequence[str], reference: str) -> str:
+    names = "/".join(dict.fromkeys(refs))
+    return f"best baseline ({names})" if reference == "best_baseline" else names or reference
+
+
+def plot_paired_vs_loss(df, folder: Path, formats, report: PlotReport, reference: str = "best_baseline") -> None:
+    from ..paired import paired_curves
+
+    metric = _paired_metric(df)
+    d = df[df["channel_kind"].isin(["index", "loss"])] if metric and "unit_id" in df.columns else df.iloc[:0]
+    if d.empty:
+        report.skipped.append("paired_vs_loss: no loss-channel rows with a *_vs_lossfree metric")
+        return
+    pts = paired_curves(d, metric, reference)
+    pts["_x"] = 100.0 * pts["loss_rate_nominal"].round(6)
+    keys = [c for c in pts.columns if c not in ("channel_label", "loss_rate_nominal", "panel", "method", "reference",
+                                               "n", "value", "lo", "hi", "significant", "_x")]
+    rows = [(k, g) for k, g in pts.groupby(keys, sort=False, dropna=False) if g["_x"].nunique() >= 2]
+    fam_order = list(dict.fromkeys(d["channel_family"]))
+    rows.sort(key=lambda kg: (fam_order.index(kg[0][0]), kg[0][1] != "none", str(kg[0][1:])))
+    if not rows:
+        report.skipped.append("paired_vs_loss: every channel family has a single loss rate (needs ≥ 2)")
+        return
+    if len(rows) > 6:
+        report.skipped.append(f"paired_vs_loss: showing 6 of {len(rows)} (family, FEC) rows")
+        rows = rows[:6]
+    pts.drop(columns="_x").to_csv(folder / "paired_vs_loss.csv", index=False)
+    report.data["paired_vs_loss"] = pts.drop(columns="_x")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    methods = _methods(d)
+    colors = _colors(methods)
+    kind = {f: k for f, k in zip(d["channel_family"], d["channel_kind"])}
+    with plt.rc_context(_style()):
+        fig, axes = plt.subplots(len(rows), 2, figsize=(7.2, 2.05 * len(rows)), squeeze=False)
+        for (k, g), (ax_a, ax_b) in zip(rows, axes):
+            span = max(g["_x"].max() - g["_x"].min(), 1e-9)
+            dx = 0.022 * span
+            for i, m in enumerate(methods):
+                off = (i - (len(methods) - 1) / 2) * dx
+                for ax, panel in ((ax_a, "a"), (ax_b, "b")):
+                    s = g[(g["panel"] == panel) & (g["method"] == m)].sort_values("_x")
+                    if s.empty:
+                        continue
+                    x = s["_x"].to_numpy() + off
+                    y, lo, hi = (s[c].to_numpy(dtype=float) for c in ("value", "lo", "hi"))
+                    ok = np.isfinite(lo)
+                    ax.plot(x, y, color=colors[m], lw=1.0)
+                    ax.errorbar(x[ok], y[ok], yerr=[y[ok] - lo[ok], hi[ok] - y[ok]], fmt="none", ecolor=colors[m],
+                                elinewidth=0.9, capsize=1.8)
+                    filled = s["significant"].to_numpy(bool) if panel == "b" else np.ones(len(s), bool)
+                    ax.scatter(x[filled], y[filled], color=colors[m], s=14, zorder=3)
+                    ax.scatter(x[~filled], y[~filled], facecolors="white", edgecolors=colors[m], s=14, zorder=3,
+                               linewidths=0.9)
+            ax_b.axhline(0.0, color="k", lw=0.8, zorder=1)
+            fam, fec = k[0], k[1]
+            title = _title(fam, [c for c in keys[2:]], list(k[2:]), kind.get(fam))
+            ax_a.set_title(f"(a) {title} · FEC {fec}")
+            refs = g.loc[g["panel"] == "b", "reference"]
+            ax_b.set_title(f"(b) difference to {_ref_title(refs, reference)}")
+            xl = "index loss rate (%)" if kind.get(fam) == "index" else "packet loss rate, stationary (%)"
+            for ax in (ax_a, ax_b):
+                ax.set_xlabel(xl)
+                ax.set_xticks(sorted(g["_x"].unique()))
+            ax_a.set_ylabel(METRIC_LABELS.get(metric, metric))
+            ax_b.set_ylabel("paired difference " + ("↓" if "lpips" in metric else "↑"))
+        handles = [Line2D([], [], color=colors[m], marker="o", label=m) for m in methods]
+        handles += [Line2D([], [], ls="", marker="o", color="0.3", label="(b) 95 % CI excludes 0"),
+                    Line2D([], [], ls="", marker="o", mfc="white", color="0.3", label="(b) not significant")]
+        nrow = (len(handles) - 1) // 5 + 1
+        h = fig.get_size_inches()[1]
+        fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)), frameon=False,
+                   bbox_to_anchor=(0.5, 0.0))
+        fig.suptitle("paired over images × seeds (n per point: paired_vs_loss.csv); bars: 95 % t-interval; "
+                     "(b) reference = zero line", fontsize=8)
+        fig.tight_layout(rect=(0, (0.12 + 0.17 * nrow) / h, 1, 1 - 0.05 / h))
+        _save(fig, folder, "paired_vs_loss", formats, report)
