@@ -47,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--anchors", default="", help="classical references on the same metrics, comma separated: "
                    "palette (64-colour palette of 16x16 block means), webp_down (WebP of a 3x-downscaled image, "
                    "<= 0.04 bpp), jpeg, webp (lowest quality)")
+    p.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="also draw quality vs bits per pixel: the VQ codec per codebook size and the anchors")
     p.add_argument("--device", default=None)
     add_precision_arg(p)
     p.set_defaults(func=cmd_eval)
@@ -298,6 +300,11 @@ def cmd_eval(args) -> int:
     summary.insert(2, "images", g.size().values)
     print(f"\nmeans over {len(images)} image(s), model {args.model}:")
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if args.plot:
+        from .plots.rate import plot_eval_rd
+
+        plot_eval_rd(df, args.plot)
+        print(f"plot: {args.plot}")
     if args.csv:
         print(f"rows written to {args.csv}")
     return 0

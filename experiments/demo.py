@@ -1,13 +1,15 @@
-"""``vqsim demo``: a small end-to-end sweep on the bundled sample photos, then its figures.
+"""``vqsim demo``: the story of vqsim in a few minutes on two CPU cores, written up as a one-page report.
 
-Runs ``experiments/configs/demo.yaml`` (default model, scikit-image's
-astronaut / coffee / chelsea / rocket scaled and cropped to 256×256,
-Bernoulli and Gilbert–Elliott channels at a few loss rates, FEC off / on,
-transformer vs baseline concealment) into ``results/demo``, draws the
-plots and writes ``report.html`` / ``report.md`` (``experiments.report``).
-The transformer methods are used only when their weights are shipped (``codec.zoo.load_concealer("default", S, kind)``); otherwise the demo
-falls back to the baselines and says so.  Sized to finish in a few minutes
-on two CPU cores.
+Runs ``experiments/configs/demo.yaml`` into ``results/demo``: six of
+scikit-image's bundled photos at 256×256, the default codec, the paper's
+random index loss (10–50 %), Bernoulli and Gilbert–Elliott packet loss on a
+LoRa SF12 link with the compact header, S = 1024 without FEC against S = 128
+with RS(10, 7) at the same bits per index, transformer vs model-free
+concealment, two seeds. Then it draws the plots and writes ``report.html`` /
+``report.md`` (``experiments.report``). The transformer methods are used
+only when their weights are shipped for every codebook size the demo uses
+(``codec.zoo.load_concealer("default", S, kind)``); otherwise the demo falls
+back to the baselines and says so.
 """
 from __future__ import annotations
 
@@ -22,9 +24,10 @@ DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run a small sweep on bundled sample photos and draw its plots (a few minutes on CPU)",
-                       description="Default model, 4 bundled photos at 256x256, Bernoulli + Gilbert-Elliott channels, "
-                                   "FEC off/on, transformer (if shipped) vs baseline concealment; then `vqsim plot` and "
-                                   "`vqsim report`.")
+                       description="Default model, 6 bundled photos at 256x256, index loss and Bernoulli / Gilbert-Elliott "
+                                   "packet loss on a LoRa SF12 link (compact header), S=1024 vs S=128 + RS(10,7) at "
+                                   "equal bits, transformer (if shipped) vs baseline concealment; then `vqsim plot` "
+                                   "and `vqsim report`.")
     p.add_argument("--out", default="results/demo", help="results folder (default: results/demo)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker threads (default: 1)")
     p.add_argument("--keep", action="store_true", help="resume an earlier demo in --out instead of starting afresh")
@@ -50,32 +53,24 @@ def shipped_concealer_sizes(codec_name: str = "default") -> dict[str, list[int]]
 def demo_config(notes: list[str]) -> dict:
     """The demo config with the concealment methods fitted to the shipped models.
 
-    Codebook size: the config's, unless a transformer is shipped only for
-    other sizes — then the largest size with an "ar" (else "bidir") model.
+    A transformer method stays when its model kind is shipped for every codebook size the demo
+    uses (its ``pairs``, or ``codec.codebook_sizes``); otherwise it is left out and a note says so.
     """
     from codec.conceal import MODEL_KIND
 
     from .config import load_config
 
     raw = load_config(DEMO_CONFIG)
-    S = int(raw["codec"]["codebook_sizes"][0])
+    sizes = ([int(p["codebook_size"]) for p in raw["pairs"]] if raw.get("pairs")
+             else [int(S) for S in raw["codec"]["codebook_sizes"]])
     have = shipped_concealer_sizes(raw["codec"].get("model", "default"))
-    for kind in ("ar", "bidir"):
-        if have[kind] and S not in have[kind]:
-            S_new = max(have[kind])
-            notes.append(f"using codebook size {S_new} (the size with a shipped {kind!r} transformer) instead of {S}")
-            S = S_new
-            break
-    raw["codec"]["codebook_sizes"] = [S]
     methods = []
     for m in raw["concealment"]["methods"]:
-        if m in MODEL_KIND:
-            kind = MODEL_KIND[m]
-            if S in have[kind]:
-                methods.append(m)
-            else:
-                notes.append(f"no {kind!r} concealment transformer shipped for default/{S} "
-                             f"(codec/weights/default_{kind}_{S}.pt): {m!r} left out, baselines only")
+        kind = MODEL_KIND.get(m)
+        missing = [S for S in sizes if kind and S not in have[kind]]
+        if missing:
+            notes.append(f"no {kind!r} concealment transformer shipped for default/{missing[0]} "
+                         f"(codec/weights/default_{kind}_{missing[0]}.pt): {m!r} left out, baselines only")
         else:
             methods.append(m)
     raw["concealment"]["methods"] = methods

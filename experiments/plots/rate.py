@@ -41,3 +41,54 @@ def plot_rate_distortion(df, folder: Path, formats, report: PlotReport) -> None:
             ax.set_title("rate–distortion (mean over images; grey: per image)")
         fig.tight_layout()
         _save(fig, folder, "rate_distortion", formats, report)
+
+
+def plot_eval_rd(df, path: str | Path, coder: str = "arith_rep", metrics=("lpips_alex", "dists", "psnr")):
+    """``vqsim eval --plot``: quality vs rate of the VQ codec (one line per variant across codebook sizes)
+    and of the classical anchors (one marker each), means over the evaluated images.
+
+    ``df``: ``evaluate``'s rows. The codec's rate is ``bpp_<coder>``; an anchor's is its file's bytes.
+    Returns the plotted points (a DataFrame: kind, variant, codebook_size, bpp and one column per metric).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    cols = [m for m in metrics if m in df.columns]
+    if not cols:
+        from codec.errors import ParameterError
+
+        raise ParameterError(f"no metric column among {metrics} in the eval rows")
+    pts = (df.groupby(["codebook_size", "variant"], sort=False)[[f"bpp_{coder}", *cols]].mean().reset_index()
+           .rename(columns={f"bpp_{coder}": "bpp"}))
+    pts.insert(0, "kind", np.where(pts["codebook_size"] > 0, "vq", "anchor"))
+    labels = {"lpips_alex": "LPIPS (AlexNet) ↓", "dists": "DISTS ↓", "psnr": "PSNR (dB) ↑"}
+    with plt.rc_context(_style()):
+        fig, axes = _panels(len(cols), w=2.8)
+        for ax, c in zip(axes, cols):
+            vq = pts[pts["kind"] == "vq"]
+            full = vq[vq["codebook_size"] == vq["codebook_size"].max()]  # the full codebook ends every line
+            reduced = [v for v in vq["variant"].unique() if v not in set(full["variant"])] or list(full["variant"])
+            for i, v in enumerate(reduced):
+                g = pd.concat([vq[vq["variant"] == v], full]).drop_duplicates(["codebook_size", "variant"])
+                g = g.sort_values("bpp")
+                ax.plot(g["bpp"], g[c], "o-", color=f"C{i}", label=f"VQ ({v})", ms=3)
+                for x, y, S in zip(g["bpp"], g[c], g["codebook_size"]):
+                    ax.annotate(f"{int(S)}", (x, y), textcoords="offset points", xytext=(2, 2), fontsize=5)
+            for j, r in enumerate(pts[pts["kind"] == "anchor"].itertuples()):
+                ax.plot(r.bpp, getattr(r, c), marker="sPD^v"[j % 5], ls="none", color="0.3", label=r.variant, ms=4)
+            ax.set_xscale("log")
+            ax.set_xlabel("bits per pixel")
+            ax.set_ylabel(labels.get(c, c))
+        h, lab = axes[0].get_legend_handles_labels()
+        fig.legend(h, lab, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(lab), fontsize=6, frameon=False)
+        fig.suptitle(f"rate–quality, mean over {df['image'].nunique()} image(s); VQ: {coder} payload, labels = codebook "
+                     f"size (largest: full codebook); anchors: file size", fontsize=7)
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=150)
+        plt.close(fig)
+    return pd.DataFrame(pts)

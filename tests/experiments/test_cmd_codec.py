@@ -159,3 +159,24 @@ def test_checkpoint_errors_do_not_advise_unsafe_loading(tmp_path, capsys, small_
     assert main(["encode", str(small_png), str(tmp_path / "x.vqb"), "--model", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "weights only" in err and "weights_only" not in err and "Traceback" not in err
+
+
+def test_eval_plot_puts_codec_and_anchors_on_one_rate_axis(tmp_path, ft_ckpt, small_png, capsys):
+    import pandas as pd
+    from PIL import Image
+
+    from experiments.plots.rate import plot_eval_rd
+
+    csv, png = tmp_path / "rows.csv", tmp_path / "rd.png"
+    assert main(["eval", "--images", str(small_png), "--model", str(ft_ckpt), "--codebook-size", "16", "8", "4",
+                 "--nets", "alex", "--anchors", "jpeg,webp", "--csv", str(csv), "--plot", str(png)]) == 0
+    assert f"plot: {png}" in capsys.readouterr().out
+    assert Image.open(png).format == "PNG"
+    df = pd.read_csv(csv)
+    pts = plot_eval_rd(df, tmp_path / "again.png")
+    assert set(pts.loc[pts.kind == "anchor", "variant"]) == {"jpeg", "webp"}
+    jpeg = pts.set_index("variant").loc["jpeg"]
+    assert jpeg.bpp == pytest.approx(df.loc[df.variant == "jpeg", "bpp_arith_rep"].mean())
+    assert jpeg.lpips_alex == pytest.approx(df.loc[df.variant == "jpeg", "lpips_alex"].mean())
+    vq = pts[pts.kind == "vq"]
+    assert sorted(vq.codebook_size) == [4, 8, 8, 16]   # both variants of the reduced sizes, and the full codebook
