@@ -22,6 +22,23 @@ def pytest_configure(config):
         pass
 
 
+@pytest.fixture(autouse=True)
+def _torch_process_settings_restored():
+    """Tests that run a torch CLI command in-process (``main([...])``) get its ``configure_cpu``: flushed
+    denormals and a thread count. Restore both after each test, so no test sees another's settings
+    (with denormals flushed, hypothesis' float strategies fail their own smallest-subnormal check)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_flush_denormal(False)
+        if threads is not None:
+            torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def kodak_dir() -> Path:
     if not KODAK.exists():
