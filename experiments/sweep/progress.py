@@ -42,4 +42,6 @@ def progress_bar(total: int, *, stream: TextIO | None = None, enabled: bool = Tr
     tty = bool(getattr(stream, "isatty", lambda: False)())
     return tqdm(total=total, desc=label, file=stream if tty else _Lines(stream), disable=not enabled,
                 bar_format=BAR_FORMAT, ascii=".#", leave=True,
-                mininterval=0.1 if tty else 0.0, miniters=None if tty else max(1, total // 10))
+                mininterval=0.1 if tty else 0.0, miniters=None if tty else max(1, total // 10),
+                # off a terminal: no forced redraw after 10 s (tqdm's monitor would reset miniters to 1)
+                maxinterval=10.0 if tty else float("inf"))

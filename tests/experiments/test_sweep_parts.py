@@ -56,3 +56,11 @@ def test_the_configured_erasure_code_reaches_the_transmitter():
              for f in cfg["fec"]]
     assert codes == [None, (6, 4, "cauchy"), (6, 4, "vandermonde")]
     assert [fec_label(f) for f in cfg["fec"]] == ["none", "RS(6,4)", "RS(6,4,vandermonde)"]
+
+
+def test_progress_bar_off_a_terminal_is_never_forced_to_redraw():
+    """tqdm's monitor thread resets miniters to 1 once a bar has not printed for maxinterval seconds, which
+    turned a slow sweep's log into one line per unit; off a terminal the bar must not be forced."""
+    bar = progress_bar(1000, stream=io.StringIO())
+    assert bar.maxinterval == float("inf") and bar.miniters == 100
+    bar.close()
