@@ -369,6 +369,12 @@ def compact_crc_size(total_len: int) -> int:
     return 1 if total_len <= 64 else 2 if total_len <= 1024 else 4
 
 
+def compact_crc_for_body(body_len: int) -> int:
+    """CRC bytes a compact packet of ``body_len`` bytes before its CRC (header + payload) gets: the
+    smallest c with ``compact_crc_size(body_len + c) == c``."""
+    return 1 if body_len + 1 <= 64 else 2 if body_len + 2 <= 1024 else 4
+
+
 def _compact_crc(salt: bytes, body: bytes, c: int) -> bytes:
     if c == 1:
         return bytes([crc8(body, crc8(salt))])
@@ -442,9 +448,7 @@ class CompactSession:
         head = struct.pack(fmt, COMPACT_MAGIC | (COMPACT_WIDE if wide else 0) | (FLAG_PARITY if p.parity else 0),
                            p.image_id & 0xFF, seq, p.count)
         body = head + p.payload
-        b = len(body)
-        c = 1 if b + 1 <= 64 else 2 if b + 2 <= 1024 else 4
-        return body + _compact_crc(self.salt, body, c)
+        return body + _compact_crc(self.salt, body, compact_crc_for_body(len(body)))
 
     def decode(self, data: bytes | bytearray | memoryview, *, image_id: int | None = None,
                max_size: int | None = None) -> Packet:

@@ -331,7 +331,7 @@ def _check_link_payload(cfg: Mapping[str, Any]) -> None:
 
     Largest packet, full header (36 bytes + 4-byte CRC = 40 bytes of overhead): a data packet is mtu + 40;
     with an erasure code a parity packet is (mtu + 40 + 2) + 40. Compact header: at most 6 header bytes and
-    a CRC of 1, 2 or 4 bytes sized to the packet (``sim.packet.compact_crc_size``). In-packet RS adds nsym
+    a CRC of 1, 2 or 4 bytes sized to the packet (``sim.packet.compact_crc_for_body``). In-packet RS adds nsym
     per 255 − nsym bytes.
     """
     link = cfg["link"]
@@ -339,13 +339,12 @@ def _check_link_payload(cfg: Mapping[str, Any]) -> None:
         return
     from sim.fec import InPacketRS
     from sim.links import LINK_PRESETS
-    from sim.packet import OVERHEAD, compact_crc_size
+    from sim.packet import OVERHEAD, compact_crc_for_body
 
     def wrap(body: int, header: str) -> int:  # body bytes -> packet bytes with header and CRC
         if header == "full":
             return body + OVERHEAD
-        # the CRC width depends on the packet's total length (itself included); 6 = the wide compact header
-        return next(body + 6 + c for c in (1, 2, 4) if compact_crc_size(body + 6 + c) == c)
+        return body + 6 + compact_crc_for_body(body + 6)  # 6 = the wide compact header
 
     limit = LINK_PRESETS[link["preset"]].max_payload_bytes
     fecs = cfg["fec"] if cfg["fec"] is not None else [p["fec"] for p in cfg["pairs"]]
