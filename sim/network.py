@@ -50,7 +50,7 @@ from channels.stats import run_lengths
 from codec.types import IndexMap
 
 from .fec import ErasureFEC, InPacketRS
-from .links import JITTERS, LinkConfig
+from .links import LinkConfig
 from .packet import HEADERS, PacketError, parse_packet
 from .packetizer import DEFAULT_MTU, depacketize, packetize
 from .record import TransmissionRecord, percentiles

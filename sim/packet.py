@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import binascii
 import dataclasses
+import functools
 import struct
 import zlib
 from dataclasses import dataclass
@@ -193,10 +194,6 @@ class Packet:
         return self.block * self.fec_n + self.seq - self.block * self.fec_k
 
     # --------------------------------------------------------- serialization
-    def wire_size(self, header: str = "full") -> int:
-        """Bytes on the wire with header format ``header`` (see ``HEADERS``)."""
-        return self.size if header == "full" else len(self.to_bytes(header))
-
     @property
     def session(self) -> "CompactSession":
         """The session parameters of this packet's stream (what a compact header leaves out)."""
@@ -375,9 +372,14 @@ def compact_crc_for_body(body_len: int) -> int:
     return 1 if body_len + 1 <= 64 else 2 if body_len + 2 <= 1024 else 4
 
 
+@functools.lru_cache(maxsize=64)
+def _crc8_of_salt(salt: bytes) -> int:
+    return crc8(salt)
+
+
 def _compact_crc(salt: bytes, body: bytes, c: int) -> bytes:
     if c == 1:
-        return bytes([crc8(body, crc8(salt))])
+        return bytes([crc8(body, _crc8_of_salt(salt))])
     if c == 2:
         return binascii.crc_hqx(body, binascii.crc_hqx(salt, 0xFFFF)).to_bytes(2, "big")
     return zlib.crc32(body, zlib.crc32(salt)).to_bytes(4, "big")
@@ -481,7 +483,7 @@ class CompactSession:
             raise PacketError("truncated", f"{n} bytes < minimal compact packet of {hsize + c}")
         if _compact_crc(self.salt, b[:-c], c) != b[-c:]:
             raise PacketError("bad_crc", f"CRC-{8 * c} mismatch (corrupt, or another session's packet)")
-        if (1 if n - c + 1 <= 64 else 2 if n - c + 2 <= 1024 else 4) != c:
+        if compact_crc_for_body(n - c) != c:
             raise PacketError("bad_field", f"length {n} is not one a sender produces")
         if b0 & ~(COMPACT_MAGIC_MASK | COMPACT_WIDE | FLAG_PARITY) & 0xFF:
             raise PacketError("bad_field", f"reserved flag bit set in {b0:#04x}")

@@ -153,7 +153,7 @@ def packetize(
     iid, isz = int(image_id), index_map.image_size
     n, k, code = (fec.n, fec.k, fec.code) if fec is not None else (0, 0, DEFAULT_CODE)
     # the first packet goes through full validation; the rest share its checked fields
-    Packet(iid, 0, P, K, h, w, isz, scheme, coder, int(seed), payloads[0], False, 0, n, k, code)
+    first = Packet(iid, 0, P, K, h, w, isz, scheme, coder, int(seed), payloads[0], False, 0, n, k, code)
 
     def data_packet(j: int) -> Packet:
         return Packet._trusted(iid, j, P, K, h, w, isz, scheme, coder, int(seed), payloads[j], False,
@@ -164,8 +164,7 @@ def packetize(
     if header == "compact" and fec.num_blocks(P) * (n - k) > MAX_PACKETS:
         raise ParameterError(f"{fec.num_blocks(P) * (n - k)} parity packets do not fit the compact header's "
                              f"16-bit sequence number")
-    to_bytes = Packet.to_bytes if header == "full" else (
-        Packet(iid, 0, P, K, h, w, isz, scheme, coder, int(seed), payloads[0], False, 0, n, k, code).session.encode)
+    to_bytes = Packet.to_bytes if header == "full" else first.session.encode
     out: list[Packet] = []
     for blk in range(fec.num_blocks(P)):
         data = [data_packet(j) for j in range(blk * k, min(P, (blk + 1) * k))]
@@ -266,16 +265,23 @@ def depacketize(
     counts: Counter[str] = Counter({r: 0 for r in REASONS})
     counts["reordered"] = 0
     parsed: list[tuple[Packet, bytes]] = []
+    sessions: dict[tuple, CompactSession] = {}
     for item in packets:
         try:
             if isinstance(item, Packet):
-                pkt, raw = item, item.to_bytes(header)
+                if header == "full":
+                    raw = item.to_bytes()
+                else:  # one CompactSession per stream, not one per packet
+                    key = item.stream_key[2:]  # the fields a CompactSession holds
+                    if key not in sessions:
+                        sessions[key] = item.session
+                    raw = sessions[key].encode(item)
+                pkt = item
                 if max_packet_size is not None and len(raw) > max_packet_size:
                     raise PacketError("oversized")
             elif isinstance(item, (bytes, bytearray, memoryview)):
                 raw = bytes(item)
-                pkt = (Packet.from_bytes(raw, max_size=max_packet_size) if header == "full" else
-                       session.decode(raw, image_id=expected_image_id, max_size=max_packet_size))
+                pkt = parse_packet(raw, header, session, image_id=expected_image_id, max_size=max_packet_size)
             else:
                 counts["bad_type"] += 1
                 continue

@@ -20,7 +20,7 @@ SKIMAGE_IMAGES = ("astronaut", "coffee", "chelsea", "cat", "rocket", "immunohist
 
 MISSING_MODEL_POLICIES = ("error", "skip")
 # The other enumerations come from the layer that owns them: coders codec.entropy.CODERS, interleavers
-# sim.interleave.SCHEMES, jitter laws sim.network.JITTERS, LPIPS nets codec.metrics.LPIPS_NETS, concealment
+# sim.interleave.SCHEMES, jitter laws sim.links.JITTERS, LPIPS nets codec.metrics.LPIPS_NETS, concealment
 # methods / options / model kinds codec.conceal. All but the coders are imported where they are checked,
 # so importing this package stays cheap (sim and codec.conceal cost ~0.2 s, codec.metrics loads torch).
 
