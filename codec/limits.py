@@ -48,7 +48,7 @@ class LimitExceededError(BitstreamError):
 
 
 def _positive_int(name: str, value: object, hard_max: int) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal():  # isdigit() would admit '²', which int() refuses
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ParameterError(f"{name} must be a positive integer, got {value!r}")
@@ -82,11 +82,9 @@ class DecodeLimits:
         env = os.environ if environ is None else environ
         kw: dict[str, int] = {}
         for key, field_name in ((ENV_MAX_PIXELS, "max_pixels"), (ENV_MAX_INDICES, "max_indices")):
-            text = env.get(key, "").strip()
-            if text:
-                if not text.isdigit():
-                    raise ParameterError(f"environment variable {key} must be a positive integer, got {env[key]!r}")
-                kw[field_name] = int(text)
+            if env.get(key, "").strip():
+                hard_max = _HARD_MAX_PIXELS if field_name == "max_pixels" else _HARD_MAX_INDICES
+                kw[field_name] = _positive_int(f"environment variable {key}", env[key], hard_max)
         return cls(**kw)
 
     @classmethod

@@ -86,3 +86,14 @@ def test_limits_do_not_refuse_ordinary_maps():
     assert decode_bitstream(encode_bitstream(imap), downsample_factor=16) == imap
     with pytest.raises(LimitExceededError):
         decode_bitstream(encode_bitstream(imap), limits=DecodeLimits(max_indices=1000))
+
+
+@pytest.mark.parametrize("text", ["²", "x", "-5", "1.5"])
+def test_bad_environment_limit_is_a_parameter_error_naming_the_variable(text):
+    from codec.errors import ParameterError
+    from codec.limits import DecodeLimits
+
+    with pytest.raises(ParameterError, match="environment variable VQSIM_MAX_PIXELS"):
+        DecodeLimits.from_env({"VQSIM_MAX_PIXELS": text})
+    with pytest.raises(ParameterError, match="environment variable VQSIM_MAX_INDICES must be in"):
+        DecodeLimits.from_env({"VQSIM_MAX_INDICES": "0"})
