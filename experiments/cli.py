@@ -83,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
 
             configure_cpu()
         rc = args.func(args)
+    except BrokenPipeError:  # the reader went away (`vqsim links | head`): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush of stdout cannot fail again
+        return 141
     except USER_ERRORS as e:
         if debug:
             raise

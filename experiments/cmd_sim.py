@@ -219,17 +219,17 @@ def cmd_channels(args) -> int:
 def cmd_links(args) -> int:
     """One line per link preset: limits, rate, duty cycle, airtime of one full frame and of an image."""
     from sim.links import LINK_PRESETS
-    from sim.packet import OVERHEAD
+    from sim.packet import OVERHEAD, compact_crc_size
 
     if args.image_bytes < 1:
         raise SimArgumentError(f"--image-bytes must be ≥ 1, got {args.image_bytes}")
-    compact = 4 + 1  # compact header + CRC-8 (a frame ≤ 64 bytes); larger frames have a CRC-16
     kb = args.image_bytes / 1024
     print(f"{'name':<12} {'max B':>6} {'bit/s':>9} {'ovh B':>5} {'prop ms':>8} {'duty':>5} {'frame s':>8} "
           f"{f'{kb:g} KB full hdr':>18} {f'{kb:g} KB compact':>17}  source")
     for name, p in LINK_PRESETS.items():
         cols = []
-        for hdr in (OVERHEAD, compact if p.max_payload_bytes <= 64 else 4 + (2 if p.max_payload_bytes <= 1024 else 4)):
+        # compact: the 4-byte header and the CRC a full frame of this link gets
+        for hdr in (OVERHEAD, 4 + compact_crc_size(p.max_payload_bytes)):
             if p.max_payload_bytes - hdr < 1:
                 cols.append("no room")
                 continue

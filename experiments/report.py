@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -119,11 +118,9 @@ def _means(df):
 
 
 def _provenance(folder: Path) -> dict[str, Any]:
-    f = folder / "provenance.json"
-    try:
-        return json.loads(f.read_text())
-    except (OSError, ValueError):
-        return {}
+    from .sweep.provenance import _read_provenance
+
+    return _read_provenance(folder)[0] or {}
 
 
 def _prov_rows(p: dict[str, Any]) -> list[tuple[str, str]]:

@@ -1,19 +1,10 @@
 """The files a resolved sweep config needs: the codec checkpoint (its K and SHA-256) and the concealment models."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Mapping
 
 from ._checks import err
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def codec_sizes(cfg: Mapping[str, Any]) -> list[int]:
@@ -32,7 +23,7 @@ def check_resources(cfg: dict) -> list[str]:
     """
     from codec.conceal import MODEL_KIND
     from codec.errors import ModelNotFoundError
-    from codec.zoo import _load_base, concealer_path, resolve_model_path
+    from codec.zoo import _load_base, concealer_path, file_sha256, resolve_model_path
 
     notes: list[str] = []
     c = cfg["codec"]
@@ -45,7 +36,7 @@ def check_resources(cfg: dict) -> list[str]:
     except Exception as e:  # CheckpointError and friends: one line for the user
         raise err("codec.model", f"cannot load {path}: {e}") from None
     K = int(base.codebook_size)
-    c.update({"name": name, "path": str(Path(path).resolve()), "sha256": _sha256(Path(path)), "K": K,
+    c.update({"name": name, "path": str(Path(path).resolve()), "sha256": file_sha256(path), "K": K,
               "downsample_factor": int(base.downsample_factor)})
     if c["codebook_sizes"] == [None]:
         c["codebook_sizes"] = [K] if not cfg.get("pairs") else []

@@ -79,3 +79,26 @@ def test_channels_lists_presets(capsys):
         assert name in out
         if p.kind == "loss":
             assert f"{p.model.stationary_loss_rate:.4%}" in out
+
+
+def test_a_closed_pipe_is_not_an_internal_error(tmp_path, monkeypatch, capsys):
+    """`vqsim links | head -1`: the reader leaves early; vqsim stops quietly (status 141, as for SIGPIPE)."""
+    import sys
+
+    class ClosedPipe:  # stdout whose reader has gone: every write raises, as a real closed pipe does
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, s):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+        def fileno(self):
+            return self.f.fileno()
+
+    with open(tmp_path / "stdout", "w") as f:
+        monkeypatch.setattr(sys, "stdout", ClosedPipe(f))
+        assert main(["links"]) == 141
+    assert "internal error" not in capsys.readouterr().err
