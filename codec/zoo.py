@@ -87,9 +87,6 @@ class KodakCard:
     source: str                     # the command / document the numbers come from
     rows: tuple[KodakRow, ...] = ()
 
-    def row(self, codebook_size: int) -> KodakRow | None:
-        return next((r for r in self.rows if r.codebook_size == int(codebook_size)), None)
-
 
 @dataclass(frozen=True)
 class ModelInfo:

@@ -181,10 +181,11 @@ def decode_symbols(data: bytes, count: int, alphabet_size: int, coder: str,
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
     data = bytes(data)
-    most = max_symbols(len(data), K, coder)
-    if coder in PRIOR_CODERS and n > most:  # raw and deflate check their exact / bounded sizes themselves
-        raise BitstreamError(f"{coder} payload of {len(data)} bytes cannot hold {n} symbols "
-                             f"(at most {most} for codebook size {K})")
+    if coder in PRIOR_CODERS:  # raw and deflate check their exact / bounded sizes themselves
+        most = max_symbols(len(data), K, coder)
+        if n > most:
+            raise BitstreamError(f"{coder} payload of {len(data)} bytes cannot hold {n} symbols "
+                                 f"(at most {most} for codebook size {K})")
     if coder == "raw":
         return raw_decode(data, n, K)
     if coder == "deflate":
