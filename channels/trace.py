@@ -21,15 +21,24 @@ def _load(source: Any) -> tuple[np.ndarray, str | None]:
     """Read a 0/1 trace from a path (.npy or text) or an array-like; returns (bool array, path)."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.is_file():
+        if not path.exists():
             raise FileNotFoundError(f"Trace: no such trace file: {str(path)!r}")
+        if path.is_dir():
+            raise IsADirectoryError(f"Trace: {str(path)!r} is a directory, not a trace file")
+        if not path.is_file():
+            raise ParameterError(f"Trace: {str(path)!r} is not a regular file (a device, pipe or socket); "
+                                 "give a .npy or text file of 0/1 values")
         if path.suffix.lower() == ".npy":
             try:
                 arr = np.load(path, allow_pickle=False)
             except Exception as exc:  # corrupt or pickled .npy
                 raise ParameterError(f"Trace: cannot read {str(path)!r} as a .npy array: {exc}") from exc
             return _validate(arr, str(path)), str(path)
-        text = path.read_text(encoding="utf-8", errors="strict")
+        try:
+            text = path.read_text(encoding="utf-8", errors="strict")
+        except UnicodeDecodeError as exc:
+            raise ParameterError(f"Trace: {str(path)!r} is neither a .npy array nor a text file of 0/1 values "
+                                 f"(byte {exc.start} is not UTF-8)") from None
         lines = [ln.split("#", 1)[0] for ln in text.splitlines()]
         tokens = np.array(" ".join(lines).replace(",", " ").split())
         if tokens.size == 0:

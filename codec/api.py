@@ -23,16 +23,34 @@ import torch.nn.functional as F
 from .bitstream import decode_bitstream, encode_bitstream, parse_header
 from .errors import BitstreamError, ParameterError
 from .image import as_uint8_image, to_tensor
-from .limits import DecodeLimits
+from .limits import DecodeLimits, resolve_limits
+from .runtime import cpu_fast_path
 from .types import IndexMap
 from .vqgan import VQModel
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """The given device, else CUDA when present, else CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The given device, else CUDA when present, else CPU.
+
+    Raises ParameterError for a name torch does not know (``"bogus"``, ``"cuda:abc"``) and for a
+    CUDA device this machine does not have (no GPU, or an index beyond the GPUs present).
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise ParameterError(f"unknown device {device!r} (use cpu, cuda or cuda:N): {' '.join(str(e).split())[:120]}") \
+            from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ParameterError(f"device {device!r}: CUDA is not available on this machine (use --device cpu)")
+        if dev.index is not None and dev.index >= n:
+            raise ParameterError(f"device {device!r}: this machine has {n} CUDA device(s) (cuda:0 … cuda:{n - 1})")
+    elif dev.type not in ("cpu", "mps", "xpu", "meta"):
+        raise ParameterError(f"device {device!r}: vqsim runs on cpu or cuda")
+    return dev
 
 
 class VQGANCodec:
@@ -119,23 +137,27 @@ class VQGANCodec:
         return F.pad(x, (0, pw, 0, ph), mode=mode)
 
     @torch.no_grad()
-    def encode_latents(self, images: torch.Tensor) -> torch.Tensor:
+    def encode_latents(self, images: torch.Tensor, *, limits: DecodeLimits | None = None) -> torch.Tensor:
         """Float (N, 3, H, W) in [0, 1] → pre-quantization latents float32 (N, D, ceil(H/f), ceil(W/f)).
 
         ``model.quantize.indices`` of them gives the index map; codecs that share
         the encoder (the reduced sizes of one model) can quantize the same latents.
+        Each image's H·W must be within ``limits.max_pixels`` (default
+        ``DecodeLimits.from_env()``, 2^21; ``LimitExceededError``): the encoder
+        needs ≈ 130 bytes per pixel.
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ParameterError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
+        resolve_limits(limits).check_image(int(images.shape[-2]), int(images.shape[-1]), what="image to encode")
         x = self._pad(images.to(self.device, torch.float32)) * 2.0 - 1.0
-        with self._autocast():
+        with self._autocast(), cpu_fast_path(self.device):  # the CLI's fast path, restored afterwards
             h = self.model.encode_pre_quant(x)
         return h.float()
 
     @torch.no_grad()
-    def encode_batch(self, images: torch.Tensor) -> torch.Tensor:
-        """Float (N, 3, H, W) in [0, 1] → indices int64 (N, ceil(H/f), ceil(W/f))."""
-        return self.model.quantize.indices(self.encode_latents(images))
+    def encode_batch(self, images: torch.Tensor, *, limits: DecodeLimits | None = None) -> torch.Tensor:
+        """Float (N, 3, H, W) in [0, 1] → indices int64 (N, ceil(H/f), ceil(W/f)) (``limits``: see ``encode_latents``)."""
+        return self.model.quantize.indices(self.encode_latents(images, limits=limits))
 
     @torch.no_grad()
     def decode_batch(self, indices: torch.Tensor, image_size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -145,7 +167,7 @@ class VQGANCodec:
             raise ParameterError(f"expected indices of shape (N, h, w), got {tuple(idx.shape)}")
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.codebook_size):
             raise ParameterError(f"indices out of range for codebook size {self.codebook_size}")
-        with self._autocast():
+        with self._autocast(), cpu_fast_path(self.device):  # the CLI's fast path, restored afterwards
             x = self.model.decode_indices(idx)
         x = ((x.float() + 1.0) / 2.0).clamp_(0.0, 1.0)
         if image_size is not None:
@@ -154,12 +176,19 @@ class VQGANCodec:
         return x
 
     # ------------------------------------------------------------------ index level
-    def encode_indices(self, image) -> IndexMap:
-        """uint8 (H, W, 3) image (or a (1,3,H,W) tensor in [0,1]) → IndexMap."""
+    def encode_indices(self, image, *, limits: DecodeLimits | None = None) -> IndexMap:
+        """uint8 (H, W, 3) image (or a (1,3,H,W) tensor in [0,1]) → IndexMap.
+
+        Raises LimitExceededError for an image of more than ``limits.max_pixels`` pixels (see ``encode_latents``).
+        """
+        shape = tuple(image.shape) if hasattr(image, "shape") else np.shape(image)
+        if len(shape) >= 2:  # before the float copy (12 bytes per pixel) is made
+            H, W = shape[-2:] if hasattr(image, "detach") else shape[:2]
+            resolve_limits(limits).check_image(int(H), int(W), what="image to encode")
         x = to_tensor(as_uint8_image(image) if not hasattr(image, "detach") else image)
         if x.shape[0] != 1:
             raise ParameterError("encode_indices takes one image; use encode_batch for batches")
-        idx = self.encode_batch(x)[0].cpu().numpy()
+        idx = self.encode_batch(x, limits=limits)[0].cpu().numpy()
         return IndexMap(idx, self.codebook_size, tuple(x.shape[-2:]), self.codebook_id)
 
     def encode_many(self, images: Sequence[np.ndarray]) -> list[IndexMap]:
@@ -192,9 +221,9 @@ class VQGANCodec:
         return as_uint8_image(self.decode_indices_tensor(imap))
 
     # ------------------------------------------------------------------ bytes level
-    def compress(self, image, coder: str | None = None) -> bytes:
-        """Image → bitstream bytes (see ``codec.bitstream`` for the format)."""
-        return self.compress_indices(self.encode_indices(image), coder)
+    def compress(self, image, coder: str | None = None, *, limits: DecodeLimits | None = None) -> bytes:
+        """Image → bitstream bytes (see ``codec.bitstream`` for the format; ``limits``: see ``encode_latents``)."""
+        return self.compress_indices(self.encode_indices(image, limits=limits), coder)
 
     def compress_indices(self, imap: IndexMap, coder: str | None = None) -> bytes:
         coder = coder or self.coder

@@ -42,20 +42,38 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle, disallowed global, ...
         with open(p, "rb") as fh:
-            is_zip = fh.read(4) == b"PK\x03\x04"
-        raise CheckpointError(f"cannot read checkpoint {p}: {_load_failure(e, is_zip)}") from None
+            head = fh.read(1 << 20)
+        why = _load_failure(e, head[:4] == b"PK\x03\x04", head)
+        raise CheckpointError(f"cannot read checkpoint {p}: {why}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {p} holds a {type(obj).__name__}, expected a dict")
     return obj
 
 
-def _load_failure(e: Exception, is_zip: bool) -> str:
+def _builds_objects(head: bytes) -> bool:
+    """Whether ``head`` is a whole pickle stream that imports or calls something (read with ``pickletools``,
+    which only parses: nothing is imported or run). Random bytes fail to parse."""
+    import pickletools
+
+    try:
+        ops = {op.name for op, _, _ in pickletools.genops(head)}
+    except Exception:  # noqa: BLE001 — not a (complete) pickle
+        return False
+    return bool(ops & {"GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD"})
+
+
+def _load_failure(e: Exception, is_zip: bool, head: bytes = b"") -> str:
     """Why ``torch.load(weights_only=True)`` failed, in vqsim's words (never torch's advice to
     load with ``weights_only=False``, which would run code from the file)."""
     import pickle
 
     text = str(e)
-    if isinstance(e, pickle.UnpicklingError) and "weights only" in text.lower():
+    low = text.lower()
+    objects = ("unsupported global" in low or "unsupported class" in low or _builds_objects(head))
+    if isinstance(e, pickle.UnpicklingError) and "weights only" in low and not objects:
+        # the weights-only unpickler met an opcode or byte it cannot read: garbage, not objects
+        return "not a PyTorch checkpoint (unreadable pickle data: corrupt, truncated or random bytes)"
+    if isinstance(e, pickle.UnpicklingError) and "weights only" in low:
         return ("it holds Python objects other than tensors and plain containers; vqsim reads weights only "
                 "and never runs code from a checkpoint (re-export it as a plain state_dict)")
     if "zip archive" in text or "central directory" in text or isinstance(e, EOFError) or is_zip:
@@ -90,6 +108,38 @@ def check_state_dict(module: torch.nn.Module, sd: dict[str, torch.Tensor], what:
         raise CheckpointError(f"{what} checkpoint does not match the model — " + "; ".join(problems))
 
 
+MAX_MODEL_ELEMENTS = 1 << 30
+"""Largest model (parameters + persistent buffers, in elements: 4 GB as float32) a checkpoint may describe;
+the shipped codec has 3.4 M, taming's largest f16 VQGAN ≈ 90 M, a 24-layer GPT-2-medium-sized transformer
+≈ 350 M."""
+
+
+def build_checked(factory, sd: Any, what: str = "model", *, max_elements: int = MAX_MODEL_ELEMENTS):
+    """``factory()`` — a module built from a file's own config — but only once ``sd`` is known to fit it.
+
+    The module is first built on PyTorch's ``meta`` device (shapes only, no memory, no data), and
+    ``sd`` is checked against it (:func:`check_state_dict`: keys and shapes) and against
+    ``max_elements``; only then is the real module allocated. A file whose config claims a huge model
+    (``ch`` 4096 with an empty state_dict: 4–24 GB) is refused in well under a second with a
+    :class:`CheckpointError` instead of allocating it.
+    """
+    if not isinstance(sd, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()):
+        raise CheckpointError(f"{what} checkpoint's state_dict is not a dict of named tensors")
+    try:
+        with torch.device("meta"):
+            probe = factory()
+    except (ValueError, TypeError) as e:  # the config's own checks
+        raise CheckpointError(f"{what} checkpoint has an invalid config: {e}") from None
+    shapes = probe.state_dict()
+    n = sum(v.numel() for v in shapes.values())
+    if n > max_elements:
+        raise CheckpointError(f"{what} checkpoint's config describes a model of {n:,} elements, more than the "
+                              f"{max_elements:,} vqsim loads")
+    check_state_dict(probe, sd, what)
+    del probe, shapes
+    return factory()
+
+
 def load_state_dict_checked(module: torch.nn.Module, sd: dict[str, torch.Tensor], what: str = "model") -> None:
     check_state_dict(module, sd, what)
     ref = module.state_dict()
@@ -114,8 +164,12 @@ def config_from_taming_yaml(path: str | Path) -> VQGANConfig:
     """Read a taming-transformers config yaml (``model.params.ddconfig``, ``n_embed``, ``embed_dim``)."""
     import yaml
 
-    with open(path) as f:
-        y = yaml.safe_load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            y = yaml.safe_load(f)
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError) as e:  # bad YAML, a !!python tag, binary bytes
+        first = " ".join(str(e).split())[:200]
+        raise CheckpointError(f"{path} is not a readable taming config yaml ({type(e).__name__}: {first})") from None
     try:
         params = y["model"]["params"]
         if "first_stage_config" in params:  # a transformer config: take its first stage
@@ -143,8 +197,11 @@ def load_vqgan(path: str | Path, config: VQGANConfig | dict | str | Path | None 
     obj = read_checkpoint(path)
     extras: dict[str, Any] = {"codebooks": {}, "priors": {}, "decoders": {}, "meta": {}}
     if obj.get("format") == FORMAT:
-        cfg = VQGANConfig.from_dict(obj["config"])
-        sd = obj["state_dict"]
+        try:
+            cfg = VQGANConfig.from_dict(obj["config"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {path} has no valid VQGAN config ({type(e).__name__}: {e})") from None
+        sd = obj.get("state_dict")
         for key in ("codebooks", "priors", "decoders", "meta"):
             if key in obj:
                 extras[key] = {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in obj[key].items()}
@@ -159,8 +216,9 @@ def load_vqgan(path: str | Path, config: VQGANConfig | dict | str | Path | None 
         else:
             cfg = config
         extras["meta"] = {"source": "taming-transformers checkpoint", "path": str(path)}
-    model = VQModel(cfg)
-    load_state_dict_checked(model, sd, what=f"VQGAN ({Path(path).name})")
+    what = f"VQGAN ({Path(path).name})"
+    model = build_checked(lambda: VQModel(cfg), sd, what)  # shapes checked before anything is allocated
+    load_state_dict_checked(model, sd, what=what)
     return model.eval(), extras
 
 

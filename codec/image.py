@@ -12,27 +12,93 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import ParameterError
+from .errors import ParameterError, VQSimError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as uint8 RGB (H, W, 3). Raises FileNotFoundError / ValueError."""
+def load_image(path: str | Path, *, limits=None) -> np.ndarray:
+    """Read an image file as uint8 RGB (H, W, 3).
+
+    The file's header is checked against ``limits.max_pixels`` (``codec.limits.DecodeLimits``;
+    default ``DecodeLimits.from_env()``: 2^21 pixels or ``$VQSIM_MAX_PIXELS``) before any pixel is
+    decoded, so a PNG claiming 30000² pixels costs nothing (``LimitExceededError``).
+
+    Conversions: RGB as is (16-bit-per-channel RGB files arrive as their high bytes, Pillow's
+    reading); grey (``L``, ``1``) is replicated to three channels; palette images are expanded;
+    CMYK and YCbCr go through Pillow's conversion; an alpha channel is dropped (the colour is kept
+    as stored, not composited); 16-bit grey (``I;16*``, and 32-bit integer grey holding values in
+    0…65535) is scaled to 8 bits as ``round(v / 257)`` (65535 → 255). Floating-point images
+    (``F``) and integer images outside 0…65535 have no defined 8-bit scale and are refused
+    (``ParameterError``).
+
+    Raises:
+        FileNotFoundError, IsADirectoryError: no such file / a folder.
+        ParameterError: unreadable or unsupported image.
+        LimitExceededError: the image has more pixels than ``limits`` allow.
+    """
+    import warnings
+
+    from .limits import LimitExceededError, resolve_limits
+
+    limits = resolve_limits(limits)
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"image not found: {p}")
     if p.is_dir():
         raise IsADirectoryError(f"expected an image file, got a directory: {p}")
     try:
-        with Image.open(p) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except (OSError, SyntaxError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides
+            with Image.open(p) as im:
+                W, H = im.size
+                limits.check_image(H, W, what=f"image {p}")
+                return _to_rgb8(im, p)
+    except Image.DecompressionBombError as e:  # beyond even Pillow's own ceiling
+        raise LimitExceededError(f"image {p} claims more pixels than max_pixels = {limits.max_pixels} "
+                                 f"and than Pillow's own ceiling ({e})") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, VQSimError):  # ours (an unsupported mode, the limit): already one clear line
+            raise
         raise ParameterError(f"cannot read image {p}: {e}") from e
 
 
+def _to_rgb8(im: Image.Image, p: Path) -> np.ndarray:
+    """uint8 RGB of an opened image (see :func:`load_image` for the conversions)."""
+    mode = im.mode
+    if mode.startswith("I;16") or mode == "I":
+        a = np.asarray(im)
+        if a.size and (int(a.min()) < 0 or int(a.max()) > 65535):
+            raise ParameterError(f"cannot read image {p}: {mode} image with values outside 0..65535 "
+                                 f"(range {int(a.min())}..{int(a.max())}) has no 8-bit scale")
+        g = ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(g[:, :, None], 3, axis=2)
+    if mode == "F":
+        raise ParameterError(f"cannot read image {p}: floating-point (mode F) images have no defined 8-bit scale; "
+                             f"convert it to an 8- or 16-bit image first")
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def check_output_image_path(path: str | Path) -> Path:
+    """``path`` if an image can be written there: an extension Pillow writes (``.png``, ``.jpg``, …),
+    not a folder. Call it before the work whose result it receives (``ParameterError`` /
+    ``IsADirectoryError`` otherwise)."""
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"output image {p} is a directory; give a file name such as {p / 'out.png'}")
+    Image.init()
+    ext = p.suffix.lower()
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is None or fmt not in Image.SAVE:
+        shown = ", ".join(e for e in (".png", ".jpg", ".bmp", ".tif", ".webp") if e in Image.registered_extensions())
+        what = f"extension {p.suffix!r} is not an image format Pillow writes" if p.suffix else "the name has no extension"
+        raise ParameterError(f"cannot write image {p}: {what} (use e.g. {shown})")
+    return p
+
+
 def save_image(path: str | Path, image: np.ndarray) -> None:
-    """Write uint8 RGB (H, W, 3) to a file (format from the extension)."""
+    """Write uint8 RGB (H, W, 3) to a file (format from the extension; see :func:`check_output_image_path`)."""
+    check_output_image_path(path)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(as_uint8_image(image)).save(path)
 

@@ -11,12 +11,25 @@ environment variables ``VQSIM_MAX_PIXELS`` / ``VQSIM_MAX_INDICES``, per
 command with ``vqsim decode --max-pixels``):
 
 * ``max_pixels = 2^21`` (2,097,152: a 1920×1080 frame fits, 5× a Kodak
-  image). Decoding with the default model on CPU needs 0.7–1.7 kB of RAM per
-  pixel above the loaded model (measured, one thread: +0.74 GB and 3.5 s for
-  a 1024×1024 image, +6.7 GB and 39 s for 2048×2048), so the default bounds
-  one decode to ≈ 3.5 GB;
+  image). Decoding with the default model on CPU needs at most
+  ``DECODE_PEAK_FIXED + DECODE_PEAK_PER_PIXEL · H · W`` = 96 MB + 1.0 kB per
+  pixel above the loaded model (measured, one thread, with the CLI's CPU
+  settings: 0.66–1.07 kB/px from 0.4 to 1 Mpx; ``tests/codec/test_limits.py``
+  measures it on every run), so a decode at the default limit stays below
+  ≈ 2.2 GB above the model and ≈ 3.5 GB for the whole ``vqsim decode`` process
+  (measured at 1448×1448, the largest square the limit admits: 2.26 GB for
+  ``vqsim decode``, 2.34 GB for ``vqsim conceal --method bidir_mean``; before
+  issue 27: 4.09 / 4.75 GB, from heap fragmentation and the swish's temporaries);
 * ``max_indices = 2^15`` (32,768: the index map of a ``max_pixels`` image at
-  a downsampling factor f = 8; f = 16 models need a quarter of it).
+  a downsampling factor f = 8; f = 16 models need a quarter of it);
+* ``max_codebook_size = 2^16`` (65,536: 4× the largest official taming
+  codebook, 16,384): the largest K a *packet* stream may claim. Every packet
+  restarts its entropy coder, so an arithmetic-coded packet builds a model of
+  K counts whatever its payload holds; with K capped a packet's model costs
+  at most ≈ 0.5 ms (a copy of a cached template), so the worst stream of
+  ``max_indices`` one-index packets costs seconds, not the ≈ 15 CPU-minutes a
+  claimed K = 2^20 did. (A ``.vqb`` bitstream builds one model, so its K is
+  bounded only by the container's 2^20.) Override: ``VQSIM_MAX_CODEBOOK_SIZE``.
 
 The limits bound memory, and with it time: the entropy decoders run once per
 index (≈ 2–8 µs each), and the VQGAN decoder's cost is linear in pixels.
@@ -29,14 +42,22 @@ from typing import Mapping
 
 from .errors import BitstreamError, ParameterError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_MAX_INDICES", "DecodeLimits", "LimitExceededError", "resolve_limits"]
+__all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_MAX_INDICES", "DEFAULT_MAX_CODEBOOK_SIZE", "DecodeLimits", "LimitExceededError", "resolve_limits"]
 
 DEFAULT_MAX_PIXELS = 1 << 21
+DECODE_PEAK_FIXED = 96 << 20
+DECODE_PEAK_PER_PIXEL = 1000
+"""Upper bound of one CPU decode's peak memory above the loaded model, in bytes: fixed + per pixel (docstring)."""
 DEFAULT_MAX_INDICES = 1 << 15
+DEFAULT_MAX_CODEBOOK_SIZE = 1 << 16
+_HARD_MAX_CODEBOOK_SIZE = 1 << 20  # codec.types.MAX_CODEBOOK_SIZE: 20-bit indices
 _HARD_MAX_INDICES = 1 << 24  # what the containers can express at all (codec.entropy.MAX_SYMBOLS)
 _HARD_MAX_PIXELS = 1 << 40
 ENV_MAX_PIXELS = "VQSIM_MAX_PIXELS"
 ENV_MAX_INDICES = "VQSIM_MAX_INDICES"
+ENV_MAX_CODEBOOK_SIZE = "VQSIM_MAX_CODEBOOK_SIZE"
+_FIELDS = (("max_pixels", ENV_MAX_PIXELS, _HARD_MAX_PIXELS), ("max_indices", ENV_MAX_INDICES, _HARD_MAX_INDICES),
+           ("max_codebook_size", ENV_MAX_CODEBOOK_SIZE, _HARD_MAX_CODEBOOK_SIZE))
 
 
 class LimitExceededError(BitstreamError):
@@ -64,6 +85,8 @@ class DecodeLimits:
     Attributes:
         max_pixels: largest ``H · W`` (pixels) a header may claim.
         max_indices: largest ``h · w`` (indices) a header may claim.
+        max_codebook_size: largest codebook size K a packet header or compact
+            session may claim (the per-packet entropy model has K counts).
 
     Raises:
         ParameterError: a limit is not a positive integer (at construction).
@@ -71,29 +94,37 @@ class DecodeLimits:
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_indices: int = DEFAULT_MAX_INDICES
+    max_codebook_size: int = DEFAULT_MAX_CODEBOOK_SIZE
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "max_pixels", _positive_int("max_pixels", self.max_pixels, _HARD_MAX_PIXELS))
-        object.__setattr__(self, "max_indices", _positive_int("max_indices", self.max_indices, _HARD_MAX_INDICES))
+        for field_name, _, hard_max in _FIELDS:
+            object.__setattr__(self, field_name, _positive_int(field_name, getattr(self, field_name), hard_max))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "DecodeLimits":
-        """The defaults, overridden by ``VQSIM_MAX_PIXELS`` / ``VQSIM_MAX_INDICES`` when set."""
+        """The defaults, overridden by ``VQSIM_MAX_PIXELS`` / ``VQSIM_MAX_INDICES`` /
+        ``VQSIM_MAX_CODEBOOK_SIZE`` when set."""
         env = os.environ if environ is None else environ
         kw: dict[str, int] = {}
-        for key, field_name in ((ENV_MAX_PIXELS, "max_pixels"), (ENV_MAX_INDICES, "max_indices")):
+        for field_name, key, hard_max in _FIELDS:
             if env.get(key, "").strip():
-                hard_max = _HARD_MAX_PIXELS if field_name == "max_pixels" else _HARD_MAX_INDICES
                 kw[field_name] = _positive_int(f"environment variable {key}", env[key], hard_max)
         return cls(**kw)
 
     @classmethod
     def unlimited(cls) -> "DecodeLimits":
         """Only the containers' own ceilings (for trusted input)."""
-        return cls(_HARD_MAX_PIXELS, _HARD_MAX_INDICES)
+        return cls(_HARD_MAX_PIXELS, _HARD_MAX_INDICES, _HARD_MAX_CODEBOOK_SIZE)
 
-    def check(self, h: int, w: int, H: int | None = None, W: int | None = None, *, what: str = "header") -> None:
-        """Raise :class:`LimitExceededError` if ``h·w`` indices or ``H·W`` pixels exceed the limits."""
+    def check(self, h: int, w: int, H: int | None = None, W: int | None = None, *, what: str = "header",
+              codebook_size: int | None = None) -> None:
+        """Raise :class:`LimitExceededError` if ``h·w`` indices, ``H·W`` pixels or (when given)
+        ``codebook_size`` exceed the limits."""
+        if codebook_size is not None and codebook_size > self.max_codebook_size:
+            raise LimitExceededError(
+                f"{what} claims codebook size {codebook_size}, more than max_codebook_size = "
+                f"{self.max_codebook_size} (raise it with {ENV_MAX_CODEBOOK_SIZE} or "
+                f"limits=DecodeLimits(max_codebook_size=...) if the input is trusted)")
         if h * w > self.max_indices:
             raise LimitExceededError(
                 f"{what} claims {h}x{w} = {h * w} indices, more than max_indices = {self.max_indices} "
@@ -102,6 +133,19 @@ class DecodeLimits:
             raise LimitExceededError(
                 f"{what} claims a {H}x{W} = {H * W} pixel image, more than max_pixels = {self.max_pixels} "
                 f"(raise it with {ENV_MAX_PIXELS} or limits=DecodeLimits(max_pixels=...) if the input is trusted)")
+
+    def check_image(self, H: int, W: int, *, what: str = "image") -> None:
+        """Raise :class:`LimitExceededError` if an ``H × W`` image exceeds ``max_pixels``.
+
+        The encode side uses the same limit as the decode side (``codec.image.load_image`` checks
+        a file's header before decoding it, ``VQGANCodec.encode_*`` the array): the encoder needs
+        ≈ 130 bytes per pixel (a 10000² image: 12.8 GB), so the default bounds one encode to ≈ 0.3 GB.
+        """
+        if H * W > self.max_pixels:
+            raise LimitExceededError(
+                f"{what} is {W}x{H} = {H * W} pixels, more than max_pixels = {self.max_pixels} "
+                f"(raise it with {ENV_MAX_PIXELS}, --max-pixels or limits=DecodeLimits(max_pixels=...) "
+                f"if the input is trusted)")
 
 
 def resolve_limits(limits: DecodeLimits | None) -> DecodeLimits:

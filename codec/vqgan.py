@@ -128,8 +128,14 @@ def _out_norm(kind: str, channels: int, groups: int) -> nn.Module:
     return Affine(channels) if kind == "affine" else Normalize(channels, groups)
 
 
-def nonlinearity(x: torch.Tensor) -> torch.Tensor:
-    return x * torch.sigmoid(x)  # swish, written as taming writes it (same rounding)
+def nonlinearity(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """Swish ``x · sigmoid(x)``, written as taming writes it (same rounding).
+
+    ``inplace`` (inference only, on a temporary nobody else holds): the same elementwise product
+    stored into ``x`` — bit-identical, one full-size tensor less at the peak."""
+    if inplace:
+        return x.mul_(torch.sigmoid(x))
+    return x * torch.sigmoid(x)
 
 
 class Upsample(nn.Module):
@@ -176,11 +182,28 @@ class ResnetBlock(nn.Module):
                 self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1, 1, 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled():  # inference: the same operations with fewer live full-size tensors
+            return self._forward_lean(x)
         h = self.conv1(nonlinearity(self.norm1(x)))
         h = self.conv2(self.dropout(nonlinearity(self.norm2(h))))
         if self.in_channels != self.out_channels:
             x = self.conv_shortcut(x) if self.use_conv_shortcut else self.nin_shortcut(x)
         return x + h
+
+    def _forward_lean(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward`` without autograd, bit-identical: swish in place on temporaries, each intermediate
+        released as soon as it is used, and the residual sum ``h + x`` (IEEE addition commutes) in place.
+        The block then peaks at its convolutions (input, output and oneDNN's workspace: 3.25 tensors of the
+        block's size, measured) instead of at the swish (4 tensors)."""
+        h = self.norm1(x)  # one statement per step: the name h lets go of each input as soon as it is used
+        h = nonlinearity(h, inplace=True)
+        h = self.conv1(h)
+        h = self.norm2(h)
+        h = nonlinearity(h, inplace=True)
+        h = self.conv2(self.dropout(h))
+        if self.in_channels != self.out_channels:
+            x = self.conv_shortcut(x) if self.use_conv_shortcut else self.nin_shortcut(x)
+        return h.add_(x)
 
 
 class AttnBlock(nn.Module):
@@ -322,6 +345,9 @@ class Decoder(nn.Module):
                 h = up.upsample(h)
         if self.give_pre_end:
             return h
+        if not torch.is_grad_enabled():  # inference: release h before the swish (bit-identical)
+            h = self.norm_out(h)
+            return self.conv_out(nonlinearity(h, inplace=True))
         return self.conv_out(nonlinearity(self.norm_out(h)))
 
 

@@ -9,8 +9,10 @@ Exit status and messages say who is at fault:
 
 * **2, the input**: errors vqsim raises on purpose (``codec.errors.VQSimError``
   and its subclasses: bad parameter, corrupt bitstream, bad checkpoint, limit
-  exceeded, …) and missing / unreadable files print one line
-  ``vqsim CMD: error: …``;
+  exceeded, …), missing / unreadable files and the machine's state (disk
+  full, read-only file system: ``ENVIRONMENT_ERRNOS``) print one line
+  ``vqsim CMD: error: …``; options shared by several commands (``--seed``,
+  ``--threads``, ``--device``) are checked before any work (``check_common_args``);
 * **1, vqsim**: anything else is a bug: one line ``vqsim CMD: internal error
   (Type: message)`` asking for a report;
 * **130**: interrupted.
@@ -20,6 +22,7 @@ Exit status and messages say who is at fault:
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     debug = os.environ.get("VQSIM_DEBUG", "") not in ("", "0")
     try:
+        check_common_args(args)  # before any work: one line and exit 2, not an internal error mid-run
         if args.command in TORCH_COMMANDS:
             from codec.runtime import configure_cpu
 
@@ -95,13 +99,58 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vqsim {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        if debug:
+            raise
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            return _internal(args, e)
+        # the machine, not vqsim: a full disk, a read-only or missing mount; every file is written atomically
+        # (a sweep keeps the rows it has and resumes), so nothing already computed is lost
+        where = f": {e.filename}" if e.filename else ""
+        print(f"vqsim {args.command}: error: {os.strerror(e.errno)}{where} (errno {e.errno}); free space or fix "
+              f"the path and run the command again", file=sys.stderr)
+        return 2
     except Exception as e:  # a bug in vqsim, not the user's input
         if debug:
             raise
-        print(f"vqsim {args.command}: internal error ({type(e).__name__}: {_one_line(e)}); "
-              f"please report it with the traceback from VQSIM_DEBUG=1 vqsim {args.command} …", file=sys.stderr)
-        return 1
+        return _internal(args, e)
     return int(rc or 0)
+
+
+def _internal(args, e: BaseException) -> int:
+    print(f"vqsim {args.command}: internal error ({type(e).__name__}: {_one_line(e)}); "
+          f"please report it with the traceback from VQSIM_DEBUG=1 vqsim {args.command} …", file=sys.stderr)
+    return 1
+
+
+ENVIRONMENT_ERRNOS = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EROFS", "EFBIG", "EMFILE", "ENFILE",
+                                                           "ENAMETOOLONG", "ELOOP") if hasattr(errno, n))
+"""OSErrors that are the machine's state, not a bug: exit 2 with the reason (e.g. ``[Errno 28]`` disk full)."""
+
+MAX_THREADS = 1024
+SEED_LIMIT = 1 << 63
+
+
+def check_common_args(args) -> None:
+    """Options several commands share, checked before any work (``ParameterError``: one line, exit 2).
+
+    * ``--seed``: an integer in [0, 2^63) (numpy and torch take no negative seed);
+    * ``--threads``: an integer in [1, 1024] (torch would try to start them all);
+    * ``--device``: a device torch knows and this machine has (``codec.api.pick_device``).
+    """
+    from codec.errors import ParameterError
+
+    seed = getattr(args, "seed", None)
+    if seed is not None and not (isinstance(seed, int) and 0 <= seed < SEED_LIMIT):
+        raise ParameterError(f"--seed must be an integer in [0, 2^63), got {seed}")
+    threads = getattr(args, "threads", None)
+    if threads is not None and not (isinstance(threads, int) and 1 <= threads <= MAX_THREADS):
+        raise ParameterError(f"--threads must be an integer in [1, {MAX_THREADS}], got {threads}")
+    device = getattr(args, "device", None)
+    if isinstance(device, str):
+        from codec.api import pick_device
+
+        pick_device(device)
 
 
 def _one_line(e: BaseException) -> str:

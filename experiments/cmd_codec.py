@@ -13,6 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="image file (PNG, JPEG, ...)")
     p.add_argument("output", help="bitstream file to write")
     _model_args(p)
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="largest image (H*W pixels) to encode (default 2^21, or $VQSIM_MAX_PIXELS; the same "
+                        "limit as decoding)")
     p.add_argument("--coder", choices=["arith_rep", "arith", "deflate", "raw"], default="arith_rep",
                    help="entropy coder: adaptive arithmetic with a repeat-left context (default: the smallest at every "
                         "codebook size), plain adaptive arithmetic, DEFLATE (the paper's ZIP), fixed-width raw")
@@ -118,11 +121,18 @@ def cmd_encode(args) -> int:
     from codec.image import load_image
     from codec.zoo import load_codec
 
-    image = load_image(args.input)
+    from dataclasses import replace
+
+    from codec.limits import DecodeLimits
+
+    limits = DecodeLimits.from_env()
+    if args.max_pixels is not None:
+        limits = replace(limits, max_pixels=args.max_pixels)
+    image = load_image(args.input, limits=limits)  # the header is checked before the pixels are decoded
     codec = load_codec(args.model, args.codebook_size, device=args.device, coder=args.coder, config=args.config,
                        autocast=_autocast(args))
     t0 = time.perf_counter()
-    data = codec.compress(image)
+    data = codec.compress(image, limits=limits)
     ms = 1000 * (time.perf_counter() - t0)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_bytes(data)
@@ -134,8 +144,9 @@ def cmd_encode(args) -> int:
 
 
 def cmd_decode(args) -> int:
-    from codec.image import save_image
+    from codec.image import check_output_image_path, save_image
 
+    check_output_image_path(args.output)  # before any decoding
     path = Path(args.input)
     if not path.exists():
         raise FileNotFoundError(f"bitstream not found: {path}")

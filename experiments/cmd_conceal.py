@@ -114,13 +114,19 @@ def cmd_conceal(args) -> int:
     import torch
 
     from codec.conceal import MODEL_KIND, conceal, random_loss_mask
-    from codec.image import save_image
+    from codec.image import check_output_image_path, save_image
     from codec.metrics import lpips_distance
 
+    check_output_image_path(args.output)  # before any decoding
     if args.threads:
         torch.set_num_threads(args.threads)
     if not 0.0 <= args.loss <= 1.0:
         raise ParameterError(f"--loss must be in [0, 1], got {args.loss}")
+    # option and file checks before any decoding (issue 27)
+    if args.method in MODEL_KIND and args.method.endswith("_mean") and args.sample:
+        raise ParameterError(f"--sample does not apply to {args.method} (a deterministic posterior-mean estimate)")
+    if args.method in MODEL_KIND and args.concealer is not None and not Path(args.concealer).is_file():
+        raise FileNotFoundError(f"--concealer {args.concealer}: no such file")
     path = Path(args.input)
     if not path.exists():
         raise FileNotFoundError(f"bitstream not found: {path}")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -59,13 +58,12 @@ def load_train_config(args):
 
     data: dict = {}
     if args.config:
-        text = Path(args.config).read_text()
-        if args.config.endswith(".json"):
-            data = json.loads(text)
-        else:
-            import yaml
+        from experiments.config import ConfigError
+        from experiments.config.loading import read_yaml_file
 
-            data = yaml.safe_load(text) or {}
+        data = read_yaml_file(args.config, "--config") or {}  # JSON is YAML; bad files are one-line ConfigErrors
+        if not isinstance(data, dict):
+            raise ConfigError(f"--config: {args.config}: the top level must be a mapping, got {type(data).__name__}")
         from codec.types import from_dict_strict
 
         from_dict_strict(TrainConfig, data, f"{args.config}")  # unknown keys named before any work

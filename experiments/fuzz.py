@@ -20,7 +20,15 @@ Inputs (all from one seeded generator, so a run is reproducible):
   reach the parsers behind it;
 * **crafted** headers with extreme fields (sizes 0 … 2^20, K 0 … 2^21, every
   coder and flag, wrong latent shapes, payload lengths that lie), CRC-valid;
-* **random** bytes, with and without the magic.
+* **random** bytes, with and without the magic;
+* **hostile resources** (issue 27; ``--inputs`` / 1000 of each, at least 8): packet streams whose
+  header or compact session claims a large codebook (alphabet claims, K up to 2^20: each
+  arithmetic-coded packet builds a model of K counts); bitstreams with a tiny map of a huge image
+  (sizes around the pixel limit, refused or checked against the limits); checkpoint files whose
+  config describes a huge model (``ch`` up to 4096, windows up to 2^16) with an empty or mismatched
+  state dict; and encode inputs of huge size (PNG headers claiming up to 30000², zero-copy arrays of
+  up to 10^8 pixels). Each must be refused with a typed error well under a second, allocating
+  nothing model- or image-sized (the report's peak RSS shows it).
 """
 from __future__ import annotations
 
@@ -35,7 +43,8 @@ import numpy as np
 
 from codec.errors import VQSimError
 
-__all__ = ["FuzzResult", "run_fuzz", "format_fuzz"]
+__all__ = ["FuzzResult", "run_fuzz", "format_fuzz", "alphabet_claims", "huge_image_claims", "config_bombs",
+           "huge_encode_inputs"]
 
 SLOW_S = 1.0
 _EXTREME = (0, 1, 2, 3, 7, 8, 15, 16, 17, 255, 256, 4095, 4096, 65535, 65536, 1 << 20, (1 << 20) + 1, (1 << 24), (1 << 35) - 1)
@@ -228,6 +237,91 @@ def packet_inputs(rng: np.random.Generator, n: int, valid_pool: list[bytes]) -> 
     return _mixed_inputs(rng, n, valid_pool, lambda: _crafted_packet(rng), random_input, 0.40)
 
 
+# ----------------------------------------------------------------------------- hostile resources (issue 27)
+
+def alphabet_claims(rng: np.random.Generator, n: int) -> Iterator[tuple[Callable[[], Any], str]]:
+    """Streams of one-index arith packets (full or compact header) claiming codebook sizes up to 2^20."""
+    from sim.packet import CompactSession, Packet
+    from sim.packetizer import depacketize
+
+    for _ in range(n):
+        K = int(rng.choice([1 << 14, 1 << 16, (1 << 16) + 1, 1 << 18, 1 << 20]))
+        P = int(rng.integers(16, 65))
+        coder = str(rng.choice(["arith", "arith_rep"]))
+        session = CompactSession(K, 1, P, (16, 16 * P), "raster", coder, 0)
+        payload = rng.integers(0, 256, int(rng.integers(1, 4)), dtype=np.uint8).tobytes()
+        pk = [Packet(0, j, P, K, 1, P, (16, 16 * P), "raster", coder, 0, payload, False, 0, 0, 0) for j in range(P)]
+        if rng.random() < 0.5:
+            wire = [session.encode(p) for p in pk]
+            yield (lambda: depacketize(wire, header="compact", session=session, codebook_size=K, shape=(1, P))), \
+                f"compact stream, K={K}, {P} packets"
+        else:
+            wire = [p.to_bytes() for p in pk]
+            yield (lambda: depacketize(wire, codebook_size=K, shape=(1, P))), f"full-header stream, K={K}, {P} packets"
+
+
+def huge_image_claims(rng: np.random.Generator, n: int) -> Iterator[tuple[bytes, str]]:
+    """Valid bitstreams of an all-zero map whose image size is near or over the pixel limit (f = 16)."""
+    from codec.bitstream import encode_bitstream
+    from codec.types import IndexMap
+
+    for _ in range(n):
+        side = int(rng.choice([1024, 1448, 1449, 2048, 4096, 16384]))
+        h = -(-side // 16)
+        if h * h > 1 << 15:
+            side, h = 2896, 181  # the most indices the default limit lets a claim carry
+        imap = IndexMap(np.zeros((h, h), np.int32), 64, (side, side), "default/64")
+        yield encode_bitstream(imap, coder=str(rng.choice(["arith", "arith_rep", "deflate"]))), \
+            f"tiny map of a {side}x{side} image"
+
+
+def config_bombs(rng: np.random.Generator, n: int, folder) -> Iterator[tuple[Callable[[], Any], str]]:
+    """Checkpoint files whose config describes a huge model, with an empty or a tiny mismatched state dict."""
+    import torch
+
+    from codec.checkpoint import load_vqgan
+    from codec.conceal import load_transformer
+    from codec.vqgan import VQGANConfig
+
+    for i in range(n):
+        sd = {} if rng.random() < 0.5 else {"encoder.conv_in.weight": torch.zeros(8, 3, 3, 3)}
+        path = folder / f"bomb{i}.pt"
+        if rng.random() < 0.5:
+            ch = int(rng.choice([256, 1024, 4096]))
+            torch.save({"format": "vqsim-vqgan", "version": 1, "config": VQGANConfig(ch=ch).to_dict(),
+                        "state_dict": sd}, path)
+            yield (lambda p=path: load_vqgan(p)), f"VQGAN config bomb ch={ch}"
+        else:
+            block = int(rng.choice([1 << 12, 1 << 14, 1 << 16]))
+            torch.save({"format": "vqsim-transformer-1", "meta": {}, "state_dict": sd,
+                        "config": dict(vocab_size=1025, block_size=block, n_layer=4, n_head=4, n_embd=128)}, path)
+            yield (lambda p=path: load_transformer(p)), f"transformer config bomb block={block}"
+
+
+def huge_encode_inputs(rng: np.random.Generator, n: int, codec, folder) -> Iterator[tuple[Callable[[], Any], str]]:
+    """PNG headers claiming huge images (to ``load_image``) and zero-copy huge arrays (to ``encode_indices``)."""
+    import struct
+
+    from codec.image import load_image
+
+    def png(w: int, h: int) -> bytes:
+        def chunk(t: bytes, d: bytes) -> bytes:
+            return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(bytes(1 + 3 * min(w, 4096)))) + chunk(b"IEND", b""))
+
+    for i in range(n):
+        side = int(rng.choice([1449, 4096, 10000, 30000]))
+        if rng.random() < 0.5:
+            path = folder / f"claim{i}.png"
+            path.write_bytes(png(side, side))
+            yield (lambda p=path: load_image(p)), f"PNG header claiming {side}x{side}"
+        else:
+            arr = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (side, side, 3))  # no pixel memory
+            yield (lambda a=arr: codec.encode_indices(a)), f"{side}x{side} array to encode"
+
+
 # ----------------------------------------------------------------------------- the run
 
 def _peak_rss_mb() -> float:
@@ -312,10 +406,35 @@ def run_fuzz(inputs: int = 100_000, seed: int = 0, full_decodes: int = 200,
         mixed.feed(lambda: depacketize(stream, **session), kind + " in a stream")
     say(f"packets: {pk.inputs + mixed.inputs} inputs, {pk.untyped + mixed.untyped} untyped")
 
-    results = [bs, cd, full, pk, mixed]
+    # ---- hostile resources (issue 27): alphabet claims, tiny maps of huge images, config bombs, huge encode inputs
+    import tempfile
+    from pathlib import Path
+
+    n_res = max(8, inputs // 1000)
+    alpha = FuzzResult("alphabet claims")
+    for fn, kind in alphabet_claims(rng, n_res):
+        alpha.feed(fn, kind)
+    tiny = FuzzResult("huge-image claims")
+    for data, kind in huge_image_claims(rng, n_res):
+        tiny.feed(lambda: codec.decompress_indices(data), kind)
+    bombs = FuzzResult("config bombs")
+    enc = FuzzResult("encode inputs")
+    with tempfile.TemporaryDirectory(prefix="vqsim-fuzz-") as tmp:
+        import torch as _torch
+
+        with _torch.device("meta"):  # warm torch's meta kernels once, so the first bomb is timed like the rest
+            _torch.nn.Embedding(2, 2)
+        for fn, kind in config_bombs(rng, n_res, Path(tmp)):
+            bombs.feed(fn, kind)
+        for fn, kind in huge_encode_inputs(rng, n_res, codec, Path(tmp)):
+            enc.feed(fn, kind)
+    say(f"resources: {4 * n_res} inputs, {alpha.untyped + tiny.untyped + bombs.untyped + enc.untyped} untyped")
+
+    results = [bs, cd, full, pk, mixed, alpha, tiny, bombs, enc]
     return {
         "seed": seed, "inputs_per_target": inputs, "torch_threads": threads,
-        "limits": {"max_pixels": limits.max_pixels, "max_indices": limits.max_indices},
+        "limits": {"max_pixels": limits.max_pixels, "max_indices": limits.max_indices,
+                   "max_codebook_size": limits.max_codebook_size},
         "targets": [r.as_dict() for r in results],
         "untyped_total": sum(r.untyped for r in results),
         "over_1s_total": sum(r.over_limit_s for r in results),
@@ -352,7 +471,8 @@ def _codec_map(rng: np.random.Generator, codec):
 def format_fuzz(report: dict[str, Any]) -> str:
     """A plain-text table of a ``run_fuzz`` report."""
     lines = [f"fuzz: seed {report['seed']}, {report['inputs_per_target']} inputs per target, limits "
-             f"{report['limits']['max_pixels']} px / {report['limits']['max_indices']} indices",
+             f"{report['limits']['max_pixels']} px / {report['limits']['max_indices']} indices / codebook "
+             f"{report['limits'].get('max_codebook_size', '-')}",
              f"{'target':18s} {'inputs':>8s} {'ok':>8s} {'refused':>8s} {'untyped':>8s} {'slowest':>10s} {'>1 s':>5s}"]
     for t in report["targets"]:
         ok = t["outcomes"].get("ok", 0)

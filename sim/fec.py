@@ -350,7 +350,8 @@ class InPacketRS:
         self._codec = _RSCodec(nsym)
 
     def overhead(self, length: int) -> int:
-        """Parity bytes added to a packet of ``length`` bytes: nsym · ⌈length / (255 − nsym)⌉."""
+        """Parity bytes added to a packet of ``length`` bytes: nsym · ⌈length / (255 − nsym)⌉ (0 for an empty one,
+        which ``encode`` leaves empty, as ``reedsolo`` does)."""
         return self.nsym * (-(-int(length) // self.chunk))
 
     def encode(self, packet: bytes) -> bytes:
@@ -364,9 +365,11 @@ class InPacketRS:
         pieces: list[bytes] = []
         owner: list[int] = []
         for i, p in enumerate(packets):
-            for s in range(0, max(len(p), 1), c):
+            for s in range(0, len(p), c):  # an empty packet has no chunk and no parity (as reedsolo encodes b"")
                 pieces.append(p[s:s + c])
                 owner.append(i)
+        if not pieces:
+            return [b"" for _ in packets]
         mat = np.zeros((len(pieces), c), dtype=np.uint8)
         for r, piece in enumerate(pieces):  # left-pad: leading zeros do not change RS parity
             if piece:

@@ -28,7 +28,10 @@ Depacketizing
 counted by reason (``packet.REASONS``).  A packet whose header claims a map or
 image larger than the receiver's ``codec.limits.DecodeLimits`` (default 2^15
 indices, 2^21 pixels) is dropped as ``"over_limit"`` before anything is
-allocated for it.  Packets are grouped by their header
+allocated for it, and so is one claiming a codebook size K above the
+limits' ``max_codebook_size`` (default 2^16): each packet restarts its coder,
+so an arithmetic-coded packet costs a model of K counts whatever its payload
+holds (a copy of a cached template, ≤ ≈ 0.5 ms at the cap).  Packets are grouped by their header
 "stream key" (image id, count, K, h, w, image size, scheme, coder, seed, FEC
 n/k and code); the key fixed by the caller's expectations, else the most common one,
 is the image, and packets with another key are ``"foreign"``.  Reordering is
@@ -187,7 +190,8 @@ class DepacketizeResult:
         counts_by_reason: dropped packets per reason (every key of
             ``packet.REASONS``) plus ``"reordered"`` (informational, not dropped).
         num_data_packets: P from the headers (0 if no packet arrived).
-        data_received: data packets received intact (before FEC).
+        data_received: data packets received intact (before FEC; a packet whose CRC
+            passed but whose payload does not decode is "bad_payload", not intact).
         recovered_fec: data packets rebuilt from parity.
         lost_packets: bool (P,), data packets finally missing.
         image_id: the image id of the accepted stream (None if no packet).
@@ -237,8 +241,9 @@ def depacketize(
         codebook_id: written into the returned IndexMap (not on the wire).
         prior: histogram for the "arith" coders (same as the sender's).
         max_packet_size: packets longer than this are "oversized".
-        limits: largest map / image a packet may claim (default
-            ``DecodeLimits.from_env()``); larger claims are "over_limit".
+        limits: largest map / image / codebook size a packet (or the compact
+            ``session``) may claim (default ``DecodeLimits.from_env()``);
+            larger claims are "over_limit".
         fec_backend: who decodes the erasure code the headers name
             (``sim.fec.BACKENDS``; "auto": zfec for "vandermonde" when importable;
             the Cauchy code is always decoded with numpy).
@@ -289,7 +294,7 @@ def depacketize(
             counts[e.reason] += 1
             continue
         try:
-            limits.check(pkt.h, pkt.w, *pkt.image_size, what="packet header")
+            limits.check(pkt.h, pkt.w, *pkt.image_size, what="packet header", codebook_size=pkt.codebook_size)
         except LimitExceededError:
             counts["over_limit"] += 1
             continue
@@ -339,6 +344,23 @@ def depacketize(
             parity[slot] = p.payload
         else:
             data[p.seq] = (p, raw)
+    # ---- decode every received payload first: one that passes its CRC but not its entropy decoder
+    # (the compact header's CRC-8 lets ~1/256 random corruptions through) is "bad_payload" and its
+    # slot counts as missing, so FEC can rebuild it (and no parity is solved with its bytes)
+    il = interleave(first.scheme, h, w, P, first.seed)
+    decoded: dict[int, np.ndarray] = {}
+
+    def decode(j: int, p: Packet) -> bool:
+        try:
+            decoded[j] = decode_symbols(p.payload, il.positions(j).size, K, p.coder, prior)
+            return True
+        except (BitstreamError, ValueError):
+            counts["bad_payload"] += 1
+            return False
+
+    for j in sorted(data):
+        if not decode(j, data[j][0]):
+            del data[j]
     data_received = len(data)
 
     # ---- FEC recovery of missing data packets
@@ -369,21 +391,16 @@ def depacketize(
                 if p.stream_key != key or p.parity or p.seq != lo + jj:
                     counts["fec_failed"] += 1
                     continue
+                if not decode(p.seq, p):
+                    continue
                 data[p.seq] = (p, raw)
                 recovered += 1
 
-    # ---- decode payloads into the map
-    il = interleave(first.scheme, h, w, P, first.seed)
+    # ---- the decoded payloads into the map
     flat = np.zeros(h * w, dtype=np.int32)
     got_pkt = np.zeros(P, dtype=bool)
-    for j, (p, _) in sorted(data.items()):
-        pos = il.positions(j)
-        try:
-            vals = decode_symbols(p.payload, pos.size, K, p.coder, prior)
-        except (BitstreamError, ValueError):
-            counts["bad_payload"] += 1
-            continue
-        flat[pos] = vals
+    for j, vals in decoded.items():
+        flat[il.positions(j)] = vals
         got_pkt[j] = True
     lost_packets = ~got_pkt
     lost = il.lost_mask(lost_packets)

@@ -82,9 +82,10 @@ def load_transformer(path: str | Path, device: str | torch.device = "cpu") -> GP
         cfg = GPTConfig.from_dict(dict(obj["config"]))
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: bad transformer config: {e}") from e
-    model = GPT(cfg)
+    from ..checkpoint import build_checked
+
     sd = obj["state_dict"]
-    check_state_dict(model, sd, str(path))
+    model = build_checked(lambda: GPT(cfg), sd, f"transformer ({path})")  # shapes checked before allocating
     model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}, strict=True)
     meta = dict(obj.get("meta") or {})
     model.meta = meta

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, ParameterError
-from .files import check_state_dict, torch_load
+from .files import torch_load
 from .model import GPT, GPTConfig
 
 _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.")
@@ -71,7 +71,8 @@ def load_gpt_from_taming_ckpt(path: str | Path, n_head: int, *, prefix: str = "t
     if not sub:
         raise CheckpointError(f"{path}: no keys start with {prefix!r} (found e.g. {sorted(sd)[:5]})")
     cfg = config_from_state_dict(sub, n_head)
-    model = GPT(cfg)
-    check_state_dict(model, sub, str(path))
+    from ..checkpoint import build_checked
+
+    model = build_checked(lambda: GPT(cfg), sub, f"transformer ({path})")  # shapes checked before allocating
     model.load_state_dict({k: v.float() for k, v in sub.items()}, strict=True)
     return model.eval()

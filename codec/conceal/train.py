@@ -349,16 +349,32 @@ def train_transformer(
     if resume:
         if state_path is None or not state_path.exists():
             raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
-        st = torch.load(state_path, map_location="cpu", weights_only=True)
-        saved = TransformerTrainConfig.from_dict(st.get("train_config", {}))
+        from ..checkpoint import read_checkpoint  # weights only; a bad file is a one-line CheckpointError
+
+        st = read_checkpoint(state_path)
+        try:
+            saved = TransformerTrainConfig.from_dict(st.get("train_config", {}))
+            saved.model_config(int(st.get("K", -1)))
+        except (TypeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{state_path} is not a train-transformer state file ({type(e).__name__}: "
+                                  f"{' '.join(str(e).split())[:160]})") from None
         if saved.model_config(int(st.get("K", -1))) != cfg.model_config(K):
             raise CheckpointError(f"{state_path}: model/codebook settings differ from the checkpoint "
                                   f"(saved {saved.model_config(int(st.get('K', -1)))})")
         if st.get("data") != fp:
             raise CheckpointError(f"{state_path}: trained on other index maps (fingerprint {st.get('data')} ≠ {fp})")
-        model.load_state_dict(st["state_dict"])
-        opt.load_state_dict(st["optimizer"])
-        step, history = int(st["step"]), list(st.get("history", []))
+        try:
+            from ..checkpoint import check_state_dict
+
+            check_state_dict(model, st["state_dict"], f"resume ({state_path})")
+            model.load_state_dict(st["state_dict"])
+            opt.load_state_dict(st["optimizer"])
+            step, history = int(st["step"]), list(st.get("history", []))
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            raise CheckpointError(f"{state_path} is not a train-transformer state file of this model "
+                                  f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
         if log:
             log(json.dumps({"event": "resumed", "step": step, "from": str(state_path)}))
     n_params = model.num_params()

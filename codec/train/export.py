@@ -27,8 +27,15 @@ def model_from_training_checkpoint(path: str | Path) -> tuple[VQModel, dict[str,
         from ..errors import CheckpointError
 
         raise CheckpointError(f"{path} is not a vqsim training checkpoint (needs 'model' and 'config')")
-    model = VQModel(VQGANConfig.from_dict(ck["config"]))
-    model.load_state_dict(ck["model"])
+    from ..checkpoint import build_checked, load_state_dict_checked
+    from ..errors import CheckpointError
+
+    try:
+        cfg = VQGANConfig.from_dict(ck["config"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} has no valid VQGAN config ({e})") from None
+    model = build_checked(lambda: VQModel(cfg), ck["model"], f"training checkpoint {Path(path).name}")
+    load_state_dict_checked(model, ck["model"], f"training checkpoint {Path(path).name}")
     return model.eval(), {"steps": int(ck.get("step", 0)), "train_wall_s": float(ck.get("wall_s", 0.0))}
 
 

@@ -70,4 +70,48 @@ def check_resources(cfg: dict) -> list[str]:
     if not keep:
         raise err("concealment.methods", "no concealment method left to run")
     conc["methods"] = keep
+    _try_concealment(cfg, int(base.quantize.codewords().shape[1]))
     return notes
+
+
+def _try_concealment(cfg: dict, dim: int) -> None:
+    """Run every configured concealment method once, with its options and its transformer file(s), on a
+    4×4 map: a bad option value (``steps: -1``), a file that is not a transformer or was trained for
+    another codebook size is a ConfigError before any image is encoded (it used to surface only in the
+    first trials). Costs one transformer load per (kind, size) and a few milliseconds."""
+    import numpy as np
+    import torch
+
+    from codec.conceal import MODEL_KIND, conceal, load_transformer
+    from codec.errors import VQSimError
+    from codec.types import IndexMap
+    from codec.zoo import concealer_path
+
+    conc, name = cfg["concealment"], cfg["codec"]["name"]
+    sizes = codec_sizes(cfg)
+    models: dict[tuple[str, int], Any] = {}
+    lost = np.zeros((4, 4), dtype=bool)
+    lost[1:3, 1:3] = True
+    for m in conc["methods"]:
+        kind = MODEL_KIND.get(m)
+        for S in (sizes if kind else sizes[:1]):
+            model = None
+            if kind:
+                if (kind, S) not in models:
+                    tmpl = conc["models"].get(kind)
+                    p = Path(tmpl.format(size=S)) if tmpl else concealer_path(name, S, kind)
+                    try:
+                        models[(kind, S)] = load_transformer(p)
+                    except (VQSimError, OSError) as e:
+                        raise err(f"concealment.models.{kind}", f"cannot load {p}: {e}") from None
+                model = models[(kind, S)]
+            rng = np.random.default_rng(0)
+            imap = IndexMap(rng.integers(0, S, (4, 4)), S, (64, 64))
+            codebook = rng.standard_normal((S, dim)).astype(np.float32)
+            try:
+                conceal(imap, lost, m, model=model, codebook=codebook, rng=torch.Generator().manual_seed(0),
+                        **conc["options"].get(m, {}))
+            except (VQSimError, ValueError, TypeError, IndexError, RuntimeError) as e:
+                raise err(f"concealment.options.{m}" if conc["options"].get(m) else f"concealment.methods",
+                          f"{m!r} at codebook size {S} fails before any work: {type(e).__name__}: "
+                          f"{' '.join(str(e).split())[:200]}") from None

@@ -134,19 +134,42 @@ def _read_provenance(out: Path) -> tuple[dict | None, str | None]:
     return (old, None) if isinstance(old, dict) else (None, "not a JSON object")
 
 
-def _prepare_folder(out: Path, cfg: dict, chash: str, overwrite: bool) -> dict | None:
+def _prepare_folder(out: Path, cfg: dict, chash: str, overwrite: bool, planned: set[str] | None = None,
+                    log=None) -> dict | None:
     """Check an existing results folder belongs to this sweep; returns its old provenance (or None).
+
+    A missing or damaged ``provenance.json`` next to intact parts does not block a resume when the
+    parts prove they are this sweep's: each records the config hash it was written with (or, parts
+    of an older vqsim, only trial ids of this sweep's plan ``planned``). The damaged file is kept as
+    ``provenance.json.corrupt`` and a new one is written from the config and the parts; no row is lost.
 
     Call it holding the folder's lock (it deletes stale temp files, and with ``overwrite`` the old results).
     """
+    from .storage import ResultStore, part_config_hash
+
     _remove_stale_temps(out)
     old, why = _read_provenance(out)
-    has_rows = (out / "parts").exists() and any((out / "parts").glob("part-*.parquet"))
-    if has_rows and not overwrite:
+    parts = ResultStore(out).part_files()
+    has_rows = bool(parts)
+    if has_rows and not overwrite and (why is not None or old is None):
+        hashes = {part_config_hash(f) for f in parts}
+        # another sweep's stray parts (other hashes) are set aside by the ResultStore afterwards
+        ours = chash in hashes or (hashes == {None} and planned is not None and _legacy_ids(parts, hashes) <= planned)
+        if not ours:
+            state = f"is unreadable ({why})" if why is not None else "is missing"
+            raise SweepError(f"results folder {out} has rows but its provenance.json {state} and its parts do not "
+                             "show they belong to this sweep; use another --out, or --overwrite to start again")
         if why is not None:
-            raise SweepError(f"results folder {out} has rows but its provenance.json is unreadable ({why}), so it "
-                             "cannot be matched to this sweep; use another --out, or --overwrite to start again")
-        if old is None or old.get("config_hash") != chash:
+            with contextlib.suppress(OSError):
+                os.replace(out / "provenance.json", out / "provenance.json.corrupt")
+        (log or _warn)(f"warning: provenance.json of {out} {'is unreadable (' + why + ')' if why else 'is missing'}; "
+                       f"its {len(parts)} part file(s) belong to this sweep (config hash {chash}), so it is rebuilt "
+                       "from the config and the parts and the run resumes"
+                       + ("; the damaged file is kept as provenance.json.corrupt" if why else ""))
+        return {"sweep": cfg["name"], "config_hash": chash, "created": _now(), "runs": [],
+                "rebuilt": {"reason": why or "missing", "parts": len(parts)}}
+    if has_rows and not overwrite:
+        if old.get("config_hash") != chash:
             raise SweepError(
                 f"results folder {out} holds a different sweep (config hash {old.get('config_hash') if old else 'unknown'}"
                 f" ≠ {chash}: the config, the codec weights or the images changed); use another --out, or --overwrite "
@@ -160,6 +183,28 @@ def _prepare_folder(out: Path, cfg: dict, chash: str, overwrite: bool) -> dict |
         _fsync_dir(out)
         old = None
     return old
+
+
+def _legacy_ids(parts: list[Path], hashes: set) -> set[str]:
+    """Trial ids of the parts that record no config hash (written by an older vqsim); unreadable ones skipped."""
+    import pandas as pd
+
+    from .storage import part_config_hash
+
+    ids: set[str] = set()
+    if None not in hashes:
+        return ids
+    for f in parts:
+        if part_config_hash(f) is None:
+            with contextlib.suppress(Exception):
+                ids |= set(pd.read_parquet(f, columns=["trial_id"])["trial_id"])
+    return ids
+
+
+def _warn(msg: str) -> None:
+    import sys
+
+    print(msg, file=sys.stderr)
 
 
 def _write_provenance(out: Path, prov: Mapping[str, Any]) -> None:

@@ -62,6 +62,31 @@ def summary_table(df, metric: str | None = None, max_rows: int = 60) -> str:
     return text
 
 
+class SweepTerminated(KeyboardInterrupt):
+    """SIGTERM arrived during a sweep (raised in the main thread so the run's cleanup and end record run)."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds(run_info: dict) -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`SweepTerminated` (main thread only; the old handler is restored)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        run_info["signal"] = "SIGTERM"
+        raise SweepTerminated("terminated by SIGTERM")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 @dataclass
 class SweepOutcome:
     """What ``run_sweep`` did: the folder, the consolidated rows, trials run / skipped, notes, wall time."""
@@ -140,13 +165,14 @@ def run_sweep(
     units = plan_units(cfg, images, points)
     chash = config_hash(cfg)
     out = Path(out) if out is not None else Path("results") / cfg["name"]
+    order = {tid: i for i, tid in enumerate(t for u in units for _, t in u.trials)}
     with lock_folder(out):
-        old_prov = _prepare_folder(out, cfg, chash, overwrite)
+        old_prov = _prepare_folder(out, cfg, chash, overwrite, planned=set(order), log=log)
         _write_yaml(out / "config.yaml", cfg)
 
-        store = ResultStore(out, log=log)
+        # parts carry the config hash and their trial ids: another sweep's part is set aside, never merged
+        store = ResultStore(out, log=log, config_hash=chash, trial_ids=set(order))
         done = store.done_ids()
-        order = {tid: i for i, tid in enumerate(t for u in units for _, t in u.trials)}
         n_planned = len(order)
         pending = [u.pending(done) for u in units]
         pending = [u for u in pending if u.trials]
@@ -174,7 +200,8 @@ def run_sweep(
         if pending:
             # The one place the sweep's process sets torch's thread count: the config's execution.torch_threads
             # for the encodings and every local trial (CPU results depend on it), restored when the run ends.
-            with torch_threads(cfg["execution"]["torch_threads"]):
+            # SIGTERM (kill, a scheduler's time limit) unwinds like Ctrl-C, so the run's end is recorded.
+            with torch_threads(cfg["execution"]["torch_threads"]), _sigterm_unwinds(run_info):
                 need = {(u.params["codebook_size"], u.params["image_hash"]) for u in pending}
                 imgs = [im for im in images if any(h == im.hash for _, h in need)]
                 encoded = prepare_encodings(cfg, imgs, out / "cache" / "encode", log)

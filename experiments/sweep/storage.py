@@ -74,9 +74,26 @@ def _remove_stale_temps(out: Path) -> None:
                     f.unlink()
 
 
-def _quarantine(path: Path, reason: str, log: Callable[[str], None]) -> None:
-    """Rename an unreadable part file to ``<name>.corrupt`` (kept for inspection) and warn on one line."""
-    dest = path.with_name(path.name + ".corrupt")
+PART_HASH_KEY = b"vqsim.config_hash"
+"""Parquet schema-metadata key of a part file: the config hash of the sweep that wrote it."""
+
+
+def part_config_hash(f: Path) -> str | None:
+    """The config hash a part file was written with (None: a part of an older vqsim, or unreadable)."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(f).metadata or {}
+    except Exception:  # noqa: BLE001 — unreadable parts are handled (quarantined) by ResultStore.read_part
+        return None
+    v = meta.get(PART_HASH_KEY)
+    return v.decode("ascii", "replace") if v is not None else None
+
+
+def _quarantine(path: Path, reason: str, log: Callable[[str], None], suffix: str = ".corrupt") -> None:
+    """Rename an unreadable (``.corrupt``) or foreign (``.foreign``) part file aside (kept for inspection)
+    and warn on one line."""
+    dest = path.with_name(path.name + suffix)
     try:
         os.replace(path, dest)
     except FileNotFoundError:
@@ -86,7 +103,10 @@ def _quarantine(path: Path, reason: str, log: Callable[[str], None]) -> None:
             "skipping it, its trials will be recomputed")
         return
     _fsync_dir(path.parent)
-    log(f"warning: part file {path} is unreadable ({reason}); renamed to {dest.name}, its trials will be recomputed")
+    if suffix == ".corrupt":
+        log(f"warning: part file {path} is unreadable ({reason}); renamed to {dest.name}, its trials will be recomputed")
+    else:
+        log(f"warning: part file {path} {reason}; renamed to {dest.name}, its rows are not merged")
 
 
 def _order_columns(df):
@@ -104,17 +124,40 @@ class ResultStore:
 
     A part that cannot be read is quarantined (renamed ``<name>.corrupt``, one warning through ``log``,
     default stderr): its rows count as not done, so the next run recomputes exactly those trials.
+
+    Every part records the config hash of the sweep that wrote it (parquet schema metadata
+    ``vqsim.config_hash``) besides its rows' trial ids. Given ``config_hash`` (and ``trial_ids``, the
+    plan), a part written by another sweep, or holding a trial outside the plan (a part of an older
+    vqsim, without the hash), is *foreign*: renamed ``<name>.foreign`` with a warning and not merged.
     """
 
-    def __init__(self, folder: str | Path, log: Callable[[str], None] | None = None):
+    def __init__(self, folder: str | Path, log: Callable[[str], None] | None = None, *,
+                 config_hash: str | None = None, trial_ids: set[str] | None = None):
         self.folder = Path(folder)
         self.parts = self.folder / "parts"
         self.log = log or _warn_stderr
+        self.config_hash = config_hash
+        self.trial_ids = trial_ids
         self._stamp = f"{time.time_ns():x}-{os.getpid()}"
         self._seq = 0
 
     def part_files(self) -> list[Path]:
+        if self.parts.exists() and not self.parts.is_dir():
+            raise SweepError(f"{self.parts} is not a folder (a results folder keeps its row chunks in parts/); "
+                             "move it aside")
         return sorted(self.parts.glob("part-*.parquet")) if self.parts.exists() else []
+
+    def _foreign(self, f: Path, df) -> str | None:
+        """Why part ``f`` (rows ``df``) belongs to another sweep, or None."""
+        h = part_config_hash(f)
+        if self.config_hash is not None and h is not None and h != self.config_hash:
+            return f"was written by another sweep (config hash {h} ≠ {self.config_hash})"
+        if self.trial_ids is not None:
+            extra = sorted(set(df["trial_id"]) - self.trial_ids)
+            if extra:
+                return (f"holds {len(extra)} trial(s) outside this sweep's plan (e.g. {extra[0]}), "
+                        "so it belongs to another sweep")
+        return None
 
     def read_part(self, f: Path):
         """The rows of one part file, or None if it vanished or is unreadable (then it is quarantined)."""
@@ -129,6 +172,10 @@ class ResultStore:
             return None
         except (OSError, ValueError, KeyError, pa.ArrowException) as e:
             _quarantine(f, _reason(e), self.log)
+            return None
+        why = self._foreign(f, df)
+        if why is not None:
+            _quarantine(f, why, self.log, suffix=".foreign")
             return None
         return df
 
@@ -153,11 +200,17 @@ class ResultStore:
         if not rows:
             return None
         import pandas as pd
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
         self._seq += 1
         path = self.parts / f"part-{self._stamp}-{self._seq:06d}.parquet"
         buf = io.BytesIO()
-        pd.DataFrame(rows).to_parquet(buf, index=False)
+        table = pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
+        if self.config_hash is not None:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                                   PART_HASH_KEY: self.config_hash.encode("ascii")})
+        pq.write_table(table, buf)
         _atomic_write_bytes(path, buf.getvalue())
         return path
 
@@ -182,7 +235,7 @@ def read_results(folder: str | Path):
     if not folder.is_dir():
         raise FileNotFoundError(f"results folder not found: {folder}")
     f = folder / "results.parquet"
-    store = ResultStore(folder)
+    store = ResultStore(folder, config_hash=_provenance_hash(folder))
     has_parts = bool(store.part_files())
     cons = _read_consolidated(f, rebuild=has_parts)
     if has_parts:
@@ -191,6 +244,17 @@ def read_results(folder: str | Path):
     if cons is not None:
         return cons
     raise FileNotFoundError(f"no results in {folder} (expected results.parquet or parts/)")
+
+
+def _provenance_hash(folder: Path) -> str | None:
+    """The config hash provenance.json records (None when it is missing or unreadable)."""
+    import json
+
+    try:
+        h = json.loads((folder / "provenance.json").read_text()).get("config_hash")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return h if isinstance(h, str) else None
 
 
 def _read_consolidated(f: Path, rebuild: bool):

@@ -117,3 +117,19 @@ def test_invalid_state():
         t.sample(1, None, 10)
     with pytest.raises(ValueError, match="int position"):
         t.sample(1, None, "3")
+
+
+def test_trace_path_that_is_not_a_file_is_named_for_what_it_is(tmp_path):
+    """Issue 27: /dev/null and a directory were reported as "no such trace file"."""
+    from channels import Trace
+    from codec.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="not a regular file"):
+        Trace("/dev/null")
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        Trace(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such trace file"):
+        Trace(tmp_path / "absent.txt")
+    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00\x01")
+    with pytest.raises(ParameterError, match="not UTF-8"):
+        Trace(tmp_path / "bin.txt")

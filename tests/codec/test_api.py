@@ -150,3 +150,18 @@ def test_bf16_autocast_on_cpu_is_opt_in_and_close(codec, photo, tiny_model):
     assert not torch.equal(x16, x32)  # bf16 really ran
     assert float((x16 - x32).abs().mean()) < 0.02
     assert torch.equal(codec.decode_indices_tensor(m), x32)  # and left the fp32 codec alone
+
+
+def test_encode_refuses_images_over_the_pixel_limit(codec, photo):
+    """Issue 27 item 4: an array of any size went to the encoder (a 10000² image: 12.8 GB)."""
+    from codec.limits import DecodeLimits, LimitExceededError
+
+    small = DecodeLimits(max_pixels=37 * 53 - 1)
+    for call in (lambda: codec.encode_indices(photo, limits=small), lambda: codec.compress(photo, limits=small),
+                 lambda: codec.encode_batch(torch.zeros(1, 3, 37, 53), limits=small)):
+        with pytest.raises(LimitExceededError, match="max_pixels"):
+            call()
+    big = np.zeros((1500, 1500, 3), np.uint8)  # 2.25 Mpx > the default 2^21: refused before any copy
+    with pytest.raises(LimitExceededError, match="1500x1500"):
+        codec.encode_indices(big)
+    assert codec.encode_indices(photo, limits=DecodeLimits(max_pixels=37 * 53)).shape == (19, 27)

@@ -101,3 +101,52 @@ def test_pickled_code_is_refused(tmp_path):
     torch.save({"state_dict": {"x": Evil()}}, path, pickle_module=pickle)
     with pytest.raises(CheckpointError):
         load_vqgan(path)
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@pytest.mark.parametrize("kind", ["vqgan", "transformer"])
+def test_config_bomb_is_refused_before_anything_is_allocated(tmp_path, kind):
+    """Issue 27 item 3: a file's config (ch 4096 / a 65,536-token window) with an empty state_dict made the
+    loader build the model first: 4–24 GB, then an 'internal error'. Now its shapes are checked on the meta
+    device first: a CheckpointError, and no model-sized allocation."""
+    import time
+
+    from codec.conceal import load_transformer
+    from codec.vqgan import VQGANConfig
+
+    path = tmp_path / "bomb.pt"
+    if kind == "vqgan":
+        torch.save({"format": "vqsim-vqgan", "version": 1, "config": VQGANConfig(ch=4096).to_dict(),
+                    "state_dict": {}}, path)
+        small = {"format": "vqsim-vqgan", "version": 1, "config": VQGANConfig(ch=256).to_dict(), "state_dict": {}}
+        load = load_vqgan
+    else:
+        torch.save({"format": "vqsim-transformer-1", "state_dict": {}, "meta": {},
+                    "config": dict(vocab_size=1025, block_size=1 << 16, n_layer=4, n_head=4, n_embd=128)}, path)
+        small = {"format": "vqsim-transformer-1", "state_dict": {}, "meta": {},
+                 "config": dict(vocab_size=1025, block_size=1 << 13, n_layer=4, n_head=4, n_embd=128)}
+        load = load_transformer
+    with pytest.raises(CheckpointError, match="elements, more than"):
+        load(path)
+    # within the size bound (≈ 1 GB as float32) but not matching its weights: refused by the shape check
+    torch.save(small, path)
+    rss0, t = _peak_rss_mb(), time.perf_counter()
+    with pytest.raises(CheckpointError, match="missing keys"):
+        load(path)
+    assert _peak_rss_mb() - rss0 < 300 and time.perf_counter() - t < 5  # was ≈ 1.1 GB allocated first
+
+
+def test_random_bytes_are_not_called_python_objects(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "random.pt"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 1000, dtype=np.uint8).tobytes())
+    with pytest.raises(CheckpointError) as e:
+        load_vqgan(path)
+    assert "Python objects" not in str(e.value) and "weights_only=False" not in str(e.value)
+    assert "not a PyTorch checkpoint" in str(e.value)

@@ -36,3 +36,25 @@ def test_cpu_tuning_gives_identical_pixels_and_matches_stored_reference():
     assert diff.max() <= 2 and (diff == 0).mean() >= 0.999, (diff.max(), (diff == 0).mean())
     bf = load_codec("default", device="cpu", autocast="bf16").decode_indices(m).astype(np.int16)
     assert (np.abs(bf - ref) == 0).mean() < 0.99  # the test can tell bf16 from fp32
+
+
+def test_library_calls_get_the_fast_path_and_leave_the_callers_settings(monkeypatch):
+    """Issue 27: configure_cpu was applied only by the CLI; a Python user of decode_indices got the slow path.
+    Now the codec sets it around its own calls and restores it: same pixels, caller's state unchanged."""
+    from codec import runtime
+
+    monkeypatch.setattr(runtime, "_CONFIGURED", False)  # as in a fresh Python process (no CLI)
+    torch.set_flush_denormal(False)
+    assert not runtime._denormals_flushed()
+    with runtime.cpu_fast_path("cpu"):
+        assert runtime._denormals_flushed()  # inside: the CLI's setting
+    assert not runtime._denormals_flushed()  # after: the caller's
+    with runtime.cpu_fast_path("meta"):
+        assert not runtime._denormals_flushed()  # other devices: untouched
+    codec = load_codec("default", device="cpu")
+    m = _reference_map(codec)
+    fast = codec.decode_indices_tensor(m)
+    assert not runtime._denormals_flushed()
+    monkeypatch.setenv("VQSIM_NO_CPU_TUNING", "1")
+    plain = codec.decode_indices_tensor(m)
+    assert torch.equal(fast, plain)  # bit-identical floats

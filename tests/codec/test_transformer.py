@@ -393,3 +393,26 @@ def test_bf16_training_runs_and_learns(tmp_path):
     assert next(res.model.parameters()).dtype == torch.float32     # master weights stay float32
     with pytest.raises(ValueError, match="precision"):
         TransformerTrainConfig(precision="fp8")
+
+
+def test_resume_from_a_hostile_state_file_is_a_checkpoint_error(tmp_path):
+    """Issue 27: `train-transformer --resume` read its state file with a bare torch.load: a pickled object or
+    random bytes were internal errors repeating torch's advice to load with weights_only=False."""
+    import argparse
+    import pickle
+
+    from codec.conceal.train import train_state_path, train_transformer
+
+    maps, _ = kodak_index_maps(n_images=3)
+    cfg = _tcfg(steps=2, batch_size=8, log_every=1, eval_every=2, ckpt_every=2)
+    state = train_state_path(tmp_path / "m.pt")
+    hostile = (pickle.dumps(argparse.Namespace(step=1)), np.random.default_rng(0).integers(0, 256, 300, np.uint8).tobytes(),
+               None)
+    for data in hostile:
+        if data is None:  # a weights-only file of the wrong shape
+            torch.save({"train_config": {}, "K": 16, "state_dict": {}, "data": "x"}, state)
+        else:
+            state.write_bytes(data)
+        with pytest.raises(CheckpointError) as e:
+            train_transformer(maps, 16, cfg, out=tmp_path / "m.pt", resume=True, log=None)
+        assert "weights_only=False" not in str(e.value) and "\n" not in str(e.value)

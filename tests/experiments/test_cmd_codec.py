@@ -180,3 +180,111 @@ def test_eval_plot_puts_codec_and_anchors_on_one_rate_axis(tmp_path, ft_ckpt, sm
     assert jpeg.lpips_alex == pytest.approx(df.loc[df.variant == "jpeg", "lpips_alex"].mean())
     vq = pts[pts.kind == "vq"]
     assert sorted(vq.codebook_size) == [4, 8, 8, 16]   # both variants of the reduced sizes, and the full codebook
+
+
+def test_encode_refuses_huge_images_in_one_line(tmp_path, tiny_ckpt, small_png, capsys):
+    """Issue 27 item 4: a PNG claiming 30000² was Pillow's DecompressionBombError as an internal error."""
+    import struct
+    import zlib
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+
+    claim = tmp_path / "claim.png"
+    claim.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
+                      + chunk(b"IDAT", zlib.compress(b"\x00" * 90001)) + chunk(b"IEND", b""))
+    assert main(["encode", str(claim), str(tmp_path / "x.vqb"), "--model", str(tiny_ckpt)]) == 2
+    err = capsys.readouterr().err
+    assert "max_pixels" in err and "internal error" not in err and len(err.strip().splitlines()) == 1
+    # the same override as decoding: --max-pixels
+    assert main(["encode", str(small_png), str(tmp_path / "y.vqb"), "--model", str(tiny_ckpt),
+                 "--max-pixels", "1000"]) == 2
+    assert "64 = 6144 pixels" in capsys.readouterr().err
+    assert main(["encode", str(small_png), str(tmp_path / "y.vqb"), "--model", str(tiny_ckpt),
+                 "--max-pixels", "6144"]) == 0
+
+
+def _refused(capsys, argv, match):
+    """``argv`` exits 2 with one line naming the problem (never "internal error", never torch's unsafe advice)."""
+    assert main(argv) == 2, argv
+    err = capsys.readouterr().err.strip()
+    assert match in err, err
+    assert len(err.splitlines()) == 1 and "internal error" not in err and "weights_only=False" not in err
+    return err
+
+
+def test_bad_output_paths_devices_seeds_and_threads_are_user_errors(tmp_path, tiny_ckpt, small_png, capsys):
+    """Issue 27, bad input reported as a bug (exit 1): each is now one line and exit 2, before any work."""
+    vqb = tmp_path / "a.vqb"
+    assert main(["encode", str(small_png), str(vqb), "--model", str(tiny_ckpt)]) == 0
+    capsys.readouterr()
+    dec = ["decode", str(vqb)]
+    _refused(capsys, dec + [str(tmp_path / "out.xyz"), "--model", str(tiny_ckpt)], "extension '.xyz'")
+    _refused(capsys, dec + [str(tmp_path / "out"), "--model", str(tiny_ckpt)], "has no extension")
+    _refused(capsys, dec + [str(tmp_path), "--model", str(tiny_ckpt)], "is a directory")
+    _refused(capsys, dec + [str(tmp_path / "o.png"), "--device", "bogus"], "unknown device 'bogus'")
+    _refused(capsys, dec + [str(tmp_path / "o.png"), "--device", "cuda:abc"], "unknown device 'cuda:abc'")
+    import torch
+
+    if not torch.cuda.is_available():
+        _refused(capsys, dec + [str(tmp_path / "o.png"), "--device", "cuda"], "CUDA is not available")
+    con = ["conceal", str(vqb), str(tmp_path / "c.png"), "--model", str(tiny_ckpt), "--method", "neighbor"]
+    _refused(capsys, con + ["--seed", "-1"], "--seed must be")
+    _refused(capsys, con + ["--threads", "-1"], "--threads must be")
+    _refused(capsys, con + ["--threads", "100000"], "--threads must be")
+
+
+def test_bad_config_files_are_user_errors(tmp_path, tiny_ckpt, small_png, capsys):
+    """A binary, NUL-named, invalid or !!python-tagged config was an internal error."""
+    vqb = tmp_path / "a.vqb"
+    assert main(["encode", str(small_png), str(vqb), "--model", str(tiny_ckpt)]) == 0
+    capsys.readouterr()
+    bad_yaml, tagged, binary = tmp_path / "bad.yaml", tmp_path / "tag.yaml", tmp_path / "bin.yaml"
+    bad_yaml.write_text("a: [1, 2\nb: }")
+    tagged.write_text("!!python/object/apply:os.system ['echo pwned']\n")
+    binary.write_bytes(bytes(range(256)))
+    for cfg, match in ((bad_yaml, "not valid YAML"), (tagged, "Python-object tag"), (binary, "not a text file")):
+        _refused(capsys, ["sweep", str(cfg), "--out", str(tmp_path / "r")], match)
+        _refused(capsys, ["train-codec", "--config", str(cfg), "--out", str(tmp_path / "t")], match)
+    _refused(capsys, ["sweep", "a\x00b.yaml"], "NUL byte")
+    from codec.checkpoint import config_from_taming_yaml
+    from codec.errors import CheckpointError
+
+    for cfg in (bad_yaml, tagged, binary):  # --config of an official checkpoint
+        with pytest.raises(CheckpointError, match="not a readable taming config yaml"):
+            config_from_taming_yaml(cfg)
+
+
+def test_train_codec_refuses_a_malicious_init_from(tmp_path, capsys):
+    import argparse
+    import pickle
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps(argparse.Namespace(model={})))  # torch's weights-only reader refuses it
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"init_from: {evil}\nmodel: {{ch: 8, ch_mult: [1, 2], num_res_blocks: 1, attn_resolutions: [], "
+                   f"n_embed: 16, embed_dim: 4, z_channels: 4, norm_groups: 4}}\n")
+    _refused(capsys, ["train-codec", "--config", str(cfg), "--out", str(tmp_path / "run"), "--steps", "1"],
+             "cannot read checkpoint")
+    # and a last.pt to resume from that is not a training checkpoint
+    (tmp_path / "run").mkdir(exist_ok=True)
+    (tmp_path / "run" / "last.pt").write_bytes(np_random_bytes())
+    _refused(capsys, ["train-codec", "--config", str(cfg), "--out", str(tmp_path / "run"), "--steps", "1"],
+             "not a PyTorch checkpoint")
+
+
+def np_random_bytes() -> bytes:
+    return np.random.default_rng(1).integers(0, 256, 500, dtype=np.uint8).tobytes()
+
+
+def test_disk_full_is_reported_not_blamed_on_vqsim(tmp_path, tiny_ckpt, small_png, capsys):
+    """OSError [Errno 28] (disk full) was an internal error; /dev/full fails every write with it."""
+    import os
+
+    vqb = tmp_path / "a.vqb"
+    assert main(["encode", str(small_png), str(vqb), "--model", str(tiny_ckpt)]) == 0
+    full = tmp_path / "full.png"
+    os.symlink("/dev/full", full)
+    capsys.readouterr()
+    err = _refused(capsys, ["decode", str(vqb), str(full), "--model", str(tiny_ckpt)], "No space left on device")
+    assert "errno 28" in err

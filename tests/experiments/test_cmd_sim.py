@@ -102,3 +102,18 @@ def test_a_closed_pipe_is_not_an_internal_error(tmp_path, monkeypatch, capsys):
         monkeypatch.setattr(sys, "stdout", ClosedPipe(f))
         assert main(["links"]) == 141
     assert "internal error" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--channel", ""], "names no channel model"),
+    (["--netem", ""], "netem spec is empty"),
+    (["--channel", "bernoulli:p=0.1,p=0.2"], "'p' is given twice"),
+    (["--bit-channel", ""], "names no channel model"),
+])
+def test_empty_or_ambiguous_channel_is_refused(argv, match, capsys):
+    """Issue 27: an empty --channel / --netem ran with no loss, a repeated parameter kept its last value."""
+    from experiments.cli import main
+
+    assert main(["transmit", "--random", "4x4", *argv]) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1

@@ -10,7 +10,8 @@ from experiments.fuzz import run_fuzz
 def test_fuzz_small_run_has_no_untyped_errors_and_covers_every_outcome():
     r = run_fuzz(1500, seed=3, full_decodes=10)
     targets = {t["target"]: t for t in r["targets"]}
-    assert set(targets) == {"bitstream", "codec indices", "codec image", "packet", "packet stream"}
+    assert set(targets) == {"bitstream", "codec indices", "codec image", "packet", "packet stream",
+                            "alphabet claims", "huge-image claims", "config bombs", "encode inputs"}
     assert r["untyped_total"] == 0, [t["crashes"] for t in r["targets"]]
     assert r["over_1s_total"] == 0
     bs = targets["bitstream"]["outcomes"]
@@ -29,3 +30,16 @@ def test_bench_fuzz_cli_writes_report(tmp_path, capsys):
     rep = json.loads(out.read_text())
     assert rep["inputs_per_target"] == 300 and rep["untyped_total"] == 0
     assert main(["bench", "fuzz", "--inputs", "0"]) == 2
+
+
+def test_fuzz_reaches_the_resource_attacks_of_issue_27():
+    """Generators for alphabet claims, tiny maps of huge images, config bombs and huge encode inputs: each is
+    refused (typed) or bounded, fast; before the fixes these were 60 ms per packet, internal errors or GBs."""
+    r = run_fuzz(300, seed=5, full_decodes=0)
+    targets = {t["target"]: t for t in r["targets"]}
+    for name in ("alphabet claims", "huge-image claims", "config bombs", "encode inputs"):
+        t = targets[name]
+        assert t["inputs"] == 8 and t["untyped"] == 0 and t["over_1s"] == 0, t
+    assert targets["config bombs"]["outcomes"] == {"CheckpointError": 8}
+    assert set(targets["encode inputs"]["outcomes"]) == {"LimitExceededError"}
+    assert r["peak_rss_mb"] - r["rss_before_mb"] < 1500  # nothing model- or image-sized was allocated

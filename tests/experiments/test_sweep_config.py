@@ -167,3 +167,40 @@ def test_yaml_exponent_floats_are_numbers(tmp_path):
 def test_image_names_must_be_a_list(names):
     msg = error(base(images={"names": names}))
     assert "images.names" in msg and "list" in msg and "astronaut" in msg
+
+
+@pytest.mark.parametrize("cfg, words", [
+    (base(codec={"device": "cuda:abc"}), ["codec.device", "'cuda:abc'", "cuda:N"]),
+    (base(metrics={"device": "cuda:"}), ["metrics.device", "'cuda:'"]),
+    (base(concealment={"methods": ["ar"], "models": {"ar": "/tmp/x{}.pt"}}), ["concealment.models.ar", "{size}"]),
+    (base(concealment={"methods": ["ar"], "models": {"ar": "{foo}"}}), ["concealment.models.ar", "KeyError"]),
+    (base(concealment={"methods": ["ar"], "models": {"ar": "{size"}}), ["concealment.models.ar", "not a valid path"]),
+])
+def test_issue27_bad_devices_and_model_templates_name_the_key(cfg, words):
+    """These were internal errors (a device torch refuses, str.format of a broken template) after work started."""
+    msg = error(cfg)
+    for w in words:
+        assert w in msg, (w, msg)
+    assert "\n" not in msg
+
+
+def test_bad_concealment_options_and_models_fail_before_any_work(tmp_path, tiny_codec_path):
+    """Issue 27: bad option values and transformer files surfaced only after encoding had started."""
+    from experiments.sweep import run_sweep
+
+    codec = {"model": str(tiny_codec_path), "codebook_sizes": [16]}
+    cases = [
+        (base(codec=codec, concealment={"methods": ["latent_avg"], "options": {"latent_avg": {"connectivity": 5}}}),
+         "concealment.options.latent_avg"),
+        (base(codec=codec, concealment={"methods": ["none"], "options": {"none": {"fill_value": 99}}}),
+         "concealment.options.none"),
+    ]
+    junk = tmp_path / "junk_16.pt"
+    junk.write_bytes(b"not a transformer at all")
+    cases.append((base(codec=codec, concealment={"methods": ["bidir"], "models": {"bidir": str(tmp_path / "junk_{size}.pt")}}),
+                  "concealment.models.bidir"))
+    for cfg, key in cases:
+        out = tmp_path / "never"
+        with pytest.raises(ConfigError, match=key):
+            run_sweep(cfg, out, progress=False)
+        assert not out.exists()  # nothing encoded, no folder

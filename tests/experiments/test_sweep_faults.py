@@ -263,3 +263,104 @@ def test_dask_worker_processes_give_the_thread_rows(tmp_path, tiny_config):
     assert res.complete and res.n_run == threads.n_run == len(threads.results)
     pd.testing.assert_frame_equal(det(res.results), det(threads.results), check_exact=True)
     assert list(res.results["trial_id"]) == list(threads.results["trial_id"])
+
+
+# --------------------------------------------------------------------------- (e) issue 27: foreign parts, provenance
+def _rewrite_part(src: Path, dst: Path, config_hash: str | None, **changes) -> None:
+    """Copy a part file, changing columns (``changes``: column → function of the column) and its recorded hash."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    df = pd.read_parquet(src)
+    for col, fn in changes.items():
+        df[col] = fn(df[col])
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != storage.PART_HASH_KEY}
+    if config_hash is not None:
+        meta[storage.PART_HASH_KEY] = config_hash.encode()
+    pq.write_table(table.replace_schema_metadata(meta), dst)
+
+
+@pytest.mark.parametrize("stamp", ["other-hash", "no-hash"])
+def test_stray_part_of_another_sweep_is_quarantined_not_merged(tmp_path, tiny_config, reference, stamp):
+    """A part from another sweep (a seed not in the config) was merged: 388 rows for 384 planned, 'complete'."""
+    out = copy_results(reference.out, tmp_path / "res")
+    src = ResultStore(out).part_files()[0]
+    stray = src.with_name("part-0-stray.parquet")
+    _rewrite_part(src, stray, "0123456789abcdef" if stamp == "other-hash" else None,
+                  seed=lambda s: s + 1000, trial_id=lambda t: t + "-other")
+    log: list[str] = []
+    res = run_sweep(tiny_config(), out, progress=False, log=log.append)
+    assert res.complete and res.n_run == 0 and len(res.results) == reference.n_planned
+    pd.testing.assert_frame_equal(det(res.results), det(reference.results), check_exact=True)
+    assert not stray.exists() and stray.with_name(stray.name + ".foreign").exists()  # kept, set aside
+    assert sum("part-0-stray.parquet" in line and "not merged" in line for line in log) == 1
+    assert set(read_results(out)["seed"]) == set(reference.results["seed"])
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "legacy-parts"])
+def test_damaged_provenance_does_not_block_resume(tmp_path, tiny_config, reference, damage):
+    """A damaged or missing provenance.json blocked resume; the only way on was --overwrite (every row deleted)."""
+    out = copy_results(reference.out, tmp_path / "res")
+    parts = ResultStore(out).part_files()
+    lost = stored_ids(parts[3])
+    parts[3].unlink()  # some work left to do
+    if damage == "missing":
+        (out / "provenance.json").unlink()
+    else:
+        (out / "provenance.json").write_bytes(b"{\x00 not json")
+    if damage == "legacy-parts":  # parts of an older vqsim record no config hash: matched by trial ids
+        for f in ResultStore(out).part_files():
+            _rewrite_part(f, f, None)
+    log: list[str] = []
+    res = run_sweep(tiny_config(), out, progress=False, log=log.append)
+    assert res.complete and res.n_run == len(lost) and res.n_skipped == reference.n_planned - len(lost)
+    pd.testing.assert_frame_equal(det(res.results), det(reference.results), check_exact=True)
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["config_hash"] == reference_hash(out) and prov["runs"][-1]["status"] == "complete"
+    assert sum("provenance.json" in line and "rebuilt" in line for line in log) == 1
+    if damage != "missing":
+        assert (out / "provenance.json.corrupt").read_bytes() == b"{\x00 not json"
+
+
+def reference_hash(out: Path) -> str:
+    return storage.part_config_hash(ResultStore(out).part_files()[0]) or json.loads(
+        (out / "provenance.json").read_text())["config_hash"]
+
+
+def test_parts_folder_that_is_a_file_is_one_clear_error(tmp_path, reference, capsys):
+    """`vqsim report` on a folder whose parts/ is a file was an internal error (KeyError 'image')."""
+    from experiments.cli import main
+
+    out = copy_results(reference.out, tmp_path / "res")
+    shutil.rmtree(out / "parts")
+    (out / "parts").write_text("oops")
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "parts is not a folder" in err and "internal error" not in err
+
+
+def test_sigterm_records_the_end_of_the_run_and_resume_is_exact(tmp_path, tiny_config, reference):
+    """Issue 27: SIGTERM left no end record in provenance.json (resume was right)."""
+    cfg_file = write_config(tmp_path / "tiny.yaml", tiny_config())
+    out = tmp_path / "termed"
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", "sweep", str(cfg_file), "--out", str(out),
+                             "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    try:
+        while len(list((out / "parts").glob("part-*.parquet"))) < 3:
+            assert proc.poll() is None, f"the sweep ended before it could be stopped: {proc.stderr.read().decode()}"
+            assert time.monotonic() < deadline, "no part files after 120 s"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+    last = json.loads((out / "provenance.json").read_text())["runs"][-1]
+    assert last["status"] == "interrupted" and last.get("signal") == "SIGTERM" and "end" in last
+    assert 0 < last["trials_run"] < reference.n_planned
+    res = run_sweep(tiny_config(), out, progress=False, log=quiet)
+    assert res.complete and res.n_skipped == last["trials_run"]
+    pd.testing.assert_frame_equal(det(res.results), det(reference.results), check_exact=True)

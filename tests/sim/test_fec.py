@@ -301,3 +301,17 @@ def test_auto_uses_zfec_when_installed():
     assert ErasureFEC(6, 4, "vandermonde").engine == "zfec"
     assert ErasureFEC(6, 4, "vandermonde", "numpy").engine == "numpy"
     assert ErasureFEC(6, 4).engine == "numpy"  # zfec does not compute the Cauchy code
+
+
+@pytest.mark.parametrize("nsym", [1, 4, 32])
+def test_inpacket_rs_empty_and_short_packets_match_reedsolo(nsym):
+    """Issue 27: InPacketRS(4).encode(b"") gave 4 zero bytes (reedsolo: b"") while overhead(0) said 0."""
+    from sim.fec import InPacketRS
+
+    rs, ref = InPacketRS(nsym), reedsolo.RSCodec(nsym)
+    for msg in (b"", b"a", bytes(range(255 - nsym)), bytes(300)):
+        enc = rs.encode(msg)
+        assert enc == bytes(ref.encode(msg))
+        assert len(enc) - len(msg) == rs.overhead(len(msg))
+        assert rs.decode(enc) == msg
+    assert rs.encode_many([b"", b"xy", b""]) == [b"", bytes(ref.encode(b"xy")), b""]

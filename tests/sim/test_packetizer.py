@@ -306,3 +306,78 @@ def test_depacketize_rejects_bad_fec_backend():
     for backend in ("numpy", "zfec"):
         res = depacketize([p.to_bytes() for p in pk[1:]], fec_backend=backend, **session(m))
         assert res.recovered_fec == 1 and res.index_map == m
+
+
+def _alphabet_flood(K, P=200, header="compact"):
+    """P one-index arith packets of one stream claiming codebook size K (issue 27, item 1)."""
+    from sim.packet import CompactSession
+
+    s = CompactSession(K, 1, P, (16, 16 * P), "raster", "arith", 0)
+    pk = [Packet(0, j, P, K, 1, P, (16, 16 * P), "raster", "arith", 0, b"\x00", False, 0, 0, 0) for j in range(P)]
+    return s, [s.encode(p) if header == "compact" else p.to_bytes() for p in pk]
+
+
+@pytest.mark.parametrize("header", ["compact", "full"])
+def test_alphabet_claim_over_the_limit_is_dropped_before_any_model(header):
+    import time
+
+    from codec.limits import DecodeLimits
+
+    s, pk = _alphabet_flood(1 << 20, header=header)
+    t = time.perf_counter()
+    res = depacketize(pk, header=header, session=s, codebook_size=1 << 20, shape=(1, 200))
+    assert time.perf_counter() - t < 0.5  # was 60 ms per packet (a model of 2^20 counts each)
+    assert res.counts_by_reason["over_limit"] == 200 and res.lost_mask.all()
+    # the limit is the receiver's to raise; at the default cap (2^16) a packet's model is a template copy
+    s, pk = _alphabet_flood(1 << 16, header=header)
+    t = time.perf_counter()
+    res = depacketize(pk, header=header, session=s, limits=DecodeLimits(max_codebook_size=1 << 16))
+    assert res.counts_by_reason["bad_payload"] == 200
+    assert time.perf_counter() - t < 2.0  # ≈ 0.4 ms per packet here; was ≈ 4 ms
+
+
+def test_alphabet_limit_is_a_decode_limit():
+    from codec.limits import DecodeLimits, LimitExceededError
+
+    assert DecodeLimits().max_codebook_size == 1 << 16
+    assert DecodeLimits.from_env({"VQSIM_MAX_CODEBOOK_SIZE": "16384"}).max_codebook_size == 16384
+    with pytest.raises(LimitExceededError, match="max_codebook_size"):
+        DecodeLimits().check(1, 1, codebook_size=(1 << 16) + 1)
+
+
+def test_bad_payload_with_valid_crc_is_rebuilt_by_fec():
+    """Issue 27: a data packet that passes the compact header's CRC-8 (~1/256 random corruptions do) but
+    whose payload does not decode blocked FEC from rebuilding its slot; now it counts as missing."""
+    from codec.entropy import decode_symbols
+    from sim.packet import PacketError
+
+    m = skewed_map(8, 8)
+    pk = packetize(m, mtu=30, coder="arith", fec=ErasureFEC(3, 2), header="compact")
+    s = pk[0].session
+    wire = [s.encode(p) for p in pk]
+    rng = np.random.default_rng(0)
+    victim = 0  # data packet 0, block 0
+    hdr = len(wire[victim]) - len(pk[victim].payload) - 1  # header bytes before the payload, CRC-8 after it
+    for _ in range(20000):
+        forged = bytearray(wire[victim])
+        forged[hdr + int(rng.integers(0, len(pk[victim].payload)))] ^= int(rng.integers(1, 256))
+        forged[-1] = int(rng.integers(0, 256))
+        try:
+            p = s.decode(bytes(forged))
+        except PacketError:
+            continue
+        try:
+            from sim.interleave import interleave as _il
+
+            n = _il("raster", 8, 8, pk[0].count, 0).positions(victim).size
+            decode_symbols(p.payload, n, m.codebook_size, "arith")
+        except ValueError:
+            break  # CRC-valid, undecodable
+    else:  # pragma: no cover
+        pytest.fail("no CRC-valid undecodable corruption found")
+    stream = list(wire)
+    stream[victim] = bytes(forged)
+    res = depacketize(stream, header="compact", session=s)
+    assert res.counts_by_reason["bad_payload"] == 1
+    assert res.recovered_fec == 1 and res.data_received == pk[0].count - 1
+    assert not res.lost_mask.any() and np.array_equal(res.index_map.indices, m.indices)  # was: slot 0 lost
