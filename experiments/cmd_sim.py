@@ -55,8 +55,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print each record's to_row() as one JSON line")
     p.set_defaults(func=cmd_transmit)
 
-    p = sub.add_parser("channels", help="list the channel presets with their stationary loss and burst length")
+    p = sub.add_parser("channels", help="list the channel presets (or: channels fit TRACE, fit models to a trace)",
+                       description="List the channel presets with their stationary loss and mean burst length; "
+                                   "`vqsim channels fit TRACE` fits loss models to a measured trace.")
     p.set_defaults(func=cmd_channels)
+    from experiments.cmd_channels import register_subcommands
+
+    register_subcommands(p)
 
     p = sub.add_parser("links", help="list the link presets with their payload limit, rate, duty cycle and airtime")
     p.add_argument("--image-bytes", type=int, default=1536,
@@ -79,11 +84,15 @@ def parse_channel_arg(spec: str):
     from channels import make_channel
 
     name, _, rest = spec.partition(":")
+    if not name.strip():
+        raise ParameterError(f"channel spec {spec!r} names no channel model (NAME[:k=v,...], e.g. bernoulli:p=0.1)")
     params = {}
     for item in filter(None, (s.strip() for s in rest.split(","))):
         k, eq, v = item.partition("=")
         if not eq or not k.strip():
             raise ParameterError(f"channel parameter {item!r} is not KEY=VALUE (in {spec!r})")
+        if k.strip() in params:
+            raise ParameterError(f"channel parameter {k.strip()!r} is given twice (in {spec!r})")
         params[k.strip()] = _parse_value(v.strip())
     return make_channel(name.strip(), **params)
 
@@ -155,15 +164,15 @@ def _transmit(args) -> int:
         index_map = IndexMap(rng.integers(0, K, size=(h, w)), K, (16 * h, 16 * w))
 
     channel = bit_channel = None
-    if args.channel:
+    if args.channel is not None:  # an empty value is refused by the parsers, not read as "no loss"
         channel = parse_channel_arg(args.channel)
-    elif args.netem:
+    elif args.netem is not None:
         channel = parse_netem(args.netem)
-    elif args.preset:
+    elif args.preset is not None:
         channel = get_preset(args.preset).model
     if isinstance(channel, BitErrorModel):
         channel, bit_channel = None, channel
-    if args.bit_channel:
+    if args.bit_channel is not None:
         if bit_channel is not None:
             raise ParameterError("give the bit-error channel either as a bit preset or with --bit-channel, not both")
         bit_channel = parse_channel_arg(args.bit_channel)

@@ -28,6 +28,7 @@ parameters; any other string there is an error.
       - {model: bernoulli, p: [0.01, 0.05]}
       - {model: gilbert_elliott, loss_rate: [0.05], mean_burst: [1.5, 4]}
       - internet                   # a preset name, or a netem string such as "loss gemodel 1% 30%"
+      - {model: fitted, trace: ping.log, family: ge, scale_loss: [1, 2, 4]}   # fitted to a measured trace (channel_grid)
     fec:                           # product with codebook_sizes (or use `pairs`)
       - none
       - {n: 12, k: 8}              # packet-level erasure code RS(n, k)

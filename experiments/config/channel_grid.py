@@ -3,10 +3,26 @@
 Every point's channel is built (``channels.factory.make_channel``), so
 expanding validates the whole list; ``index_loss`` is the pseudo-channel
 that drops indices directly (no packets).
+
+``fitted`` builds the channel from a measured trace: ``{model: fitted,
+trace: FILE, family: ge, scale_loss: [1, 2, 4]}`` fits ``family``
+(``bernoulli``, ``gilbert``, ``ge``, ``4state``; default ``ge``) to the
+trace (``channels.fit``; path relative to the working directory, format
+guessed or given as ``format: ping|seq|binary``, ``seq_range: "A:B"``,
+``gmin`` for ``4state``) and scales its stationary loss rate by each
+``scale_loss`` (``channels.scale.scale_loss``: the loss episodes are kept,
+their frequency changes; an unreachable scale is an error naming the
+limit).  Each point is the concrete model (``bernoulli``,
+``gilbert_elliott`` or ``markov4`` with the fitted numbers, so result rows
+carry them as ``ch_*``), labelled ``fitted(FILE,family,scale_loss=s)``; the
+points of one trace and family form one curve family.  Optional ``start``
+(``stationary``, default: the trace is a window of a running link, or
+``good``).  A fit is computed once per (file contents' identity, options).
 """
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import math
 from typing import Any, Mapping
@@ -17,6 +33,9 @@ INDEX_LOSS = "index_loss"
 """The pseudo-channel of the paper's restoration experiment: drops indices directly, no packets."""
 
 INDEX_LOSS_MODES = ("exact", "iid")
+FITTED = "fitted"
+"""The channel fitted to a measured trace (``channels.fit``), scaled by ``scale_loss``."""
+FITTED_KEYS = ("trace", "family", "scale_loss", "format", "seq_range", "gmin", "start")
 # the parameter that sets the loss rate of a channel model (x axis of the loss curves)
 LOSS_PARAMS = {"index_loss": "rate", "bernoulli": "p", "gilbert_elliott": "loss_rate", "bsc": "ber"}
 
@@ -85,6 +104,71 @@ def _index_loss_point(params: dict, path: str) -> dict:
     return {"rate": rate, "mode": mode}
 
 
+@functools.lru_cache(maxsize=16)
+def _fit_trace(path: str, mtime_ns: int, size: int, fmt: str, seq_range: str | None, family: str, gmin: int):
+    """The fit of one trace file (cached by the file's identity and the options; 16 entries)."""
+    from channels.fit import fit
+    from channels.trace_io import read_trace
+
+    rng = None
+    if seq_range is not None:
+        a, sep, b = seq_range.partition(":")
+        if not (sep and a.strip().isdigit() and b.strip().isdigit()):
+            raise ValueError(f"seq_range must look like 'FIRST:LAST' (e.g. '0:9999'), got {seq_range!r}")
+        rng = (int(a), int(b))
+    tr = read_trace(path, fmt=fmt, seq_range=rng)
+    return fit(tr.losses, family, **({"gmin": gmin} if family == "4state" else {}))
+
+
+def _fitted_point(params: dict, path: str, entry: int) -> ChannelPoint:
+    """A ``fitted`` grid point: fit (cached), scale, and express as a concrete model spec."""
+    from pathlib import Path
+
+    from channels.bernoulli import Bernoulli
+    from channels.fit import FAMILIES
+    from channels.gilbert import GilbertElliott
+    from channels.scale import scale_loss
+    from channels.trace_io import FORMATS
+
+    check_keys(params, FITTED_KEYS, path)
+    trace = params.get("trace")
+    if not isinstance(trace, str) or not trace.strip():
+        raise err(f"{path}.trace", f"fitted needs 'trace': the path of a loss trace file, got {trace!r}")
+    family = choice(params.get("family", "ge"), FAMILIES, f"{path}.family")
+    fmt = choice(params.get("format", "auto"), FORMATS, f"{path}.format")
+    start = choice(params.get("start", "stationary"), ("stationary", "good"), f"{path}.start")
+    s = as_num(params.get("scale_loss", 1.0), f"{path}.scale_loss", 0.0, open_lo=True)
+    gmin = params.get("gmin", 16)
+    if not (isinstance(gmin, int) and not isinstance(gmin, bool) and gmin >= 1):
+        raise err(f"{path}.gmin", f"must be an integer >= 1, got {gmin!r}")
+    seq_range = params.get("seq_range")
+    if seq_range is not None and not isinstance(seq_range, str):
+        raise err(f"{path}.seq_range", f"must be a string 'FIRST:LAST', got {seq_range!r}")
+    p = Path(trace)
+    if not p.is_file():
+        raise err(f"{path}.trace", f"no such trace file: {trace!r} (relative paths start at the working directory)")
+    st = p.stat()
+    try:
+        fitted = _fit_trace(str(p.resolve()), st.st_mtime_ns, st.st_size, fmt, seq_range, family, gmin)
+        model = scale_loss(fitted.model, s)
+    except (ValueError, TypeError) as e:
+        raise err(path, f"fitted {family} to {trace!r}: {e}") from None
+    if isinstance(model, Bernoulli):
+        name, spec = "bernoulli", {"p": model.p}
+    elif isinstance(model, GilbertElliott):
+        name, spec = "gilbert_elliott", {"p": model.p, "r": model.r, "h": model.h, "k": model.k, "start": start}
+    else:
+        name, spec = "markov4", {k: getattr(model, k) for k in ("p13", "p31", "p32", "p23", "p14")}
+        spec["start"] = start
+    spec = {k: (float(v) if isinstance(v, float) else v) for k, v in spec.items()}
+    pt = ChannelPoint(model=name, params=spec, entry=entry, kind="loss", loss_rate=float(model.stationary_loss_rate),
+                      burst=float(model.mean_burst_length), ber=math.nan)
+    extra = "" if start == "stationary" else ",start=good"
+    pt["family"] = f"fitted({p.name},{family}{extra})"
+    pt["label"] = f"fitted({p.name},{family}{extra},scale_loss={_fmt(s)})"
+    return pt
+
+
 def expand_channels(entries: list) -> list[ChannelPoint]:
     """Expand the ``channels`` list into points, building (and so validating) every channel."""
     from channels.base import BitErrorModel
@@ -103,6 +187,9 @@ def expand_channels(entries: list) -> list[ChannelPoint]:
             model = spec["model"]
             params = {k: x for k, x in spec.items() if k != "model"}
             key = model.lower().replace("-", "_") if isinstance(model, str) else model
+            if key == FITTED:
+                points.append(_fitted_point(params, path, i))
+                continue
             if key == INDEX_LOSS:
                 params = _index_loss_point(params, path)
                 pt = ChannelPoint(model=INDEX_LOSS, params=params, entry=i, kind="index", loss_rate=params["rate"],
@@ -114,7 +201,7 @@ def expand_channels(entries: list) -> list[ChannelPoint]:
                 try:
                     ch = make_channel(model, **params)
                 except (ValueError, TypeError) as e:
-                    raise err(path, f"{e} (allowed models also include '{INDEX_LOSS}')") from None
+                    raise err(path, f"{e} (allowed models also include '{INDEX_LOSS}' and '{FITTED}')") from None
                 if isinstance(ch, BitErrorModel):
                     pt = ChannelPoint(model=model, params=params, entry=i, kind="bit", loss_rate=math.nan, burst=math.nan,
                                       ber=float(ch.stationary_bit_error_rate))
