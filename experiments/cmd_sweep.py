@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plot", help="draw the figures of a sweep's results folder into RESULTS/plots (PNG + PDF)",
-                       description="Paired differences vs loss rate (per method and to a reference, 95%% t-intervals), "
+                       description="Paired differences vs loss rate (per method and to a reference, 95%% t-intervals "
+                                   "over images, verdicts corrected for many comparisons), "
                                    "FEC vs bits at each channel point, LPIPS vs loss rate per concealment and FEC "
                                    "(95%% CI bands), FEC vs concealment at equal total rate, burst-length effect, "
                                    "rate-distortion, and image grids. "
@@ -39,18 +40,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--formats", default="png,pdf", help="comma-separated: png, pdf, svg (default: png,pdf)")
     p.add_argument("--reference", default="best_baseline",
                    help="method the paired figure subtracts: a method name (e.g. none) or best_baseline (default)")
+    _stats_args(p)
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("report", help="write RESULTS/report.html (self-contained) and RESULTS/report.md",
                        description="One-page report of a results folder: the paired figure first, FEC vs bits, the "
                                    "other figures (drawn first if plots/ lacks them), which paired differences are "
-                                   "significant (95%% t-intervals over images x seeds), mean metrics, the config and "
-                                   "the provenance (git commit, date, versions, machine).")
+                                   "significant (95%% t-intervals with the image as the unit, Holm or "
+                                   "Benjamini-Hochberg over the table), how much data a claim needs (80%% power), "
+                                   "mean metrics, the config and the provenance (git commit, date, versions, machine).")
     p.add_argument("results", metavar="RESULTS", help="results folder written by `vqsim sweep`")
     p.add_argument("--reference", default="best_baseline",
                    help="method the paired differences subtract: a method name (e.g. none) or best_baseline "
                         "(per point the best model-free method; default)")
+    _stats_args(p)
+    p.add_argument("--detect", type=float, default=None, metavar="DELTA",
+                   help="a difference in the paired metric (e.g. 0.01 LPIPS): the report states how many images "
+                        "detect it with 80%% power at the observed spread")
     p.set_defaults(func=cmd_report)
+
+
+def _stats_args(p: argparse.ArgumentParser) -> None:
+    """--unit and --correction (experiments.paired) of `vqsim plot` and `vqsim report`."""
+    from .significance import CORRECTIONS, UNITS
+
+    p.add_argument("--unit", default="image", choices=UNITS,
+                   help="what an interval treats as independent samples: image (seeds averaged within each image "
+                        "first; default) or trial (images x seeds as if independent: the old, too narrow interval)")
+    p.add_argument("--correction", default="holm", choices=CORRECTIONS,
+                   help="correction for the many paired comparisons of a table or figure: holm (family-wise "
+                        "error; default), bh (Benjamini-Hochberg false discovery rate) or none")
 
 
 def cmd_sweep(args) -> int:
@@ -69,10 +88,11 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def _plot(folder: Path, formats, reference: str = "best_baseline") -> None:
+def _plot(folder: Path, formats, reference: str = "best_baseline", unit: str = "image",
+          correction: str = "holm") -> None:
     from .plots import make_plots
 
-    rep = make_plots(folder, formats=formats, reference=reference)
+    rep = make_plots(folder, formats=formats, reference=reference, unit=unit, correction=correction)
     for s in rep.skipped:
         print(f"note: {s}")
     print(f"{len(rep.files)} plot files in {rep.folder}")
@@ -85,14 +105,15 @@ def cmd_plot(args) -> int:
         from .config import ConfigError
 
         raise ConfigError(f"--formats: unknown format(s) {bad or formats}; allowed: png, pdf, svg")
-    _plot(Path(args.results), formats, args.reference)
+    _plot(Path(args.results), formats, args.reference, args.unit, args.correction)
     return 0
 
 
 def cmd_report(args) -> int:
     from .report import write_report
 
-    rep = write_report(Path(args.results), reference=args.reference)
+    rep = write_report(Path(args.results), reference=args.reference, unit=args.unit, correction=args.correction,
+                       detect=args.detect, log=lambda s: print(s, file=sys.stderr))
     for s in rep.notes:
         print(f"note: {s}")
     print(f"report: {rep.html}")

@@ -6,7 +6,9 @@ random index loss (10–50 %), Bernoulli and Gilbert–Elliott packet loss on a
 LoRa SF12 link with the compact header, S = 1024 without FEC against S = 128
 with RS(10, 7) at the same bits per index, transformer vs model-free
 concealment, two seeds. Then it draws the plots and writes ``report.html`` /
-``report.md`` (``experiments.report``). The transformer methods are used
+``report.md`` (``experiments.report``): intervals over the 6 images, Holm's
+correction over each table and figure, and how many images a difference of
+``--detect`` (default :data:`DEMO_DETECT` LPIPS) would need. The transformer methods are used
 only when their weights are shipped for every codebook size the demo uses
 (``codec.zoo.load_concealer("default", S, kind)``); otherwise the demo falls
 back to the baselines and says so.
@@ -20,6 +22,8 @@ import time
 from pathlib import Path
 
 DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
+#: the ΔLPIPS whose required number of images the demo's report states (an example; `vqsim demo --detect`)
+DEMO_DETECT = 0.01
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="parallel worker threads (default: 1)")
     p.add_argument("--keep", action="store_true", help="resume an earlier demo in --out instead of starting afresh")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--detect", type=float, default=DEMO_DETECT, metavar="DELTA",
+                   help=f"the report states how many images detect this LPIPS difference with 80%% power "
+                        f"(default: {DEMO_DETECT})")
     p.set_defaults(func=cmd_demo)
 
 
@@ -82,6 +89,9 @@ def cmd_demo(args) -> int:
     from .report import write_report
     from .sweep import run_sweep, summary_table
 
+    from .significance import units_needed
+
+    units_needed(args.detect, 1.0)        # a bad --detect fails now, not after the sweep
     t0 = time.perf_counter()
     notes: list[str] = []
     cfg = demo_config(notes)
@@ -93,7 +103,7 @@ def cmd_demo(args) -> int:
     rep = make_plots(res.out)
     for s in rep.skipped:
         print(f"note: {s}")
-    report = write_report(res.out)
+    report = write_report(res.out, detect=args.detect)
     wall = time.perf_counter() - t0
     print(f"\ndemo: {res.n_run} trials ({len(cfg['concealment']['methods'])} concealment methods: "
           f"{', '.join(cfg['concealment']['methods'])}) in {wall:.1f} s")

@@ -4,10 +4,13 @@
 paired figure (:func:`experiments.plots.make_plots`), then writes
 
 * ``report.html``: figures embedded as base64 PNG (the paired figure first),
-  the significance table of paired differences (:func:`experiments.paired.significance_table`,
-  95 % t-intervals over images × seeds), the table of mean metrics, the
-  config (YAML) and the provenance (config hash, git commit, date, package
-  versions, machine);
+  the significance table of paired differences (:func:`experiments.paired.significance_table`:
+  95 % t-intervals with the image as the unit, n_images and n_seeds, p-values, the
+  verdict after a Holm or Benjamini–Hochberg correction over the table, the
+  smallest difference detectable with 80 % power and, with ``detect``, the
+  images needed), a warning when fewer than 5 images back an interval, the
+  table of mean metrics, the config (YAML) and the provenance (config hash,
+  git commit, date, package versions, machine);
 * ``report.md``: the same text, figures linked relatively (``plots/<name>.png``).
 """
 from __future__ import annotations
@@ -23,10 +26,13 @@ __all__ = ["ReportFiles", "write_report", "FIGURE_ORDER"]
 #: figures in report order, with the sentence that says what each shows
 FIGURE_ORDER = (
     ("paired_vs_loss", "Paired comparison: (a) ΔLPIPS of each method vs the loss-free reconstruction, (b) its paired "
-                       "difference to the reference method (filled marker: the 95 % interval excludes 0)."),
+                       "difference to the reference method (95 % intervals over images; filled marker: significant "
+                       "after the correction named in the title, half-filled: only the unadjusted interval "
+                       "excludes 0)."),
     ("fec_vs_bits", "FEC vs concealment at equal total rate (headers and parity included); star: an idealised "
                     "FEC (loss-free while every block's losses ≤ parity, else the no-FEC result)."),
-    ("lpips_vs_loss", "Absolute LPIPS vs the original per loss rate (marginal 95 % bands over images)."),
+    ("lpips_vs_loss", "Absolute LPIPS vs the original per loss rate (marginal 95 % bands over images, seeds "
+                      "averaged first)."),
     ("burst_effect", "Effect of the mean burst length at a fixed stationary loss rate."),
     ("rate_distortion", "Loss-free rate–distortion per codebook size."),
     ("fec_vs_concealment", "LPIPS vs total bits per pixel per channel setting (all methods)."),
@@ -46,6 +52,18 @@ class ReportFiles:
     notes: list[str] = field(default_factory=list)
 
 
+#: number formats of particular columns (others: 4 decimals)
+_FORMATS = {"p": "{:.2g}", "p_adj": "{:.2g}", "n_needed": "{:.0f}"}
+
+
+def _fmt(c: str, v, floatfmt: str) -> str:
+    if isinstance(v, float):
+        if c == "n_needed" and v == float("inf"):
+            return "> 10⁷"
+        return _FORMATS.get(c, floatfmt).format(v)
+    return str(v)
+
+
 def _table_html(df, floatfmt: str = "{:.4f}") -> str:
     cols = list(df.columns)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
@@ -53,8 +71,8 @@ def _table_html(df, floatfmt: str = "{:.4f}") -> str:
     for r in df.itertuples(index=False):
         cells = []
         for c, v in zip(cols, r):
-            text = floatfmt.format(v) if isinstance(v, float) else str(v)
-            cls = f' class="{v}"' if c == "verdict" and v in ("better", "worse") else ""
+            text = _fmt(c, v, floatfmt)
+            cls = f' class="{v}"' if c in ("verdict", "verdict_unadjusted") and v in ("better", "worse") else ""
             cells.append(f"<td{cls}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -64,19 +82,20 @@ def _table_md(df, floatfmt: str = "{:.4f}") -> str:
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in df.itertuples(index=False):
-        lines.append("| " + " | ".join(floatfmt.format(v) if isinstance(v, float) else str(v) for v in r) + " |")
+        lines.append("| " + " | ".join(_fmt(c, v, floatfmt) for c, v in zip(cols, r)) + " |")
     return "\n".join(lines)
 
 
-def _plots_current(plots: Path, reference: str) -> bool:
-    """Whether ``plots/`` holds the paired figure drawn with ``reference``."""
-    from .plots import PAIRED_REFERENCE_NOTE
+def _plots_current(plots: Path, reference: str, unit: str = "image", correction: str = "holm") -> bool:
+    """Whether ``plots/`` holds the paired figure drawn with ``reference``, ``unit`` and ``correction``."""
+    from .plots import PAIRED_REFERENCE_NOTE, stats_note
 
     try:
         readme = (plots / "README.txt").read_text().splitlines()
     except OSError:
         return False
-    return (plots / "paired_vs_loss.png").exists() and f"{PAIRED_REFERENCE_NOTE}{reference}" in readme
+    return ((plots / "paired_vs_loss.png").exists() and f"{PAIRED_REFERENCE_NOTE}{reference}" in readme
+            and stats_note(unit, correction) in readme)
 
 
 def _png_bytes(path: Path, max_width: int = MAX_EMBED_WIDTH) -> bytes:
@@ -143,29 +162,81 @@ def _prov_rows(p: dict[str, Any]) -> list[tuple[str, str]]:
 _CSS = ("body{font-family:sans-serif;max-width:1100px;margin:1em auto;font-size:14px}"
         "table{border-collapse:collapse;font-size:12px;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}"
         "td.better{background:#d4f4d4}td.worse{background:#f6d4d4}img{max-width:100%}"
-        "pre{background:#f6f6f6;padding:.5em;font-size:11px;overflow-x:auto}")
+        "pre{background:#f6f6f6;padding:.5em;font-size:11px;overflow-x:auto}"
+        "p.warning{background:#fff3cd;border:1px solid #e0c060;padding:.4em}")
+
+
+#: what the verdict columns mean (the report's method paragraph)
+def _method_text(unit: str, correction: str, level: float) -> str:
+    from .paired import CORRECTION_NAMES
+    from .significance import MIN_IMAGES, POWER
+
+    pct, alpha = f"{100 * level:g} %", f"{100 * (1 - level):g} %"
+    if unit == "image":
+        u = (f"The unit is the image: each image's seeds are averaged first (d_i), then the interval is "
+             f"mean ± t(n_images − 1)·s/√n_images over the images (identical photos, by content hash, count once); "
+             f"seeds of one image share its content and are not independent samples.")
+    else:
+        u = ("The unit is the trial: images × seeds are treated as independent samples (too narrow when images "
+             "differ; kept for comparison with older reports).")
+    c = {"holm": f"Holm's correction over the table's comparisons keeps the chance of any false better/worse verdict "
+                 f"≤ {alpha}.",
+         "bh": f"The Benjamini–Hochberg correction over the table's comparisons keeps the expected share of false "
+               f"verdicts among the significant ones ≤ {alpha}.",
+         "none": "No correction: with many comparisons some verdicts are expected by chance alone."}[correction]
+    return (f"{u} p is the two-sided p-value of the same t-test. {c} 'verdict' is after "
+            f"{CORRECTION_NAMES[correction]}; the {pct} interval, p and 'verdict_unadjusted' are not adjusted "
+            f"(all columns: plots/paired_differences.csv). mdd: the smallest |difference| the comparison detects with "
+            f"{100 * POWER:g} % power (two-sided t-test, noncentral t, α = {alpha} per comparison, before "
+            f"correction); n_needed: the {'images' if unit == 'image' else 'trials'} needed for the difference given "
+            f"with --detect. Fewer than {MIN_IMAGES} images behind an interval draw a warning. Groups where every "
+            f"method gives identical results are left out (and out of the correction).")
+
+
+#: columns of the report's table of significant differences (the full table has all)
+_SHOWN = ("S", "channel", "FEC", "mtu", "interleave", "coder", "method", "reference", "unit", "n_images", "n_seeds",
+          "diff", "lo", "hi", "p", "correction", "p_adj", "verdict", "mdd", "n_needed")
+
+
+def _images_lead(df) -> str:
+    names = df["image"].nunique() if "image" in df.columns else 0
+    distinct = df["image_hash"].nunique() if "image_hash" in df.columns else names
+    dup = f" ({names} image names; identical photos count once)" if names > distinct else ""
+    return f"{distinct} images{dup} × {df['seed'].nunique()} seeds per point"
 
 
 def write_report(folder: str | Path, reference: str = "best_baseline",
-                 log: Callable[[str], None] | None = None) -> ReportFiles:
+                 log: Callable[[str], None] | None = None, unit: str = "image", correction: str = "holm",
+                 detect: float | None = None, level: float = 0.95) -> ReportFiles:
     """Write ``report.html`` and ``report.md`` into a results folder (drawing its figures if missing).
 
     ``reference``: the method paired differences subtract (a method name or ``"best_baseline"``);
-    figures drawn with another reference (``plots/README.txt`` names it) are redrawn, so that the
-    paired figure and the tables agree.
+    ``unit``: ``"image"`` (seeds averaged within an image first; default) or ``"trial"``;
+    ``correction``: ``"holm"`` (default), ``"bh"`` or ``"none"`` over the table's comparisons;
+    ``detect``: a difference in the paired metric whose required number of images the report
+    states (80 % power).  Figures drawn with another reference, unit or correction
+    (``plots/README.txt`` names them) are redrawn, so that the paired figure and the tables agree.
 
-    Raises FileNotFoundError when ``folder`` holds no results (``experiments.sweep.read_results``).
+    Raises FileNotFoundError when ``folder`` holds no results (``experiments.sweep.read_results``),
+    ParameterError for an unknown unit or correction, a level outside (0, 1) or detect ≤ 0.
     """
-    from .paired import significance_table
+    from .paired import few_images_warning, family_sentence, power_sentence, significance_table
     from .plots import make_plots
+    from .significance import check_correction, check_level, check_unit, units_needed
     from .sweep import read_results
 
+    check_unit(unit)
+    check_correction(correction)
+    level = check_level(level)
+    if detect is not None:
+        units_needed(detect, 1.0)                            # validates δ before any work
     folder = Path(folder)
     df = read_results(folder)
     plots = folder / "plots"
     notes: list[str] = []
-    if not _plots_current(plots, reference):
-        rep = make_plots(folder, formats=("png", "pdf"), reference=reference, log=log)
+    if not _plots_current(plots, reference, unit, correction):
+        rep = make_plots(folder, formats=("png", "pdf"), reference=reference, log=log, unit=unit,
+                         correction=correction)
         notes += rep.skipped
     figs = [(plots / f"{stem}.png", text) for stem, text in FIGURE_ORDER if (plots / f"{stem}.png").exists()]
     grids = sorted(plots.glob("grid_*.png"))[:MAX_GRIDS]
@@ -173,36 +244,58 @@ def write_report(folder: str | Path, reference: str = "best_baseline",
 
     metric = next((m for m in ("lpips_alex_vs_lossfree", "lpips_vgg_vs_lossfree", "psnr_vs_lossfree")
                    if m in df.columns), None)
-    sig = significance_table(df, metric, reference) if metric and df["method"].nunique() > 1 else None
-    if sig is not None and len(sig):
+    sig = (significance_table(df, metric, reference, level=level, unit=unit, correction=correction, detect=detect)
+           if metric and df["method"].nunique() > 1 else None)
+    have_sig = sig is not None and len(sig) > 0
+    if have_sig:
         sig.to_csv(plots / "paired_differences.csv", index=False)
     mean_metric, means = _means(df)
     prov = _provenance(folder)
     cfg_text = (folder / "config.yaml").read_text() if (folder / "config.yaml").exists() else "(no config.yaml)"
     name = prov.get("sweep") or folder.name
-    n_sig = int((sig["verdict"] != "n.s.").sum()) if sig is not None and len(sig) else 0
-    lead = (f"{len(df)} trials; {df['image'].nunique()} images × {df['seed'].nunique()} seeds per point; "
-            f"methods: {', '.join(dict.fromkeys(df['method']))}.")
-    sig_lead = (f"Paired differences in {metric} to {reference}: {n_sig} of {len(sig)} significant at 95 %."
-                if sig is not None and len(sig) else "No paired comparison (one method or no *_vs_lossfree metric).")
+    lead = f"{len(df)} trials; {_images_lead(df)}; methods: {', '.join(dict.fromkeys(df['method']))}."
+    if have_sig:
+        fam = sig.attrs["family"]
+        sig_lead = f"Paired differences in {metric} to {reference}. " + family_sentence(fam)
+        warning = few_images_warning(fam)
+        power_text = power_sentence(sig, metric)
+    else:
+        sig_lead = "No paired comparison (one method or no *_vs_lossfree metric)."
+        warning = power_text = None
+    if warning and log:
+        log(warning)
+    method_text = _method_text(unit, correction, level)
 
     # ---- html
     h = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>vqsim report: {html.escape(name)}</title>"
          f"<style>{_CSS}</style></head><body>", f"<h1>vqsim sweep report: {html.escape(name)}</h1>",
          f"<p>{html.escape(lead)}<br>config hash <code>{html.escape(str(prov.get('config_hash', '')))}</code>, "
-         f"git commit <code>{html.escape(str((prov.get('git') or {}).get('commit', '')))}</code></p>"]
+         f"git commit <code>{html.escape(str((prov.get('git') or {}).get('commit', '')))}</code></p>",
+         f"<p>{html.escape(sig_lead)}</p>"]
+    if warning:
+        h.append(f"<p class=\"warning\">{html.escape(warning)}</p>")
     for path, text in figs:
         b64 = base64.b64encode(_png_bytes(path)).decode("ascii")
         h.append(f"<figure><img src=\"data:image/png;base64,{b64}\" alt=\"{html.escape(path.stem)}\">"
                  f"<figcaption><b>{html.escape(path.stem)}</b>: {html.escape(text)}</figcaption></figure>")
-    h.append(f"<h2>Significance of paired differences</h2><p>{html.escape(sig_lead)} "
-             "Interval: mean ± t<sub>0.975,n−1</sub>·s/√n over the paired units (images × seeds); groups where "
-             "every method gives identical results are left out.</p>")
-    if sig is not None and len(sig):
+    h.append(f"<h2>Significance of paired differences</h2><p>{html.escape(sig_lead)}</p>")
+    if have_sig:
         shown = sig[sig["verdict"] != "n.s."]
-        h.append("<h3>Per method: points better / worse than the reference</h3>" + _table_html(_verdict_counts(sig)))
-        h.append("<h3>Significant differences</h3>" + (_table_html(shown) if len(shown) else "<p>none</p>"))
-        h.append(f"<details><summary>all {len(sig)} paired differences</summary>{_table_html(sig)}</details>")
+        nominal = sig[(sig["verdict"] == "n.s.") & (sig["verdict_unadjusted"] != "n.s.")]
+        cols = [c for c in _SHOWN if c in sig.columns]
+        h.append(f"<p>{html.escape(method_text)}</p>")
+        if warning:
+            h.append(f"<p class=\"warning\">{html.escape(warning)}</p>")
+        h.append(f"<h3>How much data</h3><p>{html.escape(power_text)}</p>")
+        h.append(f"<h3>Per method: points better / worse than the reference (after {html.escape(correction)})</h3>"
+                 + _table_html(_verdict_counts(sig)))
+        h.append(f"<h3>Significant differences (after {html.escape(correction)})</h3>"
+                 + (_table_html(shown[cols]) if len(shown) else "<p>none</p>"))
+        if len(nominal) and correction != "none":
+            h.append(f"<h3>Intervals excluding 0 that do not survive {html.escape(correction)}</h3>"
+                     + _table_html(nominal[cols + ["verdict_unadjusted"]]))
+        h.append(f"<details><summary>all {len(sig)} paired differences (unadjusted and adjusted)</summary>"
+                 f"{_table_html(sig)}</details>")
     if means is not None:
         h.append(f"<h2>Mean {html.escape(mean_metric)} per channel point</h2>" + _table_html(means))
     h.append("<h2>Provenance</h2><table><tbody>" + "".join(
@@ -216,15 +309,27 @@ def write_report(folder: str | Path, reference: str = "best_baseline",
 
     # ---- markdown
     m = [f"# vqsim sweep report: {name}", "", lead, "",
-         f"config hash `{prov.get('config_hash', '')}`, git commit `{(prov.get('git') or {}).get('commit', '')}`", ""]
+         f"config hash `{prov.get('config_hash', '')}`, git commit `{(prov.get('git') or {}).get('commit', '')}`", "",
+         sig_lead, ""]
+    if warning:
+        m += [f"> **{warning}**", ""]
     for path, text in figs:
         m += [f"![{path.stem}]({path.relative_to(folder).as_posix()})", "", f"*{path.stem}*: {text}", ""]
     m += ["## Significance of paired differences", "", sig_lead, ""]
-    if sig is not None and len(sig):
+    if have_sig:
         shown = sig[sig["verdict"] != "n.s."]
-        m += ["Per method: points better / worse than the reference", "", _table_md(_verdict_counts(sig)), "",
-              "Significant differences (all of them: `plots/paired_differences.csv`)", "",
-              _table_md(shown) if len(shown) else "none", ""]
+        nominal = sig[(sig["verdict"] == "n.s.") & (sig["verdict_unadjusted"] != "n.s.")]
+        cols = [c for c in _SHOWN if c in sig.columns]
+        m += [method_text, ""] + ([f"> **{warning}**", ""] if warning else [])
+        m += ["### How much data", "", power_text, ""]
+        m += [f"Per method: points better / worse than the reference (after {correction})", "",
+              _table_md(_verdict_counts(sig)), "",
+              f"Significant differences after {correction} (all of them, unadjusted values included: "
+              "`plots/paired_differences.csv`)", "",
+              _table_md(shown[cols]) if len(shown) else "none", ""]
+        if len(nominal) and correction != "none":
+            m += [f"Intervals excluding 0 that do not survive {correction}", "",
+                  _table_md(nominal[cols + ["verdict_unadjusted"]]), ""]
     if means is not None:
         m += [f"## Mean {mean_metric} per channel point", "", _table_md(means), ""]
     m += ["## Provenance", "", "| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in _prov_rows(prov)] + [""]

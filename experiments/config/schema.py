@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from typing import Any, Mapping
 
 from codec.entropy import CODERS
@@ -15,8 +16,9 @@ from codec.entropy import CODERS
 from ._checks import as_int, as_list, as_num, check_keys, choice, err, size_pair
 from .channel_grid import channel_floats, expand_channels
 
-SKIMAGE_IMAGES = ("astronaut", "coffee", "chelsea", "cat", "rocket", "immunohistochemistry")
-"""Colour photos shipped inside the scikit-image wheel (no download)."""
+SKIMAGE_IMAGES = ("astronaut", "coffee", "chelsea", "cat", "rocket", "immunohistochemistry", "stereo_motorcycle")
+"""Colour photos shipped inside the scikit-image wheel (no download). ``cat`` is the same array as ``chelsea``;
+``stereo_motorcycle`` is the left view of scikit-image's stereo pair."""
 
 MISSING_MODEL_POLICIES = ("error", "skip")
 # The other enumerations come from the layer that owns them: coders codec.entropy.CODERS, interleavers
@@ -27,6 +29,7 @@ MISSING_MODEL_POLICIES = ("error", "skip")
 TOP_KEYS = ("name", "description", "images", "codec", "channels", "fec", "pairs", "packetization", "link",
             "pacing_bps", "deadline_s", "concealment", "seeds", "metrics", "examples", "execution")
 IMAGE_KEYS = ("source", "names", "limit", "resize", "crop")
+_CUDA_N = re.compile(r"cuda:[0-9]+")  # a CUDA device index (issue 27: "cuda:abc" passed)
 CODEC_KEYS = ("model", "codebook_sizes", "codebook_size", "coder", "kmeans_seed", "finetuned", "device")
 PACKET_KEYS = ("mtu", "interleave", "coder", "header")
 LINK_DEFAULTS: dict[str, Any] = {"bandwidth_bps": 1e7, "propagation_s": 0.02, "jitter": "none", "jitter_s": 0.0,
@@ -99,7 +102,7 @@ def _codec(v: Any) -> dict:
         if len(set(sizes_l)) != len(sizes_l):
             raise err("codec.codebook_sizes", f"duplicate sizes in {sizes_l}")
     device = d.get("device", "auto")
-    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or _CUDA_N.fullmatch(device)):
         raise err("codec.device", f"unknown device {device!r}; allowed: auto, cpu, cuda, cuda:N")
     ft = d.get("finetuned", "auto")
     ft = {True: "true", False: "false", None: "auto"}.get(ft, ft) if isinstance(ft, (bool, type(None))) else ft
@@ -232,8 +235,13 @@ def _concealment(v: Any) -> dict:
         options[m] = {str(k): o[k] for k in sorted(o)}
     models = check_keys(d.get("models"), ("ar", "bidir"), "concealment.models")
     for k, p in models.items():
-        if not isinstance(p, str) or not p:
+        if not isinstance(p, str) or not p or "\x00" in p:
             raise err(f"concealment.models.{k}", f"must be a path (template with {{size}}), got {p!r}")
+        try:  # the template may name {size} only ("/x{}.pt", "{foo}", "{size" were internal errors)
+            p.format(size=1024)
+        except (KeyError, IndexError, ValueError, AttributeError) as e:
+            raise err(f"concealment.models.{k}", f"{p!r} is not a valid path template: the only field allowed is "
+                      f"{{size}} ({type(e).__name__}: {e})") from None
     policy = choice(d.get("on_missing_model", "error"), MISSING_MODEL_POLICIES, "concealment.on_missing_model")
     return {"methods": methods, "options": options, "models": {k: str(p) for k, p in models.items()},
             "on_missing_model": policy}
@@ -258,7 +266,7 @@ def _metrics(v: Any) -> dict:
     if len(set(nets)) != len(nets):
         raise err("metrics.nets", f"duplicate nets {nets}")
     device = d.get("device", "auto")
-    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or _CUDA_N.fullmatch(device)):
         raise err("metrics.device", f"unknown device {device!r}; allowed: auto, cpu, cuda, cuda:N")
     structural = d.get("structural", True)
     if not isinstance(structural, bool):

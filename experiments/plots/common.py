@@ -1,4 +1,4 @@
-"""Shared pieces of the plots package: styles, labels, PlotReport, mean_ci and panel/legend helpers.
+"""Shared pieces of the plots package: styles, labels, PlotReport, mean_ci / image_ci and panel/legend helpers.
 
 Every figure module (:mod:`.curves`, :mod:`.fec`, :mod:`.rate`, :mod:`.grids`) draws with these;
 matplotlib is imported lazily (``make_plots`` selects the Agg backend first).
@@ -27,6 +27,13 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 MAX_PANELS = 9
 #: README.txt line naming paired_vs_loss' reference (experiments.report redraws when it differs)
 PAIRED_REFERENCE_NOTE = "paired_vs_loss reference: "
+#: README.txt line naming the figures' interval unit and correction (experiments.report redraws when they differ)
+PAIRED_STATS_NOTE = "paired statistics: "
+
+
+def stats_note(unit: str, correction: str) -> str:
+    """The README.txt line that records the statistics the figures were drawn with."""
+    return f"{PAIRED_STATS_NOTE}unit={unit} correction={correction}"
 
 
 @dataclass
@@ -59,6 +66,15 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float,
         return m, m, m, 1
     h = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
     return m, m - h, m + h, n
+
+
+def image_ci(g, col: str, level: float = 0.95, unit: str = "image") -> tuple[float, float, float, int]:
+    """:func:`mean_ci` of ``g[col]`` with the image as the unit: the trials of one image (its seeds,
+    channel realizations) are averaged first, then the t-interval runs over the images
+    (:func:`experiments.paired.image_mean_ci`); ``unit="trial"`` gives :func:`mean_ci` over the rows."""
+    from ..paired import image_column, image_mean_ci
+
+    return image_mean_ci(g[col].to_numpy(dtype=np.float64), g[image_column(g)].to_numpy(), level, unit)
 
 
 def _style() -> dict[str, Any]:

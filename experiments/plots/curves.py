@@ -10,10 +10,11 @@ from typing import Sequence
 import numpy as np
 
 from .common import (LINESTYLES, MAX_PANELS, METRIC_LABELS, PlotReport, _colors, _fecs, _legend, _methods, _metric,
-                     _panels, _pick, _pk_key, _save, _style, _title, mean_ci)
+                     _panels, _pick, _pk_key, _save, _style, _title, image_ci)
 
 
-def _curves(ax, d, x: str, metric: str, methods: list[str], fecs: list[str], colors, xscale: float = 1.0) -> None:
+def _curves(ax, d, x: str, metric: str, methods: list[str], fecs: list[str], colors, xscale: float = 1.0,
+            unit: str = "image") -> None:
     for m in methods:
         for j, f in enumerate(fecs):
             s = d[(d["method"] == m) & (d["fec"] == f)]
@@ -21,7 +22,7 @@ def _curves(ax, d, x: str, metric: str, methods: list[str], fecs: list[str], col
                 continue
             pts = []
             for xv, g in s.groupby(x, sort=True):
-                mu, lo, hi, _ = mean_ci(g[metric])
+                mu, lo, hi, _ = image_ci(g, metric, unit=unit)
                 pts.append((float(xv) * xscale, mu, lo, hi))
             if not pts:
                 continue
@@ -33,7 +34,7 @@ def _curves(ax, d, x: str, metric: str, methods: list[str], fecs: list[str], col
 
 
 
-def plot_loss_curves(df, folder: Path, formats, report: PlotReport) -> None:
+def plot_loss_curves(df, folder: Path, formats, report: PlotReport, unit: str = "image") -> None:
     metric = _metric(df)
     d = df[df["channel_kind"].isin(["index", "loss"])] if metric else df.iloc[:0]
     if d.empty:
@@ -56,7 +57,7 @@ def plot_loss_curves(df, folder: Path, formats, report: PlotReport) -> None:
         for ax, (k, g) in zip(axes, panels):
             k = k if isinstance(k, tuple) else (k,)
             g = g.assign(_x=g["loss_rate_nominal"].round(6))
-            _curves(ax, g, "_x", metric, methods, fecs, colors, xscale=100.0)
+            _curves(ax, g, "_x", metric, methods, fecs, colors, xscale=100.0, unit=unit)
             kind = g["channel_kind"].iloc[0]
             ax.set_title(_title(k[0], keys[1:], k[1:], kind))
             ax.set_xlabel("index loss rate (%)" if kind == "index" else "packet loss rate, stationary (%)")
@@ -65,7 +66,7 @@ def plot_loss_curves(df, folder: Path, formats, report: PlotReport) -> None:
         _save(fig, folder, "lpips_vs_loss", formats, report)
 
 
-def plot_burst_effect(df, folder: Path, formats, report: PlotReport) -> None:
+def plot_burst_effect(df, folder: Path, formats, report: PlotReport, unit: str = "image") -> None:
     metric = _metric(df)
     d = df[(df["channel_kind"] == "loss") & np.isfinite(df["burst_nominal"])] if metric else df.iloc[:0]
     if d.empty:
@@ -88,7 +89,7 @@ def plot_burst_effect(df, folder: Path, formats, report: PlotReport) -> None:
         fig, axes = _panels(len(panels))
         for ax, (k, g) in zip(axes, panels):
             k = k if isinstance(k, tuple) else (k,)
-            _curves(ax, g, "_B", metric, methods, fecs, colors)
+            _curves(ax, g, "_B", metric, methods, fecs, colors, unit=unit)
             ax.set_title(_title(f"stationary loss {100 * k[0]:g} %", keys[1:], k[1:]))
             ax.set_xlabel("mean burst length (packets)")
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))
@@ -108,18 +109,23 @@ def _ref_title(refs: Sequence[str], reference: str) -> str:
     return f"best baseline ({names})" if reference == "best_baseline" else names or reference
 
 
-def plot_paired_vs_loss(df, folder: Path, formats, report: PlotReport, reference: str = "best_baseline") -> None:
-    from ..paired import paired_curves
+def _span(a, b) -> str:
+    return f"{a}" if a == b else f"{a}–{b}"
+
+
+def plot_paired_vs_loss(df, folder: Path, formats, report: PlotReport, reference: str = "best_baseline",
+                        unit: str = "image", correction: str = "holm") -> None:
+    from ..paired import CORRECTION_NAMES, CURVE_COLUMNS, few_images_warning, paired_curves
 
     metric = _paired_metric(df)
     d = df[df["channel_kind"].isin(["index", "loss"])] if metric and "unit_id" in df.columns else df.iloc[:0]
     if d.empty:
         report.skipped.append("paired_vs_loss: no loss-channel rows with a *_vs_lossfree metric")
         return
-    pts = paired_curves(d, metric, reference)
+    pts = paired_curves(d, metric, reference, unit=unit, correction=correction)
+    fam_stats = pts.attrs["family"]
     pts["_x"] = 100.0 * pts["loss_rate_nominal"].round(6)
-    keys = [c for c in pts.columns if c not in ("channel_label", "loss_rate_nominal", "panel", "method", "reference",
-                                               "n", "value", "lo", "hi", "significant", "_x")]
+    keys = [c for c in pts.columns if c not in ("channel_label", "loss_rate_nominal", "_x", *CURVE_COLUMNS)]
     rows = [(k, g) for k, g in pts.groupby(keys, sort=False, dropna=False) if g["_x"].nunique() >= 2]
     fam_order = list(dict.fromkeys(d["channel_family"]))
     rows.sort(key=lambda kg: (fam_order.index(kg[0][0]), kg[0][1] != "none", str(kg[0][1:])))
@@ -155,8 +161,12 @@ def plot_paired_vs_loss(df, folder: Path, formats, report: PlotReport, reference
                     ax.errorbar(x[ok], y[ok], yerr=[y[ok] - lo[ok], hi[ok] - y[ok]], fmt="none", ecolor=colors[m],
                                 elinewidth=0.9, capsize=1.8)
                     filled = s["significant"].to_numpy(bool) if panel == "b" else np.ones(len(s), bool)
+                    raw = s["significant_unadjusted"].to_numpy(bool) & ~filled if panel == "b" else ~filled
                     ax.scatter(x[filled], y[filled], color=colors[m], s=14, zorder=3)
-                    ax.scatter(x[~filled], y[~filled], facecolors="white", edgecolors=colors[m], s=14, zorder=3,
+                    ax.plot(x[raw], y[raw], ls="", marker="o", ms=4.3, fillstyle="left", color=colors[m],
+                            markerfacecoloralt="white", mew=0.9, zorder=3)   # half filled: nominal only
+                    rest = ~filled & ~raw
+                    ax.scatter(x[rest], y[rest], facecolors="white", edgecolors=colors[m], s=14, zorder=3,
                                linewidths=0.9)
             ax_b.axhline(0.0, color="k", lw=0.8, zorder=1)
             fam, fec = k[0], k[1]
@@ -171,13 +181,27 @@ def plot_paired_vs_loss(df, folder: Path, formats, report: PlotReport, reference
             ax_a.set_ylabel(METRIC_LABELS.get(metric, metric))
             ax_b.set_ylabel("paired difference " + ("↓" if "lpips" in metric else "↑"))
         handles = [Line2D([], [], color=colors[m], marker="o", label=m) for m in methods]
-        handles += [Line2D([], [], ls="", marker="o", color="0.3", label="(b) 95 % CI excludes 0"),
+        corr = "no correction" if correction == "none" else correction.replace("bh", "BH").replace("holm", "Holm")
+        handles += [Line2D([], [], ls="", marker="o", color="0.3", label=f"(b) significant ({corr})"),
+                    Line2D([], [], ls="", marker="o", fillstyle="left", markerfacecoloralt="white", color="0.3",
+                           label="(b) CI excludes 0, not after correction"),
                     Line2D([], [], ls="", marker="o", mfc="white", color="0.3", label="(b) not significant")]
+        if correction == "none":
+            handles.pop(-2)
         nrow = (len(handles) - 1) // 5 + 1
         h = fig.get_size_inches()[1]
         fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)), frameon=False,
                    bbox_to_anchor=(0.5, 0.0))
-        fig.suptitle("paired over images × seeds (n per point: paired_vs_loss.csv); bars: 95 % t-interval; "
-                     "(b) reference = zero line", fontsize=8)
-        fig.tight_layout(rect=(0, (0.12 + 0.17 * nrow) / h, 1, 1 - 0.05 / h))
+        who = (f"unit: image (seeds averaged first), n_images = {_span(fam_stats['min_images'], fam_stats['max_images'])}"
+               if unit == "image" else "unit: trial (images × seeds as if independent)")
+        lines = [f"{who}, n_seeds = {_span(fam_stats['min_seeds'], fam_stats['max_seeds'])} per point; bars: 95 % "
+                 f"t-interval (unadjusted); (b) zero line = reference",
+                 f"(b) verdicts: {CORRECTION_NAMES[correction]} over the figure's {fam_stats['m']} comparisons: "
+                 f"{fam_stats['n_adjusted']} significant, {fam_stats['n_unadjusted']} before correction"]
+        warn = few_images_warning(fam_stats)
+        if warn:
+            lines.append(f"only {fam_stats['min_images']} images per point: intervals unreliable, add images")
+        fig.suptitle("\n".join(lines), fontsize=7.5, color="firebrick" if warn else "k")
+        top = 0.05 + 0.13 * len(lines)
+        fig.tight_layout(rect=(0, (0.12 + 0.17 * nrow) / h, 1, 1 - top / h))
         _save(fig, folder, "paired_vs_loss", formats, report)

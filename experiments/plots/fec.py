@@ -11,10 +11,10 @@ from typing import Sequence
 import numpy as np
 
 from .common import (LINESTYLES, MARKERS, METRIC_LABELS, PlotReport, _colors, _fecs, _methods, _metric, _panels,
-                     _pick, _save, _style, _title, mean_ci)
+                     _pick, _save, _style, _title, image_ci)
 
 
-def plot_fec_vs_concealment(df, folder: Path, formats, report: PlotReport) -> None:
+def plot_fec_vs_concealment(df, folder: Path, formats, report: PlotReport, unit: str = "image") -> None:
     metric = _metric(df)
     d = df[df["channel_kind"].isin(["loss", "bit"])] if metric else df.iloc[:0]
     if d.empty:
@@ -52,7 +52,7 @@ def plot_fec_vs_concealment(df, folder: Path, formats, report: PlotReport) -> No
                     if sg.empty:
                         continue
                     x = float(sg["total_bpp"].mean())
-                    mu, lo, hi, _ = mean_ci(sg[metric])
+                    mu, lo, hi, _ = image_ci(sg, metric, unit=unit)
                     ax.errorbar(x, mu, yerr=[[mu - lo], [hi - mu]] if np.isfinite(lo) else None, fmt=MARKERS[mi % len(MARKERS)],
                                 color=scol[s], ms=4, capsize=1.5, lw=0.8)
                     line.append((x, mu))
@@ -120,7 +120,7 @@ def _show_methods(d, metric: str, higher: bool) -> list[str]:
 
 
 def plot_fec_vs_bits(df, folder: Path, formats, report: PlotReport, channel: str | None = None,
-                     methods: Sequence[str] | None = None) -> None:
+                     methods: Sequence[str] | None = None, unit: str = "image") -> None:
     metric = _metric(df)
     d = df[df["channel_kind"].isin(["loss", "bit"])] if metric else df.iloc[:0]
     if channel is not None:
@@ -163,13 +163,14 @@ def plot_fec_vs_bits(df, folder: Path, formats, report: PlotReport, channel: str
                 for j, f in enumerate(fecs):
                     line = []
                     for S, sg in g[(g["method"] == m) & (g["fec"] == f)].groupby("codebook_size"):
-                        pen = (sg[metric] - sg[lf]).to_numpy() if lf in sg.columns else sg[metric].to_numpy()
-                        mu_p, lo_p, hi_p, n = mean_ci(pen)
+                        pen = sg.assign(_pen=(sg[metric] - sg[lf]) if lf in sg.columns else sg[metric])
+                        mu_p, lo_p, hi_p, n = image_ci(pen, "_pen", unit=unit)
                         mu = float(sg[metric].mean())
                         x = float(sg["total_bpp"].mean())
                         line.append((x, mu, mu + lo_p - mu_p, mu + hi_p - mu_p))
                         row = {"channel": k[0], **dict(zip(extra, k[1:])), "codebook_size": int(S), "fec": f,
-                               "method": m, "total_bpp": x, metric: mu, "lo": line[-1][2], "hi": line[-1][3], "n": n}
+                               "method": m, "total_bpp": x, metric: mu, "lo": line[-1][2], "hi": line[-1][3],
+                               "unit": unit, "n": n}
                         if f != "none":
                             ii = ig[(ig["method"] == m) & (ig["fec"] == f) & (ig["codebook_size"] == S)]["ideal"]
                             row["ideal"] = float(ii.mean()) if len(ii) else math.nan
@@ -206,7 +207,9 @@ def plot_fec_vs_bits(df, folder: Path, formats, report: PlotReport, channel: str
         import textwrap
 
         fig.suptitle("\n".join(textwrap.wrap(
-            "mean over images × seeds; bars: 95 % t-interval of the loss penalty (LPIPS − loss-free LPIPS of the "
+            "mean over images × seeds; bars: 95 % t-interval over "
+            f"{'images (seeds averaged first)' if unit == 'image' else 'trials'} of the loss penalty (LPIPS − "
+            "loss-free LPIPS of the "
             "same image); thin line: same method without → with FEC", 60 * min(3, len(panels)))), fontsize=8)
         fig.tight_layout(rect=(0, 0.07 + 0.035 * nrow, 1, 0.97))
         _save(fig, folder, "fec_vs_bits", formats, report)

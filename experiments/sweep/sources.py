@@ -54,7 +54,9 @@ def load_images(cfg: Mapping[str, Any]) -> list[SweepImage]:
         import skimage.data
 
         for n in ic["names"]:
-            named.append((n, as_uint8_image(np.asarray(getattr(skimage.data, n)()))))
+            photo = getattr(skimage.data, n)()
+            photo = photo[0] if isinstance(photo, tuple) else photo    # stereo_motorcycle: (left, right, disparity)
+            named.append((n, as_uint8_image(np.asarray(photo))))
     else:
         try:
             paths = list_images(ic["source"])

@@ -70,6 +70,27 @@ def test_report_html_is_self_contained(sweep):
     assert "better" in text and "n.s." in text
 
 
+def test_report_states_unit_images_correction_and_warns_with_few_images(sweep):
+    from experiments.report import write_report
+
+    rep = write_report(sweep.out)
+    p = _Collect()
+    p.feed(rep.html.read_text(encoding="utf-8"))
+    text = " ".join(p.text)
+    assert "Unit: image (seeds averaged within each image first), n_images = 2, n_seeds = 2" in text
+    assert re.search(r"\d+ of \d+ comparisons have an interval excluding 0 before correction", text)
+    assert re.search(r"\d+ remains? significant after Holm", text)
+    assert "warning: only 2 image(s) back some intervals (fewer than 5)" in text
+    assert "80 % power" in text
+    sig = pd.read_csv(sweep.out / "plots" / "paired_differences.csv")
+    for c in ("unit", "n_images", "n_seeds", "p", "correction", "p_adj", "verdict", "verdict_unadjusted", "mdd"):
+        assert c in sig.columns
+    assert set(sig["unit"]) == {"image"} and set(sig["n_images"]) == {2} and set(sig["correction"]) == {"holm"}
+    assert (sig["p_adj"] >= sig["p"] - 1e-12).all()
+    md = rep.markdown.read_text(encoding="utf-8")
+    assert "> **warning: only 2 image(s)" in md and "Unit: image" in md and "after holm" in md
+
+
 def test_report_md_links_existing_files(sweep):
     from experiments.report import write_report
 
@@ -92,8 +113,9 @@ def test_report_draws_missing_plots(tmp_path, sweep):
 
 
 def test_paired_figure_draws_paired_differences(sweep):
-    from experiments.paired import paired_differences, t_interval
+    from experiments.paired import image_mean_ci, paired_differences
     from experiments.plots import make_plots
+    from experiments.significance import adjust_pvalues
 
     rep = make_plots(sweep.out, formats=("png",), dpi=50)
     assert "paired_vs_loss" in {p.stem for p in rep.files}
@@ -109,15 +131,28 @@ def test_paired_figure_draws_paired_differences(sweep):
     sub = df[(df["codebook_size"] == 16) & (df["channel_label"] == "bernoulli(p=0.3)") & (df["fec"] == "none")]
     ref = paired_differences(sub, "lpips_alex_vs_lossfree", "best_baseline").set_index("method").loc["none"]
     assert b["reference"].iloc[0] == ref["reference"]
-    assert b["n"].iloc[0] == ref["n"] == 4      # 2 images × 2 seeds
-    for col, rc in (("value", "diff"), ("lo", "lo"), ("hi", "hi")):
+    assert (b["unit"].iloc[0], b["n_images"].iloc[0], b["n_seeds"].iloc[0]) == ("image", 2, 2)
+    assert b["n"].iloc[0] == ref["n"] == 2      # 2 images (their 2 seeds averaged first)
+    for col, rc in (("value", "diff"), ("lo", "lo"), ("hi", "hi"), ("p", "p")):
         assert b[col].iloc[0] == pytest.approx(ref[rc])
-    assert bool(b["significant"].iloc[0]) == bool(ref["significant"])
+    assert bool(b["significant_unadjusted"].iloc[0]) == bool(ref["significant_unadjusted"])
+    # the filled markers: Holm over every (b) point of the figure (ties left out)
+    allb = drawn[drawn["panel"] == "b"]
+    assert (allb["correction"] == "holm").all()
+    zero = allb["value"].eq(0) & allb["lo"].eq(0) & allb["hi"].eq(0)
+    tie = zero.groupby([allb[c] for c in ("channel_family", "fec", "codebook_size", "channel_label",
+                                          "loss_rate_nominal")]).transform("all")
+    holm = adjust_pvalues(allb.loc[~tie, "p"].to_numpy(), "holm")
+    assert list(allb.loc[~tie, "p_adj"]) == pytest.approx(list(holm))
+    assert list(allb.loc[~tie, "significant"]) == list((holm < 0.05) & allb.loc[~tie, "significant_unadjusted"])
+    assert not allb.loc[tie, "significant"].any()
     a = drawn[(drawn["panel"] == "a") & (drawn["method"] == "neighbor")]
     for c, v in point.items():
         a = a[a[c] == v]
-    mu, lo, hi = t_interval(sub.loc[sub["method"] == "neighbor", "lpips_alex_vs_lossfree"].to_numpy())
-    assert (a["value"].iloc[0], a["lo"].iloc[0], a["hi"].iloc[0]) == pytest.approx((mu, lo, hi))
+    g = sub[sub["method"] == "neighbor"]
+    mu, lo, hi, n = image_mean_ci(g["lpips_alex_vs_lossfree"].to_numpy(), g["image_hash"].to_numpy())
+    assert (a["value"].iloc[0], a["lo"].iloc[0], a["hi"].iloc[0], a["n"].iloc[0]) == pytest.approx((mu, lo, hi, 2))
+    assert "paired statistics: unit=image correction=holm" in (sweep.out / "plots" / "README.txt").read_text()
 
 
 def test_reference_parameter(sweep, tmp_path):
@@ -181,7 +216,41 @@ def test_cli_report(sweep, capsys, tmp_path):
 
     assert main(["report", str(sweep.out)]) == 0
     assert str(sweep.out / "report.html") in capsys.readouterr().out
+    from experiments.report import _plots_current
+
+    plots = sweep.out / "plots"                    # figures drawn with Holm are redrawn for another correction
+    assert _plots_current(plots, "best_baseline", "image", "holm")
+    assert not _plots_current(plots, "best_baseline", "image", "bh")
+    assert main(["report", str(sweep.out), "--detect", "0.01"]) == 0
+    md = (sweep.out / "report.md").read_text(encoding="utf-8")
+    assert "Holm" in md and "To detect a difference of 0.01 with 80 % power" in md
+    sig = pd.read_csv(plots / "paired_differences.csv")
+    assert set(sig["correction"]) == {"holm"} and "n_needed" in sig.columns
+    capsys.readouterr()
+    assert main(["report", str(sweep.out), "--detect", "-0.01"]) == 2
+    assert "difference to detect must be a positive number" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["report", str(sweep.out), "--correction", "bonferroni"])
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "error" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
+
+
+def test_unknown_reference_is_refused(sweep, capsys):
+    """Issue 27: ``--reference magic`` drew empty "difference to magic" panels with exit 0."""
+    from experiments.cli import main
+
+    for cmd in ("plot", "report"):
+        assert main([cmd, str(sweep.out), "--reference", "magic"]) == 2
+        err = capsys.readouterr().err
+        assert "reference 'magic' is not a method" in err and "best_baseline" in err and "neighbor" in err
+
+
+def test_demo_photos_are_six_distinct_images():
+    from experiments.config import load_config, validate_config
+    from experiments.demo import DEMO_CONFIG
+    from experiments.sweep.sources import load_images
+
+    images = load_images(validate_config(load_config(DEMO_CONFIG)))
+    assert len(images) == 6 and len({im.hash for im in images}) == 6     # no photo twice under two names
