@@ -7,7 +7,8 @@ terms are in ``codec.train.losses``):
 
 The low-pass YCbCr term makes colour hard to lose at 10 bits per 16×16 block.
 The discriminator (PatchGAN) is trained with the hinge loss; both GAN terms
-switch on at ``disc_start`` steps.  Codewords unused for ``restart_every``
+switch on at ``disc_start`` steps (the discriminator alone first, for ``disc_warmup`` steps, so that a fresh
+discriminator's random verdicts do not reach a trained decoder).  Codewords unused for ``restart_every``
 steps are restarted on random encoder outputs of the current batch
 (dead-codeword restarts), and usage is logged. ``kmeans_init_step``
 re-initialises the whole codebook once, by K-means of encoder outputs
@@ -32,10 +33,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ParameterError
+from ..errors import CheckpointError, ParameterError
 from ..vqgan import VQGANConfig, VQModel
 from .data import load_image_pool, random_crops
-from .losses import NLayerDiscriminator, adaptive_weight, hinge_d_loss, lowpass_loss
+from .losses import NLayerDiscriminator, adaptive_weight, diff_augment, hinge_d_loss, lowpass_loss
 
 
 @dataclass
@@ -52,10 +53,12 @@ class TrainConfig:
     lr: float = 2e-4
     warmup: int = 200
     perceptual_weight: float = 1.0
-    lpips_net: str = "alex"
-    disc_start: int = 10 ** 9                   # step at which the GAN terms switch on
+    lpips_net: str = "alex"                     # perceptual loss: "alex", "vgg" or "alex+vgg" (mean of the two)
+    disc_start: int = 10 ** 9                   # step at which the discriminator starts training
+    disc_warmup: int = 0                        # steps after disc_start before the decoder gets the GAN term
     disc_weight: float = 0.8
     disc_layers: int = 2
+    disc_augment: bool = False                  # DiffAugment (colour, translation, cutout) on both of D's inputs
     restart_every: int = 100                    # dead-codeword restart period (0 = off)
     lowpass_weight: float = 0.0                 # weight of the f×f block-mean YCbCr L1 term (0 = off)
     chroma_weight: float = 1.0                  # weight of Cb/Cr relative to Y inside the low-pass term
@@ -68,12 +71,32 @@ class TrainConfig:
     ckpt_every: int = 200
     val_every: int = 1000
     val_images: int = 16
+    val_metrics: list[str] = field(default_factory=lambda: ["lpips_alex"])  # of VAL_METRICS
+    select_on: list[str] = field(default_factory=lambda: ["lpips_alex"])    # best.pt: lowest mean of these
     seed: int = 0
     device: str | None = None
     threads: int | None = None                  # torch CPU threads, applied by the CLI (vqsim train-codec), not by train_codec
     max_minutes: float | None = None            # stop (with checkpoint) after this wall time
     init: str = "taming"                        # weight init of a new model: "taming" (torch defaults) or "vp"
     init_from: str | None = None                # start (when OUT/last.pt does not exist) from this checkpoint's model
+
+
+VAL_METRICS = ("lpips_alex", "lpips_vgg", "dists")
+LPIPS_LOSS_NETS = ("alex", "vgg", "alex+vgg")
+
+
+def check_train_config(cfg: TrainConfig) -> None:
+    """Raise ParameterError for settings no run could use (before any model is built or data read)."""
+    if cfg.lpips_net not in LPIPS_LOSS_NETS:
+        raise ParameterError(f"lpips_net must be one of {', '.join(LPIPS_LOSS_NETS)}, got {cfg.lpips_net!r}")
+    bad = [m for m in cfg.val_metrics if m not in VAL_METRICS]
+    if bad or not cfg.val_metrics:
+        raise ParameterError(f"val_metrics: unknown or empty {bad or cfg.val_metrics}; allowed: {', '.join(VAL_METRICS)}")
+    if cfg.disc_warmup < 0:
+        raise ParameterError(f"disc_warmup must be ≥ 0 steps, got {cfg.disc_warmup}")
+    missing = [m for m in cfg.select_on if m not in cfg.val_metrics]
+    if missing or not cfg.select_on:
+        raise ParameterError(f"select_on {cfg.select_on} must be a non-empty subset of val_metrics {cfg.val_metrics}")
 
 
 def crop_at(step: int, cfg: TrainConfig) -> tuple[int, int]:
@@ -154,12 +177,15 @@ def _restart_dead_codes(model: VQModel, usage: torch.Tensor, z_batch: torch.Tens
 
 
 @torch.no_grad()
-def validate(model: VQModel, images: list[np.ndarray], device: torch.device, crop: int = 256) -> dict[str, float]:
-    """Mean LPIPS (alex), PSNR and low-pass luma/chroma PSNR over centre crops of validation images; codebook usage."""
+def validate(model: VQModel, images: list[np.ndarray], device: torch.device, crop: int = 256,
+             metrics: tuple[str, ...] | list[str] = ("lpips_alex",)) -> dict[str, float]:
+    """Mean PSNR, low-pass luma/chroma PSNR and the perceptual ``metrics`` (of ``VAL_METRICS``; LPIPS-Alex always)
+    over centre crops of validation images; codebook usage. Keys: ``val_<metric>``."""
     from ..metrics import lowpass_psnr, lpips_distance, psnr
 
     model.eval()
     ls, ps, lum, chro, used = [], [], [], [], set()
+    extra: dict[str, list[float]] = {m: [] for m in metrics if m != "lpips_alex"}
     for a in images:
         h, w = a.shape[:2]
         s = min(crop, h, w) // model.downsample_factor * model.downsample_factor
@@ -168,6 +194,12 @@ def validate(model: VQModel, images: list[np.ndarray], device: torch.device, cro
         rec, _, idx = model(t * 2 - 1)
         rec = ((rec + 1) / 2).clamp(0, 1)
         ls.append(float(lpips_distance(t, rec, net="alex").mean()))
+        if "lpips_vgg" in extra:
+            extra["lpips_vgg"].append(float(lpips_distance(t, rec, net="vgg").mean()))
+        if "dists" in extra:
+            from ..metrics import dists
+
+            extra["dists"].append(float(dists(t, rec).mean()))
         ps.append(float(psnr(t, rec).mean()))
         y, c = lowpass_psnr(t, rec, model.downsample_factor)
         lum.append(float(y.mean()))
@@ -176,7 +208,12 @@ def validate(model: VQModel, images: list[np.ndarray], device: torch.device, cro
     model.train()
     return {"val_lpips_alex": float(np.mean(ls)), "val_psnr": float(np.mean(ps)),
             "val_lowpass_luma_psnr": float(np.mean(lum)), "val_lowpass_chroma_psnr": float(np.mean(chro)),
-            "val_codebook_used": len(used)}
+            "val_codebook_used": len(used), **{f"val_{m}": float(np.mean(v)) for m, v in extra.items()}}
+
+
+def selection_score(val: dict[str, float], select_on: list[str]) -> float:
+    """The model-selection score of a validation row: the mean of ``val_<m>`` over ``select_on`` (lower is better)."""
+    return float(np.mean([val[f"val_{m}"] for m in select_on]))
 
 
 def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
@@ -191,6 +228,7 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
         if c % mcfg.downsample_factor or c <= 0:
             raise ParameterError(f"crop {c} must be a positive multiple of the downsampling factor {mcfg.downsample_factor}")
     crop_at(0, cfg)  # validates the schedule's entries
+    check_train_config(cfg)
 
     if cfg.init not in ("taming", "vp"):
         raise ParameterError(f"init must be 'taming' or 'vp', got {cfg.init!r}")
@@ -210,28 +248,51 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     step, wall = 0, 0.0
+    from ..checkpoint import check_state_dict, read_checkpoint  # weights only, one-line CheckpointErrors
+
     if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
-        model.load_state_dict(ck["model"])
-        disc.load_state_dict(ck["disc"])
+        ck = read_checkpoint(ckpt_path)
         try:
-            opt.load_state_dict(ck["opt"])
-        except ValueError:  # the set of trained parameters changed (cfg.freeze): fresh optimizer state
-            log("optimizer state not restored: trained parameters differ from the checkpoint's")
-        opt_d.load_state_dict(ck["opt_d"])
-        step, wall = ck["step"], ck.get("wall_s", 0.0)
-        rng.bit_generator.state = ck["np_rng"]
-        gen.set_state(ck["torch_gen"])
+            check_state_dict(model, ck["model"], f"resume ({ckpt_path})")
+            model.load_state_dict(ck["model"])
+            disc.load_state_dict(ck["disc"])
+            try:
+                opt.load_state_dict(ck["opt"])
+            except ValueError:  # the set of trained parameters changed (cfg.freeze): fresh optimizer state
+                log("optimizer state not restored: trained parameters differ from the checkpoint's")
+            opt_d.load_state_dict(ck["opt_d"])
+            step, wall = int(ck["step"]), float(ck.get("wall_s", 0.0))
+            rng.bit_generator.state = ck["np_rng"]
+            gen.set_state(ck["torch_gen"])
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            raise CheckpointError(f"{ckpt_path} is not a train-codec checkpoint of this model ({type(e).__name__}: "
+                                  f"{' '.join(str(e).split())[:160]}); use --no-resume or another --out") from None
         log(f"resumed from {ckpt_path} at step {step}")
     elif cfg.init_from:
         src = Path(cfg.init_from)
         if not src.exists():
             raise FileNotFoundError(f"init_from checkpoint not found: {src}")
-        ck = torch.load(src, map_location=device, weights_only=True)
-        if "model" not in ck:
-            raise ParameterError(f"init_from {src} has no 'model' entry (a train-codec checkpoint, best.pt or model.pt)")
-        model.load_state_dict(ck["model"])
-        step, wall = int(ck.get("step", 0)), float(ck.get("wall_s", 0.0))
+        ck = read_checkpoint(src)
+        if isinstance(ck, dict) and ck.get("format") is not None and "state_dict" in ck:
+            # a shipped model file (export-codec): fp16 weights, training step in its meta
+            from ..checkpoint import load_vqgan
+
+            shipped, _ = load_vqgan(src)
+            ck = {"model": {k: v.float() for k, v in shipped.state_dict().items()},
+                  "step": int(ck.get("meta", {}).get("steps", 0)), "wall_s": float(ck.get("meta", {}).get("train_wall_s", 0.0))}
+        if not isinstance(ck, dict) or "model" not in ck:
+            raise ParameterError(f"init_from {src} has no 'model' entry (a train-codec checkpoint, best.pt, model.pt "
+                                 "or a shipped model file)")
+        if isinstance(ck["model"], dict):
+            check_state_dict(model, ck["model"], f"init_from ({src})")
+        try:
+            model.load_state_dict(ck["model"])
+            step, wall = int(ck.get("step", 0)), float(ck.get("wall_s", 0.0))
+        except (TypeError, ValueError, RuntimeError, AttributeError) as e:
+            raise CheckpointError(f"init_from {src} does not fit this model ({type(e).__name__}: "
+                                  f"{' '.join(str(e).split())[:160]})") from None
         log(f"initialised from {src} (step {step}); fresh optimizer state")
     (out / "config.json").write_text(json.dumps({**asdict(cfg), "model": mcfg.to_dict()}, indent=2))
 
@@ -240,11 +301,11 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
     val_pool = load_image_pool([cfg.val], 64)[: cfg.val_images] if cfg.val else []
     log(f"{len(pool)} training images, {len(val_pool)} validation images, device {device}, "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
-    lp = None
+    lps = []
     if cfg.perceptual_weight > 0:
         from ..metrics import get_lpips
 
-        lp = get_lpips(cfg.lpips_net, device=device)
+        lps = [get_lpips(n, device=device) for n in cfg.lpips_net.split("+")]
     last_layer = model.decoder.conv_out.weight
     usage = torch.zeros(mcfg.n_embed, dtype=torch.long)
     logf = open(out / "log.jsonl", "a")
@@ -253,7 +314,14 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
         model.to(memory_format=torch.channels_last)
         disc.to(memory_format=torch.channels_last)
     best_path = out / "best.pt"
-    best = torch.load(best_path, map_location="cpu", weights_only=True)["val_lpips_alex"] if best_path.exists() else math.inf
+    best = math.inf
+    if best_path.exists():
+        prev = read_checkpoint(best_path)
+        if prev.get("select_on", ["lpips_alex"]) == list(cfg.select_on):
+            best = float(prev.get("val_score", prev["val_lpips_alex"]))
+        else:
+            log(f"best.pt was selected on {prev.get('select_on', ['lpips_alex'])}, this run on {cfg.select_on}: "
+                "the next validation replaces it")
 
     def log_row(row: dict) -> None:
         log(json.dumps(row))
@@ -275,8 +343,12 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
     def save_best(val: dict) -> None:  # model only: what export-codec needs, for the best validation LPIPS so far
         tmp = best_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "step": step, "wall_s": wall, "config": mcfg.to_dict(),
-                    "val_lpips_alex": val["val_lpips_alex"], "val": val}, tmp)
+                    "val_lpips_alex": val["val_lpips_alex"], "val": val, "select_on": list(cfg.select_on),
+                    "val_score": selection_score(val, cfg.select_on)}, tmp)
         tmp.replace(best_path)
+
+    def d_in(t: torch.Tensor) -> torch.Tensor:  # what the discriminator sees
+        return diff_augment(t, gen) if cfg.disc_augment else t
 
     model.train()
     t_start = time.time()
@@ -296,22 +368,23 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
         z_q, qloss, idx = model.quantize(h)
         xr = model.decode(z_q)
         rec = (x - xr).abs().mean()
-        if lp is not None:
-            rec = rec + cfg.perceptual_weight * lp(x, xr).mean()  # lpips.LPIPS takes [-1, 1]
+        for lp in lps:  # lpips.LPIPS takes [-1, 1]
+            rec = rec + cfg.perceptual_weight / len(lps) * lp(x, xr).mean()
         if cfg.lowpass_weight > 0:
             # [-1, 1] inputs: halve to express the term in [0, 1] units like the metric
             rec = rec + cfg.lowpass_weight * 0.5 * lowpass_loss(x, xr, mcfg.downsample_factor, cfg.chroma_weight)
         loss = rec + qloss
         gan_on = step >= cfg.disc_start
-        if gan_on:
-            g_loss = -disc(xr).mean()
+        if gan_on and step >= cfg.disc_start + cfg.disc_warmup:
+            g_loss = -disc(d_in(xr)).mean()
             lam = adaptive_weight(rec, g_loss, last_layer, cfg.disc_weight)
             loss = loss + lam * g_loss
+            acc["gan_lambda"] = acc.get("gan_lambda", 0.0) + float(lam)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if gan_on:
-            d_loss = hinge_d_loss(disc(x.detach()), disc(xr.detach()))
+            d_loss = hinge_d_loss(disc(d_in(x.detach())), disc(d_in(xr.detach())))
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
@@ -332,13 +405,14 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
                    **{k: (v / cfg.log_every if k not in ("restarted", "used") else v) for k, v in acc.items()}}
             log_row(row)
             acc = {"_wall0": wall}
-        if val_pool and (step % cfg.val_every == 0 or step == cfg.steps):
-            val = validate(model, val_pool, device)
-            log_row({"step": step, "wall_s": round(wall, 1), **val})
-            if val["val_lpips_alex"] < best:
-                best = val["val_lpips_alex"]
-                save_best(val)
         timed_out = cfg.max_minutes is not None and time.time() - t_start > 60 * cfg.max_minutes
+        if val_pool and (step % cfg.val_every == 0 or step == cfg.steps or timed_out):  # every sitting ends validated
+            val = validate(model, val_pool, device, metrics=cfg.val_metrics)
+            score = selection_score(val, cfg.select_on)
+            log_row({"step": step, "wall_s": round(wall, 1), **val, "val_score": score})
+            if score < best:
+                best = score
+                save_best(val)
         if step % cfg.ckpt_every == 0 or step == cfg.steps or timed_out:
             save()
             save_model_only(out / "model.pt")

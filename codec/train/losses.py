@@ -1,4 +1,5 @@
-"""Loss terms of codec training: PatchGAN discriminator, hinge loss, adaptive GAN weight, low-pass colour L1.
+"""Loss terms of codec training: PatchGAN discriminator, hinge loss, adaptive GAN weight, low-pass colour L1,
+DiffAugment for the discriminator.
 
 Following taming-transformers' ``VQLPIPSWithDiscriminator``:
 
@@ -58,3 +59,41 @@ def lowpass_loss(x: torch.Tensor, xr: torch.Tensor, block: int, chroma_weight: f
 
     d = (rgb_to_ycbcr(block_means(x, block)) - rgb_to_ycbcr(block_means(xr, block))).abs()
     return d[:, 0].mean() + chroma_weight * d[:, 1:].mean()
+
+
+def diff_augment(x: torch.Tensor, gen: torch.Generator, translate: float = 0.125, cutout: float = 0.5) -> torch.Tensor:
+    """Differentiable augmentation of a discriminator input (DiffAugment, Zhao et al. 2020, "color,translation,cutout").
+
+    Per image, independently: brightness x + (u − ½); saturation (x − x̄_c)·2u + x̄_c with x̄_c the mean over
+    channels; contrast (x − x̄)·(u + ½) + x̄ with x̄ the image mean; a shift by up to ``translate``·(H, W) pixels
+    with zero fill; one zeroed square of ``cutout``·(H, W) at a random centre (u ~ U(0, 1), draws from ``gen``).
+    Applied to real and reconstructed images alike, so the discriminator cannot overfit the small training set
+    while the generator still gets gradients through the augmentation. Input/output (N, C, H, W) in [-1, 1] units.
+    """
+    n, _, h, w = x.shape
+    dev, dt = x.device, x.dtype
+
+    def u(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=gen).to(dev, dt)
+
+    x = x + (u(n, 1, 1, 1) - 0.5)
+    m = x.mean(1, keepdim=True)
+    x = (x - m) * (2 * u(n, 1, 1, 1)) + m
+    m = x.mean((1, 2, 3), keepdim=True)
+    x = (x - m) * (u(n, 1, 1, 1) + 0.5) + m
+    sy, sx = int(h * translate + 0.5), int(w * translate + 0.5)
+    ty = torch.randint(-sy, sy + 1, (n, 1, 1), generator=gen).to(dev)
+    tx = torch.randint(-sx, sx + 1, (n, 1, 1), generator=gen).to(dev)
+    gy = (torch.arange(h, device=dev).view(1, h, 1) + ty + 1).clamp(0, h + 1).expand(n, h, w)
+    gx = (torch.arange(w, device=dev).view(1, 1, w) + tx + 1).clamp(0, w + 1).expand(n, h, w)
+    padded = F.pad(x, [1, 1, 1, 1])
+    b = torch.arange(n, device=dev).view(n, 1, 1).expand(n, h, w)
+    x = padded.permute(0, 2, 3, 1)[b, gy, gx].permute(0, 3, 1, 2)
+    ch, cw = int(h * cutout + 0.5), int(w * cutout + 0.5)
+    cy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=gen).to(dev)
+    cx = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=gen).to(dev)
+    yy = torch.arange(h, device=dev).view(1, h, 1)
+    xx = torch.arange(w, device=dev).view(1, 1, w)
+    oy, ox = yy - cy + ch // 2, xx - cx + cw // 2   # position inside the square, if 0 ≤ o < side
+    keep = ~((oy >= 0) & (oy < ch) & (ox >= 0) & (ox < cw))
+    return x * keep.unsqueeze(1).to(dt)

@@ -177,3 +177,94 @@ def test_variance_preserving_init_passes_absolute_levels():
     assert torch.equal(blk(x), x)
     with pytest.raises(ValueError, match="init must be"):
         train_codec(TrainConfig(out="unused", model=TINY, init="xavier", crop=32), log=lambda *_: None)
+
+
+def test_diff_augment_is_seeded_differentiable_and_changes_each_image():
+    from codec.train import diff_augment
+
+    x = (torch.rand(6, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    a = diff_augment(x, torch.Generator().manual_seed(3))
+    b = diff_augment(x, torch.Generator().manual_seed(3))
+    c = diff_augment(x, torch.Generator().manual_seed(4))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert all(not torch.allclose(a[i], x[i]) for i in range(6))
+    # cutout (16x16 at 32 px, clipped at the border) and the zero fill of the shift: ≥ 64 px all-zero per image
+    zero = (a.detach() == 0).all(1)
+    assert all(int(zero[i].sum()) >= 64 for i in range(6))
+    a.square().sum().backward()  # gradients reach the input through colour, shift and cutout
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+
+
+def test_validation_metrics_and_selection_on_unseen_metrics(tmp_path, data_dir):
+    out = tmp_path / "run"
+    cfg = _cfg(out, data_dir, 10, val_every=5, val_images=2, val_metrics=["lpips_alex", "lpips_vgg", "dists"],
+               select_on=["dists", "lpips_vgg"])
+    cfg.val = str(data_dir)
+    train_codec(cfg, log=lambda *_: None)
+    vals = [r for r in _log(out) if "val_dists" in r]
+    assert [r["step"] for r in vals] == [5, 10]
+    for r in vals:
+        assert 0 < r["val_dists"] < 1 and 0 < r["val_lpips_vgg"] < 1.5
+        assert r["val_score"] == pytest.approx((r["val_dists"] + r["val_lpips_vgg"]) / 2)
+    best = torch.load(out / "best.pt", weights_only=True)
+    assert best["select_on"] == ["dists", "lpips_vgg"]
+    assert best["val_score"] == pytest.approx(min(r["val_score"] for r in vals))
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(lpips_net="squeeze"), "lpips_net"),
+    (dict(val_metrics=["lpips_alex", "fid"]), "val_metrics"),
+    (dict(select_on=["dists"]), "select_on"),  # not among val_metrics (lpips_alex only)
+])
+def test_bad_training_settings_raise_before_any_work(tmp_path, data_dir, bad, match):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=match):
+        train_codec(_cfg(out, data_dir, 5, **bad), log=lambda *_: None)
+    assert not (out / "log.jsonl").exists()
+
+
+def test_gan_with_diffaugment_and_two_perceptual_nets_train(tmp_path, data_dir):
+    out = tmp_path / "run"
+    train_codec(_cfg(out, data_dir, 6, disc_start=2, disc_augment=True, perceptual_weight=1.0, lpips_net="alex+vgg",
+                     log_every=2), log=lambda *_: None)
+    rows = _log(out)
+    assert [r["step"] for r in rows] == [2, 4, 6]
+    assert "d_loss" not in rows[0] and all(r["d_loss"] > 0 for r in rows[1:])  # the GAN trains from step 2 on
+    assert all(r["gan_lambda"] >= 0 for r in rows[1:])
+
+
+def test_disc_warmup_trains_the_discriminator_alone_first(tmp_path, data_dir):
+    out = tmp_path / "run"
+    train_codec(_cfg(out, data_dir, 6, disc_start=2, disc_warmup=2, log_every=2), log=lambda *_: None)
+    rows = _log(out)
+    assert ["d_loss" in r for r in rows] == [False, True, True]        # D from step 2
+    assert ["gan_lambda" in r for r in rows] == [False, False, True]   # the decoder's GAN term from step 4
+    with pytest.raises(ValueError, match="disc_warmup"):
+        train_codec(_cfg(tmp_path / "bad", data_dir, 6, disc_warmup=-1), log=lambda *_: None)
+    assert all(torch.isfinite(v).all() for v in torch.load(out / "last.pt", weights_only=True)["disc"].values()
+               if v.is_floating_point())
+
+
+def test_init_from_a_shipped_model_file(tmp_path, data_dir):
+    from codec.checkpoint import save_vqgan
+    from codec.vqgan import VQModel
+
+    torch.manual_seed(1)
+    shipped = VQModel(TINY)
+    f = save_vqgan(tmp_path / "m.pt", shipped, meta={"steps": 7, "train_wall_s": 1.5}, half=True)
+    out = tmp_path / "run"
+    train_codec(_cfg(out, data_dir, 8, lr=0.0, init_from=str(f)), log=lambda *_: None)
+    got = torch.load(out / "last.pt", weights_only=True)
+    assert got["step"] == 8  # continued at the shipped model's step 7
+    ref = {k: v.half().float() for k, v in shipped.state_dict().items()}
+    assert all(torch.equal(got["model"][k], ref[k]) for k in ref if ref[k].is_floating_point())
+
+
+def test_a_sitting_cut_by_max_minutes_ends_with_a_validation(tmp_path, data_dir):
+    out = tmp_path / "run"
+    cfg = _cfg(out, data_dir, 50, val_every=40, val_images=2, max_minutes=1e-6)
+    cfg.val = str(data_dir)
+    train_codec(cfg, log=lambda *_: None)
+    step = torch.load(out / "last.pt", weights_only=True)["step"]
+    assert step < 50
+    assert [r["step"] for r in _log(out) if "val_lpips_alex" in r] == [step]
