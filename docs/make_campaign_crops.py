@@ -2,7 +2,7 @@
 
 Each column is one model: the original, then every ``NAME=CHECKPOINT`` (a train-codec ``model.pt``/``best.pt`` or a
 shipped model file) at its trained codebook size, full image encoded, the crop taken from the reconstruction.
-Usage: python docs/make_campaign_crops.py OUT.png NAME=CKPT [NAME=CKPT ...]
+Usage: python docs/make_campaign_crops.py OUT.(png|jpg) NAME=CKPT [NAME=CKPT ...]
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def main() -> None:
         for c, t in enumerate(tiles):
             tile = Image.fromarray(t[y:y + size, x:x + size]).resize((s, s), Image.LANCZOS)
             sheet.paste(tile, (c * (s + pad), top + r * (s + pad)))
-    sheet.save(out)
+    sheet.save(out, **({"quality": 90} if out.lower().endswith((".jpg", ".jpeg")) else {}))
 
 
 if __name__ == "__main__":

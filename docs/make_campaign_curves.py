@@ -47,8 +47,9 @@ def main() -> None:
             ax.axhline(base[key], color="k", ls="--", lw=1, label=f"shipped (step {base.get('step', '?')})")
         ax.set(xlabel="training step (batch 8 of 128² crops)", title=f"validation {title}")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("16 unseen val photos, 256² centre crops (lower is better)")
+    axes[0].set_ylabel("lower is better")
     axes[-1].legend(fontsize=8)
+    fig.suptitle("codec probes continuing the shipped model: 16 unseen val photos, 256² centre crops", fontsize=10)
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
 
