@@ -1,10 +1,11 @@
 """vqsim.channels: packet-loss and bit-error channel models (numpy/scipy only)."""
+from ._intervals import Estimate
 from ._markov import ChainState
 from .base import BitErrorModel, LossModel
 from .bernoulli import Bernoulli
 from .biterror import BinarySymmetric, GilbertElliottBitError
 from .factory import MODELS, from_spec, make_channel
-from .fit import FAMILIES, Estimate, FitResult, fit_all
+from .fit import FAMILIES, FitResult, fit_all
 from .gilbert import GilbertElliott
 from .goodness import GoodnessOfFit, goodness_of_fit, verdict
 from .markov4 import FourStateMarkov

@@ -42,9 +42,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codec.errors import ParameterError
+
 from ._intervals import expit, logit
 from ._markov import stationary_distribution
-from codec.errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,7 @@ def e_step(P: np.ndarray, e: np.ndarray, v: np.ndarray, runs: Runs) -> EStep:
 
 # --------------------------------------------------------------------------- EM loops
 @dataclass
-class _EMRun:
+class EMRun:
     P: np.ndarray
     e: np.ndarray
     ll: float
@@ -265,19 +266,20 @@ def _em_step(P: np.ndarray, e: np.ndarray, runs: Runs, update_e: bool) -> tuple[
     return P, e, es.log_likelihood
 
 
-def _em(P: np.ndarray, e: np.ndarray, runs: Runs, update_e: bool, max_iter: int, tol: float) -> _EMRun:
+def em(P: np.ndarray, e: np.ndarray, runs: Runs, update_e: bool, max_iter: int, tol: float) -> EMRun:
     """Plain EM until one step gains less than ``tol·|log L|`` (relative) or ``max_iter`` steps."""
     ll_prev = -math.inf
     for it in range(1, max_iter + 1):
         P_new, e_new, ll = _em_step(P, e, runs, update_e)
         if ll - ll_prev < tol * abs(ll):
-            return _EMRun(P, e, ll, it, True)
+            return EMRun(P, e, ll, it, True)
         P, e, ll_prev = P_new, e_new, ll
-    return _EMRun(P, e, log_likelihood(P, e, stationary_distribution(P), runs), max_iter, False)
+    return EMRun(P, e, log_likelihood(P, e, stationary_distribution(P), runs), max_iter, False)
 
 
 def _ge_vec(P: np.ndarray, e: np.ndarray) -> np.ndarray:
-    return logit(np.clip(np.array([P[0, 1], P[1, 0], e[0], e[1]]), 1e-12, 1 - 1e-12))
+    v: np.ndarray = np.clip(np.array([P[0, 1], P[1, 0], e[0], e[1]]), 1e-12, 1 - 1e-12)
+    return logit(v)
 
 
 def _ge_mats(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -285,7 +287,7 @@ def _ge_mats(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array([[1 - p, p], [r, 1 - r]]), np.array([eg, eb])
 
 
-def _em_ge(P: np.ndarray, e: np.ndarray, runs: Runs, max_iter: int, tol: float) -> _EMRun:
+def em_ge(P: np.ndarray, e: np.ndarray, runs: Runs, max_iter: int, tol: float) -> EMRun:
     """EM for the two-state chain, accelerated by SQUAREM (Varadhan & Roland 2008, scheme S3) in logit
     coordinates: two EM steps, an extrapolation along them, one EM step from there; the plain EM point is
     kept whenever the extrapolated one has a lower likelihood, so the likelihood never decreases.
@@ -298,7 +300,7 @@ def _em_ge(P: np.ndarray, e: np.ndarray, runs: Runs, max_iter: int, tol: float) 
         P2, e2, ll1 = _em_step(P1, e1, runs, True)
         steps += 2
         if ll0 - ll_prev < tol * abs(ll0):
-            return _EMRun(*_ge_mats(t0), ll0, steps, True)
+            return EMRun(*_ge_mats(t0), ll0, steps, True)
         t1, t2 = _ge_vec(P1, e1), _ge_vec(P2, e2)
         r, v = t1 - t0, t2 - 2 * t1 + t0
         nv = float(np.linalg.norm(v))
@@ -312,4 +314,4 @@ def _em_ge(P: np.ndarray, e: np.ndarray, runs: Runs, max_iter: int, tol: float) 
         ll_prev = max(ll0, ll1)
         t0 = _ge_vec(P3, e3)
     P, e = _ge_mats(t0)
-    return _EMRun(P, e, log_likelihood(P, e, stationary_distribution(P), runs), steps, False)
+    return EMRun(P, e, log_likelihood(P, e, stationary_distribution(P), runs), steps, False)

@@ -16,11 +16,13 @@ Used by :mod:`channels.fit` (the module docstring there says which estimator get
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import overload
 
 import numpy as np
-from scipy import optimize, stats as sps
+from scipy import optimize
+from scipy import stats as sps
 
 from .base import LossModel
 
@@ -48,13 +50,25 @@ def wilson(x: float, n: float, level: float) -> tuple[float, float]:
     return max(0.0, c - w), min(1.0, c + w)
 
 
+@overload
+def logit(p: float) -> float: ...
+@overload
+def logit(p: np.ndarray) -> np.ndarray: ...
 def logit(p: np.ndarray | float) -> np.ndarray | float:
+    """log(p / (1 − p)), elementwise; p clipped to [1e-300, 1 − 1e-16]."""
     p = np.clip(p, 1e-300, 1 - 1e-16)
-    return np.log(p) - np.log1p(-p)
+    out: np.ndarray | float = np.log(p) - np.log1p(-p)
+    return out
 
 
+@overload
+def expit(t: float) -> float: ...
+@overload
+def expit(t: np.ndarray) -> np.ndarray: ...
 def expit(t: np.ndarray | float) -> np.ndarray | float:
-    return 1.0 / (1.0 + np.exp(-np.asarray(t, dtype=float)))
+    """1 / (1 + e^−t), elementwise (the inverse of ``logit``)."""
+    out: np.ndarray | float = 1.0 / (1.0 + np.exp(-np.asarray(t, dtype=float)))
+    return out
 
 
 def ci_from_se(value: float, se: float, level: float, kind: str) -> Estimate:
@@ -73,13 +87,15 @@ def derived_intervals(model: LossModel, draws: Callable[[np.ndarray], LossModel]
                          cov: np.ndarray, level: float) -> dict[str, Estimate]:
     """Delta-method intervals of loss rate (logit scale) and mean burst (log scale) from θ's covariance."""
     out = {}
-    for name, fn, kind in (("loss_rate", lambda m: m.stationary_loss_rate, "prob"),
-                           ("mean_burst", lambda m: m.mean_burst_length, "len")):
+    measures: tuple[tuple[str, Callable[[LossModel], float], str], ...] = (
+        ("loss_rate", lambda m: m.stationary_loss_rate, "prob"),
+        ("mean_burst", lambda m: m.mean_burst_length, "len"))
+    for name, fn, kind in measures:
         v = float(fn(model))
         if not (0 < v < 1 if kind == "prob" else 1 <= v < math.inf):
             out[name] = Estimate(v, v, v)
             continue
-        tf = logit if kind == "prob" else math.log
+        tf: Callable[[float], float] = logit if kind == "prob" else math.log
         grad = np.zeros(theta.size)
         for i in range(theta.size):
             h = 1e-5 * max(1.0, abs(theta[i]))
@@ -139,7 +155,9 @@ def observed_information(ll: Callable[[np.ndarray], float], theta: np.ndarray, b
     return cov, pinv, fixed
 
 
-def boundary_interval(ll: Callable[[np.ndarray], float], theta: np.ndarray, i: int, level: float) -> tuple[float, float]:
+def boundary_interval(
+    ll: Callable[[np.ndarray], float], theta: np.ndarray, i: int, level: float
+) -> tuple[float, float]:
     """One-sided interval of the probability ``expit(θ_i)`` at a bound: where ll (others held) drops by χ²/2."""
     drop = sps.chi2.ppf(level, 1) / 2
     f0 = ll(theta)
@@ -148,7 +166,7 @@ def boundary_interval(ll: Callable[[np.ndarray], float], theta: np.ndarray, i: i
     def g(p: float) -> float:
         t = theta.copy()
         t[i] = logit(p)
-        return f0 - ll(t) - drop
+        return float(f0 - ll(t) - drop)
 
     edge = float(expit(theta[i]))
     far = 0.5

@@ -87,6 +87,9 @@ from typing import Any
 
 import numpy as np
 
+from codec.checks import check_count as check_count  # re-exported: the validators used to live here
+from codec.checks import check_prob as check_prob
+from codec.checks import check_rng as check_rng
 from codec.errors import ParameterError
 
 #: largest block of packets generated at once
@@ -99,26 +102,6 @@ _INF_RUN: int = 1 << 60
 
 
 # --------------------------------------------------------------------------- validation
-def check_prob(owner: str, name: str, value: Any) -> float:
-    """Return ``value`` as a float in [0, 1] or raise ``ValueError`` naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ParameterError(f"{owner}: {name} must be a real number in [0, 1], got {value!r}")
-    v = float(value)
-    if not (0.0 <= v <= 1.0):  # also rejects NaN
-        raise ParameterError(f"{owner}: {name} must be in [0, 1], got {v!r}")
-    return v
-
-
-def check_count(n: Any, name: str = "n") -> int:
-    """Return ``n`` as a non-negative int or raise ``ValueError``."""
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise ParameterError(f"{name} must be a non-negative integer, got {n!r}")
-    n = int(n)
-    if n < 0:
-        raise ParameterError(f"{name} must be >= 0, got {n}")
-    return n
-
-
 #: allowed values of the Markov models' ``start`` parameter
 START_CHOICES: tuple[str, ...] = ("stationary", "good")
 
@@ -145,15 +128,6 @@ def start_aware_repr(self: Any) -> str:
     return f"{type(self).__qualname__}({', '.join(parts)})"
 
 
-def check_rng(rng: Any) -> np.random.Generator:
-    """Require a ``numpy.random.Generator`` (the only randomness source allowed)."""
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"rng must be a numpy.random.Generator (e.g. numpy.random.default_rng(seed)), got {type(rng).__name__}"
-        )
-    return rng
-
-
 # --------------------------------------------------------------------------- analytics
 def stationary_distribution(P: np.ndarray, start: int = 0) -> np.ndarray:
     """Stationary distribution of the closed class reachable from ``start``.
@@ -167,8 +141,8 @@ def stationary_distribution(P: np.ndarray, start: int = 0) -> np.ndarray:
     frontier = [start]
     while frontier:
         i = frontier.pop()
-        for j in np.flatnonzero(P[i] > 0):
-            j = int(j)
+        for jj in np.flatnonzero(P[i] > 0):
+            j = int(jj)
             if j not in reach:
                 reach.add(j)
                 frontier.append(j)
@@ -328,12 +302,14 @@ class MarkovChannel:
     @property
     def stationary_distribution(self) -> np.ndarray:
         """Stationary probabilities of the hidden states (copy), in ``STATE_NAMES`` order."""
-        return self._derived()["pi"].copy()
+        pi: np.ndarray = self._derived()["pi"]
+        return pi.copy()
 
     @property
     def transition_matrix(self) -> np.ndarray:
         """Row-stochastic hidden-state transition matrix (copy)."""
-        return self._derived()["P"].copy()
+        P: np.ndarray = self._derived()["P"]
+        return P.copy()
 
     @property
     def mean_gap_length(self) -> float:
@@ -354,7 +330,8 @@ class MarkovChannel:
         """
         d = self._derived()
         if getattr(self, "start", "stationary") != "good":
-            return d["pi"].copy()
+            pi: np.ndarray = d["pi"]
+            return pi.copy()
         s, before = self.GOOD_START
         v = np.zeros(len(d["pi"]))
         v[s] = 1.0
@@ -379,7 +356,7 @@ class MarkovChannel:
     def _geometric(self, rng: np.random.Generator, states: np.ndarray) -> np.ndarray:
         """Sojourn lengths (>= 1) for visits to ``states``; absorbing states get ``_INF_RUN``."""
         d = self._derived()
-        lens = rng.geometric(d["q_safe"][states]).astype(np.int64, copy=False)
+        lens: np.ndarray = rng.geometric(d["q_safe"][states]).astype(np.int64, copy=False)
         if d["absorbing"].any():
             lens[d["absorbing"][states]] = _INF_RUN
         return lens
@@ -474,7 +451,7 @@ class MarkovChannel:
         states = np.empty(n, dtype=np.int8) if want_states else None
         m = min(n, pend_lost.size)
         lost[:m] = pend_lost[:m]
-        if want_states:
+        if states is not None:
             states[:m] = pend_states[:m]
         if m > 0:
             last = int(pend_states[m - 1])
@@ -489,10 +466,10 @@ class MarkovChannel:
             t = min(bsize, n - pos)
             bsize = min(2 * bsize, BLOCK)
             lost[pos : pos + t] = blk_lost[:t]
-            if want_states:
+            if states is not None:
                 states[pos : pos + t] = blk_states[:t]
             pos += t
-        if blk_states is not None:
+        if blk_lost is not None and blk_states is not None:
             last = int(blk_states[t - 1])
             new = ChainState(last, c, _readonly(blk_lost[t:]), _readonly(blk_states[t:]), bsize)
         else:
@@ -505,6 +482,7 @@ class MarkovChannel:
         Returns (lost bool (n,), states int8 (n,), state); same draws as ``sample``.
         """
         lost, states, new = self._sample_chain(n, rng, state, want_states=True)
+        assert states is not None  # want_states=True
         return lost, states, new
 
 

@@ -72,9 +72,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from codec.errors import ParameterError
+
+_M = TypeVar("_M")
 
 #: tc's netem options in the order ``netem_parse_opt`` tries them with ``matches()``
 #: (a token that is a non-empty prefix of the first matching name selects it)
@@ -287,7 +289,7 @@ def parse_loss_clause(spec: Any) -> LossClause:
         p13 = vals[0]
         defaults = (p13, 1.0 - p13, 0.0, 1.0, 0.0)  # q_netem.c: p31 = 1 - p13, p32 = 0, p23 = 1, p14 = 0
         full = tuple(vals) + defaults[len(vals):]
-        return LossClause("state", tuple(vals), dict(zip(PARAM_NAMES["state"], full)), spec)
+        return LossClause("state", tuple(vals), dict(zip(PARAM_NAMES["state"], full, strict=True)), spec)
     if is_tc_number(head):
         raise ParameterError(
             f"netem spec {spec!r}: {head!r} is not a loss model: tc reads 'loss PERCENT' only when PERCENT starts "
@@ -298,7 +300,7 @@ def parse_loss_clause(spec: Any) -> LossClause:
     )
 
 
-def build(cls: type, clause: LossClause, **extra: Any) -> Any:
+def build(cls: type[_M], clause: LossClause, **extra: Any) -> _M:
     """``cls(**clause.params, **extra)``, with the model's own validation errors prefixed by the spec."""
     try:
         return cls(**clause.params, **extra)

@@ -75,7 +75,10 @@ class BitErrorModel(ABC):
 
         Returns (corrupted bytes, number of flipped bits, state).
         """
-        buf = np.frombuffer(bytes(data), dtype=np.uint8) if not isinstance(data, np.ndarray) else data.astype(np.uint8, copy=False).ravel()
+        if isinstance(data, np.ndarray):
+            buf = data.astype(np.uint8, copy=False).ravel()
+        else:
+            buf = np.frombuffer(bytes(data), dtype=np.uint8)
         flips, state = self.error_mask(buf.size * 8, rng, state)
         if not flips.any():
             return buf.tobytes(), 0, state

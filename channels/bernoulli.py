@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ._markov import check_count, check_prob, check_rng
+from codec.checks import check_count, check_prob, check_rng
+
 from .base import LossModel
 
 

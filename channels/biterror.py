@@ -6,11 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from codec.checks import check_count, check_prob, check_rng
+
 from ._markov import (
     TwoStateChain,
-    check_count,
-    check_prob,
-    check_rng,
     check_start,
     check_two_state,
     mean_burst_from_rates,

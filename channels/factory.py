@@ -22,6 +22,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Mapping
 
+from codec.errors import ParameterError
+
 from .base import BitErrorModel, LossModel
 from .bernoulli import Bernoulli
 from .biterror import BinarySymmetric, GilbertElliottBitError
@@ -30,7 +32,6 @@ from .markov4 import FourStateMarkov
 from .netem import parse_netem
 from .presets import PRESETS
 from .trace import Trace
-from codec.errors import ParameterError
 
 Channel = LossModel | BitErrorModel
 
@@ -47,7 +48,8 @@ def _gilbert_elliott(**params: Any) -> GilbertElliott:
         return GilbertElliott.from_loss_and_burst(
             params["loss_rate"], params["mean_burst"], start=params.get("start", "stationary")
         )
-    return _call(GilbertElliott, "gilbert_elliott", params)
+    model: GilbertElliott = _call(GilbertElliott, "gilbert_elliott", params)
+    return model
 
 
 def _trace(**params: Any) -> Trace:
@@ -56,7 +58,12 @@ def _trace(**params: Any) -> Trace:
     if len(src) != 1:
         raise ParameterError("trace: give exactly one of 'path' or 'data' (the 0/1 sequence)")
     source = params.pop(src[0])
-    return _call(lambda loop=True, random_start=False: Trace(source, loop=loop, random_start=random_start), "trace", params)
+
+    def make(loop: bool = True, random_start: bool = False) -> Trace:
+        return Trace(source, loop=loop, random_start=random_start)
+
+    trace: Trace = _call(make, "trace", params)
+    return trace
 
 
 def _netem(**params: Any) -> LossModel:

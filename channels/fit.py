@@ -75,21 +75,35 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, cast
 
 import numpy as np
 from scipy import stats as sps
 
+from codec.errors import ParameterError
+
 from . import _hmm
-from ._hmm import _em, _em_ge
-from ._intervals import (Estimate, ci_from_se, derived_intervals, em_intervals, expit, logit,
-                         observed_information, wilson)
+from ._hmm import em, em_ge
+from ._intervals import (
+    Estimate,
+    ci_from_se,
+    derived_intervals,
+    em_intervals,
+    expit,
+    logit,
+    observed_information,
+    wilson,
+)
+from ._markov import MarkovChannel
 from .base import LossModel
 from .bernoulli import Bernoulli
 from .gilbert import GilbertElliott
 from .markov4 import FourStateMarkov
-from codec.errors import ParameterError
+
+FittedModel = Bernoulli | GilbertElliott | FourStateMarkov
+"""The model families ``fit_all`` fits (each has ``to_netem``)."""
 
 FAMILIES = ("bernoulli", "gilbert", "ge", "4state")
 """Family names, in order of complexity (``vqsim channels fit --models``)."""
@@ -115,7 +129,7 @@ class FitResult:
     """
 
     family: str
-    model: LossModel
+    model: FittedModel
     params: dict[str, Estimate]
     derived: dict[str, Estimate]
     log_likelihood: float
@@ -169,7 +183,7 @@ def chain_of(model: LossModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(P, e, π) of a Bernoulli / Gilbert-Elliott / 4-state model (Bernoulli as a one-state chain)."""
     if isinstance(model, Bernoulli):
         return np.ones((1, 1)), np.array([model.p]), np.ones(1)
-    P, e, pi = model._chain_arrays()
+    P, e, pi = cast(MarkovChannel, model)._chain_arrays()  # GilbertElliott / FourStateMarkov
     return P, np.asarray(e, dtype=float), pi
 
 
@@ -264,9 +278,9 @@ def fit_gilbert_elliott(trace: Any, level: float = 0.95, max_iter: int = 1000, t
             p = min(0.99, r * pb / (1 - pb))
         P = np.array([[1 - p, p], [r, 1 - r]])
         starts.append((np.clip(P, 1e-6, 1 - 1e-6), np.clip(np.array([lg, lb]), 1e-6, 1 - 1e-6)))
-    pre = [_em_ge(P, e, runs, pre_iter, tol) for P, e in starts]
+    pre = [em_ge(P, e, runs, pre_iter, tol) for P, e in starts]
     best = max(pre, key=lambda s: s.ll)
-    run = _em_ge(best.P, best.e, runs, max_iter, tol) if not best.converged else best
+    run = em_ge(best.P, best.e, runs, max_iter, tol) if not best.converged else best
     P, e = run.P, run.e
     if e[0] > e[1]:  # label Bad as the lossier state
         P, e = P[::-1, ::-1].copy(), e[::-1].copy()
@@ -285,8 +299,8 @@ def fit_gilbert_elliott(trace: Any, level: float = 0.95, max_iter: int = 1000, t
     theta = logit(np.array([model.p, model.r, 1 - model.h, 1 - model.k]))
     params, cov, more = em_intervals(ll_theta, theta, ["p", "r", "1-h", "1-k"], level)
     derived = derived_intervals(
-        model, lambda t: GilbertElliott(*(float(v) for v in (expit(t[0]), expit(t[1]), 1 - expit(t[2]),
-                                                                1 - expit(t[3])))), theta, cov, level)
+        model, lambda t: GilbertElliott(float(expit(t[0])), float(expit(t[1])), float(1 - expit(t[2])),
+                                        float(1 - expit(t[3]))), theta, cov, level)
     if not run.converged:
         notes.append(f"EM stopped at max_iter={max_iter} before the relative gain per step fell below {tol:g}")
     return FitResult("ge", model, params, derived, log_likelihood(model, x), 4, x.size,
@@ -323,13 +337,16 @@ def gmin_states(trace: Any, gmin: int = GMIN_DEFAULT) -> np.ndarray:
     return lab
 
 
-def fit_four_state(trace: Any, level: float = 0.95, method: str = "gmin", gmin: int = GMIN_DEFAULT,
-                   max_iter: int = 1000, tol: float = 1e-9) -> FitResult:
-    """netem 4-state model: Salsano et al.'s g_min classification (``"gmin"``) or exact ML by EM (``"ml"``)."""
-    t0 = time.perf_counter()
-    x, level = as_losses(trace), _check_level(level)
-    if method not in ("gmin", "ml"):
-        raise ParameterError(f"fit 4state: method must be 'gmin' (Salsano et al.) or 'ml' (EM), got {method!r}")
+_FOUR_STATE_CELLS = {"p13": (0, 2), "p31": (2, 0), "p32": (2, 1), "p23": (1, 2), "p14": (0, 3)}
+"""Each 4-state transition probability and its (from, to) cell of the state-transition counts."""
+
+
+def _four_state(p13: float, p31: float, p32: float, p23: float, p14: float) -> FourStateMarkov:
+    return FourStateMarkov(p13, p31, p32, p23, p14)
+
+
+def _four_state_counts(x: np.ndarray, gmin: int) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Transition counts c (4×4), counts out of each state, and the g_min estimate of each probability."""
     lab = gmin_states(x, gmin) - 1
     c = np.zeros((4, 4), dtype=np.int64)
     np.add.at(c, (lab[:-1], lab[1:]), 1)
@@ -338,47 +355,66 @@ def fit_four_state(trace: Any, level: float = 0.95, method: str = "gmin", gmin: 
         raise ParameterError("fit 4state: the trace has no loss after a gap period; nothing to fit")
     if c[2, 0] + c[3, 0] == 0:
         raise ParameterError("fit 4state: no burst period ends inside the trace, so p31 cannot be estimated")
-    frac = lambda i, j: c[i, j] / out[i] if out[i] else 0.0  # noqa: E731
+
+    def frac(i: int, j: int) -> float:
+        return cast(float, c[i, j] / out[i]) if out[i] else 0.0
+
     p13, p14 = frac(0, 2), frac(0, 3)
     p31 = frac(2, 0) if out[2] else 1.0
     p32 = frac(2, 1)
     p23 = frac(1, 2) if out[1] else 1.0
     if p13 > 0 and p31 == 0:
         raise ParameterError("fit 4state: no burst of ≥ 2 losses ends inside the trace, so p31 cannot be estimated")
-    names = {"p13": (0, 2), "p31": (2, 0), "p32": (2, 1), "p23": (1, 2), "p14": (0, 3)}
-    vals = {"p13": p13, "p31": p31, "p32": p32, "p23": p23, "p14": p14}
-    model = FourStateMarkov(**vals)
-    notes = [f"states from the g_min = {gmin} rule (RFC 3611 burst/gap; Salsano et al. §4.1)"]
-    if method == "ml":
-        start = " ".join(f"{100 * vals[k]:.4g}%" for k in ("p13", "p31", "p32", "p23", "p14"))
-        notes = [f"EM started at the g_min = {gmin} estimate (loss state {start})"]
+    return c, out, {"p13": p13, "p31": p31, "p32": p32, "p23": p23, "p14": p14}
+
+
+def fit_four_state(trace: Any, level: float = 0.95, method: str = "gmin", gmin: int = GMIN_DEFAULT,
+                   max_iter: int = 1000, tol: float = 1e-9) -> FitResult:
+    """netem 4-state model: Salsano et al.'s g_min classification (``"gmin"``) or exact ML by EM (``"ml"``)."""
+    t0 = time.perf_counter()
+    x, level = as_losses(trace), _check_level(level)
+    if method not in ("gmin", "ml"):
+        raise ParameterError(f"fit 4state: method must be 'gmin' (Salsano et al.) or 'ml' (EM), got {method!r}")
+    c, out, vals = _four_state_counts(x, gmin)
+    model = _four_state(**vals)
     if method == "gmin":
+        names = _FOUR_STATE_CELLS
+        notes = [f"states from the g_min = {gmin} rule (RFC 3611 burst/gap; Salsano et al. §4.1)"]
         params = {k: Estimate(v, *wilson(c[names[k]], out[names[k][0]], level)) for k, v in vals.items()}
         theta = np.array([logit(vals[k]) for k in names])
         var = np.array([1.0 / (out[names[k][0]] * vals[k] * (1 - vals[k])) if 0 < vals[k] < 1 and out[names[k][0]]
                         else math.inf for k in names])
         # p13/p14 and p31/p32 share a denominator: the delta method below treats them as independent (small bias)
-        derived = derived_intervals(model, lambda t: FourStateMarkov(*(float(v) for v in expit(t))), theta,
-                                       np.diag(np.where(np.isfinite(var), var, 0.0)), level)
+        derived = derived_intervals(model, lambda t: _four_state(*(float(v) for v in expit(t))), theta,
+                                    np.diag(np.where(np.isfinite(var), var, 0.0)), level)
         return FitResult("4state", model, params, derived, log_likelihood(model, x), 5, x.size,
                          f"g_min classification (Salsano et al.), g_min = {gmin}", level,
                          seconds=time.perf_counter() - t0, notes=tuple(notes))
-    # exact ML: EM from the g_min estimate pulled a little into the interior (EM keeps zeros at zero)
+    start = " ".join(f"{100 * vals[k]:.4g}%" for k in ("p13", "p31", "p32", "p23", "p14"))
+    notes = [f"EM started at the g_min = {gmin} estimate (loss state {start})"]
+    return _fit_four_state_ml(x, model, level, max_iter, tol, notes, t0)
+
+
+def _four_state_from_theta(t: np.ndarray) -> FourStateMarkov:
+    """θ = (a13, a31, a32, a23, a14): softmax rows for {11, 13, 14} and {33, 31, 32}, logit for p23."""
+    r1 = np.exp([0.0, t[0], t[4]])
+    r3 = np.exp([0.0, t[1], t[2]])
+    r1, r3 = r1 / r1.sum(), r3 / r3.sum()
+    return FourStateMarkov(p13=float(r1[1]), p31=float(r3[1]), p32=float(r3[2]), p23=float(expit(t[3])),
+                           p14=float(r1[2]))
+
+
+def _fit_four_state_ml(x: np.ndarray, model: FourStateMarkov, level: float, max_iter: int, tol: float,
+                       notes: list[str], t0: float) -> FitResult:
+    """Exact ML: EM from the g_min estimate pulled a little into the interior (EM keeps zeros at zero)."""
     P = 0.9 * model.transition() + 0.1 * (FourStateMarkov(0.1, 0.4, 0.3, 0.5, 0.1).transition())
     e = np.array([0.0, 0.0, 1.0, 1.0])
     runs = _hmm.compress(x)
-    run = _em(P, e, runs, False, max_iter, tol)
+    run = em(P, e, runs, False, max_iter, tol)
     Pm = run.P
     fit = FourStateMarkov(p13=float(Pm[0, 2]), p31=float(Pm[2, 0]), p32=float(Pm[2, 1]), p23=float(Pm[1, 2]),
                           p14=float(Pm[0, 3]))
-
-    def build(t: np.ndarray) -> FourStateMarkov:
-        # θ = (a13, a31, a32, a23, a14): softmax rows for {11, 13, 14} and {33, 31, 32}, logit for p23
-        r1 = np.exp([0.0, t[0], t[4]])
-        r3 = np.exp([0.0, t[1], t[2]])
-        r1, r3 = r1 / r1.sum(), r3 / r3.sum()
-        return FourStateMarkov(p13=float(r1[1]), p31=float(r3[1]), p32=float(r3[2]), p23=float(expit(t[3])),
-                               p14=float(r1[2]))
+    build = _four_state_from_theta
 
     def ll_theta(t: np.ndarray) -> float:
         try:
@@ -387,24 +423,14 @@ def fit_four_state(trace: Any, level: float = 0.95, method: str = "gmin", gmin: 
             return -math.inf
         return _hmm.log_likelihood(m.transition(), e, m._closed_form_pi(), runs)
 
-    lg = lambda a, b: math.log(max(a, 1e-300)) - math.log(max(b, 1e-300))  # noqa: E731
+    def lg(a: float, b: float) -> float:
+        return math.log(max(a, 1e-300)) - math.log(max(b, 1e-300))
+
     p11, p33 = 1 - fit.p13 - fit.p14, 1 - fit.p31 - fit.p32
     theta = np.array([lg(fit.p13, p11), lg(fit.p31, p33), lg(fit.p32, p33), logit(fit.p23), lg(fit.p14, p11)])
     cov, pinv, fixed = observed_information(ll_theta, np.clip(theta, -30, 30), bound=11.0)
     cov = np.where(np.isnan(cov), 0.0, cov)
-    params = {}
-    for i, k in enumerate(names):
-        v = getattr(fit, k)
-        grad = np.zeros(5)
-        for j in range(5):
-            up, dn = theta.copy(), theta.copy()
-            up[j] += 1e-5
-            dn[j] -= 1e-5
-            grad[j] = (logit(getattr(build(up), k)) - logit(getattr(build(dn), k))) / 2e-5
-        idx = grad != 0
-        sub = cov[np.ix_(idx, idx)]
-        var = float(grad[idx] @ sub @ grad[idx]) if np.all(np.isfinite(sub)) else math.inf
-        params[k] = ci_from_se(v, math.sqrt(var) if var >= 0 else math.inf, level, "prob")
+    params = {k: _delta_interval(fit, k, theta, cov, level) for k in _FOUR_STATE_CELLS}
     if fixed:
         notes.append("a transition converged to (near) 0 or 1; intervals of the probabilities it enters are "
                      "conditional on it")
@@ -414,6 +440,22 @@ def fit_four_state(trace: Any, level: float = 0.95, method: str = "gmin", gmin: 
     return FitResult("4state", fit, params, derived, log_likelihood(fit, x), 5, x.size,
                      "maximum likelihood, EM started at the g_min estimate", level, run.converged, run.iterations,
                      time.perf_counter() - t0, tuple(notes))
+
+
+def _delta_interval(fit: FourStateMarkov, k: str, theta: np.ndarray, cov: np.ndarray, level: float) -> Estimate:
+    """Interval of probability ``k`` by the delta method on its logit (numerical gradient in θ)."""
+    v = getattr(fit, k)
+    grad = np.zeros(5)
+    for j in range(5):
+        up, dn = theta.copy(), theta.copy()
+        up[j] += 1e-5
+        dn[j] -= 1e-5
+        hi, lo = _four_state_from_theta(up), _four_state_from_theta(dn)
+        grad[j] = (logit(getattr(hi, k)) - logit(getattr(lo, k))) / 2e-5
+    idx = grad != 0
+    sub = cov[np.ix_(idx, idx)]
+    var = float(grad[idx] @ sub @ grad[idx]) if np.all(np.isfinite(sub)) else math.inf
+    return ci_from_se(v, math.sqrt(var) if var >= 0 else math.inf, level, "prob")
 
 
 FITTERS: dict[str, Callable[..., FitResult]] = {

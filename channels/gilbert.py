@@ -15,11 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from codec.checks import check_prob
+from codec.errors import ParameterError
+
 from ._markov import (
     BAD,
     GOOD,
     TwoStateChain,
-    check_prob,
     check_start,
     check_two_state,
     mean_burst_from_rates,
@@ -28,7 +30,6 @@ from ._markov import (
 )
 from ._tc import NetemLossSpec
 from .base import LossModel
-from codec.errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,12 @@ class GilbertElliott(TwoStateChain, NetemLossSpec, LossModel):
         if L >= 1.0:
             raise ParameterError("GilbertElliott.from_loss_and_burst: loss_rate must be < 1 (a burst must end)")
         if isinstance(mean_burst, bool) or not isinstance(mean_burst, (int, float, np.integer, np.floating)):
-            raise ParameterError(f"GilbertElliott.from_loss_and_burst: mean_burst must be a number >= 1, got {mean_burst!r}")
+            raise ParameterError(
+                f"GilbertElliott.from_loss_and_burst: mean_burst must be a number >= 1, got {mean_burst!r}")
         mb = float(mean_burst)
         if not (mb >= 1.0) or mb == float("inf"):
-            raise ParameterError(f"GilbertElliott.from_loss_and_burst: mean_burst must be finite and >= 1 packet, got {mb!r}")
+            raise ParameterError(
+                f"GilbertElliott.from_loss_and_burst: mean_burst must be finite and >= 1 packet, got {mb!r}")
         r = 1.0 / mb
         p = r * L / (1.0 - L)
         if p > 1.0:
@@ -135,7 +138,9 @@ class GilbertElliott(TwoStateChain, NetemLossSpec, LossModel):
 
     def to_netem(self) -> str:
         """netem form ``loss gemodel p% r% 1-h% 1-k%`` (parameters only; a netem qdisc always starts in Good)."""
-        pct = lambda x: f"{100.0 * x:.12g}%"  # noqa: E731
+        def pct(x: float) -> str:
+            return f"{100.0 * x:.12g}%"
+
         return f"loss gemodel {pct(self.p)} {pct(self.r)} {pct(1.0 - self.h)} {pct(1.0 - self.k)}"
 
     # -- analytics ------------------------------------------------------------------

@@ -31,11 +31,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._markov import burst_length_pmf, check_rng
-from .fit import chain_of
-from .base import LossModel
-from .stats import run_lengths
+from codec.checks import check_rng
 from codec.errors import ParameterError
+
+from ._markov import burst_length_pmf
+from .base import LossModel
+from .fit import FitResult, chain_of
+from .stats import run_lengths
 
 TESTS = ("loss_rate", "burst_lengths", "gap_lengths")
 MAX_LENGTH = 100_000
@@ -129,9 +131,9 @@ def _pearson(lengths: np.ndarray, pmf: np.ndarray, edges: np.ndarray) -> float:
     cdf = np.concatenate(([0.0], np.cumsum(pmf)))
     upper = np.concatenate((cdf[edges], [1.0]))
     p = np.maximum(np.diff(np.concatenate(([0.0], upper))), 1e-300)
-    O = np.bincount(np.searchsorted(edges, lengths, side="left"), minlength=edges.size + 1).astype(float)
+    observed = np.bincount(np.searchsorted(edges, lengths, side="left"), minlength=edges.size + 1).astype(float)
     E = n * p
-    return float(((O - E) ** 2 / E).sum())
+    return float(((observed - E) ** 2 / E).sum())
 
 
 def goodness_of_fit(trace: np.ndarray, model: LossModel, rng: np.random.Generator, n_boot: int = 200,
@@ -181,11 +183,13 @@ def goodness_of_fit(trace: np.ndarray, model: LossModel, rng: np.random.Generato
             e = eb if k == "burst_lengths" else eg
             det = f"{nr} runs, {e.size + 1} bins (last: > {e[-1]}), X² = {T[k]:.2f}"
         tests[k] = Test(float(T[k]), p, det)
-    band = lambda c: (np.quantile(c, 0.025, axis=0), np.quantile(c, 0.975, axis=0))  # noqa: E731
+    def band(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.quantile(c, 0.025, axis=0), np.quantile(c, 0.975, axis=0)
+
     return GoodnessOfFit(tests, int(n_boot), band(cb), band(cg))
 
 
-def verdict(fits: list, gofs: dict, alpha: float = 0.05) -> list[str]:
+def verdict(fits: list[FitResult], gofs: dict[str, GoodnessOfFit], alpha: float = 0.05) -> list[str]:
     """Plain-language verdict lines from fits (``FitResult``s) and their ``GoodnessOfFit`` by family."""
     if not fits:
         return ["no model could be fitted to this trace"]
@@ -206,7 +210,7 @@ def verdict(fits: list, gofs: dict, alpha: float = 0.05) -> list[str]:
                      f"({ps})")
     if ok:
         choice = ok[0]
-        why = "the lowest AIC" if choice is best else f"the lowest AIC among the models the tests do not reject"
+        why = "the lowest AIC" if choice is best else "the lowest AIC among the models the tests do not reject"
         lines.append(f"verdict: {choice.family} ({why}): {choice.to_netem(digits=4)}")
     else:
         lines.append(f"verdict: every fitted model is rejected at α={alpha:g}; {best.family} is the closest by AIC, "

@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from ._markov import MarkovChannel, check_prob, check_start, mean_burst_from_rates, start_aware_repr
+from codec.checks import check_prob
+from codec.errors import ParameterError
+
+from ._markov import MarkovChannel, check_start, mean_burst_from_rates, start_aware_repr
 from ._tc import NetemLossSpec
 from .base import LossModel
-from codec.errors import ParameterError
 
 # hidden-state indices (netem state number minus one)
 GAP_RX = 0      # netem state 1: good reception (gap period)
@@ -84,7 +86,7 @@ class FourStateMarkov(MarkovChannel, NetemLossSpec, LossModel):
     """
 
     p13: float
-    p31: float | None = None
+    p31: float = None  # type: ignore[assignment]  # None means 1 − p13; always a float after __post_init__
     p32: float = 0.0
     p23: float = 1.0
     p14: float = 0.0
@@ -119,7 +121,8 @@ class FourStateMarkov(MarkovChannel, NetemLossSpec, LossModel):
             raise ParameterError(f"{own}: p31 must be > 0 when p13 > 0 (got p13={p13}, p31=0): a burst would never end")
         if p13 > 0.0 and vals["p32"] > 0.0 and vals["p23"] == 0.0:
             raise ParameterError(
-                f"{own}: p23 must be > 0 when p32 > 0 (got p32={vals['p32']}, p23=0): the chain would stay in state 2 forever"
+                f"{own}: p23 must be > 0 when p32 > 0 (got p32={vals['p32']}, p23=0): "
+                "the chain would stay in state 2 forever"
             )
 
     # -- alternate constructors ------------------------------------------------------
@@ -127,7 +130,9 @@ class FourStateMarkov(MarkovChannel, NetemLossSpec, LossModel):
 
     def to_netem(self) -> str:
         """netem form ``loss state p13% p31% p32% p23% p14%`` (parameters only; netem always starts in state 1)."""
-        pct = lambda x: f"{100.0 * x:.12g}%"  # noqa: E731
+        def pct(x: float) -> str:
+            return f"{100.0 * x:.12g}%"
+
         return "loss state " + " ".join(pct(v) for v in (self.p13, self.p31, self.p32, self.p23, self.p14))
 
     # -- analytics ------------------------------------------------------------------
@@ -154,7 +159,8 @@ class FourStateMarkov(MarkovChannel, NetemLossSpec, LossModel):
             w[BURST_LOSS] = self.p13 / self.p31
             if self.p32 > 0.0:
                 w[BURST_RX] = self.p13 * self.p32 / (self.p31 * self.p23)
-        return w / w.sum()
+        pi: np.ndarray = w / w.sum()
+        return pi
 
     def _chain_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         e = np.array([0.0, 0.0, 1.0, 1.0])

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from codec.errors import ParameterError
+
 from .base import BitErrorModel, LossModel
 from .bernoulli import Bernoulli
 from .biterror import BinarySymmetric, GilbertElliottBitError
 from .gilbert import GilbertElliott
 from .markov4 import FourStateMarkov
-from codec.errors import ParameterError
 
 _YAJNIK = (
     "M. Yajnik, S. Moon, J. Kurose, D. Towsley, 'Measurement and modelling of the temporal dependence "

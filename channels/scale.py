@@ -35,11 +35,12 @@ from __future__ import annotations
 import math
 import numbers
 
+from codec.errors import ParameterError
+
 from .base import LossModel
 from .bernoulli import Bernoulli
 from .gilbert import GilbertElliott
 from .markov4 import FourStateMarkov
-from codec.errors import ParameterError
 
 
 def _check_scale(s: object) -> float:

@@ -7,17 +7,18 @@ from typing import Any
 
 import numpy as np
 
-from . import stats
-from ._markov import check_count
-from .base import LossModel
+from codec.checks import check_count
 from codec.errors import ParameterError
+
+from . import stats
+from .base import LossModel
 
 
 class TraceExhaustedError(ParameterError):
     """A non-looping trace was asked for more packets than it has left."""
 
 
-def _load(source: Any) -> tuple[np.ndarray, str | None]:
+def load_losses(source: Any) -> tuple[np.ndarray, str | None]:
     """Read a 0/1 trace from a path (.npy or text) or an array-like; returns (bool array, path)."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -33,7 +34,7 @@ def _load(source: Any) -> tuple[np.ndarray, str | None]:
                 arr = np.load(path, allow_pickle=False)
             except Exception as exc:  # corrupt or pickled .npy
                 raise ParameterError(f"Trace: cannot read {str(path)!r} as a .npy array: {exc}") from exc
-            return _validate(arr, str(path)), str(path)
+            return validate_losses(arr, str(path)), str(path)
         try:
             text = path.read_text(encoding="utf-8", errors="strict")
         except UnicodeDecodeError as exc:
@@ -46,12 +47,14 @@ def _load(source: Any) -> tuple[np.ndarray, str | None]:
         bad = ~np.isin(tokens, ("0", "1"))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ParameterError(f"Trace: value #{i} of {str(path)!r} is {tokens[i]!r}; a trace holds only 0 (received) and 1 (lost)")
+            raise ParameterError(f"Trace: value #{i} of {str(path)!r} is {tokens[i]!r}; "
+                                 "a trace holds only 0 (received) and 1 (lost)")
         return tokens == "1", str(path)
-    return _validate(np.asarray(source), None), None
+    return validate_losses(np.asarray(source), None), None
 
 
-def _validate(arr: np.ndarray, where: str | None) -> np.ndarray:
+def validate_losses(arr: np.ndarray, where: str | None) -> np.ndarray:
+    """A 1-D, non-empty 0/1 (or bool) array as a bool array; ``where`` names its file in the error."""
     src = f" in {where!r}" if where else ""
     if arr.ndim != 1:
         raise ParameterError(f"Trace: a loss trace must be 1-D, got shape {arr.shape}{src}")
@@ -65,7 +68,8 @@ def _validate(arr: np.ndarray, where: str | None) -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ParameterError(f"Trace: value #{i} is {arr[i]!r}{src}; a trace holds only 0 (received) and 1 (lost)")
-    return arr == 1
+    lost: np.ndarray = arr == 1
+    return lost
 
 
 class Trace(LossModel):
@@ -94,7 +98,7 @@ class Trace(LossModel):
             raise ParameterError(f"Trace: loop must be a bool, got {loop!r}")
         if not isinstance(random_start, bool):
             raise ParameterError(f"Trace: random_start must be a bool, got {random_start!r}")
-        losses, path = _load(source)
+        losses, path = load_losses(source)
         losses.flags.writeable = False
         self._losses = losses
         self._path = path

@@ -155,7 +155,7 @@ def parse_binary(text: str, name: str = "<text>") -> LossTrace:
     for i, line in enumerate(lines, 1):
         body = line.split("#", 1)[0]
         toks = body.replace(",", " ").split()
-        vals = []
+        vals: list[bool | None] = []
         for t in toks:
             v = _BIN.get(t.lower())
             if v is None and _BITS.fullmatch(t):  # a run of 0/1 characters, e.g. 0010011
@@ -168,7 +168,7 @@ def parse_binary(text: str, name: str = "<text>") -> LossTrace:
                 skipped.append((i, line, "cut last line"))
                 continue
             raise _fail(name, i, line, f"{bad!r} is not 0/1 or received/lost")
-        out.extend(vals)
+        out.extend(v for v in vals if v is not None)
     if not out:
         raise ParameterError(f"{name}: the trace holds no values")
     losses = np.array(out, dtype=bool)
@@ -184,7 +184,9 @@ def parse_seq(text: str, name: str = "<text>", seq_range: tuple[int, int] | None
     """Received sequence numbers, one per line, in arrival order; see the module docstring."""
     lines, cut = _lines(text)
     col, ncols = 0, None
-    seqs, where, skipped = [], [], []
+    seqs: list[int] = []
+    where: list[int] = []
+    skipped: list[tuple[int, str, str]] = []
     header_seen = False
     for i, line in enumerate(lines, 1):
         body = line.split("#", 1)[0].strip()
@@ -218,6 +220,15 @@ def parse_seq(text: str, name: str = "<text>", seq_range: tuple[int, int] | None
         raise ParameterError(f"{name}: no sequence numbers found")
     s = np.array(seqs, dtype=np.int64)
     ln = np.array(where, dtype=np.int64)
+    lo, hi, notes = _seq_bounds(name, s, ln, lines, seq_range)
+    losses, dups, reord, disp = _finish(name, s, ln, None, lo, hi)
+    losses.flags.writeable = False
+    return LossTrace(losses, "seq", name, lo, hi, dups, reord, disp, tuple(skipped), tuple(notes))
+
+
+def _seq_bounds(name: str, s: np.ndarray, ln: np.ndarray, lines: list[str],
+                seq_range: tuple[int, int] | None) -> tuple[int, int, list[str]]:
+    """First and last sequence number of the trace (``seq_range`` if given, checked), and notes."""
     lo, hi = int(s.min()), int(s.max())
     notes = []
     if seq_range is not None:
@@ -231,9 +242,7 @@ def parse_seq(text: str, name: str = "<text>", seq_range: tuple[int, int] | None
         lo, hi = a, b
     else:
         notes.append("packets before the first and after the last number received are unknown (give seq_range)")
-    losses, dups, reord, disp = _finish(name, s, ln, None, lo, hi)
-    losses.flags.writeable = False
-    return LossTrace(losses, "seq", name, lo, hi, dups, reord, disp, tuple(skipped), tuple(notes))
+    return lo, hi, notes
 
 
 # --------------------------------------------------------------------------- ping
@@ -259,59 +268,80 @@ _IGNORED = [
 _SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received(.*)$")
 
 
-def parse_ping(text: str, name: str = "<text>") -> LossTrace:
-    """Output of Linux (iputils) or BSD / macOS ``ping``; see the module docstring."""
-    lines, cut = _lines(text)
-    style, transmitted, summary_rx = None, None, None
-    seqs, where, is_reply = [], [], []
-    explicit_dup, errors = 0, 0
-    skipped = []
-    offset, top = 0, -1
+@dataclass
+class _PingScan:
+    """What the lines of one ping run say: each icmp_seq seen (unwrapped), where, and the summary."""
 
-    def add(raw: int, lineno: int, reply: bool) -> None:
-        nonlocal offset, top
-        v = raw + offset
-        if top >= 0 and v < top - 32768:   # 16-bit icmp_seq wrapped
-            offset += 65536
+    seqs: list[int] = field(default_factory=list)
+    where: list[int] = field(default_factory=list)  # line number of each seq
+    is_reply: list[bool] = field(default_factory=list)
+    style: str | None = None  # "linux", "bsd" or "?" from the header line
+    transmitted: int | None = None
+    summary_rx: int | None = None
+    explicit_dup: int = 0
+    errors: int = 0
+    skipped: list[tuple[int, str, str]] = field(default_factory=list)
+    offset: int = 0
+    top: int = -1
+
+    def add(self, raw: int, lineno: int, reply: bool) -> None:
+        v = raw + self.offset
+        if self.top >= 0 and v < self.top - 32768:   # 16-bit icmp_seq wrapped
+            self.offset += 65536
             v += 65536
-        top = max(top, v)
-        seqs.append(v)
-        where.append(lineno)
-        is_reply.append(reply)
+        self.top = max(self.top, v)
+        self.seqs.append(v)
+        self.where.append(lineno)
+        self.is_reply.append(reply)
 
+
+def _scan_ping(text: str, name: str) -> _PingScan:
+    """Classify every line of ping output (see the module docstring); an unknown line is an error."""
+    lines, cut = _lines(text)
+    scan = _PingScan()
     for i, line in enumerate(lines, 1):
         s = line.strip()
         if not s:
             continue
         m = _REPLY.fullmatch(s)
         if m:
-            add(int(m.group(1)), i, True)
-            explicit_dup += bool(m.group(2))
+            scan.add(int(m.group(1)), i, True)
+            scan.explicit_dup += bool(m.group(2))
             continue
         m = _TIMEOUT.fullmatch(s) or _NOANSWER.fullmatch(s)
         if m:
-            add(int(m.group(1)), i, False)
+            scan.add(int(m.group(1)), i, False)
             continue
         m = _ICMP_ERR.fullmatch(s)
         if m:
-            add(int(m.group(1)), i, False)
-            errors += 1
+            scan.add(int(m.group(1)), i, False)
+            scan.errors += 1
             continue
         if _HEADER.fullmatch(s):
-            if style is not None:
+            if scan.style is not None:
                 raise _fail(name, i, line, "a second ping run starts here; give one run per file")
-            style = "linux" if "bytes of data" in s else "bsd" if "data bytes" in s or s.startswith("PING6(") else "?"
+            scan.style = ("linux" if "bytes of data" in s
+                          else "bsd" if "data bytes" in s or s.startswith("PING6(") else "?")
             continue
         m = _SUMMARY.fullmatch(s)
         if m:
-            transmitted, summary_rx = int(m.group(1)), int(m.group(2))
+            scan.transmitted, scan.summary_rx = int(m.group(1)), int(m.group(2))
             continue
         if any(p.fullmatch(s) for p in _IGNORED):
             continue
         if cut and i == len(lines):
-            skipped.append((i, line, "cut last line"))
+            scan.skipped.append((i, line, "cut last line"))
             continue
         raise _fail(name, i, line, "not a line of Linux or BSD ping output")
+    return scan
+
+
+def parse_ping(text: str, name: str = "<text>") -> LossTrace:
+    """Output of Linux (iputils) or BSD / macOS ``ping``; see the module docstring."""
+    scan = _scan_ping(text, name)
+    seqs, where, is_reply, style = scan.seqs, scan.where, scan.is_reply, scan.style
+    transmitted, summary_rx, explicit_dup, errors, skipped = (scan.transmitted, scan.summary_rx, scan.explicit_dup,
+                                                              scan.errors, scan.skipped)
     if not seqs and not transmitted:
         raise ParameterError(f"{name}: no icmp_seq found: is this the output of ping?")
     s_arr = np.array(seqs, dtype=np.int64)
@@ -343,7 +373,8 @@ def parse_ping(text: str, name: str = "<text>") -> LossTrace:
 
 # --------------------------------------------------------------------------- entry point
 def detect_format(text: str) -> str:
-    """``"ping"`` if the text looks like ping output, ``"binary"`` if every token is 0/1/received/lost, else ``"seq"``."""
+    """``"ping"`` if the text looks like ping output, ``"binary"`` if every token is 0/1/received/lost, else ``"seq"``.
+    """
     head = text[:65536]
     if re.search(r"^\s*PING6?[\s(]|icmp_seq", head, re.M):
         return "ping"
@@ -371,9 +402,9 @@ def read_trace(source: Any, fmt: str = "auto", seq_range: tuple[int, int] | None
     if not isinstance(source, (str, os.PathLike)):
         if fmt not in ("auto", "binary"):
             raise ParameterError(f"an in-memory trace is a 0/1 array; format {fmt!r} needs a file")
-        from .trace import _validate
+        from .trace import validate_losses
 
-        losses = _validate(np.asarray(source), None)
+        losses = validate_losses(np.asarray(source), None)
         losses.flags.writeable = False
         return LossTrace(losses, "binary")
     path = Path(source)
@@ -382,9 +413,9 @@ def read_trace(source: Any, fmt: str = "auto", seq_range: tuple[int, int] | None
     if not path.is_file():
         raise FileNotFoundError(f"no such trace file: {str(path)!r}")
     if path.suffix.lower() == ".npy":
-        from .trace import _load
+        from .trace import load_losses
 
-        losses, _ = _load(path)
+        losses, _ = load_losses(path)
         losses.flags.writeable = False
         return LossTrace(losses, "binary", str(path))
     try:

@@ -156,7 +156,8 @@ def extract_autoencoder_state_dict(obj: dict[str, Any]) -> dict[str, torch.Tenso
     out = {k: v for k, v in sd.items() if isinstance(k, str) and k.startswith(_AE_PREFIXES)}
     if not out:
         sample = _fmt_keys([str(k) for k in sd][:8])
-        raise CheckpointError(f"no VQGAN autoencoder keys (encoder.*, decoder.*, quantize.*) in checkpoint; found: {sample}")
+        raise CheckpointError("no VQGAN autoencoder keys (encoder.*, decoder.*, quantize.*) in checkpoint; "
+                              f"found: {sample}")
     return out
 
 
@@ -181,7 +182,9 @@ def config_from_taming_yaml(path: str | Path) -> VQGANConfig:
     return VQGANConfig.from_dict(dd)
 
 
-def load_vqgan(path: str | Path, config: VQGANConfig | dict | str | Path | None = None) -> tuple[VQModel, dict[str, Any]]:
+def load_vqgan(
+    path: str | Path, config: VQGANConfig | dict | str | Path | None = None
+) -> tuple[VQModel, dict[str, Any]]:
     """Load a VQGAN from the project's format or an official taming checkpoint.
 
     Args:
@@ -201,7 +204,7 @@ def load_vqgan(path: str | Path, config: VQGANConfig | dict | str | Path | None 
             cfg = VQGANConfig.from_dict(obj["config"])
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"checkpoint {path} has no valid VQGAN config ({type(e).__name__}: {e})") from None
-        sd = obj.get("state_dict")
+        sd: Any = obj.get("state_dict")  # checked by build_checked below
         for key in ("codebooks", "priors", "decoders", "meta"):
             if key in obj:
                 extras[key] = {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in obj[key].items()}
@@ -222,10 +225,18 @@ def load_vqgan(path: str | Path, config: VQGANConfig | dict | str | Path | None 
     return model.eval(), extras
 
 
-def save_vqgan(path: str | Path, model: VQModel, *, codebooks: dict[int, torch.Tensor] | None = None,
-               priors: dict[int, torch.Tensor] | None = None, decoders: dict[int, dict[str, torch.Tensor]] | None = None,
-               meta: dict[str, Any] | None = None, half: bool = True) -> Path:
+def save_vqgan(
+    path: str | Path,
+    model: VQModel,
+    *,
+    codebooks: dict[int, torch.Tensor] | None = None,
+    priors: dict[int, torch.Tensor] | None = None,
+    decoders: dict[int, dict[str, torch.Tensor]] | None = None,
+    meta: dict[str, Any] | None = None,
+    half: bool = True,
+) -> Path:
     """Write the project's weights-only format (fp16 storage when ``half``)."""
+
     def conv(t: torch.Tensor) -> torch.Tensor:
         t = t.detach().cpu()
         return t.half() if half and t.is_floating_point() else t.clone()

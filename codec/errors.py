@@ -32,3 +32,17 @@ class ModelNotFoundError(VQSimError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+def one_line(e: BaseException, *, with_type: bool = False, limit: int | None = None) -> str:
+    """An exception as one line: the first line of its message (its type name when the message is empty).
+
+    ``with_type`` prefixes ``Type: ``; ``limit`` cuts the line to that many characters (ending in "…").
+    The one rule for every place that reports an error in a single line (the CLI, a sweep's failed trials).
+    """
+    text = str(e).strip().splitlines()
+    if not text:
+        line = type(e).__name__
+    else:
+        line = f"{type(e).__name__}: {text[0]}" if with_type else text[0]
+    return line if limit is None or len(line) <= limit else line[: limit - 1] + "…"

@@ -91,7 +91,9 @@ def check_output_image_path(path: str | Path) -> Path:
     fmt = Image.registered_extensions().get(ext)
     if fmt is None or fmt not in Image.SAVE:
         shown = ", ".join(e for e in (".png", ".jpg", ".bmp", ".tif", ".webp") if e in Image.registered_extensions())
-        what = f"extension {p.suffix!r} is not an image format Pillow writes" if p.suffix else "the name has no extension"
+        what = (
+            f"extension {p.suffix!r} is not an image format Pillow writes" if p.suffix else "the name has no extension"
+        )
         raise ParameterError(f"cannot write image {p}: {what} (use e.g. {shown})")
     return p
 

@@ -42,7 +42,14 @@ from typing import Mapping
 
 from .errors import BitstreamError, ParameterError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_MAX_INDICES", "DEFAULT_MAX_CODEBOOK_SIZE", "DecodeLimits", "LimitExceededError", "resolve_limits"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_INDICES",
+    "DEFAULT_MAX_CODEBOOK_SIZE",
+    "DecodeLimits",
+    "LimitExceededError",
+    "resolve_limits",
+]
 
 DEFAULT_MAX_PIXELS = 1 << 21
 DECODE_PEAK_FIXED = 96 << 20
@@ -56,8 +63,11 @@ _HARD_MAX_PIXELS = 1 << 40
 ENV_MAX_PIXELS = "VQSIM_MAX_PIXELS"
 ENV_MAX_INDICES = "VQSIM_MAX_INDICES"
 ENV_MAX_CODEBOOK_SIZE = "VQSIM_MAX_CODEBOOK_SIZE"
-_FIELDS = (("max_pixels", ENV_MAX_PIXELS, _HARD_MAX_PIXELS), ("max_indices", ENV_MAX_INDICES, _HARD_MAX_INDICES),
-           ("max_codebook_size", ENV_MAX_CODEBOOK_SIZE, _HARD_MAX_CODEBOOK_SIZE))
+_FIELDS = (
+    ("max_pixels", ENV_MAX_PIXELS, _HARD_MAX_PIXELS),
+    ("max_indices", ENV_MAX_INDICES, _HARD_MAX_INDICES),
+    ("max_codebook_size", ENV_MAX_CODEBOOK_SIZE, _HARD_MAX_CODEBOOK_SIZE),
+)
 
 
 class LimitExceededError(BitstreamError):
@@ -116,23 +126,34 @@ class DecodeLimits:
         """Only the containers' own ceilings (for trusted input)."""
         return cls(_HARD_MAX_PIXELS, _HARD_MAX_INDICES, _HARD_MAX_CODEBOOK_SIZE)
 
-    def check(self, h: int, w: int, H: int | None = None, W: int | None = None, *, what: str = "header",
-              codebook_size: int | None = None) -> None:
+    def check(
+        self,
+        h: int,
+        w: int,
+        H: int | None = None,
+        W: int | None = None,
+        *,
+        what: str = "header",
+        codebook_size: int | None = None,
+    ) -> None:
         """Raise :class:`LimitExceededError` if ``h·w`` indices, ``H·W`` pixels or (when given)
         ``codebook_size`` exceed the limits."""
         if codebook_size is not None and codebook_size > self.max_codebook_size:
             raise LimitExceededError(
                 f"{what} claims codebook size {codebook_size}, more than max_codebook_size = "
                 f"{self.max_codebook_size} (raise it with {ENV_MAX_CODEBOOK_SIZE} or "
-                f"limits=DecodeLimits(max_codebook_size=...) if the input is trusted)")
+                f"limits=DecodeLimits(max_codebook_size=...) if the input is trusted)"
+            )
         if h * w > self.max_indices:
             raise LimitExceededError(
                 f"{what} claims {h}x{w} = {h * w} indices, more than max_indices = {self.max_indices} "
-                f"(raise it with {ENV_MAX_INDICES} or limits=DecodeLimits(max_indices=...) if the input is trusted)")
+                f"(raise it with {ENV_MAX_INDICES} or limits=DecodeLimits(max_indices=...) if the input is trusted)"
+            )
         if H is not None and W is not None and H * W > self.max_pixels:
             raise LimitExceededError(
                 f"{what} claims a {H}x{W} = {H * W} pixel image, more than max_pixels = {self.max_pixels} "
-                f"(raise it with {ENV_MAX_PIXELS} or limits=DecodeLimits(max_pixels=...) if the input is trusted)")
+                f"(raise it with {ENV_MAX_PIXELS} or limits=DecodeLimits(max_pixels=...) if the input is trusted)"
+            )
 
     def check_image(self, H: int, W: int, *, what: str = "image") -> None:
         """Raise :class:`LimitExceededError` if an ``H × W`` image exceeds ``max_pixels``.
@@ -145,7 +166,8 @@ class DecodeLimits:
             raise LimitExceededError(
                 f"{what} is {W}x{H} = {H * W} pixels, more than max_pixels = {self.max_pixels} "
                 f"(raise it with {ENV_MAX_PIXELS}, --max-pixels or limits=DecodeLimits(max_pixels=...) "
-                f"if the input is trusted)")
+                f"if the input is trusted)"
+            )
 
 
 def resolve_limits(limits: DecodeLimits | None) -> DecodeLimits:

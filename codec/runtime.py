@@ -57,7 +57,9 @@ def _mallopt(param: int, value: int) -> bool:
         return False
 
 
-def configure_cpu(threads: int | None = None, *, flush_denormal: bool = True, heap_allocations: bool = True) -> dict[str, object]:
+def configure_cpu(
+    threads: int | None = None, *, flush_denormal: bool = True, heap_allocations: bool = True
+) -> dict[str, object]:
     """Set torch's thread count, flush denormals, keep large buffers on the heap; returns what was applied."""
     import torch
 
@@ -73,8 +75,9 @@ def configure_cpu(threads: int | None = None, *, flush_denormal: bool = True, he
     if flush_denormal:
         applied["flush_denormal"] = bool(torch.set_flush_denormal(True))
     if heap_allocations:
-        applied["heap_allocations"] = (_mallopt(_M_MMAP_THRESHOLD, _FAST_MMAP_THRESHOLD)
-                                       and _mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+        applied["heap_allocations"] = _mallopt(_M_MMAP_THRESHOLD, _FAST_MMAP_THRESHOLD) and _mallopt(
+            _M_TRIM_THRESHOLD, 1 << 30
+        )
     global _CONFIGURED
     _CONFIGURED = True
     return applied
@@ -102,8 +105,11 @@ def cpu_fast_path(device=None) -> Iterator[None]:
     global _heap_users
     import torch
 
-    if (device is not None and torch.device(device).type != "cpu") or _CONFIGURED \
-            or os.environ.get("VQSIM_NO_CPU_TUNING") == "1":
+    if (
+        (device is not None and torch.device(device).type != "cpu")
+        or _CONFIGURED
+        or os.environ.get("VQSIM_NO_CPU_TUNING") == "1"
+    ):
         yield
         return
     was_flushing = _denormals_flushed()

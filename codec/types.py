@@ -18,6 +18,9 @@ import numpy as np
 from .errors import ParameterError
 
 MAX_CODEBOOK_SIZE = 1 << 20  # 20-bit indices; official taming models use 1024 / 16384
+DEFAULT_DOWNSAMPLING = 16
+"""f of the default models: pixels per index along each side (the image size assumed for an h×w map
+when none is known is (f·h, f·w))."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,8 @@ class IndexMap:
     @property
     def shape(self) -> tuple[int, int]:
         """(h, w): latent height and width in indices."""
-        return tuple(self.indices.shape)  # type: ignore[return-value]
+        h, w = self.indices.shape
+        return (h, w)
 
     @property
     def num_indices(self) -> int:

@@ -18,7 +18,6 @@ official f16 models):
 from __future__ import annotations
 
 import copy
-
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -48,8 +47,8 @@ class VQGANConfig:
     n_embed: int = 1024
     beta: float = 0.25
     norm_groups: int = 32         # GroupNorm groups (taming: 32); narrow models need fewer (see Normalize)
-    out_norm: str = "group"       # encoder/decoder norm_out: "group" (taming) or "affine" (scale + bias only, see Affine)
-    codebook_l2: bool = False     # l2-normalised (cosine) codebook lookup (ViT-VQGAN); taming: False
+    out_norm: str = "group"  # encoder/decoder norm_out: "group" (taming) or "affine" (scale + bias only, see Affine)
+    codebook_l2: bool = False  # l2-normalised (cosine) codebook lookup (ViT-VQGAN); taming: False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ch_mult", tuple(int(m) for m in self.ch_mult))
@@ -62,7 +61,9 @@ class VQGANConfig:
             raise ParameterError(f"norm_groups must be ≥ 1, got {self.norm_groups}")
         for c in {self.ch * m for m in self.ch_mult} | {self.ch}:
             if c % self.norm_groups:
-                raise ParameterError(f"channel count {c} (ch·ch_mult) must be a multiple of norm_groups={self.norm_groups}")
+                raise ParameterError(
+                    f"channel count {c} (ch·ch_mult) must be a multiple of norm_groups={self.norm_groups}"
+                )
         if self.num_res_blocks < 1:
             raise ParameterError(f"num_res_blocks must be ≥ 1, got {self.num_res_blocks}")
         if not 2 <= self.n_embed <= 1 << 20:
@@ -164,8 +165,14 @@ class Downsample(nn.Module):
 
 
 class ResnetBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int | None = None, conv_shortcut: bool = False, dropout: float = 0.0,
-                 norm_groups: int = 32):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int | None = None,
+        conv_shortcut: bool = False,
+        dropout: float = 0.0,
+        norm_groups: int = 32,
+    ):
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -240,15 +247,30 @@ class AttnBlock(nn.Module):
             rows = max(1, self.CHUNK_ELEMENTS // n)
             h_ = torch.empty(b, c, n, dtype=v.dtype, device=v.device)
             for lo in range(0, n, rows):
-                w_ = F.softmax(torch.bmm(q[:, lo:lo + rows], k) * scale, dim=2)
-                h_[:, :, lo:lo + rows] = torch.bmm(v, w_.permute(0, 2, 1))
+                w_ = F.softmax(torch.bmm(q[:, lo : lo + rows], k) * scale, dim=2)
+                h_[:, :, lo : lo + rows] = torch.bmm(v, w_.permute(0, 2, 1))
         return x + self.proj_out(h_.reshape(b, c, h, w))
 
 
 class Encoder(nn.Module):
-    def __init__(self, *, ch: int, out_ch: int, ch_mult=(1, 2, 4, 8), num_res_blocks: int, attn_resolutions,
-                 dropout: float = 0.0, resamp_with_conv: bool = True, in_channels: int, resolution: int,
-                 z_channels: int, double_z: bool = True, norm_groups: int = 32, out_norm: str = "group", **ignore):
+    def __init__(
+        self,
+        *,
+        ch: int,
+        out_ch: int,
+        ch_mult=(1, 2, 4, 8),
+        num_res_blocks: int,
+        attn_resolutions,
+        dropout: float = 0.0,
+        resamp_with_conv: bool = True,
+        in_channels: int,
+        resolution: int,
+        z_channels: int,
+        double_z: bool = True,
+        norm_groups: int = 32,
+        out_norm: str = "group",
+        **ignore,
+    ):
         super().__init__()
         self.ch = ch
         self.num_resolutions = len(ch_mult)
@@ -296,10 +318,24 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, *, ch: int, out_ch: int, ch_mult=(1, 2, 4, 8), num_res_blocks: int, attn_resolutions,
-                 dropout: float = 0.0, resamp_with_conv: bool = True, in_channels: int, resolution: int,
-                 z_channels: int, give_pre_end: bool = False, norm_groups: int = 32, out_norm: str = "group",
-                 **ignore):
+    def __init__(
+        self,
+        *,
+        ch: int,
+        out_ch: int,
+        ch_mult=(1, 2, 4, 8),
+        num_res_blocks: int,
+        attn_resolutions,
+        dropout: float = 0.0,
+        resamp_with_conv: bool = True,
+        in_channels: int,
+        resolution: int,
+        z_channels: int,
+        give_pre_end: bool = False,
+        norm_groups: int = 32,
+        out_norm: str = "group",
+        **ignore,
+    ):
         super().__init__()
         self.ch = ch
         self.num_resolutions = len(ch_mult)
@@ -381,7 +417,7 @@ class VectorQuantizer(nn.Module):
         if self.l2:
             zf = F.normalize(zf, dim=1)
         e = self.codewords()
-        dist = (zf ** 2).sum(dim=1, keepdim=True) + (e ** 2).sum(dim=1) - 2 * torch.einsum("bd,dn->bn", zf, e.t())
+        dist = (zf**2).sum(dim=1, keepdim=True) + (e**2).sum(dim=1) - 2 * torch.einsum("bd,dn->bn", zf, e.t())
         return torch.argmin(dist, dim=1).view(n, h, w)
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
@@ -493,13 +529,17 @@ class VQModel(nn.Module):
             if dcb is not None:
                 dcb = torch.as_tensor(dcb)
                 if tuple(dcb.shape) != (S, cfg.embed_dim):
-                    raise CheckpointError(f"fine-tuned decoder_codebook has shape {tuple(dcb.shape)}, expected {(S, cfg.embed_dim)}")
+                    raise CheckpointError(
+                        f"fine-tuned decoder_codebook has shape {tuple(dcb.shape)}, expected {(S, cfg.embed_dim)}"
+                    )
                 new.decoder_codebook = nn.Embedding(S, cfg.embed_dim).to(dev)
                 new.decoder_codebook.weight.data.copy_(dcb.to(dev, new.decoder_codebook.weight.dtype))
             if ft:
                 bad = [k for k in ft if not k.startswith(("post_quant_conv.", "decoder."))]
                 if bad:
-                    raise CheckpointError(f"fine-tuned weights may only replace post_quant_conv.* / decoder.*, got {bad[:3]}")
+                    raise CheckpointError(
+                        f"fine-tuned weights may only replace post_quant_conv.* / decoder.*, got {bad[:3]}"
+                    )
                 new.decoder = copy.deepcopy(self.decoder)
                 new.post_quant_conv = copy.deepcopy(self.post_quant_conv)
                 own = dict(new.named_parameters())
@@ -508,7 +548,9 @@ class VQModel(nn.Module):
                     if k not in own:
                         raise CheckpointError(f"fine-tuned weights name an unknown parameter {k!r}")
                     if tuple(own[k].shape) != tuple(t.shape):
-                        raise CheckpointError(f"fine-tuned {k!r} has shape {tuple(t.shape)}, expected {tuple(own[k].shape)}")
+                        raise CheckpointError(
+                            f"fine-tuned {k!r} has shape {tuple(t.shape)}, expected {tuple(own[k].shape)}"
+                        )
                     own[k].data.copy_(torch.as_tensor(t).to(own[k].device, own[k].dtype))
         return new
 
@@ -525,7 +567,7 @@ def infer_config_from_state_dict(sd: dict[str, torch.Tensor], resolution: int = 
         levels = sorted({int(k.split(".")[2]) for k in sd if k.startswith("encoder.down.")})
         ch_mult = [sd[f"encoder.down.{i}.block.0.conv1.weight"].shape[0] // ch for i in levels]
         nrb = len({k.split(".")[4] for k in sd if k.startswith("encoder.down.0.block.")})
-        attn_res = [resolution // 2 ** i for i in levels if f"encoder.down.{i}.attn.0.q.weight" in sd]
+        attn_res = [resolution // 2**i for i in levels if f"encoder.down.{i}.attn.0.q.weight" in sd]
         z_out = sd["encoder.conv_out.weight"].shape[0]
         z_channels = sd["post_quant_conv.weight"].shape[0]
         n_embed, embed_dim = sd["quantize.embedding.weight"].shape
@@ -534,7 +576,17 @@ def infer_config_from_state_dict(sd: dict[str, torch.Tensor], resolution: int = 
         from .errors import CheckpointError
 
         raise CheckpointError(f"not a taming VQGAN state_dict: missing key {e.args[0]!r}") from None
-    return VQGANConfig(ch=ch, out_ch=out_ch, ch_mult=tuple(ch_mult), num_res_blocks=nrb,
-                       attn_resolutions=tuple(attn_res), in_channels=in_channels, resolution=resolution,
-                       z_channels=z_channels, double_z=(z_out == 2 * z_channels), embed_dim=embed_dim,
-                       n_embed=n_embed, beta=beta)
+    return VQGANConfig(
+        ch=ch,
+        out_ch=out_ch,
+        ch_mult=tuple(ch_mult),
+        num_res_blocks=nrb,
+        attn_resolutions=tuple(attn_res),
+        in_channels=in_channels,
+        resolution=resolution,
+        z_channels=z_channels,
+        double_z=(z_out == 2 * z_channels),
+        embed_dim=embed_dim,
+        n_embed=n_embed,
+        beta=beta,
+    )

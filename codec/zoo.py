@@ -137,15 +137,28 @@ def read_model_card(path: str | Path, weights_dir: str | Path | None = None) -> 
         d = json.loads(p.read_text())
         kodak = d.get("kodak")
         return ModelInfo(
-            name=str(d["name"]), file=str(d["file"]), sha256=str(d["sha256"]).lower(),
-            architecture=str(d["architecture"]), description=str(d.get("description", "")),
-            codebook_size=int(d["codebook_size"]), reduced_sizes=tuple(int(s) for s in d["reduced_sizes"]),
-            kmeans_seed=int(d.get("kmeans_seed", 0)), finetuned_sizes=tuple(int(s) for s in d["finetuned_sizes"]),
-            concealers=tuple(ConcealerInfo(**{**c, "sha256": str(c["sha256"]).lower()}) for c in d.get("concealers", [])),
+            name=str(d["name"]),
+            file=str(d["file"]),
+            sha256=str(d["sha256"]).lower(),
+            architecture=str(d["architecture"]),
+            description=str(d.get("description", "")),
+            codebook_size=int(d["codebook_size"]),
+            reduced_sizes=tuple(int(s) for s in d["reduced_sizes"]),
+            kmeans_seed=int(d.get("kmeans_seed", 0)),
+            finetuned_sizes=tuple(int(s) for s in d["finetuned_sizes"]),
+            concealers=tuple(
+                ConcealerInfo(**{**c, "sha256": str(c["sha256"]).lower()}) for c in d.get("concealers", [])
+            ),
             training=MappingProxyType(dict(d.get("training", {}))),
-            kodak=None if kodak is None else KodakCard(
-                images=int(kodak["images"]), coder=str(kodak["coder"]), measured=str(kodak["measured"]),
-                source=str(kodak["source"]), rows=tuple(KodakRow(**r) for r in kodak["rows"])),
+            kodak=None
+            if kodak is None
+            else KodakCard(
+                images=int(kodak["images"]),
+                coder=str(kodak["coder"]),
+                measured=str(kodak["measured"]),
+                source=str(kodak["source"]),
+                rows=tuple(KodakRow(**r) for r in kodak["rows"]),
+            ),
             weights_dir=Path(weights_dir) if weights_dir is not None else p.parent,
         )
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -153,7 +166,8 @@ def read_model_card(path: str | Path, weights_dir: str | Path | None = None) -> 
 
 
 REGISTRY: Mapping[str, ModelInfo] = MappingProxyType(
-    {n: read_model_card(WEIGHTS_DIR / f"{n}.json") for n in REGISTERED_NAMES})
+    {n: read_model_card(WEIGHTS_DIR / f"{n}.json") for n in REGISTERED_NAMES}
+)
 """name → model card of every registered model (read-only; read at import from ``codec/weights/*.json``)."""
 
 
@@ -178,12 +192,14 @@ def verify_sha256(path: str | Path, expected: str) -> None:
     """Raise ``CheckpointError`` naming the file and both hashes unless its SHA-256 is ``expected``."""
     got = file_sha256(path)
     if got != expected.lower():
-        raise CheckpointError(f"{path} is corrupted or was replaced: its SHA-256 is {got}, the registry lists "
-                              f"{expected.lower()} (restore the file, e.g. reinstall the package)")
+        raise CheckpointError(
+            f"{path} is corrupted or was replaced: its SHA-256 is {got}, the registry lists "
+            f"{expected.lower()} (restore the file, e.g. reinstall the package)"
+        )
 
 
 def file_status(path: str | Path, sha256: str) -> str:
-    """"ok", "missing" or "sha256 mismatch": does the file exist and match ``sha256``."""
+    """ "ok", "missing" or "sha256 mismatch": does the file exist and match ``sha256``."""
     path = Path(path)
     if not path.exists():
         return "missing"
@@ -214,7 +230,10 @@ def resolve_model_path(name_or_path: str | Path) -> tuple[str, Path]:
         info = REGISTRY[key]
         p = info.path
         if not p.exists():
-            raise ModelNotFoundError(f"weights of model {key!r} are missing: {p} (reinstall the package or train one with 'vqsim train-codec')")
+            raise ModelNotFoundError(
+                f"weights of model {key!r} are missing: {p} "
+                "(reinstall the package or train one with 'vqsim train-codec')"
+            )
         verify_sha256(p, info.sha256)
         return key, p
     p = Path(key)
@@ -223,7 +242,9 @@ def resolve_model_path(name_or_path: str | Path) -> tuple[str, Path]:
             if p.is_file() and info.path.exists() and p.resolve() == info.path.resolve():
                 verify_sha256(p, info.sha256)
         return p.stem, p
-    raise ModelNotFoundError(f"unknown model {key!r}: not a registered name ({', '.join(REGISTRY)}) nor an existing file")
+    raise ModelNotFoundError(
+        f"unknown model {key!r}: not a registered name ({', '.join(REGISTRY)}) nor an existing file"
+    )
 
 
 def model_for_bitstream(codebook_id: str | None, model: str | Path | None = None) -> str | Path:
@@ -245,16 +266,27 @@ def model_for_bitstream(codebook_id: str | None, model: str | Path | None = None
         raise BitstreamError("bitstream names no codebook; pass --model NAME_OR_CHECKPOINT")
     if name not in REGISTRY:
         shown = name if len(name) <= 60 and name.isprintable() else repr(name[:60]) + "…"
-        raise BitstreamError(f"bitstream names codebook model {shown!r}, which is not a registered model "
-                             f"({', '.join(REGISTRY)}); pass --model NAME_OR_CHECKPOINT to choose the decoder")
+        raise BitstreamError(
+            f"bitstream names codebook model {shown!r}, which is not a registered model "
+            f"({', '.join(REGISTRY)}); pass --model NAME_OR_CHECKPOINT to choose the decoder"
+        )
     return name
 
 
 @functools.lru_cache(maxsize=4)
-def _load_base(path: str, config: str | None) -> tuple[Any, dict[str, Any]]:
+def load_base_model(path: str, config: str | None) -> tuple[Any, dict[str, Any]]:
+    """The full-codebook ``VQModel`` of a checkpoint file and its extras (``meta``, ``priors``, …), cached.
+
+    Shared, not copied: callers must not modify the model (``load_codec`` builds its
+    reduced-codebook codecs from it).  ``path`` is not hash-checked here; resolve
+    names with ``resolve_model_path`` (which checks a registered file's SHA-256).
+    """
     from .checkpoint import load_vqgan
 
     return load_vqgan(path, config=config)
+
+
+_load_base = load_base_model  # old private name, still used by experiments/sweep/run.py (to go in phase 2)
 
 
 def checkpoint_meta(name_or_path: str | Path = "default", config: str | None = None) -> dict[str, Any]:
@@ -264,20 +296,28 @@ def checkpoint_meta(name_or_path: str | Path = "default", config: str | None = N
     file's SHA-256 is checked first).
     """
     _, path = resolve_model_path(name_or_path)
-    return dict(_load_base(str(path), None if config is None else str(config))[1].get("meta", {}))
+    return dict(load_base_model(str(path), None if config is None else str(config))[1].get("meta", {}))
 
 
 @functools.lru_cache(maxsize=32)
 def _kmeans_codebook(path: str, config: str | None, size: int, seed: int) -> np.ndarray:
     from .kmeans import kmeans_codebook
 
-    model, _ = _load_base(path, config)
+    model, _ = load_base_model(path, config)
     return kmeans_codebook(model.quantize.codewords().detach().float().cpu().numpy(), size, seed=seed).centroids
 
 
-def load_codec(name_or_path: str | Path = "default", codebook_size: int | None = None, *, device=None,
-               coder: str = "arith_rep", config: str | None = None, kmeans_seed: int = 0, autocast: str | None = None,
-               finetuned: bool | None = None):
+def load_codec(
+    name_or_path: str | Path = "default",
+    codebook_size: int | None = None,
+    *,
+    device=None,
+    coder: str = "arith_rep",
+    config: str | None = None,
+    kmeans_seed: int = 0,
+    autocast: str | None = None,
+    finetuned: bool | None = None,
+):
     """A ``VQGANCodec`` by registry name or checkpoint path.
 
     Args:
@@ -299,7 +339,7 @@ def load_codec(name_or_path: str | Path = "default", codebook_size: int | None =
 
     from .api import VQGANCodec
 
-    cached, extras = _load_base(str(path), None if config is None else str(config))
+    cached, extras = load_base_model(str(path), None if config is None else str(config))
     base = copy.deepcopy(cached)  # every codec owns its modules (see the module docstring)
     K = base.codebook_size
     S = K if codebook_size is None else int(codebook_size)
@@ -309,20 +349,33 @@ def load_codec(name_or_path: str | Path = "default", codebook_size: int | None =
     if S < K:
         cb = extras["codebooks"].get(S)
         shipped_cb = cb is not None and kmeans_seed == int(extras["meta"].get("kmeans_seed", 0))
-        cb = cb.float() if shipped_cb else torch.from_numpy(_kmeans_codebook(str(path), None if config is None else str(config), S, kmeans_seed))
+        cb = (
+            cb.float()
+            if shipped_cb
+            else torch.from_numpy(_kmeans_codebook(str(path), None if config is None else str(config), S, kmeans_seed))
+        )
         ft = extras["decoders"].get(S) if shipped_cb else None
         if finetuned and ft is None:
             have = sorted(int(k) for k in extras["decoders"])
-            raise ModelNotFoundError(f"model {name!r} ships no fine-tuned decoder for codebook size {S} "
-                                     f"(fine-tuned sizes: {have or 'none'}; K-means seed {kmeans_seed})")
+            raise ModelNotFoundError(
+                f"model {name!r} ships no fine-tuned decoder for codebook size {S} "
+                f"(fine-tuned sizes: {have or 'none'}; K-means seed {kmeans_seed})"
+            )
         use_ft = ft is not None and finetuned is not False
-        model = base.with_codebook(cb, finetuned={k: v.float() for k, v in ft.items()} if use_ft else None)
+        model = base.with_codebook(cb, finetuned={k: v.float() for k, v in ft.items()} if ft is not None and use_ft
+                                   else None)
         variant = "finetuned" if use_ft else "kmeans"
         prior = extras["priors"].get(S)
     elif finetuned:
         raise ParameterError(f"codebook size {S} is the model's trained size; fine-tuned variants exist only below {K}")
-    codec = VQGANCodec(model, name=name, device=device, coder=coder,
-                       prior=None if prior is None else _own_copy(prior), autocast=autocast)
+    codec = VQGANCodec(
+        model,
+        name=name,
+        device=device,
+        coder=coder,
+        prior=None if prior is None else _own_copy(prior),
+        autocast=autocast,
+    )
     codec.variant = variant
     return codec
 
@@ -338,7 +391,7 @@ def concealer_path(codec_name: str, codebook_size: int, kind: str = "ar") -> Pat
     """Where the concealer (codec, size, kind) lives: its card's file for a registered codec, else the naming rule."""
     info = REGISTRY.get(codec_name)
     c = info.concealer(kind, codebook_size) if info is not None else None
-    if c is not None:
+    if info is not None and c is not None:
         return info.weights_dir / c.file
     return WEIGHTS_DIR / f"{codec_name}_{kind}_{int(codebook_size)}.pt"
 
@@ -351,7 +404,9 @@ def load_concealer(codec_name: str, codebook_size: int, kind: str = "ar", device
     p = concealer_path(codec_name, codebook_size, kind)
     if not p.exists():
         have = sorted(q.name for q in p.parent.glob(f"{codec_name}_{kind}_*.pt"))
-        raise ModelNotFoundError(f"no {kind!r} concealment model for {codec_name}/{codebook_size} ({p.name}); shipped: {have or 'none'}")
+        raise ModelNotFoundError(
+            f"no {kind!r} concealment model for {codec_name}/{codebook_size} ({p.name}); shipped: {have or 'none'}"
+        )
     info = REGISTRY.get(codec_name)
     c = info.concealer(kind, codebook_size) if info is not None else None
     if c is not None:

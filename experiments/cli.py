@@ -27,6 +27,8 @@ import importlib
 import os
 import sys
 
+from codec.errors import one_line
+
 # modules that add subcommands, in help order
 COMMAND_MODULES = [
     "experiments.cmd_codec",     # encode, decode, eval
@@ -47,13 +49,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 USER_ERRORS = _user_errors()
+"""Exceptions that mean "the input is at fault" (exit 2); everything else is an internal error (exit 1)."""
 
 TORCH_COMMANDS = frozenset({"encode", "decode", "eval", "conceal", "train-transformer", "index-data", "train-codec",
-                            "export-codec", "finetune-codec", "sweep", "demo", "bench"})
+                            "export-codec", "finetune-codec", "sweep", "demo", "bench",
+                            "train-robust-decoder", "conceal-eval"})
 """Commands that run torch models: the CLI applies ``codec.runtime.configure_cpu`` (denormals flushed,
 large buffers kept on the heap; identical results, 1.7× faster decoding measured) before them, once per
 process. ``VQSIM_NO_CPU_TUNING=1`` turns it off."""
-"""Exceptions that mean "the input is at fault" (exit 2); everything else is an internal error (exit 1)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,14 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Send VQGAN-compressed images over unreliable networks: codec, channels, FEC, concealment.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:  # a command group not built yet
-            if e.name == name:
-                continue
-            raise
-        mod.register(sub)
+    for name in COMMAND_MODULES:  # every group ships with vqsim: one that fails to import is a bug, not skipped
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -94,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as e:
         if debug:
             raise
-        print(f"vqsim {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        print(f"vqsim {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"vqsim {args.command}: interrupted", file=sys.stderr)
@@ -107,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         # the machine, not vqsim: a full disk, a read-only or missing mount; every file is written atomically
         # (a sweep keeps the rows it has and resumes), so nothing already computed is lost
         where = f": {e.filename}" if e.filename else ""
-        print(f"vqsim {args.command}: error: {os.strerror(e.errno)}{where} (errno {e.errno}); free space or fix "
+        print(f"vqsim {args.command}: error: {os.strerror(e.errno or 0)}{where} (errno {e.errno}); free space or fix "
               f"the path and run the command again", file=sys.stderr)
         return 2
     except Exception as e:  # a bug in vqsim, not the user's input
@@ -118,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _internal(args, e: BaseException) -> int:
-    print(f"vqsim {args.command}: internal error ({type(e).__name__}: {_one_line(e)}); "
+    print(f"vqsim {args.command}: internal error ({type(e).__name__}: {one_line(e)}); "
           f"please report it with the traceback from VQSIM_DEBUG=1 vqsim {args.command} …", file=sys.stderr)
     return 1
 
@@ -151,11 +148,6 @@ def check_common_args(args) -> None:
         from codec.api import pick_device
 
         pick_device(device)
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

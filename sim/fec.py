@@ -69,18 +69,21 @@ gives the same result for every packet, corrected, given up or miscorrected
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Mapping, Sequence
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
+from codec.errors import ParameterError, VQSimError
+
 from . import gf256
-from codec.errors import ParameterError
 
 try:  # compiled extension shipped by some reedsolo builds
-    from creedsolo import RSCodec as _RSCodec  # type: ignore[import-not-found]
-    from creedsolo import ReedSolomonError as _RSError  # type: ignore[import-not-found]
+    from creedsolo import ReedSolomonError as _RSError
+    from creedsolo import RSCodec as _RSCodec
 
     HAVE_CREEDSOLO = True
 except ImportError:  # pragma: no cover - depends on the install
@@ -98,17 +101,23 @@ LENGTH_PREFIX = 2  # bytes of the big-endian length in front of each data symbol
 MAX_SYMBOL_LEN = 0xFFFF
 
 
-class FECError(ParameterError):
-    """An FEC block is inconsistent (wrong symbol lengths, impossible indices)."""
+class FECError(VQSimError, ValueError):
+    """A received FEC block is inconsistent (wrong symbol lengths, impossible indices, a bad recovered length).
+
+    Bad *received data*, like ``sim.packet.PacketError`` (not a bad parameter: the
+    sender's own mistakes raise ``ParameterError``); the depacketizer counts the
+    block's missing packets as lost (``"fec_failed"``).
+    """
 
 
-def _zfec_module():
+def _zfec_module() -> ModuleType | None:
     """The ``zfec`` module, or None when it is not installed (looked up at each construction, never cached)."""
     try:
-        import zfec  # type: ignore[import-not-found]
+        import zfec
     except ImportError:
         return None
-    return zfec
+    module: ModuleType = zfec
+    return module
 
 
 HAVE_ZFEC = _zfec_module() is not None
@@ -186,8 +195,12 @@ class ErasureFEC:
     def data_symbols(packets: Sequence[bytes], length: int | None = None, rows: int | None = None) -> np.ndarray:
         """Rows s_j = be16(len) ‖ d_j ‖ zero padding, as a (rows, L+2) uint8 array.
 
-        ``rows`` (default ``len(packets)``) may add all-zero rows after the
-        packets (the known rows of a shortened block).
+        The one definition of the symbol layout (both backends use it).  ``rows``
+        (default ``len(packets)``) may add all-zero rows after the packets (the
+        known rows of a shortened block).
+
+        Raises:
+            FECError: a packet longer than ``length`` or than the length prefix allows.
         """
         lens = [len(p) for p in packets]
         L = max(lens) if length is None else int(length)
@@ -203,15 +216,22 @@ class ErasureFEC:
         return out
 
     def encode_block(self, packets: Sequence[bytes]) -> list[bytes]:
-        """Parity symbols of one block of 1 … k data packets (n − k byte strings of length L + 2)."""
+        """Parity symbols of one block of 1 … k data packets (n − k byte strings of length L + 2).
+
+        Raises:
+            ParameterError: not 1 … k packets, or a packet too long for the length prefix.
+        """
         if not 1 <= len(packets) <= self.k:
             raise ParameterError(f"a block holds 1 … k={self.k} data packets, got {len(packets)}")
+        L = max(len(p) for p in packets)
+        if L > MAX_SYMBOL_LEN - LENGTH_PREFIX:
+            raise ParameterError(f"packet of {L} bytes is too long for the FEC length prefix "
+                                 f"(at most {MAX_SYMBOL_LEN - LENGTH_PREFIX})")
         if self.engine == "zfec":
-            L = max(len(p) for p in packets)
-            zero = bytes(L + LENGTH_PREFIX)  # rows kk … k−1 of a shortened block are zero
-            syms = (*_symbol_bytes(packets, L), *(zero for _ in range(self.k - len(packets))))
+            # rows len(packets) … k−1 of a shortened block are zero
+            syms = [row.tobytes() for row in self.data_symbols(packets, L, rows=self.k)]
             return list(_zfec_encoder(self.k, self.n).encode(syms, tuple(range(self.k, self.n))))
-        S = self.data_symbols(packets)
+        S = self.data_symbols(packets, L)
         P = gf256.gf_matmul(self.parity_matrix()[:, : len(packets)], S)
         return [row.tobytes() for row in P]
 
@@ -249,46 +269,53 @@ class ErasureFEC:
             raise FECError("row index out of range")
         if len(data) + len(parity) < kk:
             return {}
-        lens = {len(p) for p in parity.values()}
-        if len(lens) != 1:
-            raise FECError(f"parity symbols of different lengths {sorted(lens)}")
-        Ls = lens.pop()
-        if Ls < LENGTH_PREFIX:
-            raise FECError(f"parity symbol of {Ls} bytes is shorter than the length prefix")
+        Ls = self._symbol_length(data, parity)
         rows_d = sorted(data)
         rows_p = sorted(parity)[: len(missing)]
-        if any(len(data[j]) + LENGTH_PREFIX > Ls for j in rows_d):
-            raise FECError("a received data packet is longer than the parity symbols")
-        if self.engine == "zfec":
-            # zfec takes k blocks: the received data rows, the known zero rows kk … k−1, then parity
-            zero = bytes(Ls)
-            blocks = [*_symbol_bytes([data[j] for j in rows_d], Ls - LENGTH_PREFIX),
-                      *(zero for _ in range(self.k - kk)), *(bytes(parity[i]) for i in rows_p)]
-            nums = [*rows_d, *range(kk, self.k), *(self.k + i for i in rows_p)]
-            dec = _zfec_decoder(self.k, self.n).decode(blocks, nums)
-            rec = [dec[j] for j in missing]
-        else:
-            coef = _recovery_matrix(self.code, self.m, self.k, kk, tuple(rows_d), tuple(rows_p))
-            # known symbols, in the column order of coef: received data rows, then parity rows
-            Y = np.concatenate(
-                [self.data_symbols([data[j] for j in rows_d], Ls - LENGTH_PREFIX) if rows_d else np.zeros((0, Ls), np.uint8),
-                 np.stack([np.frombuffer(parity[i], dtype=np.uint8) for i in rows_p])]
-            )
-            rec = [row.tobytes() for row in gf256.gf_matmul(coef, Y)]
+        solve = self._solve_zfec if self.engine == "zfec" else self._solve_numpy
+        rec = solve(data, parity, kk, rows_d, rows_p, missing, Ls)
         out: dict[int, bytes] = {}
-        for j, row in zip(missing, rec):
+        for j, row in zip(missing, rec, strict=True):
             n = (row[0] << 8) | row[1]
             if n > Ls - LENGTH_PREFIX:
                 raise FECError(f"recovered length {n} exceeds the symbol length")
             out[j] = row[LENGTH_PREFIX:LENGTH_PREFIX + n]
         return out
 
+    @staticmethod
+    def _symbol_length(data: Mapping[int, bytes], parity: Mapping[int, bytes]) -> int:
+        """The block's symbol length L + 2, from the parity symbols (checked against the data packets)."""
+        lens = {len(p) for p in parity.values()}
+        if len(lens) != 1:
+            raise FECError(f"parity symbols of different lengths {sorted(lens)}")
+        Ls = lens.pop()
+        if Ls < LENGTH_PREFIX:
+            raise FECError(f"parity symbol of {Ls} bytes is shorter than the length prefix")
+        if any(len(p) + LENGTH_PREFIX > Ls for p in data.values()):
+            raise FECError("a received data packet is longer than the parity symbols")
+        return Ls
 
-def _symbol_bytes(packets: Sequence[bytes], L: int) -> list[bytes]:
-    """The symbol rows be16(len) ‖ d_j ‖ zero padding to L + 2 bytes, as byte strings (zfec's input)."""
-    if L > MAX_SYMBOL_LEN - LENGTH_PREFIX:
-        raise FECError(f"packet of {L} bytes is too long for the FEC length prefix")
-    return [len(p).to_bytes(LENGTH_PREFIX, "big") + bytes(p) + bytes(L - len(p)) for p in packets]
+    def _solve_zfec(self, data: Mapping[int, bytes], parity: Mapping[int, bytes], kk: int, rows_d: list[int],
+                    rows_p: list[int], missing: list[int], Ls: int) -> list[bytes]:
+        """The missing symbol rows, by zfec: it takes k blocks (received data rows, the known zero rows
+        kk … k−1 of a shortened block, then parity rows) with their row numbers."""
+        syms = self.data_symbols([data[j] for j in rows_d], Ls - LENGTH_PREFIX)
+        zero = bytes(Ls)
+        blocks = [*(row.tobytes() for row in syms), *(zero for _ in range(self.k - kk)),
+                  *(bytes(parity[i]) for i in rows_p)]
+        nums = [*rows_d, *range(kk, self.k), *(self.k + i for i in rows_p)]
+        dec = _zfec_decoder(self.k, self.n).decode(blocks, nums)
+        return [bytes(dec[j]) for j in missing]
+
+    def _solve_numpy(self, data: Mapping[int, bytes], parity: Mapping[int, bytes], kk: int, rows_d: list[int],
+                     rows_p: list[int], missing: list[int], Ls: int) -> list[bytes]:
+        """The missing symbol rows, by numpy: the cached recovery matrix applied to the known rows."""
+        coef = _recovery_matrix(self.code, self.m, self.k, kk, tuple(rows_d), tuple(rows_p))
+        # known symbols, in the column order of coef: received data rows, then parity rows
+        known_data = self.data_symbols([data[j] for j in rows_d], Ls - LENGTH_PREFIX)
+        known_parity = np.stack([np.frombuffer(parity[i], dtype=np.uint8) for i in rows_p])
+        Y = np.concatenate([known_data, known_parity])
+        return [row.tobytes() for row in gf256.gf_matmul(coef, Y)]
 
 
 def _parity_matrix(code: str, m: int, k: int) -> np.ndarray:
@@ -297,7 +324,9 @@ def _parity_matrix(code: str, m: int, k: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=4096)
-def _recovery_matrix(code: str, m: int, k: int, kk: int, rows_d: tuple[int, ...], rows_p: tuple[int, ...]) -> np.ndarray:
+def _recovery_matrix(
+    code: str, m: int, k: int, kk: int, rows_d: tuple[int, ...], rows_p: tuple[int, ...]
+) -> np.ndarray:
     """Coefficients expressing the missing data rows in terms of the received ones.
 
     The block's data rows are x_0 … x_{kk−1} (rows kk … k−1 of the shortened
@@ -313,21 +342,28 @@ def _recovery_matrix(code: str, m: int, k: int, kk: int, rows_d: tuple[int, ...]
     A[len(rows_d):] = P[list(rows_p)]
     Ainv = gf256.gf_inv_matrix(A)
     missing = [j for j in range(kk) if j not in set(rows_d)]
-    coef = Ainv[missing].copy()
+    coef: np.ndarray = Ainv[missing].copy()
     coef.setflags(write=False)
     return coef
 
 
+def _require_zfec() -> ModuleType:
+    zfec = _zfec_module()
+    if zfec is None:  # pragma: no cover - ErasureFEC checks this when it is built
+        raise ParameterError("backend 'zfec' needs the zfec package (pip install 'vqsim[fec]')")
+    return zfec
+
+
 @lru_cache(maxsize=64)
-def _zfec_encoder(k: int, n: int):  # -> zfec.Encoder
+def _zfec_encoder(k: int, n: int) -> Any:  # zfec.Encoder (zfec ships no type information)
     """zfec's encoder of the (n, k) systematic Vandermonde code (cached per (k, n); stateless once built)."""
-    return _zfec_module().Encoder(k, n)
+    return _require_zfec().Encoder(k, n)
 
 
 @lru_cache(maxsize=64)
-def _zfec_decoder(k: int, n: int):  # -> zfec.Decoder
+def _zfec_decoder(k: int, n: int) -> Any:  # zfec.Decoder
     """zfec's decoder of the (n, k) systematic Vandermonde code (cached per (k, n); stateless once built)."""
-    return _zfec_module().Decoder(k, n)
+    return _require_zfec().Decoder(k, n)
 
 
 class InPacketRS:
@@ -376,7 +412,7 @@ class InPacketRS:
                 mat[r, c - len(piece):] = np.frombuffer(piece, dtype=np.uint8)
         par = gf256.rs_encode_chunks(mat, self.nsym)
         out: list[list[bytes]] = [[] for _ in packets]
-        for r, (i, piece) in enumerate(zip(owner, pieces)):
+        for r, (i, piece) in enumerate(zip(owner, pieces, strict=True)):
             out[i].append(piece)
             out[i].append(par[r].tobytes())
         return [b"".join(parts) for parts in out]

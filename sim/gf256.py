@@ -95,7 +95,8 @@ def gf_inv_matrix(a: np.ndarray) -> np.ndarray:
         rows = np.nonzero(factors)[0]
         if rows.size:
             m[rows] ^= MUL[factors[rows][:, None], m[c][None, :]]
-    return m[:, k:].copy()
+    parity: np.ndarray = m[:, k:].copy()
+    return parity
 
 
 @lru_cache(maxsize=64)
@@ -110,7 +111,7 @@ def cauchy_matrix(m: int, k: int) -> np.ndarray:
         raise ParameterError(f"cauchy_matrix: need m ≥ 0, k ≥ 1, m + k ≤ 256, got m={m}, k={k}")
     x = np.arange(m, dtype=np.uint8)[:, None]
     y = (m + np.arange(k)).astype(np.uint8)[None, :]
-    c = INV[x ^ y]
+    c: np.ndarray = INV[x ^ y]
     c.setflags(write=False)
     return c
 
@@ -215,4 +216,5 @@ def rs_encode_chunks(chunks: np.ndarray, nsym: int) -> np.ndarray:
     step = max(1, (1 << 21) // max(1, c * W))  # bound the (batch, c, W) temporary to ~16 MB
     for s in range(0, chunks.shape[0], step):
         out[s:s + step] = np.bitwise_xor.reduce(table[pos, chunks[s:s + step]], axis=1)
-    return out.view(np.uint8).reshape(chunks.shape[0], W * 8)[:, :nsym].copy()
+    parity: np.ndarray = out.view(np.uint8).reshape(chunks.shape[0], W * 8)[:, :nsym].copy()
+    return parity

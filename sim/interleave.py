@@ -30,6 +30,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -89,7 +90,8 @@ class Interleaving:
         else:
             pm = np.zeros(self.num_packets, dtype=bool)
             pm[lp.astype(np.int64)] = True
-        return pm[self.packet_of].reshape(self.h, self.w)
+        mask: np.ndarray = pm[self.packet_of].reshape(self.h, self.w)
+        return mask
 
 
 def _order(scheme: str, h: int, w: int, P: int, seed: int) -> np.ndarray:
@@ -118,7 +120,7 @@ class _ByteBoundedCache:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = int(max_bytes)
-        self._items: OrderedDict[tuple, Interleaving] = OrderedDict()
+        self._items: OrderedDict[tuple[Any, ...], Interleaving] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -126,14 +128,14 @@ class _ByteBoundedCache:
     def _size(il: Interleaving) -> int:
         return il.order.nbytes + il.bounds.nbytes + il.packet_of.nbytes
 
-    def get(self, key: tuple) -> Interleaving | None:
+    def get(self, key: tuple[Any, ...]) -> Interleaving | None:
         with self._lock:
             il = self._items.get(key)
             if il is not None:
                 self._items.move_to_end(key)
             return il
 
-    def put(self, key: tuple, il: Interleaving) -> None:
+    def put(self, key: tuple[Any, ...], il: Interleaving) -> None:
         size = self._size(il)
         if size > self.max_bytes // 4:
             return

@@ -39,23 +39,23 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, cast
 
 import numpy as np
 import simpy
 
 from channels.base import BitErrorModel, LossModel
 from channels.stats import run_lengths
+from codec.errors import ParameterError
 from codec.types import IndexMap
 
-from .fec import ErasureFEC, InPacketRS
+from .fec import InPacketRS
 from .links import LinkConfig
-from .packet import HEADERS, PacketError, parse_packet
-from .packetizer import DEFAULT_MTU, depacketize, packetize
+from .packet import HEADERS, CompactSession, Packet, PacketError, parse_packet
+from .packetizer import DepacketizeResult, PacketizeOptions, depacketize, packetize
 from .record import TransmissionRecord, percentiles
-from codec.errors import ParameterError
-
 
 PENDING, ARRIVED, CHANNEL_LOST, QUEUE_DROPPED = 0, 1, 2, 3
 """Packet fate codes in ``PacketTrace.fate``."""
@@ -96,6 +96,17 @@ class _Tx:
 
     __slots__ = ("env", "wire", "size", "ser", "off", "lost", "delay", "gap", "send_t", "arrive_t", "fate",
                  "flips", "rx", "remaining", "accounted", "deadline", "start", "decode_t", "done")
+    # set by NetworkSimulator.send_packets before the processes start
+    size: np.ndarray  # wire bytes incl. link overhead
+    ser: np.ndarray  # serialization (air) time
+    off: np.ndarray | None  # duty-cycle silence after each packet
+    lost: np.ndarray  # channel erasures
+    delay: np.ndarray  # propagation + jitter
+    gap: np.ndarray  # sender wait before each packet
+    flips: np.ndarray
+    rx: list[bytes]
+    deadline: float | None
+    start: float
 
     def __init__(self, env: simpy.Environment, wire: Sequence[bytes]) -> None:
         n = len(wire)
@@ -130,7 +141,7 @@ class NetworkSimulator:
     bursts carry over from one image to the next.
 
     Args:
-        link: the link and its queue.
+        link: the link and its queue (default ``LinkConfig()``).
         channel: packet loss model (None = lossless).
         bit_channel: bit error model (None = error-free).
         rng: the only source of randomness (channel draws, jitter).
@@ -140,12 +151,14 @@ class NetworkSimulator:
     def __init__(
         self,
         *,
-        link: LinkConfig = LinkConfig(),
+        link: LinkConfig | None = None,
         channel: LossModel | None = None,
         bit_channel: BitErrorModel | None = None,
         rng: np.random.Generator,
         env: simpy.Environment | None = None,
     ) -> None:
+        if link is None:
+            link = LinkConfig()
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
         if channel is not None and not isinstance(channel, LossModel):
@@ -170,7 +183,7 @@ class NetworkSimulator:
         self.env.process(self._link_process())
 
     # ------------------------------------------------------------ processes
-    def _sender_process(self, tx: _Tx):
+    def _sender_process(self, tx: _Tx) -> Generator[simpy.Event, Any, None]:
         env = self.env
         gap = tx.gap
         for i in range(len(gap)):
@@ -208,22 +221,23 @@ class NetworkSimulator:
         self._queue.append((tx, i))
         self._queue_bytes += size
 
-    def _link_process(self):
+    def _link_process(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
         while True:
             if self._serving is None:
                 self._wake = env.event()
                 yield self._wake
                 self._wake = None
-            tx, i = self._serving
-            off = None if tx.off is None else tx.off[i]
-            self._busy_until = env.now + (tx.ser[i] if off is None else tx.ser[i] + off)
-            yield env.timeout(tx.ser[i])
+            tx, i = cast("tuple[_Tx, int]", self._serving)  # woken only once a packet is in service
+            ser = float(tx.ser[i])
+            off = None if tx.off is None else float(tx.off[i])
+            self._busy_until = env.now + (ser if off is None else ser + off)
+            yield env.timeout(ser)
             if tx.lost[i]:
                 tx.fate[i] = CHANNEL_LOST
                 tx.account()
             else:
-                ev = env.timeout(tx.delay[i], value=i)
+                ev = env.timeout(float(tx.delay[i]), value=i)
                 ev.callbacks.append(tx.on_arrival)
             if off is not None and off > 0.0:  # duty cycle: the link stays silent, waiting packets queue
                 self._busy_until = env.now + off
@@ -235,7 +249,7 @@ class NetworkSimulator:
             else:
                 self._serving = None
 
-    def _receiver_process(self, tx: _Tx):
+    def _receiver_process(self, tx: _Tx) -> Generator[simpy.Event, Any, None]:
         env = self.env
         if tx.deadline is None:
             yield tx.accounted
@@ -332,90 +346,65 @@ class NetworkSimulator:
     def send(
         self,
         index_map: IndexMap,
+        options: PacketizeOptions | None = None,
         *,
         image_id: int | None = None,
-        mtu: int = DEFAULT_MTU,
-        interleave: str = "raster",
-        seed: int = 0,
-        coder: str = "raw",
-        fec: ErasureFEC | None = None,
         inpacket_nsym: int = 0,
         pacing_bps: float | None = None,
         deadline_s: float | None = None,
         at: float | None = None,
-        prior: np.ndarray | None = None,
-        header: str = "full",
+        **packetize_options: Any,
     ) -> TransmissionRecord:
         """Packetize an index map, send it through the path, and rebuild it at the receiver.
 
         Args:
             index_map: the image's indices.
+            options: how to packetize (``sim.packetizer.PacketizeOptions``: mtu, interleave,
+                seed, coder, fec, prior, header); ``header="compact"`` gives the receiver the
+                stream's ``CompactSession``, as if sent once before.
             image_id: header tag (default: 0, 1, 2, … per simulator).
-            mtu, interleave, seed, coder, fec, prior: see ``sim.packetizer.packetize``.
             inpacket_nsym: RS parity bytes per 255-byte chunk of every packet (0 = off).
             pacing_bps, deadline_s, at: see ``send_packets``.
-            header: ``"full"`` (36-byte header, default) or ``"compact"`` (``sim.packet``;
-                the receiver is given the stream's ``CompactSession``, as if sent once before).
+            **packetize_options: any field of ``PacketizeOptions`` by name (``mtu=``, …),
+                replacing the one in ``options``.
 
         Returns:
             ``TransmissionRecord`` (with the received IndexMap and lost mask; with a link
             preset or duty cycle also ``link_stats``: airtime, silences, delivery time).
         """
+        opts = PacketizeOptions.resolve(options, packetize_options)
         if image_id is None:
             image_id = self._next_image_id
         self._next_image_id = int(image_id) + 1
         if not isinstance(inpacket_nsym, (int, np.integer)) or inpacket_nsym < 0:
             raise ParameterError(f"inpacket_nsym must be an int ≥ 0, got {inpacket_nsym!r}")
         rs = InPacketRS(int(inpacket_nsym)) if inpacket_nsym else None
+        header = opts.header
         if header not in HEADERS:
             raise ParameterError(f"header must be one of {HEADERS}, got {header!r}")
-        packets = packetize(index_map, image_id=image_id, mtu=mtu, interleave=interleave, seed=seed,
-                            coder=coder, fec=fec, prior=prior, header=header)
+        packets = packetize(index_map, opts, image_id=image_id)
         session = packets[0].session if header == "compact" else None
         raw = [p.to_bytes() for p in packets] if session is None else [session.encode(p) for p in packets]
         wire = rs.encode_many(raw) if rs else raw
         trace = self.send_packets(wire, pacing_bps=pacing_bps, deadline_s=deadline_s, at=at)
-
-        # ---- receiver: CRC check, in-packet RS only where the CRC fails, then FEC + reassembly
-        n = len(packets)
-        arrived = np.flatnonzero(trace.fate == ARRIVED)
-        arrived = arrived[np.argsort(trace.arrive_t[arrived], kind="stable")]
-        good: list[bytes] = []
-        ok = np.zeros(n, dtype=bool)
-        corrupted = rs_corrected = 0
-        for i in arrived:
-            rx = trace.received[i]
-            if trace.flips[i] == 0:  # untouched bytes pass the CRC; skip the re-check
-                good.append(raw[i])
-                ok[i] = True
-                continue
-            msg = rs.strip(rx) if rs else rx
-            try:
-                parse_packet(msg, header, session)
-            except PacketError:
-                fixed = rs.decode(rx) if rs else None
-                try:
-                    if fixed is None:
-                        raise PacketError("bad_crc")
-                    parse_packet(fixed, header, session)
-                except PacketError:
-                    corrupted += 1
-                    continue
-                msg = fixed
-                rs_corrected += 1
-            good.append(msg)
-            ok[i] = True
-        res = depacketize(good, expected_image_id=image_id, codebook_size=index_map.codebook_size,
+        rx = _receive(trace, raw, rs, header, session)
+        res = depacketize(rx.good, expected_image_id=image_id, codebook_size=index_map.codebook_size,
                           shape=index_map.shape, image_size=index_map.image_size,
-                          codebook_id=index_map.codebook_id, prior=prior, header=header, session=session)
+                          codebook_id=index_map.codebook_id, prior=opts.prior, header=header, session=session)
+        return self._record(int(image_id), index_map, packets, raw, wire, trace, rx, res)
 
+    def _record(self, image_id: int, index_map: IndexMap, packets: Sequence[Packet], raw: Sequence[bytes],
+                wire: Sequence[bytes], trace: PacketTrace, rx: _Received, res: DepacketizeResult
+                ) -> TransmissionRecord:
+        """The transmission's record: packet fates, bit accounting, bursts, latency and the rebuilt map."""
+        n = len(packets)
+        ok = rx.ok
         is_parity = np.fromiter((p.parity for p in packets), dtype=bool, count=n)
         plen = np.fromiter((len(p.payload) for p in packets), dtype=np.int64, count=n)
         wlen = np.fromiter((len(b) for b in wire), dtype=np.int64, count=n)
         rlen = np.fromiter((len(b) for b in raw), dtype=np.int64, count=n)  # header + payload + CRC
         bursts = run_lengths(~ok)
-        delivered_t = trace.arrive_t[ok] - trace.send_t[ok]
-        lat = percentiles(delivered_t)
+        lat = percentiles(trace.arrive_t[ok] - trace.send_t[ok])
         payload_bits = int(8 * plen[~is_parity].sum())
         header_bits = int(8 * (rlen - plen)[~is_parity].sum())
         fec_bits = int(8 * rlen[is_parity].sum())
@@ -423,7 +412,7 @@ class NetworkSimulator:
         link_bits = int(8 * self.link.overhead_bytes * n)
         n_data = int((~is_parity).sum())
         return TransmissionRecord(
-            image_id=int(image_id),
+            image_id=image_id,
             start_s=trace.start_t,
             completion_s=trace.decode_t - trace.start_t,
             packets_sent=n,
@@ -432,9 +421,9 @@ class NetworkSimulator:
             delivered=int(ok.sum()),
             channel_lost=int((trace.fate == CHANNEL_LOST).sum()),
             queue_dropped=int((trace.fate == QUEUE_DROPPED).sum()),
-            corrupted=corrupted,
+            corrupted=rx.corrupted,
             late=int((trace.fate == PENDING).sum()),
-            rs_corrected=rs_corrected,
+            rs_corrected=rx.rs_corrected,
             bit_errors=int(trace.flips[trace.fate == ARRIVED].sum()),
             data_lost_before_fec=int((~ok & ~is_parity).sum()),
             recovered_fec=res.recovered_fec,
@@ -468,7 +457,52 @@ class NetworkSimulator:
         on_air = trace.fate != QUEUE_DROPPED
         off = 0.0 if trace.off_s is None else float(trace.off_s[on_air].sum())
         last = float(np.max(trace.arrive_t[ok])) - trace.start_t if ok.any() else math.nan
-        return {"airtime_s": float(trace.airtime_s[on_air].sum()), "duty_off_s": off, "delivery_s": last}
+        airtime = 0.0 if trace.airtime_s is None else float(trace.airtime_s[on_air].sum())
+        return {"airtime_s": airtime, "duty_off_s": off, "delivery_s": last}
+
+
+@dataclass
+class _Received:
+    """What the receiver kept: the packets that passed their CRC (after in-packet RS), in arrival order."""
+
+    good: list[bytes]
+    ok: np.ndarray  # bool (n,): packet i passed
+    corrupted: int
+    rs_corrected: int
+
+
+def _receive(trace: PacketTrace, raw: Sequence[bytes], rs: InPacketRS | None, header: str,
+             session: CompactSession | None) -> _Received:
+    """CRC-check the arrived packets in arrival order; in-packet RS decoding only where the CRC fails."""
+    arrived = np.flatnonzero(trace.fate == ARRIVED)
+    arrived = arrived[np.argsort(trace.arrive_t[arrived], kind="stable")]
+    good: list[bytes] = []
+    ok = np.zeros(len(raw), dtype=bool)
+    corrupted = rs_corrected = 0
+    for i in arrived:
+        rx = trace.received[i]
+        assert rx is not None  # arrived packets always have their bytes
+        if trace.flips[i] == 0:  # untouched bytes pass the CRC; skip the re-check
+            good.append(raw[int(i)])
+            ok[i] = True
+            continue
+        msg = rs.strip(rx) if rs else rx
+        try:
+            parse_packet(msg, header, session)
+        except PacketError:
+            fixed = rs.decode(rx) if rs else None
+            try:
+                if fixed is None:
+                    raise PacketError("bad_crc") from None
+                parse_packet(fixed, header, session)
+            except PacketError:
+                corrupted += 1
+                continue
+            msg = fixed
+            rs_corrected += 1
+        good.append(msg)
+        ok[i] = True
+    return _Received(good, ok, corrupted, rs_corrected)
 
 
 Session = NetworkSimulator
@@ -477,29 +511,25 @@ Session = NetworkSimulator
 
 def transmit(
     index_map: IndexMap,
+    options: PacketizeOptions | None = None,
     *,
     channel: LossModel | None = None,
     bit_channel: BitErrorModel | None = None,
-    link: LinkConfig = LinkConfig(),
-    fec: ErasureFEC | None = None,
+    link: LinkConfig | None = None,
     inpacket_nsym: int = 0,
-    mtu: int = DEFAULT_MTU,
-    interleave: str = "raster",
-    seed: int = 0,
-    coder: str = "raw",
     pacing_bps: float | None = None,
     deadline_s: float | None = None,
     image_id: int = 0,
-    prior: np.ndarray | None = None,
     rng: np.random.Generator,
     env: simpy.Environment | None = None,
-    header: str = "full",
+    **packetize_options: Any,
 ) -> TransmissionRecord:
     """Send one index map through a fresh ``NetworkSimulator`` (one-shot convenience).
 
-    See ``NetworkSimulator`` and ``NetworkSimulator.send`` for the arguments.
+    See ``NetworkSimulator`` and ``NetworkSimulator.send`` for the arguments (``link``
+    defaults to ``LinkConfig()``; ``options`` / ``**packetize_options``: ``PacketizeOptions``).
     """
-    sim = NetworkSimulator(link=link, channel=channel, bit_channel=bit_channel, rng=rng, env=env)
-    return sim.send(index_map, image_id=image_id, mtu=mtu, interleave=interleave, seed=seed, coder=coder,
-                    fec=fec, inpacket_nsym=inpacket_nsym, pacing_bps=pacing_bps, deadline_s=deadline_s,
-                    prior=prior, header=header)
+    sim = NetworkSimulator(link=LinkConfig() if link is None else link, channel=channel, bit_channel=bit_channel,
+                           rng=rng, env=env)
+    return sim.send(index_map, options, image_id=image_id, inpacket_nsym=inpacket_nsym, pacing_bps=pacing_bps,
+                    deadline_s=deadline_s, **packetize_options)

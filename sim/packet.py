@@ -85,6 +85,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -179,7 +180,7 @@ class Packet:
         return OVERHEAD + len(self.payload)
 
     @property
-    def stream_key(self) -> tuple:
+    def stream_key(self) -> tuple[Any, ...]:
         """Fields every packet of the same image shares (used to spot foreign packets)."""
         return (self.image_id, self.count, self.codebook_size, self.h, self.w, self.image_size,
                 self.scheme, self.coder, self.seed, self.fec_n, self.fec_k, self.fec_code)
@@ -268,10 +269,10 @@ class Packet:
     def _trusted(cls, *values: object) -> "Packet":
         """Build without validation (fields already checked); positional in field order."""
         obj = object.__new__(cls)
-        obj.__dict__.update(zip(_FIELD_NAMES, values))
+        obj.__dict__.update(zip(_FIELD_NAMES, values, strict=True))
         return obj
 
-    def replace(self, **changes: object) -> "Packet":
+    def replace(self, **changes: Any) -> Packet:
         """A validated copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
@@ -286,7 +287,7 @@ def _validate(p: Packet) -> None:
         v = getattr(p, name)
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 0 <= v <= hi:
             raise PacketError("bad_field", f"{name} must be an int in [0, {hi}], got {v!r}")
-        if not type(v) is int:
+        if type(v) is not int:
             object.__setattr__(p, name, int(v))
     if not isinstance(p.codebook_size, (int, np.integer)) or isinstance(p.codebook_size, bool):
         raise PacketError("bad_field", f"codebook_size must be an int, got {p.codebook_size!r}")
@@ -344,13 +345,17 @@ _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Packet))
 
 
 # ----------------------------------------------------------------------------- compact header
-_CRC8_TABLE = []
-for _b in range(256):
-    _c = _b
-    for _ in range(8):
-        _c = ((_c << 1) ^ 0x07) & 0xFF if _c & 0x80 else (_c << 1) & 0xFF
-    _CRC8_TABLE.append(_c)
-_CRC8_TABLE = bytes(_CRC8_TABLE)
+def _crc8_table() -> bytes:
+    table = []
+    for b in range(256):
+        c = b
+        for _ in range(8):
+            c = ((c << 1) ^ 0x07) & 0xFF if c & 0x80 else (c << 1) & 0xFF
+        table.append(c)
+    return bytes(table)
+
+
+_CRC8_TABLE = _crc8_table()
 
 
 def crc8(data: bytes, crc: int = 0) -> int:

@@ -49,23 +49,26 @@ compact data packets, so the packets must be sent as
 
 If no packet of the image arrives, the receiver still returns an all-lost map
 as long as it knows the session parameters (``codebook_size`` and ``shape``;
-``image_size`` defaults to 16·shape) — pass them, as a real receiver would.
+``image_size`` defaults to ``codec.types.DEFAULT_DOWNSAMPLING``·shape, i.e.
+16·shape) — pass them, as a real receiver would.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any
 
 import numpy as np
 
 from codec.entropy import CODERS, decode_symbols, encode_symbols
 from codec.errors import BitstreamError, ParameterError
 from codec.limits import DecodeLimits, LimitExceededError, resolve_limits
-from codec.types import IndexMap
+from codec.types import DEFAULT_DOWNSAMPLING, IndexMap
 
 from .fec import BACKENDS, DEFAULT_CODE, ErasureFEC, FECError
-from .interleave import SCHEMES, interleave
+from .interleave import SCHEMES, Interleaving, interleave
 from .packet import HEADERS, MAX_PAYLOAD, OVERHEAD, REASONS, CompactSession, Packet, PacketError, parse_packet
 
 DEFAULT_MTU = 1200
@@ -73,48 +76,26 @@ MIN_MTU = 8
 MAX_MTU = MAX_PAYLOAD - OVERHEAD - 2  # so FEC parity symbols still fit a packet
 MAX_PACKETS = 0xFFFF
 
+StreamKey = tuple[Any, ...]
+"""``Packet.stream_key``: the header fields every packet of one image shares."""
 
-def _check_options(mtu: int, scheme: str, seed: int, coder: str, image_id: int) -> None:
-    if not MIN_MTU <= int(mtu) <= MAX_MTU:
-        raise ParameterError(f"mtu must be in [{MIN_MTU}, {MAX_MTU}] payload bytes, got {mtu}")
-    if scheme not in SCHEMES:
-        raise ParameterError(f"interleave must be one of {SCHEMES}, got {scheme!r}")
-    if coder not in CODERS:
-        raise ParameterError(f"coder must be one of {CODERS}, got {coder!r}")
-    if not 0 <= int(seed) < 2**32:
-        raise ParameterError(f"seed must be in [0, 2^32), got {seed}")
+
+def _check_image_id(image_id: int) -> None:
     if not 0 <= int(image_id) < 2**32:
         raise ParameterError(f"image_id must be in [0, 2^32), got {image_id}")
 
 
-def encode_payloads(index_map: IndexMap, num_packets: int, scheme: str, seed: int, coder: str,
-                    prior: np.ndarray | None = None) -> list[bytes]:
-    """Coded payload of each of the P data packets (coder restarted per packet)."""
-    il = interleave(scheme, index_map.shape[0], index_map.shape[1], num_packets, seed)
-    flat = index_map.indices.reshape(-1)[il.order]
-    b = il.bounds
-    K = index_map.codebook_size
-    return [encode_symbols(flat[b[j]:b[j + 1]], K, coder, prior) for j in range(num_packets)]
+@dataclass(frozen=True)
+class PacketizeOptions:
+    """How an image is cut into packets: the one list of ``packetize``'s options.
 
+    ``packetize``, ``NetworkSimulator.send`` and ``transmit`` take either one of
+    these (``options=``) or the same names as keywords (which override the
+    ``options`` given).  Checked when built.
 
-def packetize(
-    index_map: IndexMap,
-    *,
-    image_id: int = 0,
-    mtu: int = DEFAULT_MTU,
-    interleave: str = "raster",
-    seed: int = 0,
-    coder: str = "raw",
-    fec: ErasureFEC | None = None,
-    prior: np.ndarray | None = None,
-    header: str = "full",
-) -> list[Packet]:
-    """Split an index map into packets, in send order.
-
-    Args:
-        index_map: the map to send (h, w ≤ 65535, image size ≤ 65535 px).
-        image_id: uint32 tag written in every header.
-        mtu: maximum payload bytes of a data packet (see module docstring).
+    Attributes:
+        mtu: maximum payload bytes of a data packet (see the module docstring),
+            in [``MIN_MTU``, ``MAX_MTU``].
         interleave: one of ``interleave.SCHEMES``.
         seed: interleaver seed (used by ``"random"``), in [0, 2^32).
         coder: payload coder, one of ``codec.entropy.CODERS``.
@@ -127,39 +108,114 @@ def packetize(
         header: ``"full"`` (36-byte header, default) or ``"compact"`` (see the
             module docstring: parity covers the compact data packets).
 
+    Raises:
+        ParameterError: a value out of its range or not one of its choices.
+    """
+
+    mtu: int = DEFAULT_MTU
+    interleave: str = "raster"
+    seed: int = 0
+    coder: str = "raw"
+    fec: ErasureFEC | None = None
+    prior: np.ndarray | None = field(default=None, compare=False)
+    header: str = "full"
+
+    def __post_init__(self) -> None:
+        if not MIN_MTU <= int(self.mtu) <= MAX_MTU:
+            raise ParameterError(f"mtu must be in [{MIN_MTU}, {MAX_MTU}] payload bytes, got {self.mtu}")
+        if self.interleave not in SCHEMES:
+            raise ParameterError(f"interleave must be one of {SCHEMES}, got {self.interleave!r}")
+        if self.coder not in CODERS:
+            raise ParameterError(f"coder must be one of {CODERS}, got {self.coder!r}")
+        if not 0 <= int(self.seed) < 2**32:
+            raise ParameterError(f"seed must be in [0, 2^32), got {self.seed}")
+
+    def _check_header(self) -> None:  # checked after image_id, as packetize always did
+        if self.header not in HEADERS:
+            raise ParameterError(f"header must be one of {HEADERS}, got {self.header!r}")
+
+    @classmethod
+    def resolve(cls, options: PacketizeOptions | None, overrides: dict[str, Any]) -> PacketizeOptions:
+        """``options`` (default: all defaults) with the keyword ``overrides`` applied.
+
+        Raises:
+            TypeError: a keyword that is not a field (as for any unexpected keyword argument).
+        """
+        if options is not None and not isinstance(options, cls):
+            raise TypeError(f"options must be a PacketizeOptions, got {type(options).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TypeError(f"unexpected keyword argument(s) {unknown}; packetize options are {sorted(names)}")
+        if options is None:
+            return cls(**overrides)
+        return dataclasses.replace(options, **overrides) if overrides else options
+
+
+def encode_payloads(index_map: IndexMap, num_packets: int, scheme: str, seed: int, coder: str,
+                    prior: np.ndarray | None = None) -> list[bytes]:
+    """Coded payload of each of the P data packets (coder restarted per packet)."""
+    il = interleave(scheme, index_map.shape[0], index_map.shape[1], num_packets, seed)
+    flat = index_map.indices.reshape(-1)[il.order]
+    b = il.bounds
+    K = index_map.codebook_size
+    return [encode_symbols(flat[b[j]:b[j + 1]], K, coder, prior) for j in range(num_packets)]
+
+
+def _count_packets(index_map: IndexMap, opts: PacketizeOptions) -> tuple[int, list[bytes]]:
+    """P and the coded payloads: the fewest balanced packets whose payloads all fit ``opts.mtu``."""
+    mtu = opts.mtu
+    h, w = index_map.shape
+    N = h * w
+    K = index_map.codebook_size
+    total = len(encode_symbols(index_map.indices.reshape(-1), K, opts.coder, opts.prior))
+    P = min(N, max(1, -(-total // mtu)))
+    while True:
+        payloads = encode_payloads(index_map, P, opts.interleave, opts.seed, opts.coder, opts.prior)
+        largest = max(len(p) for p in payloads)
+        if largest <= mtu:
+            return P, payloads
+        if P >= min(N, MAX_PACKETS):
+            raise ParameterError(f"mtu={mtu} is too small: a packet of {N // P} index(es) needs {largest} bytes"
+                                 if P >= N else f"the map needs more than {MAX_PACKETS} packets at mtu={mtu}")
+        P = min(N, MAX_PACKETS, max(P + 1, -(-P * largest // mtu)))
+
+
+def packetize(index_map: IndexMap, options: PacketizeOptions | None = None, *, image_id: int = 0,
+              **overrides: Any) -> list[Packet]:
+    """Split an index map into packets, in send order.
+
+    Args:
+        index_map: the map to send (h, w ≤ 65535, image size ≤ 65535 px).
+        options: mtu, interleaver, coder, FEC, prior and header (``PacketizeOptions``;
+            default: its defaults).
+        image_id: uint32 tag written in every header.
+        **overrides: any field of ``PacketizeOptions`` by name (``mtu=``,
+            ``interleave=``, ``seed=``, ``coder=``, ``fec=``, ``prior=``,
+            ``header=``), replacing the one in ``options``.
+
     Returns:
         The packets (data and parity) in transmission order.
 
     Raises:
-        ValueError: bad options, or ``mtu`` too small for even one index per packet.
+        ParameterError: bad options, or ``mtu`` too small for even one index per packet.
     """
-    _check_options(mtu, interleave, seed, coder, image_id)
-    if header not in HEADERS:
-        raise ParameterError(f"header must be one of {HEADERS}, got {header!r}")
-    scheme = interleave
+    opts = PacketizeOptions.resolve(options, overrides)
+    _check_image_id(image_id)
+    opts._check_header()
+    P, payloads = _count_packets(index_map, opts)
+    if P > MAX_PACKETS:  # pragma: no cover - _count_packets caps P
+        raise ParameterError(f"the map needs more than {MAX_PACKETS} packets at mtu={opts.mtu}")
+    scheme, coder, seed, fec, header = opts.interleave, opts.coder, int(opts.seed), opts.fec, opts.header
     h, w = index_map.shape
-    N = h * w
     K = index_map.codebook_size
-    total = len(encode_symbols(index_map.indices.reshape(-1), K, coder, prior))
-    P = min(N, max(1, -(-total // mtu)))
-    while True:
-        payloads = encode_payloads(index_map, P, scheme, seed, coder, prior)
-        largest = max(len(p) for p in payloads)
-        if largest <= mtu:
-            break
-        if P >= min(N, MAX_PACKETS):
-            raise ParameterError(f"mtu={mtu} is too small: a packet of {N // P} index(es) needs {largest} bytes"
-                             if P >= N else f"the map needs more than {MAX_PACKETS} packets at mtu={mtu}")
-        P = min(N, MAX_PACKETS, max(P + 1, -(-P * largest // mtu)))
-    if P > MAX_PACKETS:  # pragma: no cover - loop above caps P
-        raise ParameterError(f"the map needs more than {MAX_PACKETS} packets at mtu={mtu}")
     iid, isz = int(image_id), index_map.image_size
     n, k, code = (fec.n, fec.k, fec.code) if fec is not None else (0, 0, DEFAULT_CODE)
     # the first packet goes through full validation; the rest share its checked fields
-    first = Packet(iid, 0, P, K, h, w, isz, scheme, coder, int(seed), payloads[0], False, 0, n, k, code)
+    first = Packet(iid, 0, P, K, h, w, isz, scheme, coder, seed, payloads[0], False, 0, n, k, code)
 
     def data_packet(j: int) -> Packet:
-        return Packet._trusted(iid, j, P, K, h, w, isz, scheme, coder, int(seed), payloads[j], False,
+        return Packet._trusted(iid, j, P, K, h, w, isz, scheme, coder, seed, payloads[j], False,
                                j // k if k else 0, n, k, code)
 
     if fec is None:
@@ -174,8 +230,8 @@ def packetize(
         out.extend(data)
         parity = fec.encode_block([to_bytes(p) for p in data])
         if blk == 0:  # validate one parity packet; the others differ only in seq / block / payload
-            Packet(iid, 0, P, K, h, w, isz, scheme, coder, int(seed), parity[0], True, 0, n, k, code)
-        out.extend(Packet._trusted(iid, i, P, K, h, w, isz, scheme, coder, int(seed), sym, True, blk, n, k, code)
+            Packet(iid, 0, P, K, h, w, isz, scheme, coder, seed, parity[0], True, 0, n, k, code)
+        out.extend(Packet._trusted(iid, i, P, K, h, w, isz, scheme, coder, seed, sym, True, blk, n, k, code)
                    for i, sym in enumerate(parity))
     return out
 
@@ -212,7 +268,197 @@ class DepacketizeResult:
 
     @property
     def loss_ratio(self) -> float:
-        return self.num_lost / self.lost_mask.size
+        return float(self.num_lost / self.lost_mask.size)
+
+
+@dataclass
+class _Receiver:
+    """The receiver's fixed settings and its drop counters, shared by the steps of ``depacketize``."""
+
+    header: str
+    session: CompactSession | None
+    expected_image_id: int | None
+    codebook_size: int | None
+    shape: tuple[int, int] | None
+    image_size: tuple[int, int] | None
+    prior: np.ndarray | None
+    counts: Counter[str]
+
+    def fits(self, p: Packet) -> bool:
+        """Whether a packet agrees with the session parameters the caller gave."""
+        return ((self.expected_image_id is None or p.image_id == self.expected_image_id)
+                and (self.codebook_size is None or p.codebook_size == self.codebook_size)
+                and (self.shape is None or (p.h, p.w) == tuple(self.shape))
+                and (self.image_size is None or p.image_size == tuple(self.image_size)))
+
+
+def _parse_all(items: Iterable[bytes | bytearray | memoryview | Packet], rx: _Receiver,
+               max_packet_size: int | None, limits: DecodeLimits) -> list[tuple[Packet, bytes]]:
+    """Every item that parses and is within ``limits``, with its bytes; the others counted by reason."""
+    counts = rx.counts
+    parsed: list[tuple[Packet, bytes]] = []
+    sessions: dict[StreamKey, CompactSession] = {}
+    for item in items:
+        try:
+            if isinstance(item, Packet):
+                if rx.header == "full":
+                    raw = item.to_bytes()
+                else:  # one CompactSession per stream, not one per packet
+                    key = item.stream_key[2:]  # the fields a CompactSession holds
+                    if key not in sessions:
+                        sessions[key] = item.session
+                    raw = sessions[key].encode(item)
+                pkt = item
+                if max_packet_size is not None and len(raw) > max_packet_size:
+                    raise PacketError("oversized")
+            elif isinstance(item, (bytes, bytearray, memoryview)):
+                raw = bytes(item)
+                pkt = parse_packet(raw, rx.header, rx.session, image_id=rx.expected_image_id,
+                                   max_size=max_packet_size)
+            else:
+                counts["bad_type"] += 1
+                continue
+        except PacketError as e:
+            counts[e.reason] += 1
+            continue
+        try:
+            limits.check(pkt.h, pkt.w, *pkt.image_size, what="packet header", codebook_size=pkt.codebook_size)
+        except LimitExceededError:
+            counts["over_limit"] += 1
+            continue
+        parsed.append((pkt, raw))
+    return parsed
+
+
+def _choose_stream(parsed: list[tuple[Packet, bytes]],
+                   rx: _Receiver) -> tuple[StreamKey | None, list[tuple[Packet, bytes]]]:
+    """The image's stream key (the caller's expectations, else the most common) and its packets; others "foreign"."""
+    votes = Counter(p.stream_key for p, _ in parsed if rx.fits(p))
+    key = max(votes, key=votes.__getitem__) if votes else None  # ties: first seen (Counter keeps order)
+    accepted: list[tuple[Packet, bytes]] = []
+    for p, raw in parsed:
+        if p.stream_key == key:
+            accepted.append((p, raw))
+        else:
+            rx.counts["foreign"] += 1
+    return key, accepted
+
+
+def _all_lost(rx: _Receiver, codebook_id: str | None) -> DepacketizeResult:
+    """The result when no packet of the image arrived: an all-lost map of the session's size."""
+    if rx.codebook_size is None or rx.shape is None:
+        raise PacketError("no_packets", "no valid packet arrived; pass codebook_size and shape "
+                          "(the session parameters) to get an all-lost map")
+    h, w = (int(v) for v in rx.shape)
+    f = DEFAULT_DOWNSAMPLING
+    isz = rx.image_size if rx.image_size is not None else (f * h, f * w)
+    imap = IndexMap(np.zeros((h, w), np.int32), int(rx.codebook_size), isz, codebook_id)
+    return DepacketizeResult(imap, np.ones((h, w), dtype=bool), dict(rx.counts))
+
+
+def _split_duplicates(accepted: list[tuple[Packet, bytes]], counts: Counter[str]
+                      ) -> tuple[dict[int, tuple[Packet, bytes]], dict[tuple[int, int], bytes]]:
+    """Data packets by seq and parity payloads by (block, index); duplicates dropped, reordering counted."""
+    data: dict[int, tuple[Packet, bytes]] = {}
+    parity: dict[tuple[int, int], bytes] = {}
+    last = -1
+    for p, raw in accepted:
+        if (p.parity and (p.block, p.seq) in parity) or (not p.parity and p.seq in data):
+            counts["duplicate"] += 1
+            continue
+        if p.send_index < last:
+            counts["reordered"] += 1
+        last = max(last, p.send_index)
+        if p.parity:
+            parity[(p.block, p.seq)] = p.payload
+        else:
+            data[p.seq] = (p, raw)
+    return data, parity
+
+
+class _PayloadDecoder:
+    """Entropy-decodes data payloads into ``decoded``; a payload that does not decode is "bad_payload"."""
+
+    def __init__(self, il: Interleaving, codebook_size: int, prior: np.ndarray | None, counts: Counter[str]) -> None:
+        self.il = il
+        self.codebook_size = codebook_size
+        self.prior = prior
+        self.counts = counts
+        self.decoded: dict[int, np.ndarray] = {}
+
+    def all_of(self, data: dict[int, tuple[Packet, bytes]]) -> None:
+        """Decode every received data packet; one that does not decode leaves ``data`` (its slot is missing)."""
+        for j in sorted(data):
+            if not self(j, data[j][0]):
+                del data[j]
+
+    def assemble(self, num_packets: int, image_size: tuple[int, int],
+                 codebook_id: str | None) -> tuple[IndexMap, np.ndarray]:
+        """The map (lost positions 0) and the bool (P,) mask of data packets finally missing."""
+        il = self.il
+        flat = np.zeros(il.h * il.w, dtype=np.int32)
+        got_pkt = np.zeros(num_packets, dtype=bool)
+        for j, vals in self.decoded.items():
+            flat[il.positions(j)] = vals
+            got_pkt[j] = True
+        return IndexMap(flat.reshape(il.h, il.w), self.codebook_size, image_size, codebook_id), ~got_pkt
+
+    def __call__(self, j: int, p: Packet) -> bool:
+        try:
+            self.decoded[j] = decode_symbols(p.payload, self.il.positions(j).size, self.codebook_size, p.coder,
+                                             self.prior)
+            return True
+        except (BitstreamError, ValueError):
+            self.counts["bad_payload"] += 1
+            return False
+
+
+def _recover_fec(first: Packet, key: StreamKey, data: dict[int, tuple[Packet, bytes]],
+                 parity: dict[tuple[int, int], bytes], decode: _PayloadDecoder, rx: _Receiver,
+                 fec_backend: str) -> int:
+    """Rebuild missing data packets of each block from its parity (added to ``data``); returns how many."""
+    P = first.count
+    fec = ErasureFEC(first.fec_n, first.fec_k, first.fec_code,
+                     fec_backend if first.fec_code == "vandermonde" else "auto")
+    k = fec.k
+    counts = rx.counts
+    recovered = 0
+    for blk in range(fec.num_blocks(P)):
+        lo, hi = blk * k, min(P, (blk + 1) * k)
+        if all(j in data for j in range(lo, hi)):
+            continue
+        par = {i: s for (b, i), s in parity.items() if b == blk}
+        if not par:
+            continue
+        got = {j - lo: data[j][1] for j in range(lo, hi) if j in data}
+        try:
+            rec = fec.decode_block(got, par, hi - lo)
+        except FECError:
+            counts["fec_failed"] += 1
+            continue
+        for jj, raw in rec.items():
+            try:
+                p = parse_packet(raw, rx.header, rx.session, image_id=rx.expected_image_id)
+            except PacketError:
+                counts["fec_failed"] += 1
+                continue
+            if p.stream_key != key or p.parity or p.seq != lo + jj:
+                counts["fec_failed"] += 1
+                continue
+            if not decode(p.seq, p):
+                continue
+            data[p.seq] = (p, raw)
+            recovered += 1
+    return recovered
+
+
+def _check_receiver(fec_backend: str, header: str, session: CompactSession | None) -> None:
+    if fec_backend not in BACKENDS:
+        raise ParameterError(f"fec_backend must be one of {BACKENDS}, got {fec_backend!r}")
+    if header not in HEADERS:
+        raise ParameterError(f"header must be one of {HEADERS}, got {header!r}")
+    if header == "compact" and not isinstance(session, CompactSession):
+        raise ParameterError("header='compact' needs session= (the stream's CompactSession)")
 
 
 def depacketize(
@@ -260,149 +506,36 @@ def depacketize(
         PacketError("no_packets"): no valid packet arrived and ``codebook_size``
             / ``shape`` were not given, so there is nothing to build the map from.
     """
-    if fec_backend not in BACKENDS:
-        raise ParameterError(f"fec_backend must be one of {BACKENDS}, got {fec_backend!r}")
-    if header not in HEADERS:
-        raise ParameterError(f"header must be one of {HEADERS}, got {header!r}")
-    if header == "compact" and not isinstance(session, CompactSession):
-        raise ParameterError("header='compact' needs session= (the stream's CompactSession)")
-    limits = resolve_limits(limits)
+    _check_receiver(fec_backend, header, session)
     counts: Counter[str] = Counter({r: 0 for r in REASONS})
     counts["reordered"] = 0
-    parsed: list[tuple[Packet, bytes]] = []
-    sessions: dict[tuple, CompactSession] = {}
-    for item in packets:
-        try:
-            if isinstance(item, Packet):
-                if header == "full":
-                    raw = item.to_bytes()
-                else:  # one CompactSession per stream, not one per packet
-                    key = item.stream_key[2:]  # the fields a CompactSession holds
-                    if key not in sessions:
-                        sessions[key] = item.session
-                    raw = sessions[key].encode(item)
-                pkt = item
-                if max_packet_size is not None and len(raw) > max_packet_size:
-                    raise PacketError("oversized")
-            elif isinstance(item, (bytes, bytearray, memoryview)):
-                raw = bytes(item)
-                pkt = parse_packet(raw, header, session, image_id=expected_image_id, max_size=max_packet_size)
-            else:
-                counts["bad_type"] += 1
-                continue
-        except PacketError as e:
-            counts[e.reason] += 1
-            continue
-        try:
-            limits.check(pkt.h, pkt.w, *pkt.image_size, what="packet header", codebook_size=pkt.codebook_size)
-        except LimitExceededError:
-            counts["over_limit"] += 1
-            continue
-        parsed.append((pkt, raw))
+    rx = _Receiver(header, session, expected_image_id, codebook_size, shape, image_size, prior, counts)
+    parsed = _parse_all(packets, rx, max_packet_size, resolve_limits(limits))
 
     # ---- choose the stream (image) and drop foreign packets
-    def fits(p: Packet) -> bool:
-        return ((expected_image_id is None or p.image_id == expected_image_id)
-                and (codebook_size is None or p.codebook_size == codebook_size)
-                and (shape is None or (p.h, p.w) == tuple(shape))
-                and (image_size is None or p.image_size == tuple(image_size)))
-
-    votes = Counter(p.stream_key for p, _ in parsed if fits(p))
-    key = max(votes, key=votes.__getitem__) if votes else None  # ties: first seen (Counter keeps order)
-    accepted: list[tuple[Packet, bytes]] = []
-    for p, raw in parsed:
-        if p.stream_key == key:
-            accepted.append((p, raw))
-        else:
-            counts["foreign"] += 1
-
+    key, accepted = _choose_stream(parsed, rx)
     if key is None:
-        if codebook_size is None or shape is None:
-            raise PacketError("no_packets", "no valid packet arrived; pass codebook_size and shape "
-                              "(the session parameters) to get an all-lost map")
-        h, w = (int(v) for v in shape)
-        isz = tuple(image_size) if image_size is not None else (16 * h, 16 * w)
-        imap = IndexMap(np.zeros((h, w), np.int32), int(codebook_size), isz, codebook_id)
-        return DepacketizeResult(imap, np.ones((h, w), dtype=bool), dict(counts))
-
+        return _all_lost(rx, codebook_id)
     first = accepted[0][0]
     P, K, h, w = first.count, first.codebook_size, first.h, first.w
 
     # ---- duplicates and reordering
-    data: dict[int, tuple[Packet, bytes]] = {}
-    parity: dict[tuple[int, int], bytes] = {}
-    last = -1
-    for p, raw in accepted:
-        slot = (p.block, p.seq) if p.parity else None
-        if (p.parity and slot in parity) or (not p.parity and p.seq in data):
-            counts["duplicate"] += 1
-            continue
-        if p.send_index < last:
-            counts["reordered"] += 1
-        last = max(last, p.send_index)
-        if p.parity:
-            parity[slot] = p.payload
-        else:
-            data[p.seq] = (p, raw)
+    data, parity = _split_duplicates(accepted, counts)
+
     # ---- decode every received payload first: one that passes its CRC but not its entropy decoder
     # (the compact header's CRC-8 lets ~1/256 random corruptions through) is "bad_payload" and its
     # slot counts as missing, so FEC can rebuild it (and no parity is solved with its bytes)
     il = interleave(first.scheme, h, w, P, first.seed)
-    decoded: dict[int, np.ndarray] = {}
-
-    def decode(j: int, p: Packet) -> bool:
-        try:
-            decoded[j] = decode_symbols(p.payload, il.positions(j).size, K, p.coder, prior)
-            return True
-        except (BitstreamError, ValueError):
-            counts["bad_payload"] += 1
-            return False
-
-    for j in sorted(data):
-        if not decode(j, data[j][0]):
-            del data[j]
+    decode = _PayloadDecoder(il, K, prior, counts)
+    decode.all_of(data)
     data_received = len(data)
 
     # ---- FEC recovery of missing data packets
     recovered = 0
     if first.fec_n and len(data) < P and parity:
-        fec = ErasureFEC(first.fec_n, first.fec_k, first.fec_code,
-                         fec_backend if first.fec_code == "vandermonde" else "auto")
-        k = fec.k
-        for blk in range(fec.num_blocks(P)):
-            lo, hi = blk * k, min(P, (blk + 1) * k)
-            if all(j in data for j in range(lo, hi)):
-                continue
-            par = {i: s for (b, i), s in parity.items() if b == blk}
-            if not par:
-                continue
-            got = {j - lo: data[j][1] for j in range(lo, hi) if j in data}
-            try:
-                rec = fec.decode_block(got, par, hi - lo)
-            except FECError:
-                counts["fec_failed"] += 1
-                continue
-            for jj, raw in rec.items():
-                try:
-                    p = parse_packet(raw, header, session, image_id=expected_image_id)
-                except PacketError:
-                    counts["fec_failed"] += 1
-                    continue
-                if p.stream_key != key or p.parity or p.seq != lo + jj:
-                    counts["fec_failed"] += 1
-                    continue
-                if not decode(p.seq, p):
-                    continue
-                data[p.seq] = (p, raw)
-                recovered += 1
+        recovered = _recover_fec(first, key, data, parity, decode, rx, fec_backend)
 
     # ---- the decoded payloads into the map
-    flat = np.zeros(h * w, dtype=np.int32)
-    got_pkt = np.zeros(P, dtype=bool)
-    for j, vals in decoded.items():
-        flat[il.positions(j)] = vals
-        got_pkt[j] = True
-    lost_packets = ~got_pkt
-    lost = il.lost_mask(lost_packets)
-    imap = IndexMap(flat.reshape(h, w), K, first.image_size, codebook_id)
-    return DepacketizeResult(imap, lost, dict(counts), P, data_received, recovered, lost_packets, first.image_id)
+    imap, lost_packets = decode.assemble(P, first.image_size, codebook_id)
+    return DepacketizeResult(imap, il.lost_mask(lost_packets), dict(counts), P, data_received, recovered,
+                             lost_packets, first.image_id)

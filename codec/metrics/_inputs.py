@@ -10,14 +10,14 @@ import torch
 from ..errors import ParameterError
 
 
-def _default_device(device: str | torch.device | None) -> torch.device:
+def default_device(device: str | torch.device | None) -> torch.device:
     """``device`` as a ``torch.device``; None: CUDA when available, else CPU."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
-def _check_pair(x: torch.Tensor, y: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+def check_pair(x: torch.Tensor, y: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(x, y) as equal-shaped float batches (N ≥ 1, 3, H, W); TypeError / ParameterError naming ``name`` otherwise."""
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise TypeError(f"{name}: x and y must be torch tensors, got {type(x).__name__}, {type(y).__name__}")
@@ -36,7 +36,7 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor, name: str) -> tuple[torch.Tens
     return x, y
 
 
-def _check_range(x: torch.Tensor, y: torch.Tensor, name: str) -> None:
+def check_range(x: torch.Tensor, y: torch.Tensor, name: str) -> None:
     """ParameterError unless every pixel of x and y lies in [0, 1] (± 1e-6)."""
     lo = min(float(x.min()), float(y.min()))
     hi = max(float(x.max()), float(y.max()))

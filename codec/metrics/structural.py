@@ -235,6 +235,12 @@ def _resolve_reference(x: Any, y: torch.Tensor, ref: SSIMReference | None, data_
     return ref, y.detach().to(_SSIM_DTYPE)
 
 
+def _wanted(t: torch.Tensor | None) -> torch.Tensor:
+    """A map ``_compare_scale`` was asked for (never None)."""
+    assert t is not None
+    return t
+
+
 def _compare_scale(r: _RefScale, y: torch.Tensor, C1: float, C2: float,
                    want_s: bool = True, want_cs: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Per-channel means of the SSIM map and of the cs map of y (N, 3, h, w) against r: float32 (N, 3) each
@@ -285,14 +291,14 @@ def _structural_one(scales: tuple[_RefScale, ...], y: torch.Tensor, n_scales: in
     """
     last = len(MS_SSIM_WEIGHTS) - 1
     s1, cs = _compare_scale(scales[0], y, C1, C2, want_s=True, want_cs=n_scales > 1)
-    s1 = s1.double().mean(1)
+    s1 = _wanted(s1).double().mean(1)
     if n_scales == 1:
         return s1, None
-    vals = [cs.double().mean(1).clamp_min(0.0)]
+    vals = [_wanted(cs).double().mean(1).clamp_min(0.0)]
     for j in range(1, n_scales):
         y = F.avg_pool2d(y, 2, ceil_mode=True)
         s, cs = _compare_scale(scales[j], y, C1, C2, want_s=j == last, want_cs=j < last)
-        vals.append((s if j == last else cs).double().mean(1).clamp_min(0.0))
+        vals.append(_wanted(s if j == last else cs).double().mean(1).clamp_min(0.0))
     w = torch.tensor(MS_SSIM_WEIGHTS, dtype=torch.float64, device=y.device)
     return s1, torch.prod(torch.stack(vals, 1) ** w, dim=1)
 

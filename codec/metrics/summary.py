@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
-from ._inputs import _default_device
+from ._inputs import default_device
 from .perceptual import lpips_distance
 from .pixel import lowpass_psnr, psnr
 from .structural import MS_SSIM_MIN_SIZE, MS_SSIM_WEIGHTS, SSIMReference, ssim_and_ms_ssim
@@ -78,7 +78,7 @@ def image_metrics(
     x, y = _as_batch(original), _as_batch(reconstructed)
     if x.shape != y.shape:
         raise ParameterError(f"image shapes differ: {tuple(x.shape[-2:])} vs {tuple(y.shape[-2:])}")
-    dev = _default_device(device)
+    dev = default_device(device)
     x, y = x.to(dev), y.to(dev)
     out: dict[str, float] = {}
     for net in nets:

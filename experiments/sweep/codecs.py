@@ -9,9 +9,9 @@ def _device(name: str | None):
 
 
 def _full_size(path: str) -> int:
-    from codec.zoo import _load_base
+    from codec.zoo import load_base_model
 
-    return _load_base(str(path), None)[0].codebook_size
+    return load_base_model(str(path), None)[0].codebook_size
 
 
 def _load_codec(cfg: Mapping[str, Any], S: int):

@@ -8,9 +8,17 @@ import numpy as np
 import pytest
 
 from channels import Bernoulli, FourStateMarkov, GilbertElliott
-from channels._hmm import compress, e_step, log_likelihood as hmm_ll
-from channels.fit import (fit_all, fit_bernoulli, fit_four_state, fit_gilbert_elliott, fit_simple_gilbert,
-                          gmin_states, log_likelihood)
+from channels._hmm import compress, e_step
+from channels._hmm import log_likelihood as hmm_ll
+from channels.fit import (
+    fit_all,
+    fit_bernoulli,
+    fit_four_state,
+    fit_gilbert_elliott,
+    fit_simple_gilbert,
+    gmin_states,
+    log_likelihood,
+)
 from channels.scale import max_scale, scale_loss
 from codec.errors import ParameterError
 

@@ -1,4 +1,6 @@
-"""DISTS (codec.metrics.structure_texture): zero for identical images, grows with noise, equals dists-pytorch's forward."""
+"""DISTS (codec.metrics.structure_texture): zero for identical images, grows with noise, equals dists-pytorch's
+forward."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -22,7 +24,7 @@ def _photo(name: str, size: int = 128, top: int = 0, left: int = 0) -> torch.Ten
     """A size×size crop of one of scikit-image's bundled photos as (1, 3, size, size) in [0, 1]."""
     import skimage.data
 
-    img = getattr(skimage.data, name)()[top: top + size, left: left + size]
+    img = getattr(skimage.data, name)()[top : top + size, left : left + size]
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
 
 
@@ -160,12 +162,47 @@ def test_vqsim_eval_dists_column(tmp_path, tiny_ckpt, capsys):
     img = (_photo("astronaut", 64, 100, 180)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     save_image(png, img)
     csv = tmp_path / "rows.csv"
-    assert main(["eval", "--images", str(png), "--model", str(tiny_ckpt), "--codebook-size", "16", "--nets", "alex",
-                 "--anchors", "palette", "--dists", "--csv", str(csv)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--images",
+                str(png),
+                "--model",
+                str(tiny_ckpt),
+                "--codebook-size",
+                "16",
+                "--nets",
+                "alex",
+                "--anchors",
+                "palette",
+                "--dists",
+                "--csv",
+                str(csv),
+            ]
+        )
+        == 0
+    )
     assert " dists " in capsys.readouterr().out  # a column of the means table
     df = pd.read_csv(csv)
     assert list(df.variant)[-1] == "palette" and len(df) == 2
     assert np.all((df.dists > 0) & (df.dists < 1))
-    assert main(["eval", "--images", str(png), "--model", str(tiny_ckpt), "--codebook-size", "16", "--nets", "alex",
-                 "--csv", str(csv)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--images",
+                str(png),
+                "--model",
+                str(tiny_ckpt),
+                "--codebook-size",
+                "16",
+                "--nets",
+                "alex",
+                "--csv",
+                str(csv),
+            ]
+        )
+        == 0
+    )
     assert " dists " not in capsys.readouterr().out and "dists" not in pd.read_csv(csv).columns

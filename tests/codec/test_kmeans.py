@@ -92,7 +92,7 @@ def test_tol_stops_no_later(gaussian_cb):
 
 def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
     """True iff labelings a and b define the same partition (up to renaming)."""
-    pairs = set(zip(a.tolist(), b.tolist()))
+    pairs = set(zip(a.tolist(), b.tolist(), strict=True))
     return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
 
 

@@ -17,8 +17,10 @@ from PIL import Image
 
 pytest.importorskip("lpips")
 from codec import metrics as M  # noqa: E402
-from codec.metrics import lpips_weights as MW, pixel as MP, structural as MS  # noqa: E402  (private names)
 from codec.errors import CheckpointError  # noqa: E402
+from codec.metrics import lpips_weights as MW  # noqa: E402  (private names)
+from codec.metrics import pixel as MP
+from codec.metrics import structural as MS
 from experiments.legacy_metrics import ms_ssim64, ssim64, ssim_maps64  # noqa: E402  (the former float64 SSIM)
 
 KODIM01 = Path("/work/shared/data/kodak/kodim01.png")
@@ -336,9 +338,16 @@ def _distorted(a: np.ndarray, seed: int = 0) -> list[np.ndarray]:
     H, W = a.shape[:2]
     noisy = [np.clip(a + rng.normal(0, s, a.shape), 0, 255).round().astype(np.uint8) for s in (4, 25)]
     blur = a[: H // 4 * 4, : W // 4 * 4].reshape(H // 4, 4, W // 4, 4, 3).mean(axis=(1, 3))
-    blur = np.pad(blur.repeat(4, 0).repeat(4, 1), ((0, H % 4), (0, W % 4), (0, 0)), mode="edge").round().astype(np.uint8)
-    return [_jpeg(np.ascontiguousarray(a), 10)[0], _jpeg(np.ascontiguousarray(a), 50)[0], *noisy, blur,
-            np.ascontiguousarray(a[::-1]), np.full_like(a, 128)]
+    blur = np.pad(blur.repeat(4, 0).repeat(4, 1), ((0, H % 4), (0, W % 4), (0, 0)), mode="edge")
+    blur = blur.round().astype(np.uint8)
+    return [
+        _jpeg(np.ascontiguousarray(a), 10)[0],
+        _jpeg(np.ascontiguousarray(a), 50)[0],
+        *noisy,
+        blur,
+        np.ascontiguousarray(a[::-1]),
+        np.full_like(a, 128),
+    ]
 
 
 def _kodak_refs(kodim01: np.ndarray) -> list[tuple[str, np.ndarray]]:
@@ -350,7 +359,7 @@ def _kodak_refs(kodim01: np.ndarray) -> list[tuple[str, np.ndarray]]:
             from codec.image import load_image
 
             img = load_image(f)
-            out.append((f.stem, img[box[0]: box[1], box[2]: box[3]]))
+            out.append((f.stem, img[box[0] : box[1], box[2] : box[3]]))
     out.append(("kodim01 bright", (205 + out[0][1] // 5).astype(np.uint8)))
     return out
 
@@ -397,17 +406,18 @@ def test_reference_cache_gives_identical_numbers(kodim01):
     assert torch.equal(M.ssim(x, ys), s) and torch.equal(M.ms_ssim(x.repeat(N, 1, 1, 1), ys), ms)
     both = M.ssim_and_ms_ssim(None, ys, ref=ref)
     assert torch.equal(both[0], s) and torch.equal(both[1], ms)
-    assert all(torch.equal(t1, t2) for t1, t2 in zip(M.ssim_and_ms_ssim(x.expand(N, -1, -1, -1), ys), both))
+    batched = M.ssim_and_ms_ssim(x.expand(N, -1, -1, -1), ys)
+    assert all(torch.equal(t1, t2) for t1, t2 in zip(batched, both, strict=True))
     for i in range(N):  # one decoded image at a time: the same numbers as in the batch
-        assert torch.equal(M.ssim(None, ys[i], ref=ref), s[i: i + 1])
-        assert torch.equal(M.ms_ssim(x, ys[i: i + 1], ref=ref), ms[i: i + 1])
+        assert torch.equal(M.ssim(None, ys[i], ref=ref), s[i : i + 1])
+        assert torch.equal(M.ms_ssim(x, ys[i : i + 1], ref=ref), ms[i : i + 1])
     # several references at once (N_ref = N): each image against its own
     xs2 = torch.cat([x, ys[:2]])
     ref2 = M.prepare_reference(xs2)
     got = M.ssim_and_ms_ssim(None, ys[2:5], ref=ref2)
     for i in range(3):
-        assert torch.equal(got[0][i: i + 1], M.ssim(xs2[i], ys[2 + i]))
-        assert torch.equal(got[1][i: i + 1], M.ms_ssim(xs2[i], ys[2 + i]))
+        assert torch.equal(got[0][i : i + 1], M.ssim(xs2[i], ys[2 + i]))
+        assert torch.equal(got[1][i : i + 1], M.ms_ssim(xs2[i], ys[2 + i]))
     # a one-scale reference serves SSIM; ssim_and_ms_ssim then leaves MS-SSIM out
     ref1 = M.prepare_reference(x, n_scales=1)
     assert torch.equal(M.ssim(None, ys, ref=ref1), s)
@@ -509,7 +519,9 @@ def test_lowpass_psnr_separates_luma_and_chroma():
     luma, chroma = M.lowpass_psnr(x, x + 0.1)
     assert float(luma[0]) == pytest.approx(20.0, abs=1e-4) and float(chroma[0]) > 80
     # a pure chroma change: Cb, Cr by (0.1, -0.1), Y fixed → chroma MSE 0.01 (20 dB), luma untouched
-    d = torch.linalg.solve(torch.tensor(MP._YCBCR, dtype=torch.float64), torch.tensor([0.0, 0.1, -0.1], dtype=torch.float64))
+    d = torch.linalg.solve(
+        torch.tensor(MP._YCBCR, dtype=torch.float64), torch.tensor([0.0, 0.1, -0.1], dtype=torch.float64)
+    )
     luma, chroma = M.lowpass_psnr(x.double(), x.double() + d.view(1, 3, 1, 1))
     assert float(chroma[0]) == pytest.approx(20.0, abs=1e-4) and float(luma[0]) > 80
     # desaturating a colourful picture to grey: luma kept, chroma lost (what the old narrow codec did)

@@ -18,11 +18,19 @@ from codec.zoo import WEIGHTS_DIR, list_models, load_codec, load_concealer
 # included) and LPIPS-Alex vs the original, per (codebook size, variant); "finetuned" decodes the same
 # bitstream as "kmeans" (w/o fine-tune).
 # Tolerances: bpp 1 %, LPIPS 0.003 (the fine-tuned and plain decoders of a size differ by 0.015-0.03 here)
-CARD_CODEC = {(1024, "trained"): (0.03084, 0.4429), (128, "kmeans"): (0.02032, 0.4568), (128, "finetuned"): (0.02032, 0.4414),
-              (8, "kmeans"): (0.00814, 0.5157), (8, "finetuned"): (0.00814, 0.4835)}
+CARD_CODEC = {
+    (1024, "trained"): (0.03084, 0.4429),
+    (128, "kmeans"): (0.02032, 0.4568),
+    (128, "finetuned"): (0.02032, 0.4414),
+    (8, "kmeans"): (0.00814, 0.5157),
+    (8, "finetuned"): (0.00814, 0.4835),
+}
 # the default coder is the smallest on kodim01 at these sizes (bpp arith_rep / arith / deflate / raw, measured)
-CARD_CODERS = {1024: (0.03084, 0.03117, 0.03959, 0.03969), 128: (0.02032, 0.02094, 0.02059, 0.02795),
-               8: (0.00814, 0.00875, 0.00911, 0.01227)}
+CARD_CODERS = {
+    1024: (0.03084, 0.03117, 0.03959, 0.03969),
+    128: (0.02032, 0.02094, 0.02059, 0.02795),
+    8: (0.00814, 0.00875, 0.00911, 0.01227),
+}
 # low-pass (16x16 block means) luma / chroma PSNR of the K = 1024 reconstruction of kodim01, dB
 CARD_LOWPASS_1024 = (35.44, 39.84)
 FINETUNED_SIZES = [512, 256, 128, 64, 32, 16, 8]
@@ -43,7 +51,9 @@ def test_default_model_is_registered_and_small():
 @pytest.mark.parametrize("size,variant", sorted(CARD_CODEC))
 def test_codec_matches_model_card(size, variant, kodim01, kodim01_t):
     bpp_card, lpips_card = CARD_CODEC[(size, variant)]
-    codec = load_codec("default", size, device="cpu", finetuned={"trained": None, "kmeans": False, "finetuned": True}[variant])
+    codec = load_codec(
+        "default", size, device="cpu", finetuned={"trained": None, "kmeans": False, "finetuned": True}[variant]
+    )
     assert codec.variant == variant
     data = codec.compress(kodim01)
     bpp = bits_per_pixel(len(data), kodim01.shape[:2])
@@ -61,14 +71,22 @@ def test_default_coder_is_the_smallest(size, kodim01):
     codec = load_codec("default", size, device="cpu")
     assert codec.coder == "arith_rep"
     m = codec.encode_indices(kodim01)
-    bpp = [bits_per_pixel(len(codec.compress_indices(m, c)), kodim01.shape[:2]) for c in ("arith_rep", "arith", "deflate", "raw")]
+    bpp = [
+        bits_per_pixel(len(codec.compress_indices(m, c)), kodim01.shape[:2])
+        for c in ("arith_rep", "arith", "deflate", "raw")
+    ]
     assert bpp == pytest.approx(CARD_CODERS[size], rel=0.01)
     assert bpp[0] == min(bpp)
 
 
 # flat 128x128 patches through the K = 1024 codec: the mean colour that comes back (measured)
-FLAT = {"red": (220, 30, 30), "green": (30, 180, 30), "blue": (30, 30, 220), "yellow": (230, 210, 40),
-        "grey": (128, 128, 128)}
+FLAT = {
+    "red": (220, 30, 30),
+    "green": (30, 180, 30),
+    "blue": (30, 30, 220),
+    "yellow": (230, 210, 40),
+    "grey": (128, 128, 128),
+}
 
 
 def test_flat_colours_and_ramps_survive_the_round_trip():
@@ -79,12 +97,12 @@ def test_flat_colours_and_ramps_survive_the_round_trip():
         a = np.zeros((128, 128, 3), np.uint8) + np.array(col, np.uint8)
         got[name] = codec.decompress(codec.compress(a)).reshape(-1, 3).mean(0)
         err = np.abs(got[name] - np.array(col))
-        assert err.max() < 45, (name, got[name])          # measured: ≤ 10 (red, yellow, grey), 33 (green), 37 (blue)
+        assert err.max() < 45, (name, got[name])  # measured: ≤ 10 (red, yellow, grey), 33 (green), 37 (blue)
         if name != "grey":
             assert int(np.argmax(got[name])) == int(np.argmax(col)), (name, got[name])
     names = list(got)
     for i, a in enumerate(names):  # every pair of colours stays apart
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert np.linalg.norm(got[a] - got[b]) > 60, (a, b)
     # a red → blue ramp with a green bump: low-pass chroma far above a grey copy's
     t = np.linspace(0, 1, 256)
@@ -98,9 +116,9 @@ def test_flat_colours_and_ramps_survive_the_round_trip():
 
 
 def test_every_reduced_size_ships_a_finetuned_decoder():
-    from codec.zoo import _load_base, resolve_model_path
+    from codec.zoo import load_base_model, resolve_model_path
 
-    _, extras = _load_base(str(resolve_model_path("default")[1]), None)
+    _, extras = load_base_model(str(resolve_model_path("default")[1]), None)
     assert sorted(extras["decoders"]) == sorted(FINETUNED_SIZES)
     assert sorted(int(s) for s in extras["meta"]["finetune"]) == sorted(FINETUNED_SIZES)
     for s in FINETUNED_SIZES:
@@ -112,20 +130,30 @@ def test_every_reduced_size_ships_a_finetuned_decoder():
 # The closest pair (ar vs mean at K = 1024) differs by 0.0013, so the 0.0006 tolerance catches a swap of
 # methods or models (float differences between CPUs move these values by < 1e-4).
 CARD_CONCEAL_20 = {
-    (1024, "latent_avg"): 0.1111, (1024, "neighbor"): 0.1349, (1024, "mean"): 0.1174,
-    (1024, "ar"): 0.1187, (1024, "ar_mean"): 0.1005, (1024, "bidir"): 0.0982, (1024, "bidir_mean"): 0.0895,
-    (128, "latent_avg"): 0.0989, (128, "neighbor"): 0.1193, (128, "mean"): 0.1178,
-    (128, "ar"): 0.1045, (128, "ar_mean"): 0.0946, (128, "bidir"): 0.1021, (128, "bidir_mean"): 0.0926,
+    (1024, "latent_avg"): 0.1111,
+    (1024, "neighbor"): 0.1349,
+    (1024, "mean"): 0.1174,
+    (1024, "ar"): 0.1187,
+    (1024, "ar_mean"): 0.1005,
+    (1024, "bidir"): 0.0982,
+    (1024, "bidir_mean"): 0.0895,
+    (128, "latent_avg"): 0.0989,
+    (128, "neighbor"): 0.1193,
+    (128, "mean"): 0.1178,
+    (128, "ar"): 0.1045,
+    (128, "ar_mean"): 0.0946,
+    (128, "bidir"): 0.1021,
+    (128, "bidir_mean"): 0.0926,
 }
 
 
 def test_no_stale_concealer_is_shipped_and_the_demo_adapts():
     """A concealer trained on another codec's index maps predicts garbage: each shipped one must name this
     codec's training steps in its meta; with none shipped the demo runs the baselines and says so."""
-    from codec.zoo import _load_base, resolve_model_path
+    from codec.zoo import load_base_model, resolve_model_path
     from experiments.demo import demo_config, shipped_concealer_sizes
 
-    steps = _load_base(str(resolve_model_path("default")[1]), None)[1]["meta"]["steps"]
+    steps = load_base_model(str(resolve_model_path("default")[1]), None)[1]["meta"]["steps"]
     have = shipped_concealer_sizes("default")
     for kind, sizes in have.items():
         for S in sizes:
@@ -141,9 +169,7 @@ def test_no_stale_concealer_is_shipped_and_the_demo_adapts():
 
 @pytest.mark.parametrize("size,method", sorted(CARD_CONCEAL_20))
 def test_concealment_matches_model_card(size, method, kodim01):
-    from codec.conceal import conceal, random_loss_mask
-
-    from codec.conceal import MODEL_KIND
+    from codec.conceal import MODEL_KIND, conceal, random_loss_mask
 
     codec = load_codec("default", size, device="cpu")
     imap = codec.encode_indices(kodim01)

@@ -80,8 +80,13 @@ def test_norm_groups_set_every_groupnorm_and_default_is_taming():
     narrow = VQModel({**cfg, "norm_groups": 8})
     assert groups(narrow) == {8}
     # same parameter names and shapes: groups change no weight, so official checkpoints load either way
-    assert {k: v.shape for k, v in narrow.state_dict().items()} == {k: v.shape for k, v in VQModel(cfg).state_dict().items()}
-    assert VQGANConfig.from_dict({k: v for k, v in narrow.config.to_dict().items() if k != "norm_groups"}).norm_groups == 32
+    assert {k: v.shape for k, v in narrow.state_dict().items()} == {
+        k: v.shape for k, v in VQModel(cfg).state_dict().items()
+    }
+    assert (
+        VQGANConfig.from_dict({k: v for k, v in narrow.config.to_dict().items() if k != "norm_groups"}).norm_groups
+        == 32
+    )
 
 
 def test_one_channel_per_group_erases_flat_colour_and_fewer_groups_keep_it():
@@ -98,9 +103,9 @@ def test_one_channel_per_group_erases_flat_colour_and_fewer_groups_keep_it():
     inst = Normalize(32, 32)
     assert torch.allclose(inst(red).mean((2, 3)), torch.zeros(1, 32), atol=1e-4)  # the levels are gone
     assert torch.allclose(inst(red).mean((2, 3)), inst(blue).mean((2, 3)), atol=1e-4)
-    four = Normalize(32, 8)     # 4 channels per group
+    four = Normalize(32, 8)  # 4 channels per group
     mixed = torch.zeros(1, 32, 8, 8)
-    mixed[:, ::2] = 1.0         # alternate channels lit: each group of 4 holds lit and dark channels
+    mixed[:, ::2] = 1.0  # alternate channels lit: each group of 4 holds lit and dark channels
     mixed += 0.01 * torch.randn_like(mixed)
     lvl = four(mixed).mean((2, 3))[0]
     assert float(lvl[::2].mean() - lvl[1::2].mean()) > 1.5  # relative levels inside a group survive
@@ -130,8 +135,18 @@ def test_l2_model_round_trips_through_checkpoint_kmeans_and_codec(tmp_path):
     from codec.zoo import load_codec
 
     torch.manual_seed(0)
-    cfg = dict(ch=32, ch_mult=[1, 2], num_res_blocks=1, attn_resolutions=[], z_channels=8, embed_dim=4, n_embed=32,
-               resolution=16, norm_groups=8, codebook_l2=True)
+    cfg = dict(
+        ch=32,
+        ch_mult=[1, 2],
+        num_res_blocks=1,
+        attn_resolutions=[],
+        z_channels=8,
+        embed_dim=4,
+        n_embed=32,
+        resolution=16,
+        norm_groups=8,
+        codebook_l2=True,
+    )
     model = VQModel(cfg).eval()
     model.quantize.embedding.weight.data.normal_()
     path = save_vqgan(tmp_path / "l2.pt", model, half=False)

@@ -1,4 +1,6 @@
-"""codec.zoo's model cards: they describe the shipped files truly, and a file that no longer matches its hash is refused."""
+"""codec.zoo's model cards: they describe the shipped files truly, and a file that no longer matches its hash is
+refused."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import reedsolo
 
+from codec.errors import ParameterError, VQSimError
 from sim.fec import ErasureFEC, FECError, InPacketRS
 
 try:
@@ -67,6 +68,16 @@ def test_inconsistent_blocks_raise_fec_error():
         fec.decode_block({0: b"abc" * 10}, {0: par[0]}, 2)
 
 
+def test_bad_received_data_is_not_a_parameter_error():
+    # FECError: bad received data (a VQSimError, exit 2 in the CLI), not the caller's bad parameter
+    assert issubclass(FECError, VQSimError) and not issubclass(FECError, ParameterError)
+    fec = ErasureFEC(4, 2)
+    with pytest.raises(ParameterError, match="too long for the FEC length prefix"):  # the sender's own packets
+        fec.encode_block([bytes(0x10000)])
+    with pytest.raises(ParameterError, match="too long for the FEC length prefix"):
+        ErasureFEC(4, 2, "vandermonde", "numpy").encode_block([bytes(0x10000)])
+
+
 @pytest.mark.parametrize("n,k", [(1, 1), (256, 200), (3, 0), (5, 5)])
 def test_bad_parameters(n, k):
     with pytest.raises(ValueError):
@@ -81,7 +92,7 @@ def test_inpacket_rs_corrects_up_to_half_nsym_errors_per_chunk(nsym):
     wire = rs.encode(pkt)
     assert len(wire) == 600 + rs.overhead(600) == 600 + nsym * -(-600 // (255 - nsym))
     assert rs.strip(wire) == pkt and rs.decode(wire) == pkt
-    for trial in range(5):
+    for _trial in range(5):
         bad = bytearray(wire)
         for s in range(0, len(wire), 255):  # ⌊nsym/2⌋ byte errors in every 255-byte codeword
             chunk_len = min(255, len(wire) - s)
@@ -197,7 +208,8 @@ def test_vandermonde_numpy_equals_zfec_parity():
     sizes and shortened blocks (zfec given the shortened block's rows as zeros)."""
     pytest.importorskip("zfec")
     rng = np.random.default_rng(11)
-    pairs = [(k + m, k) for k in (1, 2, 3, 4, 5, 8, 13, 32) for m in (1, 2, 3, 7, 16)] + [(255, 223), (255, 1), (200, 199)]
+    pairs = [(k + m, k) for k in (1, 2, 3, 4, 5, 8, 13, 32) for m in (1, 2, 3, 7, 16)]
+    pairs += [(255, 223), (255, 1), (200, 199)]
     for n, k in pairs:
         fec = ErasureFEC(n, k, "vandermonde", "numpy")
         for L in (1, 37, 200):
@@ -228,7 +240,9 @@ def test_random_erasures_both_codes_and_backends(code, backend, n, k):
     one backend is decoded by every backend of the same code (numpy receivers decode zfec senders)."""
     rng = np.random.default_rng(n * 7 + k)
     fec = ErasureFEC(n, k, code, backend)
-    others = [ErasureFEC(n, k, code, b) for b in ("numpy", "auto") + (("zfec",) if HAVE_ZFEC and code != "cauchy" else ())]
+    others = [
+        ErasureFEC(n, k, code, b) for b in ("numpy", "auto") + (("zfec",) if HAVE_ZFEC and code != "cauchy" else ())
+    ]
     for _ in range(15):
         kk = int(rng.integers(1, k + 1))
         data = random_packets(rng, kk, 0, 1500)
@@ -271,8 +285,10 @@ def test_vandermonde_inconsistent_blocks_raise_fec_error(backend):
         fec.decode_block({0: b"abc" * 10}, {0: par[0]}, 2)
 
 
-@pytest.mark.parametrize("kw", [dict(code="rs"), dict(code=None), dict(backend="cuda"), dict(backend=None),
-                                dict(code="cauchy", backend="zfec")])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(code="rs"), dict(code=None), dict(backend="cuda"), dict(backend=None), dict(code="cauchy", backend="zfec")],
+)
 def test_bad_code_or_backend_raise_at_construction(kw):
     from codec.errors import ParameterError
 

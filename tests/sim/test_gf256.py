@@ -10,7 +10,7 @@ def test_field_tables_agree_with_reedsolo():
     reedsolo.init_tables(0x11D)
     rng = np.random.default_rng(0)
     a, b = rng.integers(0, 256, 500), rng.integers(0, 256, 500)
-    assert [reedsolo.gf_mul(int(x), int(y)) for x, y in zip(a, b)] == gf256.gf_mul(a, b).tolist()
+    assert [reedsolo.gf_mul(int(x), int(y)) for x, y in zip(a, b, strict=True)] == gf256.gf_mul(a, b).tolist()
     nz = np.arange(1, 256)
     assert np.all(gf256.MUL[nz, gf256.INV[nz]] == 1)
 
@@ -33,5 +33,5 @@ def test_vectorized_rs_parity_equals_reedsolo(nsym):
     for c in (1, 17, 255 - nsym):
         msgs = rng.integers(0, 256, (3, c), dtype=np.uint8)
         par = gf256.rs_encode_chunks(msgs, nsym)
-        for m, p in zip(msgs, par):
+        for m, p in zip(msgs, par, strict=True):
             assert bytes(codec.encode(m.tobytes())) == m.tobytes() + p.tobytes()

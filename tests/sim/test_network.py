@@ -237,7 +237,8 @@ def test_sim_package_does_not_import_torch():
 
     code = ("import sys, sim, sim.network, sim.packetizer, sim.fec, experiments.cmd_sim; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
-    assert subprocess.run([sys.executable, "-c", code], cwd=str(__import__("pathlib").Path(__file__).parents[2])).returncode == 0
+    root = __import__("pathlib").Path(__file__).parents[2]
+    assert subprocess.run([sys.executable, "-c", code], cwd=str(root)).returncode == 0
 
 
 def test_percentiles_match_numpy():

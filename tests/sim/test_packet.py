@@ -7,8 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codec.errors import VQSimError
-from sim.packet import (CRC_SIZE, HEADER_FORMAT, HEADER_SIZE, MAGIC, OVERHEAD, REASONS, VERSION, Packet,
-                        PacketError)
+from sim.packet import CRC_SIZE, HEADER_FORMAT, HEADER_SIZE, MAGIC, OVERHEAD, REASONS, VERSION, Packet, PacketError
 
 
 def make(**kw):

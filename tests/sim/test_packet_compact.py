@@ -38,7 +38,7 @@ def test_round_trip_and_crc_sized_to_the_packet(mtu, crc):
     pk = packetize(m, mtu=mtu, header="compact", coder="raw")
     sess = pk[0].session
     wire = [sess.encode(p) for p in pk]
-    for p, b in zip(pk, wire):
+    for p, b in zip(pk, wire, strict=True):
         assert len(b) == 4 + len(p.payload) + compact_crc_size(len(b))
         q = sess.decode(b)
         assert q == p and q.to_bytes("compact") == b
@@ -61,7 +61,7 @@ def test_wide_header_beyond_255_packets_and_image_ids():
     assert len(pk) > 255
     sess = pk[0].session
     wire = [p.to_bytes("compact") for p in pk]
-    assert {len(b) - len(p.payload) for p, b in zip(pk, wire)} == {6 + 1}
+    assert {len(b) - len(p.payload) for p, b in zip(pk, wire, strict=True)} == {6 + 1}
     assert sess.decode(wire[0]).image_id == 0x34  # only the low byte is on the wire
     assert sess.decode(wire[0], image_id=0x1234).image_id == 0x1234
     r = depacketize(wire, header="compact", session=sess, expected_image_id=0x1234)
@@ -93,7 +93,7 @@ def test_single_bit_flips_are_all_detected():
     for bit in range(8 * len(b)):
         c = bytearray(b)
         c[bit // 8] ^= 1 << (bit % 8)
-        assert _reason(lambda: sess.decode(bytes(c))) in ("bad_magic", "bad_crc"), bit
+        assert _reason(lambda c=c: sess.decode(bytes(c))) in ("bad_magic", "bad_crc"), bit
 
 
 @pytest.mark.parametrize("mtu, c", [(16, 1), (100, 2)])
@@ -108,7 +108,7 @@ def test_random_corruption_passes_the_crc_at_rate_2_pow_minus_8c(mtu, c):
     junk = rng.integers(0, 256, size=(trials, len(b) - 1), dtype=np.uint8)
     passed = 0
     for row in junk:
-        passed += _reason(lambda: sess.decode(b[:1] + row.tobytes())) != "bad_crc"
+        passed += _reason(lambda row=row: sess.decode(b[:1] + row.tobytes())) != "bad_crc"
     expect = trials * 2.0 ** (-8 * c)
     assert abs(passed - expect) <= 5 * np.sqrt(expect) + 2, (passed, expect)
 

@@ -7,11 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codec.entropy import CODERS
-from codec.types import IndexMap
+from codec.errors import ParameterError
+from codec.types import DEFAULT_DOWNSAMPLING, IndexMap
 from sim.fec import ErasureFEC
 from sim.interleave import SCHEMES, interleave
 from sim.packet import OVERHEAD, REASONS, Packet, PacketError
-from sim.packetizer import depacketize, packetize
+from sim.packetizer import PacketizeOptions, depacketize, packetize
 
 
 def skewed_map(h=12, w=20, K=256, seed=0):
@@ -95,11 +96,13 @@ def test_counts_every_malformed_case():
     b = [p.to_bytes() for p in pk]
     other = packetize(skewed_map(seed=5), mtu=40, image_id=2)[0].to_bytes()
     otherK = packetize(IndexMap(m.indices, 512, m.image_size), mtu=40, image_id=1)[0].to_bytes()
-    bad_crc = bytearray(b[1]); bad_crc[OVERHEAD] ^= 0x10
+    bad_crc = bytearray(b[1])
+    bad_crc[OVERHEAD] ^= 0x10
     p3 = pk[3]
     bad_payload = Packet(p3.image_id, 3, p3.count, p3.codebook_size, p3.h, p3.w, p3.image_size, p3.scheme,
                          p3.coder, p3.seed, p3.payload[:-2]).to_bytes()
-    out_of_range = bytearray(b[4]); out_of_range[8:10] = (len(pk) + 3).to_bytes(2, "big")  # seq ≥ count
+    out_of_range = bytearray(b[4])
+    out_of_range[8:10] = (len(pk) + 3).to_bytes(2, "big")  # seq ≥ count
     out_of_range[-4:] = zlib.crc32(bytes(out_of_range[:-4])).to_bytes(4, "big")
     stream = (b[5:] + [b[0], b[0], other, otherK, bytes(bad_crc), b[2][:-3], b[2] + b"\x00", bad_payload,
                        bytes(out_of_range), b"XY" + b[2][2:], 12345])
@@ -242,8 +245,11 @@ def test_cauchy_streams_byte_identical_to_before():
     import hashlib
 
     m = skewed_map(16, 24)
-    want = {(6, 4, 30, "block", "raw"): (21, "47276c0a420cef35"), (12, 8, 50, "random", "deflate"): (18, "ae5240788f3ee5bf"),
-            (48, 32, 20, "raster", "raw"): (36, "75567c116c8283f7")}
+    want = {
+        (6, 4, 30, "block", "raw"): (21, "47276c0a420cef35"),
+        (12, 8, 50, "random", "deflate"): (18, "ae5240788f3ee5bf"),
+        (48, 32, 20, "raster", "raw"): (36, "75567c116c8283f7"),
+    }
     for (n, k, mtu, il, cd), (count, digest) in want.items():
         for fec in (ErasureFEC(n, k), ErasureFEC(n, k, "cauchy", "numpy")):
             pk = packetize(m, mtu=mtu, fec=fec, interleave=il, coder=cd, seed=5, image_id=3)
@@ -271,19 +277,20 @@ def test_vandermonde_stream_through_lossy_channel(send_backend, recv_backend):
         assert [p.payload for p in pk if p.parity] != [p.payload for p in ref if p.parity]
         lost, _ = ch.sample(len(pk), np.random.default_rng(trial))
         lost = np.asarray(lost, dtype=bool)
-        res = depacketize([p.to_bytes() for p, x in zip(pk, lost) if not x], fec_backend=recv_backend, **session(m))
-        base = depacketize([p.to_bytes() for p, x in zip(ref, lost) if not x], **session(m))
+        kept = [p.to_bytes() for p, x in zip(pk, lost, strict=True) if not x]
+        res = depacketize(kept, fec_backend=recv_backend, **session(m))
+        base = depacketize([p.to_bytes() for p, x in zip(ref, lost, strict=True) if not x], **session(m))
         assert res.recovered_fec == base.recovered_fec and np.array_equal(res.lost_packets, base.lost_packets)
         assert np.array_equal(res.lost_mask, base.lost_mask) and res.counts_by_reason == base.counts_by_reason
         ok = ~res.lost_mask
         assert np.array_equal(res.index_map.indices[ok], m.indices[ok])
         # every block that lost at most n − k of its n packets is complete
         per_block = {}
-        for p, x in zip(pk, lost):
+        for p, x in zip(pk, lost, strict=True):
             per_block.setdefault(p.block, []).append(bool(x))
         for blk, fates in per_block.items():
             if sum(fates) <= fec.m:
-                assert not res.lost_packets[blk * 4:(blk + 1) * 4].any()
+                assert not res.lost_packets[blk * 4 : (blk + 1) * 4].any()
         recovered += res.recovered_fec
     assert recovered > 0  # the channel did lose packets that the code rebuilt
 
@@ -381,3 +388,26 @@ def test_bad_payload_with_valid_crc_is_rebuilt_by_fec():
     assert res.counts_by_reason["bad_payload"] == 1
     assert res.recovered_fec == 1 and res.data_received == pk[0].count - 1
     assert not res.lost_mask.any() and np.array_equal(res.index_map.indices, m.indices)  # was: slot 0 lost
+
+
+def test_packetize_options_object_equals_the_keywords():
+    m = IndexMap(np.random.default_rng(4).integers(0, 256, (6, 10)), 256, (96, 160))
+    kw = dict(mtu=24, interleave="random", seed=5, coder="arith", fec=ErasureFEC(5, 3), header="compact")
+    opts = PacketizeOptions(**kw)
+    by_kw, by_opts = packetize(m, image_id=7, **kw), packetize(m, opts, image_id=7)
+    assert [p.to_bytes() for p in by_kw] == [p.to_bytes() for p in by_opts]
+    # keywords override the options object's fields
+    wire = [p.to_bytes() for p in packetize(m, opts, mtu=40)]
+    assert wire == [p.to_bytes() for p in packetize(m, **{**kw, "mtu": 40})]
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        packetize(m, mtu=24, mtu_bytes=3)
+    with pytest.raises(ParameterError, match="mtu must be in"):
+        PacketizeOptions(mtu=2)
+    with pytest.raises(ParameterError, match="interleave must be one of"):
+        PacketizeOptions(interleave="zigzag")
+
+
+def test_all_lost_map_uses_the_default_downsampling():
+    res = depacketize([], codebook_size=16, shape=(3, 5))
+    assert res.index_map.image_size == (DEFAULT_DOWNSAMPLING * 3, DEFAULT_DOWNSAMPLING * 5) == (48, 80)
+    assert res.lost_mask.all()
