@@ -1,4 +1,4 @@
-"""``vqsim conceal | train-transformer``: concealment of lost indices from the command line."""
+"""``vqsim conceal | train-transformer | index-data | train-robust-decoder | conceal-eval``: concealment, CLI."""
 from __future__ import annotations
 
 import argparse
@@ -33,8 +33,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ar: window placement (taming = the paper's sliding window; tiled = shared tiles, faster)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--decoder", default="plain",
+                   help="decoder variant: plain (default), robust (the shipped loss-aware decoder of this codec and"
+                        " size) or a decoder file from train-robust-decoder; indices and bitstreams are unchanged")
     add_limit_args(p)
     p.set_defaults(func=cmd_conceal)
+
+    p = sub.add_parser("train-robust-decoder",
+                       help="fine-tune a loss-aware decoder side on concealed index maps (encoder and codebook fixed)")
+    p.add_argument("--config", required=True, help="yaml (experiments/configs/train/robust_decoder.yaml)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT.train/state.pt")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop with a saved state after this wall time (--resume continues)")
+    p.add_argument("--steps", type=int, default=None, help="override the config's steps")
+    p.add_argument("--out", default=None, help="override the config's out")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the config's)")
+    p.add_argument("--device", default=None, help="torch device (default: the config's, else cuda if available)")
+    p.set_defaults(func=cmd_train_robust_decoder)
+
+    from .cmd_conceal_eval import register as register_eval
+
+    register_eval(sub)
 
     p = sub.add_parser("train-transformer", help="train a concealment transformer on a codec's index maps")
     p.add_argument("--codec", default="default", help="codec model name or checkpoint (default: default)")
@@ -113,7 +132,8 @@ def cmd_conceal(args) -> int:
     import numpy as np
     import torch
 
-    from codec.conceal import MODEL_KIND, conceal, random_loss_mask
+    from codec.conceal import MODEL_KIND, SOFT_METHODS, conceal, random_loss_mask
+    from codec.conceal.soft import decode_concealment, decoder_table
     from codec.image import check_output_image_path, save_image
     from codec.metrics import lpips_distance
 
@@ -123,10 +143,16 @@ def cmd_conceal(args) -> int:
     if not 0.0 <= args.loss <= 1.0:
         raise ParameterError(f"--loss must be in [0, 1], got {args.loss}")
     # option and file checks before any decoding (issue 27)
-    if args.method in MODEL_KIND and args.method.endswith("_mean") and args.sample:
+    deterministic = args.method.endswith("_mean") or args.method in SOFT_METHODS
+    if args.method in MODEL_KIND and deterministic and args.sample:
         raise ParameterError(f"--sample does not apply to {args.method} (a deterministic posterior-mean estimate)")
     if args.method in MODEL_KIND and args.concealer is not None and not Path(args.concealer).is_file():
         raise FileNotFoundError(f"--concealer {args.concealer}: no such file")
+    from codec.conceal.decoder_variant import check_variant_name, with_decoder_variant
+
+    check_variant_name(args.decoder)
+    if args.decoder not in ("plain", "robust") and not Path(args.decoder).is_file():
+        raise FileNotFoundError(f"--decoder {args.decoder}: no such file (plain, robust or a decoder file)")
     path = Path(args.input)
     if not path.exists():
         raise FileNotFoundError(f"bitstream not found: {path}")
@@ -134,6 +160,7 @@ def cmd_conceal(args) -> int:
     limits = limits_from_args(args)
     codec = codec_for_bitstream(data, args.model, limits, device=args.device, config=args.config)
     imap = codec.decompress_indices(data, limits=limits)
+    dec_codec = with_decoder_variant(codec, args.decoder)
     rng = np.random.default_rng(args.seed)
     lost = random_loss_mask(imap.shape, args.loss, rng)
     received = imap.with_indices(np.where(lost, 0, imap.indices))  # what a receiver holds
@@ -144,30 +171,44 @@ def cmd_conceal(args) -> int:
         model = load_concealer_for(codec, kind, args.concealer, device=codec.device)
         window = int(getattr(model, "meta", {}).get("window", 16))
         opts = {"window": window, "temperature": args.temperature, "top_k": args.top_k}
-        if not args.method.endswith("_mean"):
+        if not deterministic:
             opts["sample"] = args.sample
-        elif args.sample:
-            raise ParameterError(f"--sample does not apply to {args.method} (a deterministic posterior-mean estimate)")
         if kind == "bidir":
             opts["steps"] = args.steps
         else:
             opts["rule"] = args.rule
     t0 = time.perf_counter()
-    out = conceal(received, lost, args.method, model=model, codebook=codec.codebook,
-                  rng=torch.Generator().manual_seed(args.seed), **opts).index_map
+    res = conceal(received, lost, args.method, model=model, codebook=codec.codebook,
+                  decoder_codebook=decoder_table(dec_codec), rng=torch.Generator().manual_seed(args.seed), **opts)
+    out = res.index_map
     ms = 1000 * (time.perf_counter() - t0)
-    ref = codec.decode_indices_tensor(imap)
-    rec = codec.decode_indices_tensor(out)
+    ref = codec.decode_indices_tensor(imap)  # the plain decoder's loss-free reconstruction: the common reference
+    rec = decode_concealment(dec_codec, res)
     save_image(args.output, rec)
     n_lost = int(lost.sum())
     exact = int((out.indices[lost] == imap.indices[lost]).sum())
     H, W = imap.image_size
     msg = (f"{args.input}: {imap.shape[0]}x{imap.shape[1]} indices, {n_lost} lost ({n_lost / lost.size:.1%}), "
            f"method {args.method}: {exact}/{n_lost} recovered exactly, {ms:.0f} ms")
+    if args.decoder != "plain":
+        msg += f", decoder {args.decoder}"
     if min(H, W) >= 31:
         lp = float(lpips_distance(ref, rec, net="alex")[0])
         msg += f", LPIPS(alex) vs loss-free {lp:.4f}"
     print(msg + f" -> {args.output}")
+    return 0
+
+
+def cmd_train_robust_decoder(args) -> int:
+    from codec.runtime import configure_cpu
+    from codec.train.robust_decoder import RobustDecoderConfig, train_robust_decoder
+
+    cfg = RobustDecoderConfig.from_yaml(args.config, steps=args.steps, out=args.out, threads=args.threads,
+                                        device=args.device)
+    configure_cpu(cfg.threads)
+    res = train_robust_decoder(cfg, resume=args.resume, max_minutes=args.max_minutes)
+    last = res["history"][-1] if res["history"] else {}
+    print(json.dumps({"out": res["out"], "step": res["step"], "done": res["done"], "loss": last.get("loss")}))
     return 0
 
 

@@ -13,6 +13,11 @@ lost (``lost_mask`` True) by estimates and returns a :class:`Concealment`
   the codeword nearest to the posterior-mean codeword Σ_k p_k e_k
   (:mod:`.decoding`).  Need ``codebook``.
 * ``mean``, ``neighbor``, ``latent_avg``, ``none`` (:mod:`.baselines`).
+* ``bidir_soft`` / ``bidir_soft_l2`` / ``ar_soft`` / ``latent_avg_soft``
+  (:mod:`.soft`, ``SOFT_METHODS``): the decoder gets the posterior-mean
+  (or neighbour-mean) vector itself, not a snapped codeword;
+  ``Concealment.latents`` holds the decoder input, ``decode_concealment``
+  decodes it.
 
 :mod:`.registry` (``METHODS``) names each method, its options, the model kind it
 needs and whether it reads the codebook.
@@ -33,8 +38,18 @@ from .ar import conceal_ar, conceal_ar_naive, dependency_waves
 from .baselines import conceal_latent_avg, conceal_mean, conceal_neighbor, conceal_none
 from .bidir import conceal_bidir
 from .decoding import ESTIMATES, nearest_codeword
-from .masks import random_loss_mask
-from .registry import CONCEAL_METHODS, CONCEAL_OPTIONS, METHODS, MODEL_KIND, Concealment, ConcealMethod, conceal
+from .masks import LOSS_SHAPES, random_loss_mask, shaped_loss_mask
+from .registry import (
+    CONCEAL_METHODS,
+    CONCEAL_OPTIONS,
+    METHODS,
+    MODEL_KIND,
+    SOFT_METHODS,
+    Concealment,
+    ConcealMethod,
+    conceal,
+)
+from .soft import conceal_ar_soft, conceal_bidir_soft, conceal_latent_avg_soft
 from .window import AR_WINDOW_RULES, WINDOW, ar_tile_origins, window_origin
 
 # attribute -> submodule that defines it (loaded on first access: these import torch)
@@ -50,14 +65,19 @@ _LAZY = {
     "TransformerTrainConfig": "train",
     "load_or_encode_index_maps": "train",
     "build_index_dataset": "data",
+    "decode_latents": "soft",
+    "decode_concealment": "soft",
+    "decoder_table": "soft",
     "load_index_dataset": "data",
 }
 
 __all__ = [
-    "AR_WINDOW_RULES", "CONCEAL_METHODS", "CONCEAL_OPTIONS", "ESTIMATES", "METHODS", "MODEL_KIND", "WINDOW",
+    "AR_WINDOW_RULES", "CONCEAL_METHODS", "CONCEAL_OPTIONS", "ESTIMATES", "METHODS", "MODEL_KIND", "SOFT_METHODS",
+    "WINDOW",
     "Concealment", "ConcealMethod", "ar_tile_origins", "conceal", "conceal_ar", "conceal_ar_naive", "conceal_bidir",
+    "conceal_ar_soft", "conceal_bidir_soft", "conceal_latent_avg_soft",
     "conceal_latent_avg", "conceal_mean", "conceal_neighbor", "conceal_none", "dependency_waves", "nearest_codeword",
-    "random_loss_mask", "window_origin", *_LAZY,
+    "random_loss_mask", "shaped_loss_mask", "LOSS_SHAPES", "window_origin", *_LAZY,
 ]
 
 

@@ -52,7 +52,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..types import IndexMap, check_loss_mask
-from .decoding import _as_torch_generator, _choose, _Decoding, _import_torch, _model_vocab
+from .decoding import _as_torch_generator, _choose, _Decoding, _import_torch, _model_vocab, _soft_mean
 from .window import AR_WINDOW_RULES, WINDOW, _pos_table, _window_origins, ar_tile_origins
 
 
@@ -61,7 +61,7 @@ class _ARProblem:
     """Everything both AR implementations share: windows, targets, context rules, draws."""
 
     def __init__(self, index_map: IndexMap, lost: np.ndarray, model, *, window: int, sos_token: int | None,
-                 context: str, rule: str, dec: _Decoding, rng, method: str) -> None:
+                 context: str, rule: str, dec: _Decoding, rng, method: str, soft=None) -> None:
         torch = _import_torch()
         K = index_map.codebook_size
         self.vocab = _model_vocab(model, K, method, need_mask=(context == "mask"), causal=True)
@@ -109,6 +109,9 @@ class _ARProblem:
         grid[lost] = self.placeholder if context == "filled" else self.vocab.mask
         self.grid = grid
         self.out = index_map.indices.astype(np.int64)  # final answer
+        # soft estimates (codec.conceal.soft): (table, renorm) -> posterior-mean codeword per lost index
+        self.soft_spec = soft
+        self.soft = None if soft is None else np.zeros((self.n, int(soft[0].shape[1])))
         # one uniform draw per lost index, raster order (independent of compute order)
         if dec.sample:
             gen = _as_torch_generator(rng)
@@ -148,6 +151,13 @@ class _ARProblem:
         u = None if self.u is None else self.u[_torch_index(ks)]
         return _choose(logits, self.vocab.K, u, self.dec.temperature, self.dec.top_k, self.dec.tie_tol, self.dec.codebook)
 
+    def record_soft(self, logits, ks: np.ndarray) -> None:
+        """Store the posterior-mean codeword of lost indices ``ks`` (no-op without soft estimates)."""
+        if self.soft_spec is not None:
+            table, renorm = self.soft_spec
+            self.soft[ks] = _soft_mean(logits, self.vocab.K, self.dec.temperature, self.dec.top_k, table,
+                                       renorm).cpu().numpy()
+
     def commit(self, ks: np.ndarray, toks: np.ndarray) -> None:
         self.out[self.ii[ks], self.jj[ks]] = toks
         if self.context == "filled":
@@ -163,6 +173,7 @@ def _ar_naive(prob: _ARProblem) -> tuple[np.ndarray, dict]:
     for k in range(prob.n):
         logits = prob.predict_naive(k)[None]
         tok, _ = prob.choose(logits, np.array([k]))
+        prob.record_soft(logits, np.array([k]))
         prob.commit(np.array([k]), tok.cpu().numpy())
     return prob.out, {"forwards": prob.n, "waves": prob.n}
 
@@ -324,6 +335,7 @@ def _ar_fast(prob: _ARProblem, max_tokens: int = 8192) -> tuple[np.ndarray, dict
         ks = np.array(sorted(logits_of), dtype=np.int64)
         logits = torch.stack([logits_of[k] for k in ks.tolist()])
         tok, unsafe = prob.choose(logits, ks)
+        prob.record_soft(logits, ks)
         tok = tok.cpu().numpy()
         for b in np.nonzero(unsafe.cpu().numpy())[0].tolist():
             k = int(ks[b])  # too close to call: recompute exactly as the naive path does
@@ -348,7 +360,7 @@ def _ar_options(window=WINDOW, sos_token=None, context="filled", rule="taming", 
 
 
 def _run_ar(index_map: IndexMap, lost: np.ndarray, model, rng, fast: bool, method: str,
-            max_tokens: int = 8192, return_stats: bool = False, codebook=None, **opts):
+            max_tokens: int = 8192, return_stats: bool = False, codebook=None, _soft=None, **opts):
     torch = _import_torch()
     o = _ar_options(**opts)
     dec = _Decoding.make(o["sample"], o["temperature"], o["top_k"], o["tie_tol"], index_map.codebook_size,
@@ -361,12 +373,14 @@ def _run_ar(index_map: IndexMap, lost: np.ndarray, model, rng, fast: bool, metho
             if was_training:
                 model.eval()
             prob = _ARProblem(index_map, lost, model, window=o["window"], sos_token=o["sos_token"],
-                              context=o["context"], rule=o["rule"], dec=dec, rng=rng, method=method)
+                              context=o["context"], rule=o["rule"], dec=dec, rng=rng, method=method, soft=_soft)
             out, stats = _ar_fast(prob, max_tokens) if fast else _ar_naive(prob)
     finally:
         if was_training:
             model.train()
     res = index_map.with_indices(out)
+    if _soft is not None:
+        return res, stats, prob.soft
     return (res, stats) if return_stats else res
 
 

@@ -15,13 +15,13 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..types import IndexMap, check_loss_mask
-from .decoding import _as_torch_generator, _choose, _Decoding, _import_torch, _model_vocab
+from .decoding import _as_torch_generator, _choose, _Decoding, _import_torch, _model_vocab, _soft_mean
 from .window import WINDOW, _nearest_tile, _pos_table, _tile_starts
 
 
 def conceal_bidir(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None, window: int = WINDOW,
                   steps: int = 6, sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
-                  max_tokens: int = 8192, estimate: str = "mode", codebook=None) -> IndexMap:
+                  max_tokens: int = 8192, estimate: str = "mode", codebook=None, _soft=None) -> IndexMap:
     """MaskGIT-style iterative concealment with a bidirectional model (vocab K+1, [mask] = K).
 
     Step s = 1 … S: predict every still-masked position (argmax, or a sample
@@ -32,6 +32,11 @@ def conceal_bidir(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None
     ``estimate="mean"`` commits the codeword nearest to the posterior-mean
     codeword instead of the argmax (needs ``codebook``); confidence stays the
     log-probability of the committed codeword.
+
+    ``_soft`` (private, see :func:`codec.conceal.soft.conceal_bidir_soft`):
+    ``(table, renorm)``; then also returns the posterior-mean codeword of each
+    lost position at the step it was committed, ``(IndexMap, (N, D') float64)``
+    in ``np.nonzero(lost)`` order.
     """
     torch = _import_torch()
     lost = check_loss_mask(lost_mask, index_map.shape)
@@ -55,8 +60,13 @@ def conceal_bidir(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None
     grid[lost] = voc.mask
     ii_all, jj_all = np.nonzero(lost)
     N = len(ii_all)
+    soft = None
+    if _soft is not None:
+        table, renorm = _soft
+        soft = np.zeros((N, int(table.shape[1])))
     if N == 0:
-        return index_map.with_indices(index_map.indices)
+        res = index_map.with_indices(index_map.indices)
+        return res if soft is None else (res, soft)
     tops_i = _nearest_tile(ii_all, _tile_starts(H, size), size)
     lefts_j = _nearest_tile(jj_all, _tile_starts(W, size), size)
     masked = np.ones(N, dtype=bool)
@@ -94,7 +104,11 @@ def conceal_bidir(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None
                 vals = np.array([tok_np[where[int(a)]] for a in pick], dtype=np.int64)
                 grid[ii_all[pick], jj_all[pick]] = vals
                 masked[pick] = False
+                if soft is not None:
+                    rows = torch.from_numpy(np.array([where[int(a)] for a in pick], dtype=np.int64)).to(logits.device)
+                    soft[pick] = _soft_mean(logits[rows], K, dec.temperature, dec.top_k, table, renorm).cpu().numpy()
     finally:
         if was_training:
             model.train()
-    return index_map.with_indices(grid)
+    res = index_map.with_indices(grid)
+    return res if soft is None else (res, soft)

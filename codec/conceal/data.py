@@ -78,6 +78,7 @@ def build_index_dataset(codecs: Sequence, images: Sequence[str | Path], out: str
     Returns counts: photos, maps and tokens written by this call, seconds.
     """
     import torch
+    from tqdm.auto import tqdm
 
     from ..image import load_image, to_tensor
 
@@ -102,7 +103,9 @@ def build_index_dataset(codecs: Sequence, images: Sequence[str | Path], out: str
             continue
         maps: dict[int, list[np.ndarray]] = {s: [] for s in sizes}
         photo = []
-        for pid, p in zip(ids, paths):
+        bar = tqdm(zip(ids, paths), total=len(ids), desc=f"variant {v + 1}/{len(variants)}", unit="photo",
+                   disable=log is None, leave=False)
+        for pid, p in bar:
             im = variant_image(load_image(p), dy, dx, flip)
             if min(im.shape[:2]) < enc.downsample_factor:
                 continue

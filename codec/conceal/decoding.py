@@ -130,6 +130,38 @@ def _choose(logits, K: int, u, temperature: float, top_k: int | None, tie_tol: f
     return tok, unsafe
 
 
+def _check_table(table, K: int) -> np.ndarray:
+    """The decoder's codeword table (K, D') for soft estimates (float64)."""
+    t = np.asarray(table, dtype=np.float64)
+    if t.ndim != 2 or t.shape[0] != K:
+        raise ParameterError(f"decoder_codebook must have shape ({K}, D) for codebook_size {K}, got {t.shape}")
+    if not np.isfinite(t).all():
+        raise ParameterError("decoder_codebook contains non-finite values")
+    return t
+
+
+def _soft_mean(logits, K: int, temperature: float, top_k: int | None, table, renorm: bool):
+    """Posterior-mean codeword m = Σ_k p_k d_k of each row of ``logits`` (n, V) → float64 torch (n, D').
+
+    p = softmax(logits[:, :K] / temperature) (top-k filtered), ``table`` the
+    (K, D') float64 torch table the decoder looks indices up in.  ``renorm``
+    rescales m to the posterior-mean norm Σ_k p_k ‖d_k‖ (1 for unit codewords:
+    back onto the sphere the decoder was trained on).
+    """
+    torch = _import_torch()
+    lg = logits[:, :K].double() / temperature
+    if top_k is not None and top_k < K:
+        kth = torch.topk(lg, top_k, dim=1).values[:, -1:]
+        lg = lg.masked_fill(lg < kth, float("-inf"))
+    p = torch.softmax(lg, dim=1)
+    tb = table.to(p.device)
+    m = p @ tb
+    if renorm:
+        target = p @ tb.norm(dim=1)
+        m = m * (target / m.norm(dim=1).clamp_min(1e-12))[:, None]
+    return m
+
+
 @dataclass
 class _Decoding:
     sample: bool

@@ -12,6 +12,7 @@ from ..types import IndexMap
 from .ar import conceal_ar, conceal_ar_naive
 from .baselines import conceal_latent_avg, conceal_mean, conceal_neighbor, conceal_none
 from .bidir import conceal_bidir
+from .soft import conceal_ar_soft, conceal_bidir_soft, conceal_latent_avg_soft
 
 CodebookUse = Literal["required", "optional", "unused"]
 #: ``run(index_map, lost_mask, model, codebook, rng, options) -> (IndexMap, stats)``
@@ -29,6 +30,9 @@ class ConcealMethod:
         model_kind: transformer kind it needs ("ar" | "bidir"), None for the baselines.
         codebook: "required" (always reads it), "optional" (only with
             ``estimate="mean"``, or ``neighbor``'s all-lost fallback), "unused".
+        soft: the method hands the decoder continuous vectors at lost
+            positions (``Concealment.latents``; :mod:`.soft`); its runner returns
+            ``(IndexMap, stats, latents)`` and takes ``decoder_codebook`` among the options.
     """
 
     name: str
@@ -36,6 +40,7 @@ class ConcealMethod:
     options: tuple[str, ...] = ()
     model_kind: str | None = None
     codebook: CodebookUse = "unused"
+    soft: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,12 +49,15 @@ class Concealment:
 
     ``stats``: for the AR methods the counters of the run (``ar``: waves,
     forwards, tokens, recomputed; ``ar_naive``: waves, forwards); ``{}`` for
-    the others.
+    the others.  ``latents``: for the soft methods the decoder input
+    (h, w, D) float32, continuous at lost positions (decode it with
+    :func:`codec.conceal.soft.decode_concealment`); None for the others.
     """
 
     index_map: IndexMap
     method: str
     stats: dict[str, int] = field(default_factory=dict)
+    latents: np.ndarray | None = None
 
     @property
     def indices(self) -> np.ndarray:
@@ -74,6 +82,23 @@ def _bidir(**fixed: Any) -> Runner:
     return run
 
 
+def _soft_bidir(**fixed: Any) -> Runner:
+    def run(index_map, lost_mask, model, codebook, rng, options):
+        out, lat = conceal_bidir_soft(index_map, lost_mask, model, codebook=codebook, **options, **fixed)
+        return out, {}, lat
+
+    return run
+
+
+def _soft_ar(index_map, lost_mask, model, codebook, rng, options):
+    return conceal_ar_soft(index_map, lost_mask, model, codebook=codebook, rng=rng, return_stats=True, **options)
+
+
+def _soft_latent_avg(index_map, lost_mask, model, codebook, rng, options):
+    out, lat = conceal_latent_avg_soft(index_map, lost_mask, codebook, **options)
+    return out, {}, lat
+
+
 def _mean(index_map, lost_mask, model, codebook, rng, options):
     return conceal_mean(index_map, lost_mask, codebook), {}
 
@@ -93,6 +118,7 @@ def _none(index_map, lost_mask, model, codebook, rng, options):
 _AR_OPTS = ("window", "sos_token", "context", "rule", "sample", "temperature", "top_k", "tie_tol", "estimate")
 _AR_MEAN_OPTS = tuple(o for o in _AR_OPTS if o not in ("sample", "estimate"))
 _BIDIR_OPTS = ("window", "steps", "sample", "temperature", "top_k", "max_tokens", "estimate")
+_BIDIR_SOFT_OPTS = ("window", "steps", "temperature", "top_k", "max_tokens")
 
 #: every method, in the order of ``CONCEAL_METHODS``
 METHODS: Mapping[str, ConcealMethod] = MappingProxyType({m.name: m for m in (
@@ -106,6 +132,10 @@ METHODS: Mapping[str, ConcealMethod] = MappingProxyType({m.name: m for m in (
     ConcealMethod("neighbor", _neighbor, (), None, "optional"),
     ConcealMethod("latent_avg", _latent_avg, ("connectivity",), None, "required"),
     ConcealMethod("none", _none, ("fill_value",), None, "unused"),
+    ConcealMethod("bidir_soft", _soft_bidir(), _BIDIR_SOFT_OPTS + ("renorm",), "bidir", "required", True),
+    ConcealMethod("bidir_soft_l2", _soft_bidir(renorm=True), _BIDIR_SOFT_OPTS, "bidir", "required", True),
+    ConcealMethod("ar_soft", _soft_ar, _AR_MEAN_OPTS + ("max_tokens", "renorm"), "ar", "required", True),
+    ConcealMethod("latent_avg_soft", _soft_latent_avg, ("connectivity", "renorm"), None, "required", True),
 )})
 
 CONCEAL_METHODS = tuple(METHODS)
@@ -113,10 +143,12 @@ CONCEAL_METHODS = tuple(METHODS)
 MODEL_KIND = MappingProxyType({n: m.model_kind for n, m in METHODS.items() if m.model_kind is not None})
 #: options each method accepts
 CONCEAL_OPTIONS = MappingProxyType({n: m.options for n, m in METHODS.items()})
+#: methods whose ``Concealment.latents`` hold continuous vectors at lost positions
+SOFT_METHODS = tuple(n for n, m in METHODS.items() if m.soft)
 
 
 def conceal(index_map: IndexMap, lost_mask: np.ndarray, method: str = "ar", *, model=None, codebook=None,
-            rng=None, **options) -> Concealment:
+            rng=None, decoder_codebook=None, **options) -> Concealment:
     """Conceal the lost indices of ``index_map`` (``lost_mask`` True = lost) with ``method``.
 
     Args:
@@ -129,12 +161,15 @@ def conceal(index_map: IndexMap, lost_mask: np.ndarray, method: str = "ar", *, m
             all-lost fallback of ``neighbor``), and for the model methods'
             ``estimate="mean"``.
         rng: torch or numpy Generator; needed only when sampling.
+        decoder_codebook: soft methods (``SOFT_METHODS``): the (K, D) table the
+            decoder looks indices up in, when it differs from ``codebook``
+            (a fine-tuned reduced size; :func:`codec.conceal.soft.decoder_table`).
         options: method-specific (see the ``conceal_*`` functions); unknown
             options raise ``ValueError`` listing the allowed ones.
 
     Returns a :class:`Concealment`: the new IndexMap (received indices
     untouched) as ``.index_map`` (``.indices`` its array), the method's
-    ``.stats``.
+    ``.stats`` and, for the soft methods, ``.latents``.
     """
     if not isinstance(index_map, IndexMap):
         raise TypeError(f"index_map must be an IndexMap, got {type(index_map).__name__}")
@@ -145,5 +180,9 @@ def conceal(index_map: IndexMap, lost_mask: np.ndarray, method: str = "ar", *, m
     if bad:
         allowed = list(spec.options) or "(no options)"
         raise ParameterError(f"unknown option(s) {bad} for method {method!r}; allowed: {allowed}")
+    if spec.soft:
+        out, stats, lat = spec.run(index_map, lost_mask, model, codebook, rng,
+                                   dict(options, decoder_codebook=decoder_codebook))
+        return Concealment(out, spec.name, dict(stats), lat)
     out, stats = spec.run(index_map, lost_mask, model, codebook, rng, options)
     return Concealment(out, spec.name, dict(stats))

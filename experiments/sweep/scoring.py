@@ -76,9 +76,11 @@ class BatchScores:
     decode_s: float = 0.0
     metrics_s: float = 0.0
 
-    def of(self, idx: np.ndarray) -> tuple[dict[str, float], dict[str, float], np.ndarray]:
-        """(metrics vs the original, metrics vs the loss-free reconstruction, uint8 image) of one map."""
-        j = self.distinct.get(idx.tobytes())
+    def of(self, idx: np.ndarray, latents: np.ndarray | None = None
+           ) -> tuple[dict[str, float], dict[str, float], np.ndarray]:
+        """(metrics vs the original, metrics vs the loss-free reconstruction, uint8 image) of one map
+        (``latents``: a soft method's decoder input, which is what was decoded)."""
+        j = self.distinct.get(_key(idx, latents))
         if j is None:  # identical to the sent map: the loss-free reconstruction
             return ({k: float(self.enc.metrics[k]) for k in self.metric_keys}, identity_metrics(self.metric_keys),
                     self.enc.lossfree)
@@ -86,9 +88,16 @@ class BatchScores:
                 {k: float(v[j]) for k, v in self.vs_lossfree.items()}, self.images[j])
 
 
-def score_maps(ctx: TrialContext, unit: Unit, enc: EncodedImage, sent, maps: Sequence[np.ndarray]) -> BatchScores:
+def _key(idx: np.ndarray, latents: np.ndarray | None) -> bytes:
+    return idx.tobytes() if latents is None else b"soft:" + np.ascontiguousarray(latents, np.float32).tobytes()
+
+
+def score_maps(ctx: TrialContext, unit: Unit, enc: EncodedImage, sent, maps: Sequence[np.ndarray],
+               latents: Sequence[np.ndarray | None] | None = None) -> BatchScores:
     """Decode each distinct map of ``maps`` that differs from ``sent`` once, in one batch on the codec's device,
-    quantize to 8-bit pixels (what a receiver displays) and score the batch against both references."""
+    quantize to 8-bit pixels (what a receiver displays) and score the batch against both references.
+    ``latents[i]`` (soft concealment methods, ``codec.conceal.SOFT_METHODS``): decode that latent map instead
+    of ``maps[i]``."""
     import torch
 
     from codec.image import to_tensor
@@ -101,18 +110,32 @@ def score_maps(ctx: TrialContext, unit: Unit, enc: EncodedImage, sent, maps: Seq
     structural = cfg["metrics"].get("structural", True)
     out = BatchScores(enc, [k for k in enc.metrics if structural or k not in ("ssim", "ms_ssim")])
     todo: list[np.ndarray] = []
-    for idx in maps:
-        key = idx.tobytes()
-        if key not in out.distinct and not np.array_equal(idx, sent.indices):
+    soft: list[np.ndarray] = []
+    soft_keys: list[bytes] = []
+    for idx, lat in zip(maps, latents if latents is not None else [None] * len(maps), strict=True):
+        key = _key(idx, lat)
+        if key in out.distinct or key in soft_keys:
+            continue
+        if lat is not None:
+            soft_keys.append(key)
+            soft.append(lat)
+        elif not np.array_equal(idx, sent.indices):
             out.distinct[key] = len(todo)
             todo.append(idx)
-    if not todo:
+    for i, k in enumerate(soft_keys):  # decoded after the index maps, in one batch of their own
+        out.distinct[k] = len(todo) + i
+    if not out.distinct:
         return out
     nets = cfg["metrics"]["nets"]
     dev = _metric_device(cfg, codec)
     t0 = time.perf_counter()
     with torch.no_grad():
-        x = codec.decode_batch(torch.from_numpy(np.stack(todo).astype(np.int64)), enc.image_size)
+        parts = [codec.decode_batch(torch.from_numpy(np.stack(todo).astype(np.int64)), enc.image_size)] if todo else []
+        if soft:
+            from codec.conceal import decode_latents
+
+            parts.append(decode_latents(codec, np.stack(soft), enc.image_size))
+        x = torch.cat(parts) if len(parts) > 1 else parts[0]
         x = torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0  # what a receiver displays: 8-bit pixels
     out.decode_s = time.perf_counter() - t0
     t0 = time.perf_counter()

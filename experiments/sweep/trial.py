@@ -16,14 +16,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from codec.conceal import MODEL_KIND
+from codec.errors import VQSimError
+
+from ..config import fec_label
 from .context import TrialContext
 from .encode_cache import EncodedImage
+from .errors import SweepError
 from .examples import example_dir, example_files
 from .plan import Unit, _rng
 from .scoring import score_maps
 from .transmit import Transmission, transmit
 
-__all__ = ["UnitResult", "TrialMetrics", "TrialTimes", "run_unit"]
+__all__ = ["UnitResult", "TrialMetrics", "TrialTimes", "run_unit", "run_checked"]
 
 
 @dataclass
@@ -37,10 +41,12 @@ class UnitResult:
 
 @dataclass(frozen=True)
 class Concealed:
-    """One method's concealed index map (int32 (h, w)) and the wall time it took."""
+    """One method's concealed index map (int32 (h, w)) and the wall time it took; ``latents``: a soft
+    method's decoder input (h, w, D) (``codec.conceal.SOFT_METHODS``), None otherwise."""
 
     indices: np.ndarray
     time_s: float
+    latents: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ class TrialTimes:
 
 def _conceal_all(ctx: TrialContext, unit: Unit, tx: Transmission) -> list[Concealed]:
     """Each trial's method applied to the unit's received map (sampling methods seeded by the trial id)."""
-    from codec.conceal import conceal
+    from codec.conceal import SOFT_METHODS, conceal, decoder_table
 
     p = unit.params
     S = p["codebook_size"]
@@ -95,14 +101,18 @@ def _conceal_all(ctx: TrialContext, unit: Unit, tx: Transmission) -> list[Concea
     out: list[Concealed] = []
     for method, trial_id in unit.trials:
         t0 = time.perf_counter()
+        lat = None
         if not tx.lost.any():
             idx = tx.received.indices
         else:
             kind = MODEL_KIND.get(method)
             model = ctx.concealer(kind, S) if kind else None
-            idx = conceal(tx.received, tx.lost, method, model=model, codebook=ctx.codebook(S),
-                          rng=_rng(p["seed"], trial_id), **opts_all.get(method, {})).indices
-        out.append(Concealed(np.asarray(idx, dtype=np.int32), time.perf_counter() - t0))
+            soft = method in SOFT_METHODS  # the decoder's own table (a fine-tuned size's decoder codebook)
+            res = conceal(tx.received, tx.lost, method, model=model, codebook=ctx.codebook(S),
+                          decoder_codebook=decoder_table(ctx.codec(S)) if soft else None,
+                          rng=_rng(p["seed"], trial_id), **opts_all.get(method, {}))
+            idx, lat = res.indices, res.latents
+        out.append(Concealed(np.asarray(idx, dtype=np.int32), time.perf_counter() - t0, lat))
     return out
 
 
@@ -120,8 +130,8 @@ def run_unit(unit: Unit, ctx: TrialContext) -> UnitResult:
 
     tx = transmit(ctx, unit, sent)
     concealed = _conceal_all(ctx, unit, tx)
-    scores = score_maps(ctx, unit, enc, sent, [c.indices for c in concealed])
-    per_trial = [scores.of(c.indices) for c in concealed]
+    scores = score_maps(ctx, unit, enc, sent, [c.indices for c in concealed], [c.latents for c in concealed])
+    per_trial = [scores.of(c.indices, c.latents) for c in concealed]
 
     files: dict[str, bytes] = {}
     ex_dir = ""
@@ -147,3 +157,16 @@ def run_unit(unit: Unit, ctx: TrialContext) -> UnitResult:
     for r in rows:
         r["time_unit_s"] = t_all
     return UnitResult(unit.unit_id, rows, files)
+
+
+def run_checked(unit: Unit, ctx: TrialContext) -> UnitResult:
+    """:func:`run_unit`; an unexpected exception becomes a SweepError naming the unit's parameters."""
+    try:
+        return run_unit(unit, ctx)
+    except VQSimError:
+        raise
+    except Exception as e:
+        p = unit.params
+        raise SweepError(f"trial unit {unit.unit_id} failed (image {p['image']}, S={p['codebook_size']}, channel "
+                         f"{unit.info['channel_label']}, fec {fec_label(p['fec'])}, seed {p['seed']}, methods "
+                         f"{[m for m, _ in unit.trials]}): {type(e).__name__}: {e}") from e

@@ -1,0 +1,85 @@
+"""Decoder variants: the plain decoder, or a loss-aware ("robust") decoder side trained on concealed maps.
+
+A decoder variant replaces only ``post_quant_conv`` and ``decoder`` (and,
+optionally, a reduced size's decoder codebook): the encoder, the quantizer's
+codebook and so every index map and bitstream stay those of the codec.  Files
+(written by :mod:`codec.train.robust_decoder`) hold ``{"weights": {state_dict
+entries}, "meta": {codec, codebook_id, codec_steps, ...}}`` and are read with
+``weights_only=True``.
+
+Variant names: ``"plain"`` (or None) — the codec as loaded; ``"robust"`` — the
+file ``codec/weights/{codec}_robustdec_{K}.pt`` (none ships yet:
+ModelNotFoundError); anything else — a path to such a file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import CheckpointError, ModelNotFoundError, ParameterError
+
+DECODER_VARIANTS = ("plain", "robust")
+
+
+def robust_decoder_path(codec_name: str, codebook_size: int) -> Path:
+    """Where the shipped robust decoder of (codec, K) would live."""
+    from ..zoo import WEIGHTS_DIR
+
+    return WEIGHTS_DIR / f"{codec_name}_robustdec_{int(codebook_size)}.pt"
+
+
+def read_decoder_file(path: str | Path) -> dict:
+    """A decoder-variant file → ``{"weights": ..., "meta": ...}`` (CheckpointError when it is not one)."""
+    from ..checkpoint import read_checkpoint
+
+    ck = read_checkpoint(path)
+    if not isinstance(ck, dict) or not isinstance(ck.get("weights"), dict):
+        raise CheckpointError(f"{path}: not a decoder-variant file (no 'weights' dict)")
+    return {"weights": ck["weights"], "meta": dict(ck.get("meta") or {})}
+
+
+def with_decoder_variant(codec, variant: str | Path | None = "plain"):
+    """``codec`` decoding with decoder ``variant`` (a new VQGANCodec; ``codec`` is left unchanged).
+
+    Raises ModelNotFoundError for ``"robust"`` when no robust decoder ships for
+    this codec and size, FileNotFoundError for a missing path, CheckpointError
+    for a file made for another codebook or with wrong shapes.
+    """
+    import torch
+
+    from ..api import VQGANCodec
+
+    if variant is None or variant == "plain":
+        return codec
+    if variant == "robust":
+        path = robust_decoder_path(codec.name, codec.codebook_size)
+        if not path.exists():
+            raise ModelNotFoundError(f"no robust decoder ships for {codec.codebook_id} ({path.name}); "
+                                     f"train one with `vqsim train-robust-decoder` and pass its file")
+    else:
+        path = Path(variant)
+        if not path.is_file():
+            raise FileNotFoundError(f"decoder variant {variant!r}: no such file "
+                                    f"(variants: {', '.join(DECODER_VARIANTS)} or a path)")
+    ck = read_decoder_file(path)
+    cid = ck["meta"].get("codebook_id")
+    if cid and cid != codec.codebook_id:
+        raise CheckpointError(f"{path}: decoder made for {cid!r}, this codec is {codec.codebook_id!r}")
+    weights = {k: torch.as_tensor(v).float() for k, v in ck["weights"].items()}
+    m = codec.model
+    ft = dict(weights)
+    if "decoder_codebook" not in ft and getattr(m, "decoder_codebook", None) is not None:
+        ft["decoder_codebook"] = m.decoder_codebook.weight.detach().cpu()
+    model = m.with_codebook(m.quantize.embedding.weight.detach(), finetuned=ft)
+    new = VQGANCodec(model, name=codec.name, device=codec.device, coder=codec.coder, prior=codec.prior,
+                     autocast=codec.autocast)
+    new.variant = f"{codec.variant}+decoder:{ck['meta'].get('name', path.stem)}"
+    return new
+
+
+def check_variant_name(variant: str | None) -> str | None:
+    """Validate a decoder-variant argument before any work (one-line ParameterError)."""
+    if variant is None or variant in DECODER_VARIANTS:
+        return variant
+    if not isinstance(variant, (str, Path)) or not str(variant):
+        raise ParameterError(f"decoder variant must be one of {DECODER_VARIANTS} or a file path, got {variant!r}")
+    return str(variant)

@@ -1,0 +1,279 @@
+"""A loss-aware decoder: fine-tune post_quant_conv + decoder on concealed index maps (encoder, codebook fixed).
+
+Each step decodes a batch of ``window × window`` latent maps of training
+crops.  A fraction ``clean_fraction`` of them are clean (the sent indices'
+codewords: loss-free quality is trained too); in the others a loss mask of a
+random shape (``shapes``: scattered / row bursts / packet-interleaved, see
+:func:`codec.conceal.masks.shaped_loss_mask`) and fraction
+U(``loss_min``, ``loss_max``) is filled by the ``filler`` concealment method
+(a registry name: ``latent_avg_soft`` is cheap; ``bidir_soft`` runs the shipped
+bidirectional transformer), and the decoder is trained to turn that map into
+the *original* crop: ``|x − x̂|₁ + w_p·LPIPS(x, x̂)``, the codec's
+reconstruction loss without the codebook terms (the quantizer is fixed).
+
+Only decoder-side weights change, so index maps, bitstreams, coder priors
+and concealers are those of the codec; the result is a decoder variant
+(:mod:`codec.conceal.decoder_variant`) users pick with ``decoder="robust"``
+or a file.  The run is resumable: ``OUT.train/state.pt`` (weights, optimizer,
+step, generator state) every ``ckpt_every`` steps; the training crops'
+index maps are cached in ``OUT.train/indices.pt``.
+
+Entry point: ``train_robust_decoder(cfg)`` / ``vqsim train-robust-decoder
+--config experiments/configs/train/robust_decoder.yaml``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..errors import ParameterError
+
+
+@dataclass
+class RobustDecoderConfig:
+    """Settings of one robust-decoder fine-tune (units: steps, latent positions)."""
+
+    out: str = "runs/robust_decoder/default_robustdec_1024.pt"
+    codec: str = "default"
+    codebook_size: int = 1024
+    data: list[str] = field(default_factory=lambda: ["../shared/data/train256_part1.tar",
+                                                     "../shared/data/train256_part2.tar"])
+    max_images: int | None = None
+    window: int = 16                       # latent window side (pixel crop window·f)
+    steps: int = 3000
+    batch_size: int = 8
+    lr: float = 5e-5
+    warmup: int = 50
+    perceptual_weight: float = 1.0
+    lpips_net: str = "alex"
+    parts: list[str] = field(default_factory=lambda: ["post_quant_conv", "decoder"])
+    clean_fraction: float = 0.25
+    loss_min: float = 0.05
+    loss_max: float = 0.5
+    shapes: list[str] = field(default_factory=lambda: ["scattered", "rows", "interleaved"])
+    filler: str = "latent_avg_soft"
+    filler_options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    log_every: int = 25
+    ckpt_every: int = 100
+    threads: int | None = None
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        from ..conceal import CONCEAL_METHODS, LOSS_SHAPES
+
+        for name in ("steps", "batch_size", "window", "codebook_size", "log_every", "ckpt_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ParameterError(f"{name} must be an int >= 1, got {v!r}")
+        if not self.lr > 0:
+            raise ParameterError(f"lr must be > 0, got {self.lr}")
+        if self.perceptual_weight < 0:
+            raise ParameterError(f"perceptual_weight must be >= 0, got {self.perceptual_weight}")
+        if not 0.0 <= self.clean_fraction <= 1.0:
+            raise ParameterError(f"clean_fraction must be in [0, 1], got {self.clean_fraction}")
+        if not 0.0 <= self.loss_min <= self.loss_max <= 1.0:
+            raise ParameterError(f"need 0 <= loss_min <= loss_max <= 1, got {self.loss_min}, {self.loss_max}")
+        bad = [s for s in self.shapes if s not in LOSS_SHAPES]
+        if bad or not self.shapes:
+            raise ParameterError(f"shapes must be a non-empty list of {LOSS_SHAPES}, got {self.shapes}")
+        if self.filler not in CONCEAL_METHODS:
+            raise ParameterError(f"filler must be a concealment method ({', '.join(CONCEAL_METHODS)}), "
+                                 f"got {self.filler!r}")
+        for p in self.parts:
+            if not (p == "post_quant_conv" or p == "decoder" or p.startswith("decoder.")):
+                raise ParameterError(f"parts may only name post_quant_conv or decoder modules, got {p!r}")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> "RobustDecoderConfig":
+        import yaml
+
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"config not found: {p}")
+        d = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(d, dict):
+            raise ParameterError(f"{p}: a robust-decoder config must be a mapping")
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(d) - known)
+        if bad:
+            raise ParameterError(f"{p}: unknown key(s) {bad}; allowed: {sorted(known)}")
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**d)
+
+
+def _crop_indices(codec, cfg: RobustDecoderConfig, log) -> tuple[torch.Tensor, torch.Tensor]:
+    """(indices (N, s, s) int64, images (N, 3, s·f, s·f) uint8) of centre crops of the training data."""
+    from .data import load_image_pool
+
+    f = codec.downsample_factor
+    side = cfg.window * f
+    pool = load_image_pool(list(cfg.data), side)
+    if cfg.max_images:
+        pool = pool[:int(cfg.max_images)]
+    crops = []
+    for a in pool:
+        y, x = (a.shape[0] - side) // 2, (a.shape[1] - side) // 2
+        crops.append(np.ascontiguousarray(a[y:y + side, x:x + side]))
+    images = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
+    t0 = time.time()
+    idx = []
+    for i in range(0, len(crops), 16):
+        idx.append(codec.encode_batch(images[i:i + 16].float() / 255.0).cpu())
+    log(f"encoded {len(crops)} crops of {side}x{side} in {time.time() - t0:.1f} s")
+    return torch.cat(idx), images
+
+
+def _trainable(model, parts: list[str]) -> dict[str, torch.nn.Parameter]:
+    named = dict(model.named_parameters())
+    chosen = {k: p for k, p in named.items() if any(k == q or k.startswith(q + ".") for q in parts)
+              and not k.startswith("decoder_codebook")}
+    missing = [q for q in parts if not any(k == q or k.startswith(q + ".") for k in named)]
+    if missing:
+        raise ParameterError(f"parts not in the model: {missing}")
+    return chosen
+
+
+def corrupt_latents(codec, indices: np.ndarray, cfg: RobustDecoderConfig, rng: np.random.Generator, table: np.ndarray,
+                    model=None) -> tuple[np.ndarray, np.ndarray]:
+    """One training input: (latent map (s, s, D) float32, lost mask) — clean with probability ``clean_fraction``."""
+    from ..conceal import conceal, shaped_loss_mask
+    from ..types import IndexMap
+
+    s = indices.shape
+    if rng.random() < cfg.clean_fraction:
+        return table[indices].astype(np.float32), np.zeros(s, dtype=bool)
+    frac = float(rng.uniform(cfg.loss_min, cfg.loss_max))
+    shape = cfg.shapes[int(rng.integers(len(cfg.shapes)))]
+    lost = shaped_loss_mask(s, frac, shape, rng)
+    if not lost.any():
+        return table[indices].astype(np.float32), lost
+    f = codec.downsample_factor
+    imap = IndexMap(np.where(lost, 0, indices), codec.codebook_size, (s[0] * f, s[1] * f), codec.codebook_id)
+    opts = dict(cfg.filler_options)
+    if model is not None:
+        opts.setdefault("window", int(getattr(model, "meta", {}).get("window", 16)))
+    res = conceal(imap, lost, cfg.filler, model=model, codebook=codec.codebook, decoder_codebook=table,
+                  rng=torch.Generator().manual_seed(int(rng.integers(2 ** 62))), **opts)
+    lat = res.latents if res.latents is not None else table[res.indices.astype(np.int64)].astype(np.float32)
+    return np.asarray(lat, dtype=np.float32), lost
+
+
+def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_minutes: float | None = None,
+                         log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Fine-tune the decoder side of ``cfg.codec`` at ``cfg.codebook_size`` on concealed maps; write ``cfg.out``.
+
+    Returns ``{"out", "step", "done", "history"}``; ``done`` is False when
+    ``max_minutes`` stopped it early (the state is saved; ``resume=True`` continues).
+    """
+    from ..checkpoint import read_checkpoint
+    from ..conceal import MODEL_KIND
+    from ..conceal.soft import decoder_table
+    from ..zoo import checkpoint_meta, load_codec, load_concealer
+
+    out = Path(cfg.out)
+    work = out.with_name(out.name + ".train")
+    state_path = work / "state.pt"
+    if state_path.exists() and not resume:
+        raise ParameterError(f"{state_path} exists: pass --resume to continue it, or choose another out")
+    work.mkdir(parents=True, exist_ok=True)
+    codec = load_codec(cfg.codec, cfg.codebook_size, device=cfg.device)
+    device = codec.device
+    cache = work / "indices.pt"
+    key = json.dumps([codec.codebook_id, cfg.data, cfg.max_images, cfg.window])
+    ck = read_checkpoint(cache) if cache.exists() else None
+    if ck is not None and ck.get("key") == key:
+        idx_all, images = ck["indices"], ck["images"]
+    else:
+        idx_all, images = _crop_indices(codec, cfg, log)
+        torch.save({"indices": idx_all, "images": images, "key": key}, cache)
+    n = len(idx_all)
+    table = decoder_table(codec)
+    kind = MODEL_KIND.get(cfg.filler)
+    filler_model = load_concealer(codec.name, cfg.codebook_size, kind, device="cpu") if kind else None
+    model = codec.model
+    model.train()
+    model.requires_grad_(False)
+    params = _trainable(model, list(cfg.parts))
+    for p in params.values():
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(list(params.values()), lr=cfg.lr, betas=(0.5, 0.9))
+    rng = np.random.default_rng(cfg.seed)
+    step, history = 0, []
+    if resume and state_path.exists():
+        st = read_checkpoint(state_path)
+        own = dict(model.named_parameters())
+        for k, v in st["weights"].items():
+            own[k].data.copy_(v.to(device))
+        opt.load_state_dict(st["opt"])
+        step, history = int(st["step"]), list(st["history"])
+        rng.bit_generator.state = json.loads(st["rng"])
+        log(f"resumed at step {step}")
+    lp = None
+    if cfg.perceptual_weight > 0:
+        from ..metrics import get_lpips
+
+        lp = get_lpips(cfg.lpips_net, device=device)
+
+    def save_state() -> None:
+        tmp = work / "state.pt.tmp"
+        torch.save({"weights": {k: p.detach().cpu().clone() for k, p in params.items()}, "opt": opt.state_dict(),
+                    "step": step, "history": history, "rng": json.dumps(rng.bit_generator.state),
+                    "config": asdict(cfg)}, tmp)
+        tmp.replace(state_path)
+
+    t_start, acc, acc_n = time.time(), 0.0, 0
+    done = True
+    while step < cfg.steps:
+        if max_minutes is not None and time.time() - t_start > 60 * max_minutes:
+            done = False
+            break
+        lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+        if step >= cfg.warmup:
+            lr *= 0.5 * (1 + math.cos(math.pi * (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        b = rng.integers(0, n, size=cfg.batch_size)
+        lats, fracs = [], []
+        for i in b.tolist():
+            lat, lost = corrupt_latents(codec, idx_all[i].numpy(), cfg, rng, table, filler_model)
+            lats.append(lat)
+            fracs.append(float(lost.mean()))
+        z = torch.from_numpy(np.stack(lats)).permute(0, 3, 1, 2).contiguous().to(device)
+        x = images[torch.from_numpy(b)].to(device).float().div(127.5).sub(1)
+        xr = model.decode(z)
+        loss = (x - xr).abs().mean()
+        if lp is not None:
+            loss = loss + cfg.perceptual_weight * lp(x, xr).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        acc += float(loss.detach())
+        acc_n += 1
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            row = {"step": step, "loss": acc / acc_n, "lr": lr, "mean_lost": float(np.mean(fracs)),
+                   "wall_s": round(time.time() - t_start, 1)}
+            history.append(row)
+            log(json.dumps(row))
+            acc, acc_n = 0.0, 0
+        if step % cfg.ckpt_every == 0:
+            save_state()
+    save_state()
+    if done:
+        weights = {k: p.detach().cpu().half().clone() for k, p in params.items()}
+        meta = {"name": out.stem, "codec": codec.name, "codebook_id": codec.codebook_id,
+                "codec_steps": checkpoint_meta(cfg.codec).get("steps"), "steps": step, "filler": cfg.filler,
+                "config": asdict(cfg), "final_loss": history[-1]["loss"] if history else None}
+        tmp = out.with_name(out.name + ".tmp")
+        torch.save({"weights": weights, "meta": meta}, tmp)
+        tmp.replace(out)
+        log(json.dumps({"done": str(out), "step": step}))
+    return {"out": str(out), "step": step, "done": done, "history": history}

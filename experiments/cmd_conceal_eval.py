@@ -1,0 +1,180 @@
+"""``vqsim conceal-eval``: paired ΔLPIPS of concealment methods on a folder of images at exact random index loss.
+
+For each image, codebook size K and loss fraction p, one loss mask (exactly
+round(p·h·w) lost indices, ``numpy`` Generator seeded by (seed, image number,
+p)) is shared by every method, so the comparison is paired.  Each method's
+reconstruction (8-bit pixels, what a receiver shows) is scored by LPIPS
+against the loss-free reconstruction; the time of concealment + decoding of
+one image on the configured threads is recorded.  Rows go to ``OUT/rows.csv``
+as they finish (a rerun with the same OUT skips finished rows: resumable);
+``OUT/summary.csv`` holds per (K, p) and method the mean and the paired
+difference to the reference with its 95 % interval (image as the unit,
+:func:`experiments.paired.paired_differences`, Holm over the table).
+
+Method labels: a registry name (``codec.conceal.METHODS``), optionally with
+options as ``name:opt=value,...`` (``latent_avg_soft:renorm=true``), or
+``name@decoder`` with a decoder-side weights file (``@FILE``) for the robust
+decoder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from codec.errors import ParameterError
+
+DEFAULT_METHODS = ("latent_avg", "latent_avg_soft", "latent_avg_soft:renorm=true", "bidir_mean", "bidir_soft",
+                   "bidir_soft_l2")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("conceal-eval", help="paired LPIPS of concealment methods vs the loss-free reconstruction")
+    p.add_argument("--images", nargs="+", required=True, help="images: folders, files or globs")
+    p.add_argument("--out", required=True, help="output folder (rows.csv, summary.csv); rerun to resume")
+    p.add_argument("--codebook-size", type=int, nargs="+", default=[1024], help="codebook sizes (default 1024)")
+    p.add_argument("--loss", type=float, nargs="+", default=[0.2, 0.4], help="loss fractions (default 0.2 0.4)")
+    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
+                   help="method labels: NAME[:opt=v,...][@DECODER_FILE] (default: %(default)s)")
+    p.add_argument("--reference", default="latent_avg", help="paired reference method label (default latent_avg)")
+    p.add_argument("--model", default="default", help="codec model name or checkpoint (default: default)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the loss masks (default 0)")
+    p.add_argument("--net", default="alex", help="LPIPS net (default alex)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.set_defaults(func=cmd_conceal_eval)
+
+
+def parse_label(label: str) -> tuple[str, dict, str | None]:
+    """``name[:k=v,...][@decoder]`` → (method, options, decoder file or None)."""
+    from codec.conceal import CONCEAL_OPTIONS
+
+    dec = None
+    if "@" in label:
+        label, dec = label.split("@", 1)
+    name, _, rest = label.partition(":")
+    if name not in CONCEAL_OPTIONS:
+        raise ParameterError(f"unknown concealment method {name!r} in {label!r}")
+    opts: dict = {}
+    for kv in filter(None, rest.split(",")):
+        k, eq, v = kv.partition("=")
+        if not eq:
+            raise ParameterError(f"option {kv!r} in {label!r} must be key=value")
+        try:
+            opts[k] = json.loads(v.lower() if v.lower() in ("true", "false") else v)
+        except json.JSONDecodeError:
+            opts[k] = v
+    return name, opts, dec
+
+
+def cmd_conceal_eval(args) -> int:
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from codec.conceal import MODEL_KIND, conceal, random_loss_mask
+    from codec.conceal.decoder_variant import with_decoder_variant
+    from codec.conceal.soft import decode_concealment, decoder_table
+    from codec.image import list_images, load_image, to_tensor
+    from codec.metrics import lpips_distance
+    from codec.runtime import configure_cpu
+    from codec.zoo import load_codec, load_concealer
+
+    configure_cpu(args.threads)
+    specs = {lab: parse_label(lab) for lab in args.methods}
+    if args.reference not in specs:
+        raise ParameterError(f"--reference {args.reference!r} is not among --methods")
+    for p in args.loss:
+        if not 0.0 < p < 1.0:
+            raise ParameterError(f"--loss values must be in (0, 1), got {p}")
+    paths = list_images(args.images)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows_path = out / "rows.csv"
+    done: set[tuple] = set()
+    if rows_path.exists():
+        old = pd.read_csv(rows_path)
+        done = set(zip(old["image"], old["codebook_size"], old["loss_rate_nominal"].round(6), old["method"],
+                       strict=True))
+    for K in args.codebook_size:
+        codec = load_codec(args.model, K, device=args.device)
+        codecs = {None: codec}
+        for _, _, dec in specs.values():
+            if dec is not None and dec not in codecs:
+                codecs[dec] = with_decoder_variant(codec, dec)
+        cb = codec.codebook
+        tables = {d: decoder_table(c) for d, c in codecs.items()}
+        models = {kind: load_concealer(codec.name, K, kind, device=args.device)
+                  for kind in {MODEL_KIND[n] for n, _, _ in specs.values() if n in MODEL_KIND}}
+        for i, path in enumerate(paths):
+            todo = [(p, lab) for p in args.loss for lab in specs
+                    if (path.name, K, round(p, 6), lab) not in done]
+            if not todo:
+                continue
+            img = load_image(path)
+            imap = codec.encode_indices(img)
+            orig = to_tensor(img)
+            lf = {}
+            for d, c in codecs.items():
+                x = c.decode_indices_tensor(imap)
+                lf[d] = torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0
+            base = lf[None]
+            new = []
+            for p in args.loss:
+                lost = random_loss_mask(imap.shape, p, np.random.default_rng([args.seed, i, int(round(p * 1e6))]))
+                received = imap.with_indices(np.where(lost, 0, imap.indices))
+                for lab in [lab for q, lab in todo if q == p]:
+                    name, opts, dec = specs[lab]
+                    c = codecs[dec]
+                    kind = MODEL_KIND.get(name)
+                    if kind is not None:
+                        opts = {"window": int(getattr(models[kind], "meta", {}).get("window", 16)), **opts}
+                    t0 = time.perf_counter()
+                    res = conceal(received, lost, name, model=models.get(kind), codebook=cb,
+                                  decoder_codebook=tables[dec], rng=torch.Generator().manual_seed(args.seed), **opts)
+                    t1 = time.perf_counter()
+                    x = decode_concealment(c, res)
+                    x = torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0
+                    t2 = time.perf_counter()
+                    new.append({
+                        "image": path.name, "codebook_size": K, "loss_rate_nominal": round(p, 6), "method": lab,
+                        "decoder": dec or "plain", "seed": args.seed, "unit_id": f"{path.name}/{K}/{p:g}",
+                        "n_lost": int(lost.sum()),
+                        "exact": float((res.indices[lost] == imap.indices[lost]).mean()),
+                        f"lpips_{args.net}_vs_lossfree": float(lpips_distance(base, x, net=args.net)[0]),
+                        f"lpips_{args.net}_vs_original": float(lpips_distance(orig, x, net=args.net)[0]),
+                        f"lpips_{args.net}_lossfree_decoder": float(lpips_distance(orig, lf[dec], net=args.net)[0]),
+                        "time_conceal_s": t1 - t0, "time_decode_s": t2 - t1, "time_s": t2 - t0})
+            pd.DataFrame(new).to_csv(rows_path, mode="a", header=not rows_path.exists(), index=False)
+            print(json.dumps({"image": path.name, "K": K, "rows": len(new)}), flush=True)
+    summ = summarize(pd.read_csv(rows_path), f"lpips_{args.net}_vs_lossfree", args.reference)
+    summ.to_csv(out / "summary.csv", index=False)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(summ.round(4).to_string(index=False))
+    return 0
+
+
+def summarize(df, metric: str = "lpips_alex_vs_lossfree", reference: str = "latent_avg"):
+    """Per (K, loss, method): mean, median time per image, exact-index share, images, and the paired
+    difference to ``reference`` with its 95 % interval over images and Holm-adjusted p (``paired_differences``)."""
+    from .paired import paired_differences
+
+    keys = ["codebook_size", "loss_rate_nominal", "method"]
+    t = paired_differences(df, metric, reference=reference, by=("codebook_size", "loss_rate_nominal"))
+    agg = df.groupby(keys).agg(mean=(metric, "mean"), time_s=("time_s", "median"),
+                               conceal_s=("time_conceal_s", "median"), exact=("exact", "mean"),
+                               n=("image", "count")).reset_index()
+    return agg.merge(t[[*keys, "diff", "lo", "hi", "p_adj"]], on=keys, how="left")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m experiments.cmd_conceal_eval")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    register(sub)
+    args = ap.parse_args(["conceal-eval", *(argv if argv is not None else __import__("sys").argv[1:])])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

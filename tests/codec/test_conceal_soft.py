@@ -1,0 +1,232 @@
+"""codec.conceal soft latents, shaped loss masks, decoder variants and the robust-decoder trainer (issue 23)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from codec.conceal import (
+    GPT,
+    SOFT_METHODS,
+    conceal,
+    decode_concealment,
+    decode_latents,
+    decoder_table,
+    random_loss_mask,
+    shaped_loss_mask,
+)
+from codec.errors import CheckpointError, ModelNotFoundError, ParameterError
+from codec.types import IndexMap
+
+K = 16
+
+
+def _gpt(causal, seed=0):
+    torch.manual_seed(seed)
+    m = GPT(vocab_size=K + 1, block_size=64, n_layer=1, n_head=2, n_embd=32, causal=causal)
+    with torch.no_grad():
+        m.pos_emb.normal_(0.0, 0.02)
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def setup():
+    rng = np.random.default_rng(0)
+    cb = rng.normal(size=(K, 4))
+    cb /= np.linalg.norm(cb, axis=1, keepdims=True)          # unit rows, as the l2 codec's
+    imap = IndexMap(rng.integers(0, K, size=(6, 8)), K, (96, 128))
+    lost = random_loss_mask(imap.shape, 0.3, np.random.default_rng(1))
+    return imap, lost, cb
+
+
+def test_soft_methods_are_registered():
+    assert set(SOFT_METHODS) == {"bidir_soft", "bidir_soft_l2", "ar_soft", "latent_avg_soft"}
+
+
+def test_bidir_soft_keeps_bidir_mean_indices_and_holds_posterior_means(setup):
+    imap, lost, cb = setup
+    model = _gpt(False)
+    ref = conceal(imap, lost, "bidir_mean", model=model, codebook=cb, window=8)
+    res = conceal(imap, lost, "bidir_soft", model=model, codebook=cb, window=8)
+    assert np.array_equal(res.indices, ref.indices)
+    assert ref.latents is None and res.latents.shape == (6, 8, 4) and res.latents.dtype == np.float32
+    np.testing.assert_allclose(res.latents[~lost], cb[imap.indices[~lost]], atol=1e-6)
+    # a mean of unit codewords lies inside the sphere; the snapped codeword does not
+    assert np.all(np.linalg.norm(res.latents[lost], axis=1) < 1 - 1e-6)
+
+
+def test_bidir_soft_one_step_equals_softmax_mean_of_one_forward(setup):
+    imap, lost, cb = setup
+    model = _gpt(False)
+    res = conceal(imap, lost, "bidir_soft", model=model, codebook=cb, window=8, steps=1)
+    grid = imap.indices.astype(np.int64)
+    grid[lost] = K
+    with torch.no_grad():
+        logits = model(torch.from_numpy(grid.reshape(1, -1)), pos=torch.arange(48))[0]
+    p = torch.softmax(logits[:, :K].double(), 1).numpy()
+    np.testing.assert_allclose(res.latents[lost], (p @ cb)[lost.reshape(-1)], atol=1e-5)
+
+
+def test_renorm_puts_soft_latents_back_on_the_unit_sphere(setup):
+    imap, lost, cb = setup
+    model = _gpt(False)
+    res = conceal(imap, lost, "bidir_soft_l2", model=model, codebook=cb, window=8)
+    np.testing.assert_allclose(np.linalg.norm(res.latents[lost], axis=1), 1.0, atol=1e-5)
+    same = conceal(imap, lost, "bidir_soft", model=model, codebook=cb, window=8, renorm=True)
+    np.testing.assert_allclose(same.latents, res.latents, atol=1e-6)
+
+
+def test_ar_soft_keeps_ar_mean_indices(setup):
+    imap, lost, cb = setup
+    model = _gpt(True)
+    ref = conceal(imap, lost, "ar_mean", model=model, codebook=cb, window=8)
+    res = conceal(imap, lost, "ar_soft", model=model, codebook=cb, window=8)
+    assert np.array_equal(res.indices, ref.indices)
+    assert np.isfinite(res.latents).all() and not np.allclose(res.latents[lost], cb[res.indices[lost]])
+
+
+def test_latent_avg_soft_is_the_unsnapped_neighbour_mean(setup):
+    imap, _, cb = setup
+    lost = np.zeros(imap.shape, dtype=bool)
+    lost[2, 3] = True
+    res = conceal(imap, lost, "latent_avg_soft", codebook=cb)
+    nb = imap.indices[[1, 3, 2, 2], [3, 3, 2, 4]]
+    np.testing.assert_allclose(res.latents[2, 3], cb[nb].mean(0), atol=1e-6)
+    d = ((cb - cb[nb].mean(0)) ** 2).sum(1)
+    assert res.indices[2, 3] == int(np.argmin(d))
+
+
+def test_soft_methods_use_the_decoder_table_when_given(setup):
+    imap, lost, cb = setup
+    table = 2.0 * cb
+    res = conceal(imap, lost, "latent_avg_soft", codebook=cb, decoder_codebook=table)
+    np.testing.assert_allclose(res.latents[~lost], table[imap.indices[~lost]], atol=1e-5)
+    with pytest.raises(ParameterError, match="decoder_codebook"):
+        conceal(imap, lost, "latent_avg_soft", codebook=cb, decoder_codebook=table[:3])
+    with pytest.raises(ParameterError, match="renorm"):
+        conceal(imap, lost, "latent_avg_soft", codebook=cb, renorm="yes")
+
+
+def test_shaped_loss_masks():
+    rng = np.random.default_rng(0)
+    rows = shaped_loss_mask((8, 12), 0.25, "rows", rng)
+    assert rows.sum() == 24 and set(rows.all(1).nonzero()[0]) == set(rows.any(1).nonzero()[0])
+    comb = shaped_loss_mask((8, 12), 0.25, "interleaved", rng, packet=12)
+    flat = np.nonzero(comb.reshape(-1))[0]
+    assert comb.sum() == 24 and len(set(flat % 8)) == 2          # 8 packets of stride 8, 2 lost
+    assert shaped_loss_mask((8, 12), 0.25, "scattered", rng).sum() == 24
+    with pytest.raises(ParameterError, match="loss shape"):
+        shaped_loss_mask((8, 12), 0.25, "bursty", rng)
+
+
+# ------------------------------------------------------------------ real codec: decoding latents, decoder variants
+@pytest.fixture(scope="module")
+def codec_small(kodim01):
+    from codec.zoo import load_codec
+
+    return load_codec("default", 1024, device="cpu"), np.ascontiguousarray(kodim01[:64, :96])
+
+
+def test_decode_latents_of_table_rows_equals_index_decoding(codec_small):
+    codec, img = codec_small
+    imap = codec.encode_indices(img)
+    table = decoder_table(codec)
+    x = decode_latents(codec, table[imap.indices.astype(np.int64)], imap.image_size)
+    torch.testing.assert_close(x, codec.decode_indices_tensor(imap), atol=1e-5, rtol=0)
+    lost = random_loss_mask(imap.shape, 0.3, np.random.default_rng(0))
+    res = conceal(imap, lost, "latent_avg_soft", codebook=codec.codebook, decoder_codebook=table)
+    assert decode_concealment(codec, res).shape == (1, 3, 64, 96)
+    with pytest.raises(ParameterError, match="latent map"):
+        decode_latents(codec, table[imap.indices.astype(np.int64)], (128, 96))
+
+
+def test_decoder_variant_changes_pixels_not_indices(codec_small, tmp_path):
+    from codec.conceal.decoder_variant import with_decoder_variant
+
+    codec, img = codec_small
+    w = {k: v.detach().clone() for k, v in codec.model.state_dict().items() if k.startswith("post_quant_conv.")}
+    w["post_quant_conv.bias"] += 0.5
+    path = tmp_path / "dec.pt"
+    torch.save({"weights": w, "meta": {"codebook_id": codec.codebook_id, "name": "test"}}, path)
+    robust = with_decoder_variant(codec, str(path))
+    imap = codec.encode_indices(img)
+    assert np.array_equal(robust.encode_indices(img).indices, imap.indices)
+    assert not torch.allclose(robust.decode_indices_tensor(imap), codec.decode_indices_tensor(imap))
+    assert with_decoder_variant(codec, "plain") is codec
+    torch.save({"weights": w, "meta": {"codebook_id": "default/128"}}, path)
+    with pytest.raises(CheckpointError, match="default/128"):
+        with_decoder_variant(codec, str(path))
+    with pytest.raises(ModelNotFoundError, match="robust"):
+        with_decoder_variant(codec, "robust")
+
+
+def test_robust_decoder_trains_resumes_and_loads(kodak_dir, tmp_path, codec_small):
+    from codec.conceal.decoder_variant import with_decoder_variant
+    from codec.train.robust_decoder import RobustDecoderConfig, train_robust_decoder
+
+    codec, img = codec_small
+    cfg = RobustDecoderConfig(out=str(tmp_path / "dec.pt"), data=[str(kodak_dir / "kodim01.png"),
+                              str(kodak_dir / "kodim02.png")], window=4, steps=2, batch_size=2, perceptual_weight=0.0,
+                              clean_fraction=0.0, log_every=1, ckpt_every=1, lr=1e-3)
+    res = train_robust_decoder(cfg, log=lambda s: None)
+    assert res["done"] and res["step"] == 2 and all(r["mean_lost"] > 0 for r in res["history"])
+    with pytest.raises(ParameterError, match="--resume"):
+        train_robust_decoder(cfg, log=lambda s: None)
+    cfg.steps = 3
+    res = train_robust_decoder(cfg, resume=True, log=lambda s: None)
+    assert res["step"] == 3 and len(res["history"]) == 3
+    robust = with_decoder_variant(codec, cfg.out)
+    imap = codec.encode_indices(img)
+    assert not torch.allclose(robust.decode_indices_tensor(imap), codec.decode_indices_tensor(imap))
+    with pytest.raises(ParameterError, match="filler"):
+        RobustDecoderConfig(filler="magic")
+
+
+# ------------------------------------------------------------------ command line
+def test_cli_conceal_soft_decoder_flag_and_eval(codec_small, tmp_path, capsys):
+    import pandas as pd
+
+    from codec.image import save_image
+    from experiments.cli import main
+
+    _, img = codec_small
+    save_image(tmp_path / "crop.png", img)
+    vqb = tmp_path / "crop.vqb"
+    assert main(["encode", str(tmp_path / "crop.png"), str(vqb), "--codebook-size", "1024"]) == 0
+    capsys.readouterr()
+    assert main(["conceal", str(vqb), str(tmp_path / "s.png"), "--loss", "0.3", "--method", "latent_avg_soft"]) == 0
+    assert "7 lost" in capsys.readouterr().out          # round(0.3 · 24)
+    assert main(["conceal", str(vqb), str(tmp_path / "s.png"), "--method", "bidir_soft", "--sample"]) == 2
+    assert main(["conceal", str(vqb), str(tmp_path / "s.png"), "--decoder", str(tmp_path / "none.pt")]) == 2
+    assert "--decoder" in capsys.readouterr().err
+    args = ["conceal-eval", "--images", str(tmp_path / "crop.png"), "--out", str(tmp_path / "ev"), "--loss", "0.3",
+            "--methods", "latent_avg", "latent_avg_soft", "latent_avg_soft:renorm=true"]
+    assert main(args) == 0
+    rows = pd.read_csv(tmp_path / "ev" / "rows.csv")
+    assert sorted(rows["method"]) == ["latent_avg", "latent_avg_soft", "latent_avg_soft:renorm=true"]
+    assert (rows["n_lost"] == 7).all() and (rows["lpips_alex_vs_lossfree"] > 0).all()
+    assert main(args) == 0                                  # resumed: nothing left to do
+    assert len(pd.read_csv(tmp_path / "ev" / "rows.csv")) == 3
+    assert main([*args[:-3], "magic"]) == 2
+
+
+def test_sweep_scores_the_soft_latents_not_their_snapped_indices(codec_small, tmp_path):
+    import pandas as pd
+
+    from codec.image import save_image
+    from experiments.sweep import run_sweep
+
+    _, img = codec_small
+    (tmp_path / "img").mkdir()
+    save_image(tmp_path / "img" / "crop.png", img)
+    cfg = {"name": "soft", "images": {"source": str(tmp_path / "img")},
+           "codec": {"model": "default", "codebook_sizes": [1024], "coder": "arith", "device": "cpu"},
+           "channels": [{"model": "index_loss", "rate": [0.3]}], "fec": ["none"],
+           "packetization": {"mtu": [24], "interleave": ["random"], "coder": ["raw"]},
+           "concealment": {"methods": ["latent_avg", "latent_avg_soft"]}, "seeds": [0],
+           "metrics": {"nets": ["alex"], "device": "cpu", "structural": False}, "execution": {"flush_every_s": 0.0}}
+    rows = run_sweep(cfg, tmp_path / "out", progress=False, log=lambda *a, **k: None).results
+    r = pd.DataFrame(rows).set_index("method")
+    assert r.loc["latent_avg", "index_error_ratio"] > 0
+    assert np.isfinite(r["lpips_alex_vs_lossfree"]).all()
+    assert r.loc["latent_avg_soft", "lpips_alex_vs_lossfree"] != r.loc["latent_avg", "lpips_alex_vs_lossfree"]
