@@ -23,7 +23,7 @@ def register_subcommands(channels_parser: argparse.ArgumentParser) -> None:
     sub = channels_parser.add_subparsers(dest="channels_command", metavar="SUBCOMMAND")
     p = sub.add_parser("fit", help="fit Bernoulli / Gilbert / Gilbert-Elliott / 4-state models to a loss trace",
                        description="Read a loss trace (0/1 trace, received sequence numbers, or ping output), fit "
-                                   "loss models with 95%% intervals, test them against the trace's loss rate, "
+                                   "loss models with 95% intervals, test them against the trace's loss rate, "
                                    "burst and gap lengths, and print the netem strings and a verdict.")
     p.add_argument("trace", metavar="TRACE", help="trace file: 0/1 text or .npy, a sequence-number log, or ping output")
     p.add_argument("--models", default="bernoulli,gilbert,ge,4state",

@@ -20,7 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--random", metavar="HxW", default=None,
                      help="send a uniformly random h×w index map (default: 32x48)")
-    src.add_argument("--bitstream", metavar="FILE", default=None, help="send the index map of a .vqb bitstream")
+    src.add_argument("--bitstream", metavar="FILE", default=None,
+                     help="send the index map of a .vqb bitstream (from `vqsim encode`; a stream coded with the "
+                          "model's prior is read with the prior of the model it names, or of --model)")
+    p.add_argument("--model", default=None,
+                   help="with --bitstream: the receiver's model (name or checkpoint) whose coder prior reads the "
+                        "stream and codes the packets (default: the registered model the stream names)")
     p.add_argument("--codebook-size", type=int, default=1024, help="K of the random map (default: 1024)")
     ch = p.add_mutually_exclusive_group()
     ch.add_argument("--channel", default=None,
@@ -31,8 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fec", default=None, metavar="N,K[,CODE]",
                    help="packet-level erasure code, e.g. 12,8 (Cauchy) or 12,8,vandermonde (zfec's code)")
     p.add_argument("--inpacket-nsym", type=int, default=0, help="in-packet RS parity bytes per 255-byte chunk")
-    p.add_argument("--mtu", type=int, default=1200, help="max payload bytes per data packet (default: 1200)")
-    p.add_argument("--interleave", default="raster", choices=["raster", "block", "random", "checkerboard"])
+    p.add_argument("--mtu", type=int, default=128,
+                   help="max payload bytes per data packet (default: 128, the sweep default: a random 32x48 "
+                        "map of K=1024 travels in 15 packets, a Kodak image coded with arith in 11-15; with 1200 "
+                        "it would be 2, and loss could only hit 0, 50 or 100 %% of it)")
+    p.add_argument("--interleave", default="random", choices=["raster", "block", "random", "checkerboard"],
+                   help="which indices share a packet (default: random, the sweep default: a lost packet's "
+                        "indices are spread over the image)")
     p.add_argument("--coder", default="raw", choices=["raw", "deflate", "arith", "arith_rep"])
     p.add_argument("--bandwidth", type=float, default=None, help="link rate in bit/s (default: 1e7, or the link preset's)")
     p.add_argument("--propagation-ms", type=float, default=None,
@@ -152,11 +162,18 @@ def _transmit(args) -> int:
     from sim.network import NetworkSimulator
 
     rng = np.random.default_rng(args.seed)
+    prior = None
     if args.bitstream:
-        from codec.bitstream import decode_bitstream
+        from codec.bitstream import decode_bitstream, parse_header
 
-        index_map = decode_bitstream(Path(args.bitstream).read_bytes())
+        data = Path(args.bitstream).read_bytes()
+        head = parse_header(data)
+        if head.has_prior or (args.coder.startswith("arith") and (args.model or head.codebook_id)):
+            prior = _model_prior(head, args.model)
+        index_map = decode_bitstream(data, prior=prior if head.has_prior else None)
     else:
+        if args.model is not None:
+            raise ParameterError("--model applies to --bitstream only (a random map has no model)")
         h, w = _parse_shape(args.random or "32x48")
         K = args.codebook_size
         if not 2 <= K <= 1 << 20:
@@ -198,15 +215,67 @@ def _transmit(args) -> int:
     sim = NetworkSimulator(link=link, channel=channel, bit_channel=bit_channel, rng=rng)
     fec = _parse_fec(args.fec)
     print(f"map {index_map.shape[0]}x{index_map.shape[1]}, K={index_map.codebook_size}; "
-          f"channel: {channel!r}; bit channel: {bit_channel!r}; fec: {fec}")
+          f"channel: {_describe(channel)}; bit channel: {_describe(bit_channel)}; fec: {fec}; mtu {args.mtu}, "
+          f"{args.interleave}, coder {args.coder}")
     for i in range(args.images):
         at = max(sim.env.now, i * args.interval_ms / 1e3)
         rec = sim.send(index_map, mtu=args.mtu, interleave=args.interleave, seed=args.seed % 2**32,
                        coder=args.coder, fec=fec, inpacket_nsym=args.inpacket_nsym, pacing_bps=args.pacing,
                        deadline_s=None if args.deadline_ms is None else args.deadline_ms / 1e3, at=at,
-                       header=args.header)
-        print(json.dumps(rec.to_row()) if args.json else rec.summary())
+                       header=args.header, prior=prior if args.coder.startswith("arith") else None)
+        print(json.dumps(rec.to_row()) if args.json else _summary(rec))
+        if i == 0 and 0 < rec.data_packets < MIN_PACKETS:
+            import sys
+
+            print(f"vqsim transmit: warning: the map travels in {rec.data_packets} data packets (< {MIN_PACKETS}): "
+                  f"its loss can only be 0, 1/{rec.data_packets}, … of the indices; lower --mtu (default 128)",
+                  file=sys.stderr)
     return 0
+
+
+MIN_PACKETS = 8
+"""Fewer data packets than this per image draw a warning (the sweep's ``MIN_PACKETS_PER_IMAGE``)."""
+
+
+def _model_prior(head, model: str | None):
+    """The coder prior of the receiver's model for the stream's codebook size: the model the stream names
+    (``codec.zoo.model_for_bitstream``), or ``model``; None when the model ships no prior for that size."""
+    from codec.bitstream import BitstreamError
+    from codec.zoo import load_codec, model_for_bitstream
+
+    name = model_for_bitstream(head.codebook_id, model)
+    prior = load_codec(name, head.codebook_size, device="cpu").prior
+    if prior is None and head.has_prior:
+        raise BitstreamError(f"the bitstream was coded with a codebook prior, but model {str(name)!r} has none for "
+                             f"codebook size {head.codebook_size}; pass --model with the encoder's model")
+    return prior
+
+
+def _describe(obj) -> str:
+    """``repr(obj)`` with float noise rounded (``h=0.30000000000000004`` -> ``h=0.3``)."""
+    import re
+
+    return re.sub(r"-?\d+\.\d{7,}(?:e-?\d+)?", lambda m: f"{float(m.group()):.6g}", repr(obj))
+
+
+def _duration(s: float) -> str:
+    """Seconds as ms below 10 s, else s / min / h."""
+    if not math.isfinite(s):
+        return "-"
+    return f"{1e3 * s:.2f} ms" if s < 10 else _seconds(s)
+
+
+def _summary(rec) -> str:
+    """``TransmissionRecord.summary()`` with latencies in a readable unit (a LoRa image takes minutes)."""
+    lines = rec.summary().splitlines()
+    out = []
+    for line in lines:
+        if line.lstrip().startswith("latency p50"):
+            line = (f"  latency p50 {_duration(rec.latency_p50)}, p95 {_duration(rec.latency_p95)}, p99 "
+                    f"{_duration(rec.latency_p99)}, max {_duration(rec.latency_max)}; completion "
+                    f"{_duration(rec.completion_s)}")
+        out.append(line)
+    return "\n".join(out)
 
 
 def cmd_channels(args) -> int:

@@ -101,7 +101,7 @@ def cmd_demo(args) -> int:
                     command="vqsim demo " + " ".join(sys.argv[2:]))
     print(summary_table(res.results))
     rep = make_plots(res.out)
-    for s in rep.skipped:
+    for s in rep.notes + rep.skipped:
         print(f"note: {s}")
     report = write_report(res.out, detect=args.detect)
     wall = time.perf_counter() - t0

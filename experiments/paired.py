@@ -41,7 +41,7 @@ import pandas as pd
 from codec.errors import ParameterError
 
 from .significance import (MIN_IMAGES, POWER, adjust_pvalues, check_correction, check_level, check_unit,
-                           min_detectable, paired_stats, units_needed)
+                           mean_ci, min_detectable, paired_stats, units_needed)
 
 #: model-free concealment methods (the candidates for ``reference="best_baseline"``)
 BASELINES = ("latent_avg", "neighbor", "mean", "none")
@@ -64,10 +64,8 @@ def _higher_better(metric: str) -> bool:
 
 
 def t_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and two-sided ``level`` Student-t interval of the samples ``d`` (:func:`experiments.plots.mean_ci`);
+    """Mean and two-sided ``level`` Student-t interval of the samples ``d`` (:func:`experiments.significance.mean_ci`);
     the interval is nan for fewer than 2 finite samples, so one pair is never called significant."""
-    from .plots import mean_ci
-
     m, lo, hi, n = mean_ci(d, level)
     return (m, lo, hi) if n >= 2 else (m, math.nan, math.nan)
 

@@ -31,6 +31,9 @@ FIGURE_ORDER = (
                        "excludes 0)."),
     ("fec_vs_bits", "FEC vs concealment at equal total rate (headers and parity included); star: an idealised "
                     "FEC (loss-free while every block's losses ≤ parity, else the no-FEC result)."),
+    ("strategies", "Strategies (codebook size S + FEC · concealment method) on one loss axis at their measured total "
+                   "rate: (a) LPIPS vs loss rate, (b) the paired difference to the reference strategy (95 % intervals "
+                   "over images); where lines cross, the better strategy changes."),
     ("lpips_vs_loss", "Absolute LPIPS vs the original per loss rate (marginal 95 % bands over images, seeds "
                       "averaged first)."),
     ("burst_effect", "Effect of the mean burst length at a fixed stationary loss rate."),
@@ -205,6 +208,68 @@ def _images_lead(df) -> str:
     return f"{distinct} images{dup} × {df['seed'].nunique()} seeds per point"
 
 
+def findings_paragraph(sig, metric: str, reference: str, correction: str) -> str:
+    """The main findings of the paired table in words: per method, at how many points it is better / worse than
+    the reference after the correction, with its largest significant gain (diff and interval, where); methods
+    with no significant difference are named together."""
+    if sig is None or not len(sig):
+        return ""
+    ref = "the best model-free baseline at each point" if reference == "best_baseline" else reference
+    corr = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "no"}.get(correction, correction)
+
+    def where(r) -> str:
+        return ", ".join(str(x) for x in (f"S={r['S']}" if "S" in r else None, r["channel"], f"FEC {r['FEC']}") if x)
+
+    parts, same = [], []
+    for m, g in sig.groupby("method", sort=False):
+        n = len(g)
+        better, worse = g[g["verdict"] == "better"], g[g["verdict"] == "worse"]
+        if not len(better) and not len(worse):
+            same.append(m)
+            continue
+        bits = []
+        if len(better):
+            b = better.loc[better["diff"].abs().idxmax()]
+            lo, hi = sorted((abs(b["lo"]), abs(b["hi"])))
+            bits.append(f"better at {len(better)} of {n} points (largest gain {abs(b['diff']):.4f}, 95 % interval "
+                        f"[{lo:.4f}, {hi:.4f}], at {where(b)})")
+        if len(worse):
+            w = worse.loc[worse["diff"].abs().idxmax()]
+            bits.append(f"worse at {len(worse)} of {n} points (largest loss {abs(w['diff']):.4f} at {where(w)})")
+        parts.append(f"{m} is " + " and ".join(bits))
+    if same:
+        parts.append(f"{', '.join(same)}: no significant difference at any point")
+    head = "No method differs significantly from the reference. " if not [p for p in parts if " is " in p] else ""
+    return (f"Main findings ({metric}, paired with {ref}, {corr} correction over the table's {len(sig)} "
+            f"comparisons): {head}" + "; ".join(parts) + ".")
+
+
+def strategies_sentence(df) -> str:
+    """With several (codebook size, FEC) settings on packet-loss channels: the best strategy (S + FEC · method)
+    at each loss rate of each channel family, in words (from :func:`experiments.plots.strategy_table`)."""
+    from .plots.strategies import strategy_table
+
+    d = df[df["channel_kind"] == "loss"] if "channel_kind" in df.columns else df.iloc[:0]
+    if d.empty or d.groupby(["codebook_size", "fec"]).ngroups < 2:
+        return ""
+    t = strategy_table(d)
+    if t.empty:
+        return ""
+    metric = next((m for m in ("lpips_alex", "lpips_vgg", "psnr") if m in d.columns), "metric")
+    higher = metric in ("psnr", "ssim")
+    out = []
+    for fam, g in t.groupby("channel_family", sort=False):
+        best = g.loc[(g.groupby("loss_rate_nominal")["mean"].idxmax() if higher
+                      else g.groupby("loss_rate_nominal")["mean"].idxmin())]
+        pts = [f"{100 * r['loss_rate_nominal']:g} %: {r['strategy']} ({r['mean']:.3f})" for _, r in best.iterrows()]
+        winners = list(dict.fromkeys(best["strategy"]))
+        change = (f"the best strategy changes with the loss rate ({' → '.join(winners)})" if len(winners) > 1
+                  else f"{winners[0]} is best at every loss rate")
+        out.append(f"On {fam}, {change}: " + "; ".join(pts) + ".")
+    return (f"Strategies at their measured total rates (best mean {metric} per loss rate; whether the gaps are "
+            f"significant: the strategies figure's panel (b)): " + " ".join(out))
+
+
 def write_report(folder: str | Path, reference: str = "best_baseline",
                  log: Callable[[str], None] | None = None, unit: str = "image", correction: str = "holm",
                  detect: float | None = None, level: float = 0.95) -> ReportFiles:
@@ -224,6 +289,7 @@ def write_report(folder: str | Path, reference: str = "best_baseline",
     from .plots import make_plots
     from .significance import check_correction, check_level, check_unit, units_needed
     from .sweep import read_results
+    from .sweep.health import few_packets_warning, incomplete_banner
 
     check_unit(unit)
     check_correction(correction)
@@ -237,7 +303,7 @@ def write_report(folder: str | Path, reference: str = "best_baseline",
     if not _plots_current(plots, reference, unit, correction):
         rep = make_plots(folder, formats=("png", "pdf"), reference=reference, log=log, unit=unit,
                          correction=correction)
-        notes += rep.skipped
+        notes += rep.notes + rep.skipped
     figs = [(plots / f"{stem}.png", text) for stem, text in FIGURE_ORDER if (plots / f"{stem}.png").exists()]
     grids = sorted(plots.glob("grid_*.png"))[:MAX_GRIDS]
     figs += [(g, "Example images: original, loss-free, lost indices (red), each method's result.") for g in grids]
@@ -265,10 +331,20 @@ def write_report(folder: str | Path, reference: str = "best_baseline",
     if warning and log:
         log(warning)
     method_text = _method_text(unit, correction, level)
+    findings = findings_paragraph(sig, metric, reference, correction) if have_sig else ""
+    strat = strategies_sentence(df)
+    findings = " ".join(x for x in (findings, strat) if x)
+    banners = [b for b in (incomplete_banner(folder, df), few_packets_warning(df)) if b]
+    for b in banners:
+        if log:
+            log(b)
+        notes.append(b)
 
     # ---- html
     h = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>vqsim report: {html.escape(name)}</title>"
          f"<style>{_CSS}</style></head><body>", f"<h1>vqsim sweep report: {html.escape(name)}</h1>",
+         *(f"<p class=\"warning\"><b>{html.escape(b)}</b></p>" for b in banners),
+         *([f"<p><b>{html.escape(findings)}</b></p>"] if findings else []),
          f"<p>{html.escape(lead)}<br>config hash <code>{html.escape(str(prov.get('config_hash', '')))}</code>, "
          f"git commit <code>{html.escape(str((prov.get('git') or {}).get('commit', '')))}</code></p>",
          f"<p>{html.escape(sig_lead)}</p>"]
@@ -308,7 +384,8 @@ def write_report(folder: str | Path, reference: str = "best_baseline",
     out_html.write_text("\n".join(h), encoding="utf-8")
 
     # ---- markdown
-    m = [f"# vqsim sweep report: {name}", "", lead, "",
+    m = [f"# vqsim sweep report: {name}", ""] + [f"> **{b}**\n" for b in banners]
+    m += ([f"**{findings}**", ""] if findings else []) + [lead, "",
          f"config hash `{prov.get('config_hash', '')}`, git commit `{(prov.get('git') or {}).get('commit', '')}`", "",
          sig_lead, ""]
     if warning:

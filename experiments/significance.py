@@ -48,7 +48,7 @@ import numpy as np
 
 from codec.errors import ParameterError
 
-__all__ = ["UNITS", "CORRECTIONS", "MIN_IMAGES", "POWER", "check_level", "check_unit", "check_correction",
+__all__ = ["mean_ci", "UNITS", "CORRECTIONS", "MIN_IMAGES", "POWER", "check_level", "check_unit", "check_correction",
            "t_stats", "paired_stats", "adjust_pvalues", "power", "min_detectable", "units_needed"]
 
 #: what an interval treats as its independent samples: images (seeds averaged first) or single trials
@@ -61,6 +61,27 @@ MIN_IMAGES = 5
 POWER = 0.8
 #: the largest number of units :func:`units_needed` searches (beyond it: inf)
 MAX_UNITS = 10_000_000
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float, float, int]:
+    """(mean, lower, upper, n) of the Student t confidence interval of the mean.
+
+    half-width = t_{(1+level)/2, n−1} · s / √n with the sample std s (ddof 1);
+    n = 1 gives a zero-width interval.  NaN / inf values are dropped.  (Here, below the plots, so that
+    the statistics never import the plotting package; ``experiments.plots.mean_ci`` is this function.)
+    """
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    m = float(v.mean())
+    if n == 1:
+        return m, m, m, 1
+    h = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    return m, m - h, m + h, n
 
 
 def check_level(level: float) -> float:

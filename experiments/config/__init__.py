@@ -1,6 +1,7 @@
 """Sweep configuration: schema, defaults, validation and expansion.
 
-A sweep config is a YAML mapping.  Every key is optional except ``channels``;
+A sweep config is a YAML mapping.  Every key is optional except ``channels``
+(the example below shows example values; where they differ from the default, the comment names the default);
 unknown keys are errors (typos must not silently fall back to defaults).
 Numbers in exponent notation such as ``1.0e7`` or ``1e-4``, which PyYAML
 (YAML 1.1) reads as strings, are numbers in the float fields and channel
@@ -35,16 +36,18 @@ parameters; any other string there is an error.
       - {n: 6, k: 4, code: vandermonde}  # code: cauchy (default) | vandermonde (zfec's; fast with zfec installed)
       - {nsym: 8}                  # in-packet RS parity bytes (against bit errors)
     pairs: null                    # alternative to codebook_sizes × fec: [{codebook_size: S, fec: ...}, ...]
-    packetization: {mtu: [200], interleave: [random], coder: [arith]}
+    packetization: {mtu: [128], interleave: [random], coder: [arith]}   # = the default: a Kodak image in 11-15
+                                   # packets at K=1024 (6-11 at K=128) (mtu 1200 sends it in 2, and a loss sweep then measures little);
+                                   # runs, summaries and reports warn when images travel in < 8 data packets
     link: {bandwidth_bps: 1.0e7, propagation_s: 0.02, jitter: none, jitter_s: 0.0,
            queue_packets: null, queue_bytes: null, overhead_bytes: 0}
     pacing_bps: null
     deadline_s: null
     concealment:
-      methods: [ar, bidir, latent_avg, neighbor, mean, none]
+      methods: [ar, bidir, latent_avg, neighbor, mean, none]   # default: [latent_avg, neighbor, mean]
       options: {bidir: {steps: 6}}  # per-method options of codec.conceal.conceal
       models: {}                   # {ar|bidir: path template with {size}}; default: the model zoo
-      on_missing_model: error      # error | skip (drop ar/bidir when their model is not shipped)
+      on_missing_model: error      # error | skip (drop ar/bidir only at the codebook sizes that lack their model)
     seeds: [0, 1, 2]
     metrics: {nets: [alex], device: auto, structural: true}   # LPIPS backbones: alex and/or vgg (vgg is ~20× slower
                                                               # on CPU); structural: SSIM/MS-SSIM per trial (~2 s at 768x512 on CPU)

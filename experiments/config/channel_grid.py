@@ -201,7 +201,10 @@ def expand_channels(entries: list) -> list[ChannelPoint]:
                 try:
                     ch = make_channel(model, **params)
                 except (ValueError, TypeError) as e:
-                    raise err(path, f"{e} (allowed models also include '{INDEX_LOSS}' and '{FITTED}')") from None
+                    # the extra models only help when the model name was the problem, not a parameter's range
+                    hint = (f" (allowed models also include '{INDEX_LOSS}' and '{FITTED}')"
+                            if str(e).startswith("unknown channel") else "")
+                    raise err(path, f"{e}{hint}") from None
                 if isinstance(ch, BitErrorModel):
                     pt = ChannelPoint(model=model, params=params, entry=i, kind="bit", loss_rate=math.nan, burst=math.nan,
                                       ber=float(ch.stationary_bit_error_rate))

@@ -17,13 +17,15 @@ def codec_sizes(cfg: Mapping[str, Any]) -> list[int]:
 def check_resources(cfg: dict) -> list[str]:
     """Check the files a resolved config needs; fills in the codec's path, SHA-256, K and name.
 
-    Returns notes (e.g. concealment methods dropped under ``on_missing_model: skip``).
+    Returns notes (e.g. concealment methods dropped under ``on_missing_model: skip``).  Under ``skip``, a
+    transformer method whose model exists for some codebook sizes only is kept and runs at those sizes:
+    ``concealment.unavailable`` (added only then) maps it to the sizes it skips.
     Raises ConfigError for a missing codec model, a codebook size above K, or
     a missing concealment model (unless skipped).
     """
     from codec.conceal import MODEL_KIND
     from codec.errors import ModelNotFoundError
-    from codec.zoo import _load_base, concealer_path, file_sha256, resolve_model_path
+    from codec.zoo import concealer_path, file_sha256, load_base_model, resolve_model_path
 
     notes: list[str] = []
     c = cfg["codec"]
@@ -32,7 +34,7 @@ def check_resources(cfg: dict) -> list[str]:
     except ModelNotFoundError as e:
         raise err("codec.model", str(e)) from None
     try:
-        base, _ = _load_base(str(path), None)
+        base, _ = load_base_model(str(path), None)
     except Exception as e:  # CheckpointError and friends: one line for the user
         raise err("codec.model", f"cannot load {path}: {e}") from None
     K = int(base.codebook_size)
@@ -52,20 +54,29 @@ def check_resources(cfg: dict) -> list[str]:
         if kind is None:
             keep.append(m)
             continue
-        missing = []
+        missing, missing_sizes = [], []
         for s in codec_sizes(cfg):
             tmpl = conc["models"].get(kind)
             p = Path(tmpl.format(size=s)) if tmpl else concealer_path(name, s, kind)
             if not p.exists():
                 missing.append(str(p))
+                missing_sizes.append(s)
         if not missing:
             keep.append(m)
             continue
         msg = (f"concealment method {m!r} needs a {kind!r} transformer for {name}, missing: {', '.join(missing)} "
-               f"(ship one, set concealment.models.{kind} to a path template with {{size}}, or use a baseline: "
+               f"(ship one, set concealment.models.{kind} to a path template with {{size}}, set "
+               f"concealment.on_missing_model: skip to run it only where the model exists, or use a baseline: "
                "latent_avg, neighbor, mean, none)")
         if conc["on_missing_model"] == "error":
             raise err("concealment.methods", msg)
+        if len(missing_sizes) < len(codec_sizes(cfg)):   # skip: only at the sizes that lack the model
+            keep.append(m)
+            conc.setdefault("unavailable", {})[m] = missing_sizes
+            have = [s for s in codec_sizes(cfg) if s not in missing_sizes]
+            notes.append(f"method {m!r} runs at codebook size(s) {', '.join(map(str, have))} only: no {kind!r} "
+                         f"transformer for size(s) {', '.join(map(str, missing_sizes))} ({', '.join(missing)})")
+            continue
         notes.append(f"skipped {msg}")
     if not keep:
         raise err("concealment.methods", "no concealment method left to run")
@@ -94,7 +105,7 @@ def _try_concealment(cfg: dict, dim: int) -> None:
     lost[1:3, 1:3] = True
     for m in conc["methods"]:
         kind = MODEL_KIND.get(m)
-        for S in (sizes if kind else sizes[:1]):
+        for S in ([s for s in sizes if s not in conc.get("unavailable", {}).get(m, ())] if kind else sizes[:1]):
             model = None
             if kind:
                 if (kind, S) not in models:

@@ -1,7 +1,10 @@
 """Figures of a sweep's results folder (PNG + PDF into ``<results>/plots/``).
 
 ``make_plots(folder)`` draws every figure the data supports and skips the
-others with a note (never an error):
+others with a note (never an error); an interrupted sweep's figures carry an "incomplete: N of M trials"
+banner.  ``make_plots(folder, figures=["lpips_vs_loss"], methods=[...], title=..., size=(6, 4), dpi=300)``
+(``vqsim plot --figure … --methods … --title … --size … --dpi …``) draws one publication figure.
+Methods keep one colour and name in every figure of every sweep (``common.METHOD_COLORS`` / ``METHOD_LABELS``):
 
 * ``paired_vs_loss`` — the paired view (drawn first; numbers in ``paired_vs_loss.csv``): one row
   per (channel family, FEC), x = loss rate; (a) ΔLPIPS of each method vs the *loss-free
@@ -16,11 +19,11 @@ others with a note (never an error):
   fewer than 5 images.  Needs ≥ 2 loss rates in a family.
 * ``fec_vs_bits`` — at each packet-channel point (``fec_channel=`` picks one), LPIPS vs the
   original against total bits per pixel (headers + parity included), one line per (FEC, method)
-  across codebook sizes, a thin line joining a method without → with FEC, a star for an idealised
+  across codebook sizes, an arrow from a method without → with FEC (same S; points labelled S), a star for an idealised
   FEC (:func:`ideal_fec`) and a dotted loss-free level; bars: the t-interval of the loss penalty
   LPIPS − loss-free LPIPS (image effect removed; over images, seeds averaged first).  Methods: none, the best model-free baseline and
   the best method.  Numbers in ``fec_vs_bits.csv``.  Needs ≥ 2 FEC settings on a channel point.
-* ``lpips_vs_loss`` — mean LPIPS vs nominal loss rate, one panel per channel
+* ``lpips_vs_loss`` — mean LPIPS vs nominal (``x="realised"``: measured) loss rate, one panel per channel
   family (e.g. Gilbert–Elliott at one mean burst length), one line per
   concealment method (colour) and FEC setting (line style), with 95 %
   confidence bands (Student t-interval over the images, each image's seeds
@@ -30,6 +33,10 @@ others with a note (never an error):
   (codebook size, FEC, method): at equal total rate, is spending bits on FEC
   or on a finer codebook (and concealing) better?  Needs ≥ 2 (size, FEC)
   settings on a packet channel.
+* ``strategies`` — every (codebook size, FEC, method) on one loss axis per channel family, (a) LPIPS and
+  (b) the paired difference to the reference strategy (largest S without FEC, its best baseline), with each
+  strategy's measured total rate in the legend: the FEC-vs-concealment crossover
+  (:mod:`experiments.plots.strategies`; numbers in ``strategies.csv``).  Needs ≥ 2 (S, FEC) settings.
 * ``burst_effect`` — LPIPS vs mean burst length at a fixed loss rate (all
   packet channels with that stationary loss rate).  Needs ≥ 2 burst lengths.
 * ``rate_distortion`` — loss-free LPIPS and PSNR vs source bits per pixel,
@@ -50,16 +57,25 @@ from .curves import plot_burst_effect, plot_loss_curves, plot_paired_vs_loss
 from .fec import ideal_fec, plot_fec_vs_bits, plot_fec_vs_concealment
 from .grids import plot_example_grids
 from .rate import plot_rate_distortion
+from .strategies import plot_strategies, strategy_table
 
 __all__ = ["PlotReport", "make_plots", "mean_ci", "image_ci", "METRIC_LABELS", "ideal_fec", "PAIRED_REFERENCE_NOTE",
            "PAIRED_STATS_NOTE", "stats_note",
            "plot_paired_vs_loss", "plot_loss_curves", "plot_burst_effect", "plot_fec_vs_bits",
-           "plot_fec_vs_concealment", "plot_rate_distortion", "plot_example_grids"]
+           "plot_fec_vs_concealment", "plot_rate_distortion", "plot_example_grids", "plot_strategies", "strategy_table",
+           "FIGURES"]
+
+#: the figures ``make_plots(figures=...)`` / ``vqsim plot --figure`` can draw, in drawing order
+FIGURES = ("paired_vs_loss", "lpips_vs_loss", "fec_vs_bits", "fec_vs_concealment", "strategies", "burst_effect",
+           "rate_distortion", "grids")
+X_AXES = ("nominal", "realised")
 
 
 def make_plots(results: str | Path, formats: Sequence[str] = ("png", "pdf"),
                log: Callable[[str], None] | None = None, dpi: int = 200, reference: str = "best_baseline",
-               fec_channel: str | None = None, unit: str = "image", correction: str = "holm") -> PlotReport:
+               fec_channel: str | None = None, unit: str = "image", correction: str = "holm",
+               figures: Sequence[str] | None = None, methods: Sequence[str] | None = None, title: str | None = None,
+               size: tuple[float, float] | None = None, x: str = "nominal", out_dir: str | Path | None = None) -> PlotReport:
     """Draw every supported figure of a results folder into ``<results>/plots/`` (PNGs at ``dpi``).
 
     ``reference``: the method panel (b) of ``paired_vs_loss`` subtracts (a method name, or
@@ -69,6 +85,14 @@ def make_plots(results: str | Path, formats: Sequence[str] = ("png", "pdf"),
     default) or ``"trial"``; ``correction``: ``"holm"``, ``"bh"`` or ``"none"`` over the paired
     figure's comparisons (:mod:`experiments.paired`).  The numbers of the paired and FEC figures
     are returned in ``PlotReport.data`` and written as ``plots/<figure>.csv``.
+
+    One publication figure: ``figures`` (names in :data:`FIGURES`; default all), ``methods`` (only these
+    concealment methods' rows; the reference of the paired figure must be among them or best_baseline),
+    ``title`` (drawn above the figure), ``size`` ((width, height) in inches; the figure is scaled to it) and
+    ``dpi``; ``x="realised"`` puts ``lpips_vs_loss`` at the measured loss rate of each point (packet loss
+    for packet channels, index loss for index loss) instead of the nominal one.  With ``figures`` given,
+    ``plots/README.txt`` is left alone (the report keeps using the full set); ``out_dir``: write there
+    instead of ``<results>/plots``.
     """
     import functools
 
@@ -80,42 +104,73 @@ def make_plots(results: str | Path, formats: Sequence[str] = ("png", "pdf"),
 
     check_unit(unit)
     check_correction(correction)
+    if figures is not None:
+        figures = [f.strip() for f in figures if f.strip()]
+        bad = [f for f in figures if f not in FIGURES]
+        if bad or not figures:
+            raise ParameterError(f"unknown figure(s) {bad or figures}; allowed: {', '.join(FIGURES)}")
+    if x not in X_AXES:
+        raise ParameterError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
+    if size is not None and (len(size) != 2 or not all(0.5 <= float(v) <= 40 for v in size)):
+        raise ParameterError(f"size must be (width, height) in inches, each in [0.5, 40], got {size!r}")
+    if not 20 <= int(dpi) <= 1200:
+        raise ParameterError(f"dpi must be in [20, 1200], got {dpi}")
 
     results = Path(results)
     df = read_results(results)
-    folder = results / "plots"
+    folder = Path(out_dir) if out_dir is not None else results / "plots"
     folder.mkdir(parents=True, exist_ok=True)
-    report = PlotReport(folder, dpi=int(dpi))
+    report = PlotReport(folder, dpi=int(dpi), title=title, size=None if size is None else tuple(map(float, size)))
     bad = [f for f in formats if f not in ("png", "pdf", "svg")]
     if bad:
         raise ParameterError(f"plot formats must be png, pdf or svg, got {bad}")
     if df.empty:
         report.skipped.append("no rows")
         return report
+    from ..sweep.health import incomplete_banner
+
+    report.banner = incomplete_banner(results, df)
+    if report.banner and log:
+        log(report.banner)
     if reference != "best_baseline" and reference not in set(df.get("method", [])):  # issue 27: no empty panels
         methods = ", ".join(sorted(map(str, set(df.get("method", [])))))
         raise ParameterError(f"reference {reference!r} is not a method of these results; use best_baseline or "
                              f"one of: {methods}")
+    if methods:
+        methods = [m.strip() for m in methods if m.strip()]
+        have = list(dict.fromkeys(df["method"]))
+        bad = [m for m in methods if m not in have]
+        if bad:
+            raise ParameterError(f"method(s) {bad} not in these results; they have: {', '.join(have)}")
+        if reference != "best_baseline" and reference not in methods:
+            methods.append(reference)
+        df = df[df["method"].isin(methods)]
     part = functools.partial
-    figures = (part(plot_paired_vs_loss, reference=reference, unit=unit, correction=correction),
-               part(plot_loss_curves, unit=unit), part(plot_fec_vs_bits, channel=fec_channel, unit=unit),
-               part(plot_fec_vs_concealment, unit=unit), part(plot_burst_effect, unit=unit), plot_rate_distortion)
-    for fn in figures:
+    drawers = {"paired_vs_loss": part(plot_paired_vs_loss, reference=reference, unit=unit, correction=correction),
+               "lpips_vs_loss": part(plot_loss_curves, unit=unit, x=x),
+               "fec_vs_bits": part(plot_fec_vs_bits, channel=fec_channel, unit=unit, methods=methods or None),
+               "fec_vs_concealment": part(plot_fec_vs_concealment, unit=unit),
+               "strategies": part(plot_strategies, unit=unit),
+               "burst_effect": part(plot_burst_effect, unit=unit), "rate_distortion": plot_rate_distortion,
+               "grids": lambda d, fo, fm, r: plot_example_grids(d, results, fo, fm, r)}
+    for name in (figures or FIGURES):
         try:
-            fn(df, folder, formats, report)
+            drawers[name](df, folder, formats, report)
         except Exception as e:  # a figure the data cannot support must not abort the others
-            name = getattr(fn, "func", fn).__name__
             report.skipped.append(f"{name}: failed: {type(e).__name__}: {e}")
-    try:
-        plot_example_grids(df, results, folder, formats, report)
-    except Exception as e:
-        report.skipped.append(f"image grids: failed: {type(e).__name__}: {e}")
-    lines = ["Figures of this sweep (see experiments/plots/__init__.py for what each shows).", "",
+    if figures is not None:
+        if log:
+            for s in report.notes + report.skipped:
+                log(f"plot note: {s}")
+        return report
+    lines = ([report.banner, ""] if report.banner else []) + [
+             "Figures of this sweep (see experiments/plots/__init__.py for what each shows).", "",
              f"{PAIRED_REFERENCE_NOTE}{reference}", stats_note(unit, correction)]
     lines += [f"written: {p.name}" for p in report.files]
+    lines += [f"note: {s}" for s in report.notes]
     lines += [f"skipped: {s}" for s in report.skipped]
     (folder / "README.txt").write_text("\n".join(lines) + "\n")
     if log:
-        for s in report.skipped:
+        for s in report.notes + report.skipped:
             log(f"plot note: {s}")
     return report

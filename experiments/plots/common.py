@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..significance import mean_ci  # statistics sit below the plots (re-exported: experiments.plots.mean_ci)
+
 METRIC_LABELS = {
     "lpips_alex": "LPIPS (AlexNet) vs original ↓",
     "lpips_vgg": "LPIPS (VGG) vs original ↓",
@@ -38,34 +40,20 @@ def stats_note(unit: str, correction: str) -> str:
 
 @dataclass
 class PlotReport:
-    """Files written and figures skipped (with the reason)."""
+    """Files written, figures skipped (with the reason) and notes on figures drawn in part ("showing 6 of 9")."""
 
     folder: Path
     dpi: int = 200
     files: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     #: the numbers a figure draws, by figure stem (also written as ``plots/<stem>.csv``)
     data: dict[str, Any] = field(default_factory=dict)
-
-
-def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float, int]:
-    """(mean, lower, upper, n) of the Student t confidence interval of the mean.
-
-    half-width = t_{(1+level)/2, n−1} · s / √n with the sample std s (ddof 1);
-    n = 1 gives a zero-width interval.  NaN / inf values are dropped.
-    """
-    from scipy import stats
-
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    n = int(v.size)
-    if n == 0:
-        return math.nan, math.nan, math.nan, 0
-    m = float(v.mean())
-    if n == 1:
-        return m, m, m, 1
-    h = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
-    return m, m - h, m + h, n
+    #: drawn in red above every figure (e.g. "incomplete: 378 of 1,728 trials")
+    banner: str | None = None
+    #: a title drawn above every figure, and a (width, height) in inches every figure is scaled to
+    title: str | None = None
+    size: tuple[float, float] | None = None
 
 
 def image_ci(g, col: str, level: float = 0.95, unit: str = "image") -> tuple[float, float, float, int]:
@@ -87,9 +75,40 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=_-]+", "_", s).strip("_")[:80] or "x"
 
 
+def _relayout(fig) -> None:
+    """Lay a resized figure out again: the axes fill what the figure legend (bottom) and the suptitle (top)
+    leave, so a figure drawn at its natural size and then set to a user's ``size`` does not overlap."""
+    import warnings
+
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    h = fig.get_size_inches()[1] * fig.dpi
+    bottom = max((lg.get_window_extent(r).y1 for lg in fig.legends), default=0.0) / h
+    sup = getattr(fig, "_suptitle", None)
+    top = (sup.get_window_extent(r).y0 / h) if sup is not None and sup.get_text() else 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # a too-small size: matplotlib's best effort, no warning spam
+        fig.tight_layout(rect=(0, min(max(bottom, 0.0) + 0.01, 0.45), 1, max(min(top, 1.0) - 0.01, 0.55)))
+
+
 def _save(fig, folder: Path, stem: str, formats: Sequence[str], report: PlotReport) -> None:
     import matplotlib.pyplot as plt
 
+    import textwrap
+
+    if report.size:
+        fig.set_size_inches(*report.size)
+        _relayout(fig)
+    top = []
+    if report.title:
+        top.append((report.title, "k", 10))
+    if report.banner:
+        top.append(("\n".join(textwrap.wrap(report.banner, 110)), "firebrick", 7.5))
+    y = 1.0
+    for text, color, size in reversed(top):   # stacked upwards from the figure's top edge (bbox tight keeps them)
+        t = fig.text(0.5, y, text, ha="center", va="bottom", color=color, fontsize=size, fontweight="bold")
+        y += (text.count("\n") + 1) * size * 1.35 / 72 / fig.get_size_inches()[1]
+        del t
     for ext in formats:
         p = folder / f"{stem}.{ext}"
         fig.savefig(p, dpi=report.dpi)
@@ -123,7 +142,7 @@ def _fecs(df) -> list[str]:
 def _legend(fig, methods: list[str], fecs: list[str], colors: dict[str, Any]) -> None:
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=colors[m], marker="o", label=m) for m in methods]
+    handles = [Line2D([], [], color=colors[m], marker="o", label=method_label(m)) for m in methods]
     if len(fecs) > 1:
         handles += [Line2D([], [], color="0.3", ls=LINESTYLES[i % len(LINESTYLES)], label=f"FEC {f}")
                     for i, f in enumerate(fecs)]
@@ -132,11 +151,29 @@ def _legend(fig, methods: list[str], fecs: list[str], colors: dict[str, Any]) ->
     fig.tight_layout(rect=(0, 0.06 + 0.035 * ((len(handles) - 1) // 6), 1, 1))
 
 
-def _colors(methods: list[str]) -> dict[str, Any]:
-    import matplotlib.pyplot as plt
+#: one colour per concealment method in every figure of every sweep (tab10 / tab20 entries); others: grey shades
+METHOD_COLORS = {"none": "#7f7f7f", "mean": "#bcbd22", "neighbor": "#2ca02c", "latent_avg": "#1f77b4",
+                 "latent_avg_soft": "#aec7e8", "ar": "#d62728", "ar_naive": "#ff9896", "ar_mean": "#e377c2",
+                 "ar_soft": "#f7b6d2", "bidir": "#9467bd", "bidir_mean": "#8c564b", "bidir_soft": "#c5b0d5",
+                 "bidir_soft_l2": "#c49c94"}
+#: the names figures show for the methods (their config names in brackets where they differ much)
+METHOD_LABELS = {"none": "none (lost = index 0)", "mean": "mean codeword", "neighbor": "nearest neighbour",
+                 "latent_avg": "latent average", "latent_avg_soft": "latent average (soft)",
+                 "ar": "AR transformer", "ar_naive": "AR transformer (naive)", "ar_mean": "AR transformer (mean)",
+                 "ar_soft": "AR transformer (soft)", "bidir": "bidir. transformer", "bidir_mean": "bidir. transformer (mean)",
+                 "bidir_soft": "bidir. transformer (soft)", "bidir_soft_l2": "bidir. transformer (soft, L2)"}
 
-    cmap = plt.get_cmap("tab10")
-    return {m: cmap(i % 10) for i, m in enumerate(methods)}
+
+def method_label(m: str) -> str:
+    """The name a figure shows for method ``m`` (:data:`METHOD_LABELS`, else ``m``)."""
+    return METHOD_LABELS.get(m, m)
+
+
+def _colors(methods: list[str]) -> dict[str, Any]:
+    """Stable colours: :data:`METHOD_COLORS`, the same for a method in every sweep; unknown methods get greys."""
+    other = [m for m in methods if m not in METHOD_COLORS]
+    greys = {m: str(0.15 + 0.5 * i / max(1, len(other))) for i, m in enumerate(other)}
+    return {m: METHOD_COLORS.get(m, greys.get(m)) for m in methods}
 
 
 def _pk_key(df) -> list[str]:

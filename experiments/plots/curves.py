@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .common import (LINESTYLES, MAX_PANELS, METRIC_LABELS, PlotReport, _colors, _fecs, _legend, _methods, _metric,
+from .common import (LINESTYLES, method_label, MAX_PANELS, METRIC_LABELS, PlotReport, _colors, _fecs, _legend, _methods, _metric,
                      _panels, _pick, _pk_key, _save, _style, _title, image_ci)
 
 
@@ -34,7 +34,17 @@ def _curves(ax, d, x: str, metric: str, methods: list[str], fecs: list[str], col
 
 
 
-def plot_loss_curves(df, folder: Path, formats, report: PlotReport, unit: str = "image") -> None:
+def _realised(g):
+    """The measured loss rate of each row: undelivered / sent packets on packet channels, lost / all indices
+    on index loss (``loss_ratio``)."""
+    if g["channel_kind"].iloc[0] == "index" or "packet_loss_ratio" not in g.columns:
+        return g["loss_ratio"]
+    return g["packet_loss_ratio"]
+
+
+def plot_loss_curves(df, folder: Path, formats, report: PlotReport, unit: str = "image", x: str = "nominal") -> None:
+    """``x="realised"``: each point at the mean measured loss rate of its trials (horizontal bar: their
+    range over images and seeds), not at the nominal rate it was run at."""
     metric = _metric(df)
     d = df[df["channel_kind"].isin(["index", "loss"])] if metric else df.iloc[:0]
     if d.empty:
@@ -46,7 +56,7 @@ def plot_loss_curves(df, folder: Path, formats, report: PlotReport, unit: str = 
         report.skipped.append("lpips_vs_loss: every channel family has a single loss rate (needs ≥ 2)")
         return
     if len(panels) > MAX_PANELS:
-        report.skipped.append(f"lpips_vs_loss: showing {MAX_PANELS} of {len(panels)} panels")
+        report.notes.append(f"lpips_vs_loss: showing {MAX_PANELS} of {len(panels)} panels")
         panels = panels[:MAX_PANELS]
     import matplotlib.pyplot as plt
 
@@ -57,11 +67,20 @@ def plot_loss_curves(df, folder: Path, formats, report: PlotReport, unit: str = 
         for ax, (k, g) in zip(axes, panels):
             k = k if isinstance(k, tuple) else (k,)
             g = g.assign(_x=g["loss_rate_nominal"].round(6))
-            _curves(ax, g, "_x", metric, methods, fecs, colors, xscale=100.0, unit=unit)
             kind = g["channel_kind"].iloc[0]
+            if x == "realised":   # the nominal point's mean realised rate, the same for every method / FEC
+                real = _realised(g).astype(float)
+                g = g.assign(_x=g.assign(_r=real).groupby("_x")["_r"].transform("mean").round(6))
+                span = g.assign(_r=real).groupby("_x")["_r"].agg(["min", "max"])
+                for xv, r in span.iterrows():
+                    ax.plot([100 * r["min"], 100 * r["max"]], [0, 0], transform=ax.get_xaxis_transform(),
+                            color="0.4", lw=2.5, solid_capstyle="butt", alpha=0.5)
+            _curves(ax, g, "_x", metric, methods, fecs, colors, xscale=100.0, unit=unit)
             ax.set_title(_title(k[0], keys[1:], k[1:], kind))
-            ax.set_xlabel("index loss rate (%)" if kind == "index" else "packet loss rate, stationary (%)")
-            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+            what = "realised (mean; grey: range)" if x == "realised" else ("nominal" if kind == "index" else "stationary")
+            ax.set_xlabel(f"{'index' if kind == 'index' else 'packet'} loss rate, {what} (%)")
+            if ax.get_subplotspec().is_first_col():   # one y label per row: neighbouring panels do not collide
+                ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         _legend(fig, methods, fecs, colors)
         _save(fig, folder, "lpips_vs_loss", formats, report)
 
@@ -79,7 +98,7 @@ def plot_burst_effect(df, folder: Path, formats, report: PlotReport, unit: str =
         report.skipped.append("burst_effect: no loss rate with ≥ 2 mean burst lengths")
         return
     if len(panels) > MAX_PANELS:
-        report.skipped.append(f"burst_effect: showing {MAX_PANELS} of {len(panels)} panels")
+        report.notes.append(f"burst_effect: showing {MAX_PANELS} of {len(panels)} panels")
         panels = _pick(panels, MAX_PANELS)
     import matplotlib.pyplot as plt
 
@@ -133,10 +152,12 @@ def plot_paired_vs_loss(df, folder: Path, formats, report: PlotReport, reference
         report.skipped.append("paired_vs_loss: every channel family has a single loss rate (needs ≥ 2)")
         return
     if len(rows) > 6:
-        report.skipped.append(f"paired_vs_loss: showing 6 of {len(rows)} (family, FEC) rows")
+        report.notes.append(f"paired_vs_loss: showing 6 of {len(rows)} (family, FEC) rows")
         rows = rows[:6]
     pts.drop(columns="_x").to_csv(folder / "paired_vs_loss.csv", index=False)
     report.data["paired_vs_loss"] = pts.drop(columns="_x")
+    import textwrap
+
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
@@ -144,7 +165,7 @@ def plot_paired_vs_loss(df, folder: Path, formats, report: PlotReport, reference
     colors = _colors(methods)
     kind = {f: k for f, k in zip(d["channel_family"], d["channel_kind"])}
     with plt.rc_context(_style()):
-        fig, axes = plt.subplots(len(rows), 2, figsize=(7.2, 2.05 * len(rows)), squeeze=False)
+        fig, axes = plt.subplots(len(rows), 2, figsize=(7.4, 2.3 * len(rows) + 0.8), squeeze=False)
         for (k, g), (ax_a, ax_b) in zip(rows, axes):
             span = max(g["_x"].max() - g["_x"].min(), 1e-9)
             dx = 0.022 * span
@@ -178,9 +199,9 @@ def plot_paired_vs_loss(df, folder: Path, formats, report: PlotReport, reference
             for ax in (ax_a, ax_b):
                 ax.set_xlabel(xl)
                 ax.set_xticks(sorted(g["_x"].unique()))
-            ax_a.set_ylabel(METRIC_LABELS.get(metric, metric))
-            ax_b.set_ylabel("paired difference " + ("↓" if "lpips" in metric else "↑"))
-        handles = [Line2D([], [], color=colors[m], marker="o", label=m) for m in methods]
+            ax_a.set_ylabel(textwrap.fill(METRIC_LABELS.get(metric, metric), 22))   # two short lines: rows do not collide
+            ax_b.set_ylabel("paired difference\nto the reference " + ("↓" if "lpips" in metric else "↑"))
+        handles = [Line2D([], [], color=colors[m], marker="o", label=method_label(m)) for m in methods]
         corr = "no correction" if correction == "none" else correction.replace("bh", "BH").replace("holm", "Holm")
         handles += [Line2D([], [], ls="", marker="o", color="0.3", label=f"(b) significant ({corr})"),
                     Line2D([], [], ls="", marker="o", fillstyle="left", markerfacecoloralt="white", color="0.3",
@@ -202,6 +223,7 @@ def plot_paired_vs_loss(df, folder: Path, formats, report: PlotReport, reference
         if warn:
             lines.append(f"only {fam_stats['min_images']} images per point: intervals unreliable, add images")
         fig.suptitle("\n".join(lines), fontsize=7.5, color="firebrick" if warn else "k")
-        top = 0.05 + 0.13 * len(lines)
+        top = 0.12 + 0.14 * len(lines)
         fig.tight_layout(rect=(0, (0.12 + 0.17 * nrow) / h, 1, 1 - top / h))
+        fig.align_ylabels(axes[:, 0])
         _save(fig, folder, "paired_vs_loss", formats, report)

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .common import (LINESTYLES, MARKERS, METRIC_LABELS, PlotReport, _colors, _fecs, _methods, _metric, _panels,
+from .common import (LINESTYLES, MARKERS, method_label, METRIC_LABELS, PlotReport, _colors, _fecs, _methods, _metric, _panels,
                      _pick, _save, _style, _title, image_ci)
 
 
@@ -32,7 +32,7 @@ def plot_fec_vs_concealment(df, folder: Path, formats, report: PlotReport, unit:
     panels.sort(key=lambda kg: (kg[1]["channel_family"].iloc[0], float(kg[1]["loss_rate_nominal"].iloc[0])
                                 if np.isfinite(kg[1]["loss_rate_nominal"].iloc[0]) else 0.0))
     if len(panels) > 6:
-        report.skipped.append(f"fec_vs_concealment: showing 6 of {len(panels)} channel settings")
+        report.notes.append(f"fec_vs_concealment: showing 6 of {len(panels)} channel settings")
         panels = _pick(panels, 6)
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
@@ -63,7 +63,8 @@ def plot_fec_vs_concealment(df, folder: Path, formats, report: PlotReport, unit:
             ax.set_xlabel("total rate incl. headers + FEC (bits/pixel)")
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         handles = [Line2D([], [], ls="", marker="s", color=scol[s], label=f"S={s[0]}, FEC {s[1]}") for s in settings]
-        handles += [Line2D([], [], ls="", marker=MARKERS[i % len(MARKERS)], color="0.3", label=m) for i, m in enumerate(methods)]
+        handles += [Line2D([], [], ls="", marker=MARKERS[i % len(MARKERS)], color="0.3", label=method_label(m))
+                    for i, m in enumerate(methods)]
         rows = (len(handles) - 1) // 5
         fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)), frameon=False,
                    bbox_to_anchor=(0.5, -0.02 - 0.035 * rows))
@@ -136,13 +137,13 @@ def plot_fec_vs_bits(df, folder: Path, formats, report: PlotReport, channel: str
         return
     panels.sort(key=lambda kg: (kg[1]["channel_family"].iloc[0], float(np.nan_to_num(kg[1]["loss_rate_nominal"].iloc[0]))))
     if len(panels) > 6:
-        report.skipped.append(f"fec_vs_bits: showing 6 of {len(panels)} channel points")
+        report.notes.append(f"fec_vs_bits: showing 6 of {len(panels)} channel points")
         panels = _pick(panels, 6)
     higher = metric in ("psnr", "ssim")
     shown = list(methods) if methods else _show_methods(d, metric, higher)
     ideal, note = ideal_fec(d[d["method"].isin(shown)], metric)
     if note:
-        report.skipped.append(f"fec_vs_bits: {note}")
+        report.notes.append(f"fec_vs_bits: {note}")
     lf = f"lossfree_{metric}"
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
@@ -151,7 +152,7 @@ def plot_fec_vs_bits(df, folder: Path, formats, report: PlotReport, channel: str
     colors = _colors(_methods(d))
     rows = []
     with plt.rc_context(_style()):
-        fig, axes = _panels(len(panels), w=2.9, h=2.3)
+        fig, axes = _panels(len(panels), w=3.4, h=2.6)
         for ax, (k, g) in zip(axes, panels):
             k = k if isinstance(k, tuple) else (k,)
             ig = ideal[ideal["channel_label"] == k[0]]
@@ -182,10 +183,25 @@ def plot_fec_vs_bits(df, folder: Path, formats, report: PlotReport, channel: str
                     ax.errorbar(a[:, 0] + off, a[:, 1], yerr=[a[:, 1] - a[:, 2], a[:, 3] - a[:, 1]], color=colors[m],
                                 ls=LINESTYLES[j % len(LINESTYLES)], marker=mk, ms=4.5, capsize=1.5, lw=1.0,
                                 elinewidth=0.6, zorder=3)
-                # the same method without / with FEC, per codebook size: the trade the reader compares
+                # the same method and codebook size without → with FEC: an arrow, the trade the reader compares
                 for S, sg in g[g["method"] == m].groupby("codebook_size"):
-                    a = sg.groupby("fec").agg(x=("total_bpp", "mean"), y=(metric, "mean")).sort_values("x")
-                    ax.plot(a["x"] + off, a["y"], color=colors[m], lw=1.1, alpha=0.85, zorder=2)
+                    a = sg.groupby("fec").agg(x=("total_bpp", "mean"), y=(metric, "mean"))
+                    if "none" not in a.index:
+                        continue
+                    for f in a.index.drop("none"):
+                        ax.annotate("", xy=(a.loc[f, "x"] + off, a.loc[f, "y"]),
+                                    xytext=(a.loc["none", "x"] + off, a.loc["none", "y"]),
+                                    arrowprops={"arrowstyle": "->", "color": colors[m], "lw": 0.6, "alpha": 0.8,
+                                                "shrinkA": 3, "shrinkB": 3}, zorder=2)
+            # which point is which codebook size (the legend gives method and FEC)
+            for (S, f), sg in g[g["method"].isin(shown)].groupby(["codebook_size", "fec"]):
+                ax.annotate(f"S={int(S)}" + ("" if f == "none" else f"\n{f}"), (float(sg["total_bpp"].mean()), 0.97),
+                            xycoords=("data", "axes fraction"), fontsize=5.5, ha="center", va="top", color="0.25")
+            xs = sorted(g.groupby(["codebook_size", "fec"])["total_bpp"].mean().round(4).unique())
+            if len(xs) <= 6:
+                ax.set_xticks(xs)
+                ax.set_xticklabels([f"{v:.3g}" for v in xs])
+            ax.margins(x=0.12, y=0.25)
             for f in fecs[1:]:
                 for S, sg in ig[ig["fec"] == f].groupby("codebook_size"):
                     ax.scatter([float(sg["total_bpp"].mean())], [float(sg["ideal"].mean())], marker="*", s=45,
@@ -194,9 +210,9 @@ def plot_fec_vs_bits(df, folder: Path, formats, report: PlotReport, channel: str
                 for S, sg in g.groupby("codebook_size"):
                     ax.axhline(float(sg.drop_duplicates("image_hash")[lf].mean()), color="0.5", ls=":", lw=0.8)
             ax.set_title(_title(k[0], extra, k[1:]))
-            ax.set_xlabel("total rate incl. headers + parity (bits/pixel)")
+            ax.set_xlabel("total rate incl. headers + parity (bpp)")
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-        handles = [Line2D([], [], color=colors[m], marker="o", label=m) for m in shown]
+        handles = [Line2D([], [], color=colors[m], marker="o", label=method_label(m)) for m in shown]
         handles += [Line2D([], [], color="0.3", ls=LINESTYLES[j % len(LINESTYLES)], marker=MARKERS[j % len(MARKERS)],
                            label=f"FEC {f}") for j, f in enumerate(fecs)]
         handles += [Line2D([], [], ls="", marker="*", mfc="none", color="k", ms=7, label="ideal FEC"),
@@ -210,7 +226,8 @@ def plot_fec_vs_bits(df, folder: Path, formats, report: PlotReport, channel: str
             "mean over images × seeds; bars: 95 % t-interval over "
             f"{'images (seeds averaged first)' if unit == 'image' else 'trials'} of the loss penalty (LPIPS − "
             "loss-free LPIPS of the "
-            "same image); thin line: same method without → with FEC", 60 * min(3, len(panels)))), fontsize=8)
+            "same image); arrow: same method and codebook size S without → with FEC; labels: S", 60 * min(3, len(panels)))),
+            fontsize=7.5)
         fig.tight_layout(rect=(0, 0.07 + 0.035 * nrow, 1, 0.97))
         _save(fig, folder, "fec_vs_bits", formats, report)
     import pandas as pd

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import PlotReport, _methods, _pick, _save, _slug, _style
+from .common import PlotReport, method_label, _methods, _pick, _save, _slug, _style
 
 
 def plot_example_grids(df, results: Path, folder: Path, formats, report: PlotReport, max_grids: int = 12) -> None:
@@ -25,7 +25,7 @@ def plot_example_grids(df, results: Path, folder: Path, formats, report: PlotRep
     keys = ["channel_family", "codebook_size", "fec", "mtu", "interleave", "coder"]
     groups = list(d.groupby(keys, sort=False))
     if len(groups) > max_grids:
-        report.skipped.append(f"image grids: drew {max_grids} of {len(groups)}")
+        report.notes.append(f"image grids: drew {max_grids} of {len(groups)}")
         groups = groups[:max_grids]
     methods = _methods(d)
     for k, g in groups:
@@ -42,7 +42,7 @@ def plot_example_grids(df, results: Path, folder: Path, formats, report: PlotRep
         cw = 1.25
         chh = cw * h0 / w0
         with plt.rc_context(_style()):
-            fig, axes = plt.subplots(len(pts), len(cols), figsize=(cw * len(cols), chh * len(pts) + 0.35), squeeze=False)
+            fig, axes = plt.subplots(len(pts), len(cols), figsize=(cw * len(cols), chh * len(pts) + 0.75), squeeze=False)
             for r, (_, row) in enumerate(pts.iterrows()):
                 ex = Path(results) / row["example_dir"]
                 files = [base / "original.png", base / "lossfree.png", ex / "lost.png"] + [ex / f"{m}.png" for m in methods]
@@ -58,7 +58,7 @@ def plot_example_grids(df, results: Path, folder: Path, formats, report: PlotRep
                     else:
                         ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
                     if r == 0:
-                        ax.set_title(name, fontsize=7)
+                        ax.set_title(method_label(name) if c >= 3 else name, fontsize=6.5)
                     if c >= 3 and name in urows.index and "lpips_alex" in urows.columns:
                         ax.text(0.02, 0.03, f"LPIPS {urows.loc[name, 'lpips_alex']:.3f}", transform=ax.transAxes,
                                 fontsize=5.5, va="bottom", ha="left",
@@ -66,8 +66,13 @@ def plot_example_grids(df, results: Path, folder: Path, formats, report: PlotRep
                     if c == 0:
                         lab = (f"{100 * row['loss_rate_nominal']:.3g} % loss" if np.isfinite(row["loss_rate_nominal"])
                                else str(row["channel_label"]))
-                        ax.set_ylabel(f"{lab}\n{100 * row['loss_ratio']:.1f} % idx lost", fontsize=6)
-            fig.suptitle(f"{k[0]} · S={k[1]} · FEC {k[2]}" + (f" · MTU {k[3]} · {k[4]}" if k[3] else ""), fontsize=8)
-            fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.3)
+                        same = df[(df["channel_label"] == row["channel_label"])
+                                  & (df["codebook_size"] == row["codebook_size"]) & (df["fec"] == row["fec"])]
+                        ax.set_ylabel(f"{lab}: {100 * row['loss_ratio']:.1f} % lost\n"
+                                      f"(all draws {100 * same['loss_ratio'].mean():.1f} %)", fontsize=5.5)
+            fig.suptitle(f"{k[0]} · S={k[1]} · FEC {k[2]}" + (f" · MTU {k[3]} · {k[4]}" if k[3] else "")
+                         + "\none channel draw per row (first image, first seed); lost indices: % of this map after "
+                           "FEC, and the mean over all images and seeds of that point", fontsize=7)
+            fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.3, rect=(0, 0, 1, 1 - 0.42 / fig.get_size_inches()[1]))
             _save(fig, folder, f"grid_{_slug(k[0])}_S{k[1]}_{_slug(k[2])}" + (f"_mtu{k[3]}_{k[4]}_{k[5]}" if k[3] else ""),
                   formats, report)

@@ -21,9 +21,8 @@ from codec.errors import VQSimError
 
 from .context import SweepInputs, TrialContext
 from .errors import SweepError, _reason
-from .executors import run_checked
 from .plan import Unit
-from .trial import UnitResult
+from .trial import UnitResult, run_checked
 
 __all__ = ["DaskExecutor", "SweepWorkerPlugin"]
 

@@ -16,13 +16,10 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterable, Iterator, Mapping
 
-from codec.errors import VQSimError
-
-from ..config import fec_label
-from .context import SweepInputs, TrialContext
+from .context import SweepInputs
 from .errors import SweepError
 from .plan import Unit
-from .trial import UnitResult, run_unit
+from .trial import UnitResult, run_checked  # run_checked lives in .trial so that dask_executor needs only .trial
 
 __all__ = ["EXECUTORS", "LocalExecutor", "make_executor", "run_checked", "torch_threads"]
 
@@ -40,19 +37,6 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
-
-
-def run_checked(unit: Unit, ctx: TrialContext) -> UnitResult:
-    """:func:`run_unit`; an unexpected exception becomes a SweepError naming the unit's parameters."""
-    try:
-        return run_unit(unit, ctx)
-    except VQSimError:
-        raise
-    except Exception as e:
-        p = unit.params
-        raise SweepError(f"trial unit {unit.unit_id} failed (image {p['image']}, S={p['codebook_size']}, channel "
-                         f"{unit.info['channel_label']}, fec {fec_label(p['fec'])}, seed {p['seed']}, methods "
-                         f"{[m for m, _ in unit.trials]}): {type(e).__name__}: {e}") from e
 
 
 class LocalExecutor:

@@ -133,6 +133,7 @@ def plan_units(cfg: Mapping[str, Any], images: Sequence[SweepImage], points: Seq
     points = list(points) if points is not None else expand_channels(cfg["channels"])
     cc = cfg["codec"]
     methods = cfg["concealment"]["methods"]
+    unavailable = cfg["concealment"].get("unavailable", {})  # {method: codebook sizes without its model}
     opts = cfg["concealment"]["options"]
     pk = cfg["packetization"]
     headers = pk.get("header", [None])  # None: the key is not in the config, and not in the unit params
@@ -171,7 +172,8 @@ def plan_units(cfg: Mapping[str, Any], images: Sequence[SweepImage], points: Seq
                         if "header" in pk:
                             params["header"] = pc[3] if pc else "none"
                         uid = _hash(params)
-                        trials = [(m, _hash({**params, "method": m, "method_options": opts.get(m, {})})) for m in methods]
+                        trials = [(m, _hash({**params, "method": m, "method_options": opts.get(m, {})}))
+                                  for m in methods if S not in unavailable.get(m, ())]
                         info = {"channel_label": pt["label"], "channel_family": pt["family"], "channel_kind": pt["kind"],
                                 "channel_entry": pt["entry"], "loss_rate_nominal": pt["loss_rate"],
                                 "burst_nominal": pt["burst"], "ber_nominal": pt["ber"],

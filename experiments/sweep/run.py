@@ -9,37 +9,61 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..config import ConfigError, check_resources, codec_sizes, config_hash, expand_channels, load_config, validate_config
+from ..config import (
+    ConfigError,
+    check_resources,
+    codec_sizes,
+    config_hash,
+    expand_channels,
+    load_config,
+    validate_config,
+)
 from .context import SweepInputs
 from .encode_cache import prepare_encodings
 from .errors import _warn_stderr
 from .executors import EXECUTORS, make_executor, torch_threads
 from .plan import Unit, plan_units
-from .progress import progress_bar
-from .provenance import (_device_info, _git_info, _now, _prepare_folder, _versions, _write_provenance, _write_yaml,
-                         lock_folder)
+from .progress import progress_bar, restart_clock
+from .provenance import (
+    _device_info,
+    _git_info,
+    _now,
+    _prepare_folder,
+    _versions,
+    _write_provenance,
+    _write_yaml,
+    lock_folder,
+)
 from .sources import load_images
 from .storage import ResultStore, _atomic_write_bytes
 from .trial import UnitResult
 
-__all__ = ["SweepOutcome", "run_sweep", "summary_table"]
+__all__ = ["SweepOutcome", "SweepPlan", "plan_sweep", "run_sweep", "summary_table"]
 
 
-def summary_table(df, metric: str | None = None, max_rows: int = 60) -> str:
+def summary_table(df, metric: str | None = None, max_rows: int = 60, notes: Sequence[str] = ()) -> str:
     """Mean of the main metric per (channel family, nominal loss, FEC) × concealment method, as text.
 
     With several methods, followed by :func:`experiments.paired.paired_table`: each method's
     paired difference (vs the loss-free reconstruction) to the best baseline, with 95 % intervals.
+    ``notes`` (e.g. methods skipped at some codebook sizes) and a warning when images travel in fewer
+    than 8 data packets (:func:`experiments.sweep.health.few_packets_warning`) come first.
     """
+    from .health import few_packets_warning
+
+    head = [f"note: {n}" for n in notes]
+    warn = few_packets_warning(df) if df is not None and len(df) else None
+    head += [warn] if warn else []
+    prefix = "\n".join(head) + "\n\n" if head else ""
     if df is None or not len(df):
-        return "(no results)"
+        return prefix + "(no results)"
     metric = metric or next((m for m in ("lpips_alex", "lpips_vgg", "psnr") if m in df.columns), None)
     if metric is None:
-        return "(no metric columns)"
+        return prefix + "(no metric columns)"
     d = df.copy()
     d["loss"] = [f"{L:.4f}" if np.isfinite(L) else f"ber {B:.1e}" if np.isfinite(B) else "-"
                  for L, B in zip(d["loss_rate_nominal"], d["ber_nominal"])]
@@ -53,7 +77,7 @@ def summary_table(df, metric: str | None = None, max_rows: int = 60) -> str:
     t = t[methods]
     t.columns.name = None
     text = t.to_string(float_format=lambda v: f"{v:.4f}", max_rows=max_rows)
-    text = f"mean {metric} (rows: {', '.join(idx)}; columns: concealment method; n = {len(df)} trials)\n{text}"
+    text = prefix + f"mean {metric} (rows: {', '.join(idx)}; columns: concealment method; n = {len(df)} trials)\n{text}"
     paired_metric = f"{metric}_vs_lossfree"
     if df["method"].nunique() > 1 and paired_metric in df.columns and "unit_id" in df.columns:
         from ..paired import paired_table
@@ -108,6 +132,208 @@ def _resolve(config: str | Path | Mapping[str, Any]) -> tuple[dict, list[str]]:
     return cfg, notes
 
 
+@dataclass
+class SweepPlan:
+    """A resolved config and its trials, before any work: what :func:`run_sweep` runs and ``--plan`` prints.
+
+    Attributes: cfg (resolved, resource-checked), notes (e.g. methods skipped at some sizes), images, points
+    (channel points), units, chash (config hash), out (results folder), order (trial id -> plan position).
+    """
+
+    cfg: dict
+    notes: list[str]
+    images: list
+    points: list
+    units: list[Unit]
+    chash: str
+    out: Path
+    order: dict[str, int]
+
+    @property
+    def n_trials(self) -> int:
+        return len(self.order)
+
+    def method_lines(self) -> list[str]:
+        """'S=1024: ar, bidir, latent_avg, …' — the methods that run at each codebook size."""
+        by: dict[int, list[str]] = {}
+        for u in self.units:
+            ms = by.setdefault(u.params["codebook_size"], [])
+            ms += [m for m, _ in u.trials if m not in ms]
+        return [f"S={S}: {', '.join(ms)}" for S, ms in by.items()]
+
+    def headline(self, n_skipped: int = 0) -> str:
+        cfg = self.cfg
+        n_pending = self.n_trials - n_skipped
+        return (f"sweep {cfg['name']!r}: {self.n_trials} trials in {len(self.units)} units ({len(self.images)} images, "
+                f"{len(self.points)} channel points, {len(codec_sizes(cfg))} codebook size(s), {len(cfg['seeds'])} "
+                f"seed(s), {len(cfg['concealment']['methods'])} method(s)); {n_skipped} already done, {n_pending} to "
+                f"run -> {self.out}")
+
+
+def plan_sweep(config: str | Path | Mapping[str, Any], out: str | Path | None = None) -> SweepPlan:
+    """Resolve and check a config, load its images and plan its units (no encoding, no trial)."""
+    cfg, notes = _resolve(config)
+    images = load_images(cfg)
+    cfg["images"]["resolved"] = [{"name": im.name, "hash": im.hash, "size": list(im.pixels.shape[:2])} for im in images]
+    points = expand_channels(cfg["channels"])
+    units = plan_units(cfg, images, points)
+    out = Path(out) if out is not None else Path("results") / cfg["name"]
+    order = {tid: i for i, tid in enumerate(t for u in units for _, t in u.trials)}
+    return SweepPlan(cfg, notes, images, points, units, config_hash(cfg), out, order)
+
+
+def _check_run_args(executor: str, workers: int, max_trials: int | None, scheduler: str | None) -> None:
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor: unknown value {executor!r}; allowed: {', '.join(EXECUTORS)}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be an integer ≥ 1, got {workers!r}")
+    if max_trials is not None and max_trials < 1:
+        raise ConfigError(f"max_trials must be ≥ 1, got {max_trials}")
+    if scheduler and executor != "dask":
+        raise ConfigError("--scheduler only applies to --executor dask")
+
+
+def _start_provenance(plan: SweepPlan, old_prov: dict | None, run_info: dict) -> dict:
+    """The folder's provenance with this run appended (written at once)."""
+    cfg = plan.cfg
+    prov = old_prov or {"sweep": cfg["name"], "config_hash": plan.chash, "created": run_info["start"], "runs": []}
+    prov.update({"git": _git_info(), "packages": _versions(), "python": sys.version.split()[0],
+                 "platform": platform.platform(), "device": _device_info(cfg), "seeds": cfg["seeds"],
+                 "codec": {k: cfg["codec"][k] for k in ("name", "path", "sha256", "K", "codebook_sizes", "coder")},
+                 "images": cfg["images"]["resolved"], "config_hash": plan.chash})
+    prov.setdefault("runs", []).append(run_info)
+    _write_provenance(plan.out, prov)
+    return prov
+
+
+def _end_run(plan: SweepPlan, prov: dict, run_info: dict, n_run: int, status: str, t_start: float) -> None:
+    run_info.update({"end": _now(), "trials_run": n_run, "status": status,
+                     "wall_s": round(time.perf_counter() - t_start, 3)})
+    _write_provenance(plan.out, prov)
+
+
+def _feed(pending: list[Unit], max_trials: int | None) -> Iterator[Unit]:
+    """The pending units, handed out lazily until max_trials trials have been submitted."""
+    submitted = 0
+    for u in pending:
+        if max_trials is not None and submitted >= max_trials:
+            return
+        submitted += len(u.trials)
+        yield u
+
+
+class _RowWriter:
+    """Rows and example files of finished units into the store: rows buffered and appended every
+    ``flush_every_s``, the table consolidated every ``consolidate_every_s``."""
+
+    def __init__(self, plan: SweepPlan, store: ResultStore, n_pending: int,
+                 on_chunk: Callable[[int, int], None] | None):
+        self.plan, self.store, self.n_pending, self.on_chunk = plan, store, n_pending, on_chunk
+        self.buf: list[dict] = []
+        self.n_run = 0
+        self.last_flush = self.last_cons = time.perf_counter()
+        self.flush_s = plan.cfg["execution"]["flush_every_s"]
+        self.cons_s = plan.cfg["execution"]["consolidate_every_s"]
+
+    def add(self, res: UnitResult) -> int:
+        for rel, data in res.files.items():
+            f = self.plan.out / rel
+            if not f.exists() or not rel.endswith(("original.png", "lossfree.png")):
+                _atomic_write_bytes(f, data)
+        self.buf.extend(res.rows)
+        now = time.perf_counter()
+        if now - self.last_flush >= self.flush_s:
+            self.flush()
+        if now - self.last_cons >= self.cons_s:
+            self.store.consolidate(self.plan.order)
+            self.last_cons = time.perf_counter()
+        return len(res.rows)
+
+    def append_buffered(self) -> None:
+        if self.buf:
+            self.store.append(self.buf)
+            self.n_run += len(self.buf)
+            self.buf = []
+
+    def flush(self) -> None:
+        self.append_buffered()
+        self.last_flush = time.perf_counter()
+        if self.on_chunk is not None:
+            self.on_chunk(self.n_run, self.n_pending - self.n_run)
+
+
+def _encode_and_describe(plan: SweepPlan, pending: list[Unit], log: Callable[[str], None]) -> SweepInputs:
+    """Encode the images the pending units need (cache), log packets per image (and warn when too few)."""
+    need = {(u.params["codebook_size"], u.params["image_hash"]) for u in pending}
+    imgs = [im for im in plan.images if any(h == im.hash for _, h in need)]
+    encoded = prepare_encodings(plan.cfg, imgs, plan.out / "cache" / "encode", log)
+    for line in packet_lines(plan, imgs, encoded):
+        log(line)
+    return SweepInputs(f"{plan.chash}-{os.getpid()}-{time.time_ns()}", plan.cfg,
+                       {im.hash: im.pixels for im in imgs}, encoded)
+
+
+def packet_lines(plan: SweepPlan, images, encoded) -> list[str]:
+    """'packets: S=…, mtu …: P data packets per image' lines and the few-packets warning (if any)."""
+    from .health import few_packets_warning, packet_table_lines, packets_per_image
+
+    priors = {}
+    if any(c.startswith("arith") for c in plan.cfg["packetization"]["coder"]):
+        from codec.zoo import load_base_model
+
+        shipped = load_base_model(str(plan.cfg["codec"]["path"]), None)[1]["priors"]  # what load_codec gives the codec
+        priors = {S: shipped.get(S) for S in codec_sizes(plan.cfg)}
+    rows = packets_per_image(plan.cfg, images, encoded, priors)
+    lines = [f"packets: {t}" for t in packet_table_lines(rows)]
+    warn = few_packets_warning(rows)
+    return lines + ([warn] if warn else [])
+
+
+def _execute(plan: SweepPlan, pending: list[Unit], store: ResultStore, prov: dict, run_info: dict, *, executor: str,
+             workers: int, scheduler: str | None, max_trials: int | None, progress: bool, log: Callable[[str], None],
+             on_chunk: Callable[[int, int], None] | None, dask_cluster_kwargs: Mapping[str, Any] | None,
+             t_start: float) -> tuple[Any, int, str]:
+    """Run the pending units; returns (consolidated rows, trials written, status).
+
+    The one place the sweep's process sets torch's thread count: the config's execution.torch_threads for the
+    encodings and every local trial (CPU results depend on it), restored when the run ends. SIGTERM (kill, a
+    scheduler's time limit) unwinds like Ctrl-C, so the run's end is recorded.
+    """
+    n_pending = sum(len(u.trials) for u in pending)
+    status = "complete"
+    with torch_threads(plan.cfg["execution"]["torch_threads"]), _sigterm_unwinds(run_info):
+        inputs = _encode_and_describe(plan, pending, log)
+        bar = progress_bar(n_pending if max_trials is None else min(n_pending, max_trials), enabled=progress)
+        writer = _RowWriter(plan, store, n_pending, on_chunk)
+        results: Iterator[UnitResult] | None = None
+        try:
+            results = make_executor(executor, inputs, workers, scheduler, dask_cluster_kwargs).run(
+                _feed(pending, max_trials))
+            for i, res in enumerate(results):
+                bar.update(writer.add(res))
+                if i == 0:
+                    restart_clock(bar)  # the first unit carries the model loads: not part of the ETA
+            writer.flush()
+        except BaseException:
+            status = "interrupted"
+            with contextlib.suppress(Exception):
+                writer.append_buffered()
+            raise
+        finally:
+            bar.close()
+            if results is not None:
+                results.close()  # on any exit: stop the workers before the final consolidation
+            df = store.consolidate(plan.order)
+            _end_run(plan, prov, run_info, writer.n_run, status, t_start)
+    return df, writer.n_run, status
+
+
+def _is_complete(df, plan: SweepPlan) -> bool:
+    if not len(df):
+        return plan.n_trials == 0
+    return len(df) >= plan.n_trials and set(plan.order).issubset(set(df["trial_id"]))
+
+
 def run_sweep(
     config: str | Path | Mapping[str, Any],
     out: str | Path | None = None,
@@ -123,7 +349,7 @@ def run_sweep(
     dask_cluster_kwargs: Mapping[str, Any] | None = None,
     command: str | None = None,
 ) -> SweepOutcome:
-    """Run (or resume) a sweep.
+    """Run (or resume) a sweep; returns a :class:`SweepOutcome` (its ``results`` is the rows' DataFrame).
 
     Args:
         config: a YAML path, a bundled config name, or a raw config dict.
@@ -140,6 +366,11 @@ def run_sweep(
         dask_cluster_kwargs: extra LocalCluster arguments (e.g. ``processes=False`` for tests).
         command: the command line, for the provenance.
 
+    Steps: check the arguments, :func:`plan_sweep`, lock the folder and check it belongs to this sweep,
+    find the pending units, record the run's start (provenance), log the plan (and, once encoded, the data
+    packets per image with a warning below :data:`~experiments.sweep.health.MIN_PACKETS_PER_IMAGE`), run the
+    pending units (:func:`_execute`), record the end, write ``summary.txt``.
+
     The folder is locked for the whole run (:func:`lock_folder`).  Damaged part files are quarantined and
     damaged cache entries deleted (one warning each through ``log``); their work is redone.
 
@@ -148,133 +379,37 @@ def run_sweep(
     """
     t_start = time.perf_counter()
     log = log or _warn_stderr
-    if executor not in EXECUTORS:
-        raise ConfigError(f"executor: unknown value {executor!r}; allowed: {', '.join(EXECUTORS)}")
-    if not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"workers must be an integer ≥ 1, got {workers!r}")
-    if max_trials is not None and max_trials < 1:
-        raise ConfigError(f"max_trials must be ≥ 1, got {max_trials}")
-    if scheduler and executor != "dask":
-        raise ConfigError("--scheduler only applies to --executor dask")
-    cfg, notes = _resolve(config)
-    for n in notes:
+    _check_run_args(executor, workers, max_trials, scheduler)
+    plan = plan_sweep(config, out)
+    for n in plan.notes:
         log(f"note: {n}")
-    images = load_images(cfg)
-    cfg["images"]["resolved"] = [{"name": im.name, "hash": im.hash, "size": list(im.pixels.shape[:2])} for im in images]
-    points = expand_channels(cfg["channels"])
-    units = plan_units(cfg, images, points)
-    chash = config_hash(cfg)
-    out = Path(out) if out is not None else Path("results") / cfg["name"]
-    order = {tid: i for i, tid in enumerate(t for u in units for _, t in u.trials)}
-    with lock_folder(out):
-        old_prov = _prepare_folder(out, cfg, chash, overwrite, planned=set(order), log=log)
-        _write_yaml(out / "config.yaml", cfg)
-
+    with lock_folder(plan.out):
+        old_prov = _prepare_folder(plan.out, plan.cfg, plan.chash, overwrite, planned=set(plan.order), log=log)
+        _write_yaml(plan.out / "config.yaml", plan.cfg)
         # parts carry the config hash and their trial ids: another sweep's part is set aside, never merged
-        store = ResultStore(out, log=log, config_hash=chash, trial_ids=set(order))
+        store = ResultStore(plan.out, log=log, config_hash=plan.chash, trial_ids=set(plan.order))
         done = store.done_ids()
-        n_planned = len(order)
-        pending = [u.pending(done) for u in units]
-        pending = [u for u in pending if u.trials]
-        n_pending = sum(len(u.trials) for u in pending)
-        n_skipped = n_planned - n_pending
-
+        pending = [p for p in (u.pending(done) for u in plan.units) if p.trials]
+        n_skipped = plan.n_trials - sum(len(u.trials) for u in pending)
         run_info = {"start": _now(), "command": command or " ".join(sys.argv), "executor": executor,
                     "workers": workers, "scheduler": scheduler, "max_trials": max_trials,
-                    "trials_planned": n_planned, "trials_already_done": n_skipped, "host": platform.node(),
+                    "trials_planned": plan.n_trials, "trials_already_done": n_skipped, "host": platform.node(),
                     "pid": os.getpid()}
-        prov = old_prov or {"sweep": cfg["name"], "config_hash": chash, "created": run_info["start"], "runs": []}
-        prov.update({"git": _git_info(), "packages": _versions(), "python": sys.version.split()[0],
-                     "platform": platform.platform(), "device": _device_info(cfg), "seeds": cfg["seeds"],
-                     "codec": {k: cfg["codec"][k] for k in ("name", "path", "sha256", "K", "codebook_sizes", "coder")},
-                     "images": cfg["images"]["resolved"], "config_hash": chash})
-        prov.setdefault("runs", []).append(run_info)
-        _write_provenance(out, prov)
-
-        log(f"sweep {cfg['name']!r}: {n_planned} trials in {len(units)} units ({len(images)} images, "
-            f"{len(points)} channel points, {len(codec_sizes(cfg))} codebook size(s), {len(cfg['seeds'])} seed(s), "
-            f"{len(cfg['concealment']['methods'])} method(s)); {n_skipped} already done, {n_pending} to run -> {out}")
-
-        n_run = 0
-        status = "complete"
+        prov = _start_provenance(plan, old_prov, run_info)
+        log(plan.headline(n_skipped))
+        for line in plan.method_lines():
+            log(f"methods: {line}")
         if pending:
-            # The one place the sweep's process sets torch's thread count: the config's execution.torch_threads
-            # for the encodings and every local trial (CPU results depend on it), restored when the run ends.
-            # SIGTERM (kill, a scheduler's time limit) unwinds like Ctrl-C, so the run's end is recorded.
-            with torch_threads(cfg["execution"]["torch_threads"]), _sigterm_unwinds(run_info):
-                need = {(u.params["codebook_size"], u.params["image_hash"]) for u in pending}
-                imgs = [im for im in images if any(h == im.hash for _, h in need)]
-                encoded = prepare_encodings(cfg, imgs, out / "cache" / "encode", log)
-                inputs = SweepInputs(f"{chash}-{os.getpid()}-{time.time_ns()}", cfg,
-                                     {im.hash: im.pixels for im in imgs}, encoded)
-
-                def feed() -> Iterator[Unit]:
-                    """The pending units, handed out lazily until max_trials trials have been submitted."""
-                    submitted = 0
-                    for u in pending:
-                        if max_trials is not None and submitted >= max_trials:
-                            return
-                        submitted += len(u.trials)
-                        yield u
-
-                bar = progress_bar(n_pending if max_trials is None else min(n_pending, max_trials), enabled=progress)
-                results: Iterator[UnitResult] | None = None
-                buf: list[dict] = []
-                last_flush = last_cons = time.perf_counter()
-                flush_s = cfg["execution"]["flush_every_s"]
-                cons_s = cfg["execution"]["consolidate_every_s"]
-
-                def flush() -> None:
-                    nonlocal buf, last_flush, n_run
-                    if buf:
-                        store.append(buf)
-                        n_run += len(buf)
-                        buf = []
-                    last_flush = time.perf_counter()
-                    if on_chunk is not None:
-                        on_chunk(n_run, n_pending - n_run)
-
-                try:
-                    results = make_executor(executor, inputs, workers, scheduler, dask_cluster_kwargs).run(feed())
-                    for res in results:
-                        for rel, data in res.files.items():
-                            f = out / rel
-                            if not f.exists() or not rel.endswith(("original.png", "lossfree.png")):
-                                _atomic_write_bytes(f, data)
-                        buf.extend(res.rows)
-                        bar.update(len(res.rows))
-                        now = time.perf_counter()
-                        if now - last_flush >= flush_s:
-                            flush()
-                        if now - last_cons >= cons_s:
-                            store.consolidate(order)
-                            last_cons = time.perf_counter()
-                    flush()
-                except BaseException:
-                    status = "interrupted"
-                    with contextlib.suppress(Exception):
-                        if buf:
-                            store.append(buf)
-                            n_run += len(buf)
-                            buf = []
-                    raise
-                finally:
-                    bar.close()
-                    if results is not None:
-                        results.close()  # on any exit: stop the workers before the final consolidation
-                    df = store.consolidate(order)
-                    run_info.update({"end": _now(), "trials_run": n_run, "status": status,
-                                     "wall_s": round(time.perf_counter() - t_start, 3)})
-                    _write_provenance(out, prov)
+            df, n_run, status = _execute(plan, pending, store, prov, run_info, executor=executor, workers=workers,
+                                         scheduler=scheduler, max_trials=max_trials, progress=progress, log=log,
+                                         on_chunk=on_chunk, dask_cluster_kwargs=dask_cluster_kwargs, t_start=t_start)
         else:
-            df = store.consolidate(order)
-            run_info.update({"end": _now(), "trials_run": 0, "status": status,
-                             "wall_s": round(time.perf_counter() - t_start, 3)})
-            _write_provenance(out, prov)
-        complete = len(df) >= n_planned and set(order).issubset(set(df["trial_id"])) if len(df) else n_planned == 0
+            df, n_run, status = store.consolidate(plan.order), 0, "complete"
+            _end_run(plan, prov, run_info, 0, status, t_start)
+        complete = _is_complete(df, plan)
         if not complete and status == "complete":
             run_info["status"] = "partial"
-            _write_provenance(out, prov)
-        text = summary_table(df)
-        _atomic_write_bytes(out / "summary.txt", (text + "\n").encode())
-    return SweepOutcome(out, df, n_planned, n_run, n_skipped, bool(complete), notes, time.perf_counter() - t_start)
+            _write_provenance(plan.out, prov)
+        _atomic_write_bytes(plan.out / "summary.txt", (summary_table(df, notes=plan.notes) + "\n").encode())
+    return SweepOutcome(plan.out, df, plan.n_trials, n_run, n_skipped, bool(complete), plan.notes,
+                        time.perf_counter() - t_start)

@@ -23,19 +23,24 @@ def test_config_without_code_resolves_and_hashes_as_before():
     """Configs without `code` (or with the default `code: cauchy`) resolve to the dicts and hashes they had before
     the key existed (hashes pinned from the tree before the change), so labels, unit ids and result rows of
     existing sweeps stay identical."""
-    plain = {"channels": CH}
-    fec = {"channels": CH, "fec": ["none", {"n": 12, "k": 8}, {"n": 6, "k": 4, "nsym": 8}, "5,3"]}
-    pairs = {"channels": CH, "pairs": [{"codebook_size": 16, "fec": {"n": 12, "k": 8}}, {"codebook_size": 64}]}
+    # the packetization default changed in issue 24 (mtu 1200 + raster -> 128 + random): pinned with the old one
+    old_pk = {"mtu": [1200], "interleave": ["raster"]}
+    plain = {"channels": CH, "packetization": old_pk}
+    fec = {"channels": CH, "fec": ["none", {"n": 12, "k": 8}, {"n": 6, "k": 4, "nsym": 8}, "5,3"], "packetization": old_pk}
+    pairs = {"channels": CH, "pairs": [{"codebook_size": 16, "fec": {"n": 12, "k": 8}}, {"codebook_size": 64}],
+             "packetization": old_pk}
     pinned = {"plain": (plain, "3fb829756bc83741"), "fec": (fec, "5580a8efe3963e46"), "pairs": (pairs, "63777bae91338654")}
     for name, (raw, digest) in pinned.items():
         assert config_hash(validate_config(raw)) == digest, name
     cfg = validate_config(fec)
     assert cfg["fec"] == [{"n": 0, "k": 0, "nsym": 0}, {"n": 12, "k": 8, "nsym": 0}, {"n": 6, "k": 4, "nsym": 8},
                           {"n": 5, "k": 3, "nsym": 0}]
-    explicit = {"channels": CH, "fec": ["none", {"n": 12, "k": 8, "code": "cauchy"}, {"n": 6, "k": 4, "nsym": 8, "code": "cauchy"}, "5,3"]}
+    explicit = {"channels": CH, "fec": ["none", {"n": 12, "k": 8, "code": "cauchy"}, {"n": 6, "k": 4, "nsym": 8, "code": "cauchy"}, "5,3"],
+                "packetization": old_pk}
     assert validate_config(explicit) == cfg and config_hash(validate_config(explicit)) == "5580a8efe3963e46"
     assert [fec_label(f) for f in cfg["fec"]] == ["none", "RS(12,8)", "RS(6,4)+inpkt8", "RS(5,3)"]
-    vdm = {"channels": CH, "fec": ["none", {"n": 12, "k": 8, "code": "vandermonde"}, {"n": 6, "k": 4, "nsym": 8}, "5,3"]}
+    vdm = {"channels": CH, "fec": ["none", {"n": 12, "k": 8, "code": "vandermonde"}, {"n": 6, "k": 4, "nsym": 8}, "5,3"],
+           "packetization": old_pk}
     assert config_hash(validate_config(vdm)) != "5580a8efe3963e46"
 
 

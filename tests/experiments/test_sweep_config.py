@@ -28,7 +28,7 @@ def test_defaults_are_filled_in():
     assert cfg["codec"]["finetuned"] == "auto"
     assert validate_config(base(codec={"finetuned": False}))["codec"]["finetuned"] == "false"
     assert cfg["seeds"] == [0] and cfg["metrics"]["nets"] == ["alex"]
-    assert cfg["packetization"] == {"mtu": [1200], "interleave": ["raster"], "coder": ["arith"]}
+    assert cfg["packetization"] == {"mtu": [128], "interleave": ["random"], "coder": ["arith"]}
 
 
 @pytest.mark.parametrize("cfg, words", [

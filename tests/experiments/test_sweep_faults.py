@@ -169,7 +169,8 @@ def test_damaged_cache_entry_is_recomputed(tmp_path, tiny_config, reference, dam
     log: list[str] = []
     res = run_sweep(tiny_config(), out, progress=False, log=log.append)
     assert res.complete and res.n_run == 3
-    warnings = [line for line in log if line.startswith("warning:")]
+    # (the tiny maps travel in < 8 packets at S=8: that guard-rail warning is not about the cache)
+    warnings = [line for line in log if line.startswith("warning:") and "data packets" not in line]
     assert len(warnings) == 1 and f"encode cache entry {entry}" in warnings[0] and "encoded again" in warnings[0]
     with np.load(entry) as z:  # rewritten, equal to the original entry
         assert set(z.files) == set(before)
