@@ -62,7 +62,8 @@ class VQGANCodec:
             IndexMap and bitstream so a receiver can check it has the same codebook.
         device: torch device (default: CUDA when present, else CPU).
         coder: default entropy coder of ``compress``: "arith_rep" (the smallest at every
-            codebook size of the default model, see README), "arith", "deflate" or "raw".
+            codebook size of the default model, see README), "arith", "deflate", "raw", or "tf_ar"
+            (the shipped AR transformer as the entropy model, ``codec.entropy.tf_ar``).
         prior: optional (K,) codeword counts shipped with the model; the
             arithmetic coder starts from them (both ends need the same prior).
         autocast: None, "bf16" (CUDA or CPU) or "fp16" (CUDA only): mixed precision. Indices
@@ -71,10 +72,10 @@ class VQGANCodec:
 
     def __init__(self, model: VQModel, *, name: str = "custom", device: str | torch.device | None = None,
                  coder: str = "arith_rep", prior: np.ndarray | None = None, autocast: str | None = None):
-        from .entropy import CODERS
+        from .bitstream import BITSTREAM_CODERS
 
-        if coder not in CODERS:
-            raise ParameterError(f"coder must be one of {CODERS}, got {coder!r}")
+        if coder not in BITSTREAM_CODERS:
+            raise ParameterError(f"coder must be one of {BITSTREAM_CODERS}, got {coder!r}")
         if autocast not in (None, "bf16", "fp16"):
             raise ParameterError(f"autocast must be None, 'bf16' or 'fp16', got {autocast!r}")
         self.device = pick_device(device)
@@ -156,7 +157,10 @@ class VQGANCodec:
 
     @torch.no_grad()
     def encode_batch(self, images: torch.Tensor, *, limits: DecodeLimits | None = None) -> torch.Tensor:
-        """Float (N, 3, H, W) in [0, 1] → indices int64 (N, ceil(H/f), ceil(W/f)) (``limits``: see ``encode_latents``)."""
+        """Float (N, 3, H, W) in [0, 1] → indices int64 (N, ceil(H/f), ceil(W/f)).
+
+        ``limits``: see ``encode_latents``.
+        """
         return self.model.quantize.indices(self.encode_latents(images, limits=limits))
 
     @torch.no_grad()
@@ -205,11 +209,17 @@ class VQGANCodec:
 
     def _check_map(self, imap: IndexMap) -> None:
         if imap.codebook_size != self.codebook_size:
-            raise BitstreamError(f"index map uses codebook size {imap.codebook_size}, this codec has {self.codebook_size}")
+            raise BitstreamError(
+                f"index map uses codebook size {imap.codebook_size}, this codec has {self.codebook_size}"
+            )
         if imap.codebook_id and imap.codebook_id != self.codebook_id:
-            raise BitstreamError(f"index map was made with codebook {imap.codebook_id!r}, this codec is {self.codebook_id!r}")
+            raise BitstreamError(
+                f"index map was made with codebook {imap.codebook_id!r}, this codec is {self.codebook_id!r}"
+            )
         if imap.shape != self.latent_shape(imap.image_size):
-            raise BitstreamError(f"index map shape {imap.shape} does not fit image size {imap.image_size} at f={self.downsample_factor}")
+            raise BitstreamError(
+                f"index map shape {imap.shape} does not fit image size {imap.image_size} at f={self.downsample_factor}"
+            )
 
     def decode_indices_tensor(self, imap: IndexMap) -> torch.Tensor:
         """IndexMap → float (1, 3, H, W) in [0, 1] on the codec's device."""
@@ -244,9 +254,13 @@ class VQGANCodec:
         """
         head = parse_header(data)
         if head.codebook_size != self.codebook_size:
-            raise BitstreamError(f"bitstream uses codebook size {head.codebook_size}, this codec has {self.codebook_size}")
+            raise BitstreamError(
+                f"bitstream uses codebook size {head.codebook_size}, this codec has {self.codebook_size}"
+            )
         if head.codebook_id and head.codebook_id != self.codebook_id:
-            raise BitstreamError(f"bitstream was made with codebook {head.codebook_id!r}, this codec is {self.codebook_id!r}")
+            raise BitstreamError(
+                f"bitstream was made with codebook {head.codebook_id!r}, this codec is {self.codebook_id!r}"
+            )
         imap = decode_bitstream(data, prior=self.prior, limits=limits, downsample_factor=self.downsample_factor)
         self._check_map(imap)
         return imap

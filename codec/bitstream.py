@@ -8,7 +8,7 @@ Layout (integers as unsigned LEB128 varints, ≤ 5 bytes each, canonical)::
                   else 1; version-1 streams with a prior (weight
                   ``entropy.legacy_prior_weight``) are still read
     3       1     flags: bits 0-3 coder id (0 raw, 1 deflate, 2 arith,
-                  3 arith_rep), bit 4 "coded with a codebook prior",
+                  3 arith_rep, 8 tf_ar), bit 4 "coded with a codebook prior",
                   bit 5 "codebook id present", bits 6-7 reserved (0)
     4       var   K (codebook size, 2 ≤ K ≤ 2^20)
             1+L   codebook id: L (1 byte) then L bytes UTF-8 (only if bit 5)
@@ -17,6 +17,10 @@ Layout (integers as unsigned LEB128 varints, ≤ 5 bytes each, canonical)::
             var   payload length P in bytes
             P     payload (see :mod:`codec.entropy`), h·w indices in raster order
             4     CRC-32 (zlib.crc32, big-endian) of every byte before it
+
+``tf_ar`` (:mod:`codec.entropy.tf_ar`) codes the map with the shipped AR
+transformer of the codec the codebook id names (``"default/1024"`` →
+``default_ar_1024.pt``); only registered codec names are looked up.
 
 A header is typically 12-26 bytes (e.g. 26 bytes for K = 1024, id
 ``"default/256"``, a 32×48 map of a 512×768 image with a 1.3 kB payload).
@@ -43,7 +47,7 @@ from .limits import DecodeLimits, resolve_limits
 from .types import MAX_CODEBOOK_SIZE, IndexMap
 
 __all__ = [
-    "MAGIC", "VERSION", "CODER_IDS", "MAX_IMAGE_SIDE",
+    "MAGIC", "VERSION", "CODER_IDS", "BITSTREAM_CODERS", "MAX_IMAGE_SIDE",
     "BitstreamHeader", "encode_bitstream", "decode_bitstream", "parse_header", "check_latent_shape", "bits_per_pixel",
 ]
 
@@ -51,8 +55,12 @@ MAGIC = b"VQ"
 VERSION = 2
 """The newest container version; streams without a prior are still written as version 1 (the formats agree)."""
 _VERSIONS = (1, 2)
-CODER_IDS: dict[str, int] = {name: i for i, name in enumerate(CODERS)}
-"""Coder name -> 4-bit id stored in the flags byte (raw 0, deflate 1, arith 2, arith_rep 3)."""
+from .entropy.tf_ar import TF_AR, TF_AR_WIRE_ID  # noqa: E402 (numpy at import; torch only when coding)
+
+CODER_IDS: dict[str, int] = {**{name: i for i, name in enumerate(CODERS)}, TF_AR: TF_AR_WIRE_ID}
+"""Coder name -> 4-bit id stored in the flags byte (raw 0, deflate 1, arith 2, arith_rep 3, tf_ar 8)."""
+BITSTREAM_CODERS: tuple[str, ...] = tuple(CODER_IDS)
+"""Every coder a ``.vqb`` can use: the symbol coders (``codec.entropy.CODERS``, also in packets) and ``tf_ar``."""
 _CODER_NAMES = {i: name for name, i in CODER_IDS.items()}
 
 MAX_INDICES = MAX_SYMBOLS  # h·w ≤ 2^24
@@ -151,7 +159,8 @@ def _parse_structure(data: bytes) -> tuple[dict, int]:
         raise BitstreamError(f"truncated header ({len(data)} bytes)")
     version = data[2]
     if version not in _VERSIONS:
-        raise BitstreamError(f"unsupported bitstream version {version} (this decoder reads {', '.join(map(str, _VERSIONS))})")
+        readable = ", ".join(map(str, _VERSIONS))
+        raise BitstreamError(f"unsupported bitstream version {version} (this decoder reads {readable})")
     flags = data[3]
     pos = 4
     K, pos = _get_varint(data, pos, "codebook size")
@@ -163,7 +172,7 @@ def _parse_structure(data: bytes) -> tuple[dict, int]:
         pos += 1
         if pos + n > len(data):
             raise BitstreamError("truncated header (while reading codebook id)")
-        cid = data[pos:pos + n]
+        cid = data[pos : pos + n]
         pos += n
     fields = {"version": version, "flags": flags, "K": K, "cid": cid}
     for name in ("h", "w", "H", "W", "payload_length"):
@@ -197,8 +206,18 @@ def _validate(f: dict, header_length: int) -> BitstreamHeader:
         except UnicodeDecodeError:
             raise BitstreamError("codebook id is not valid UTF-8") from None
     return BitstreamHeader(
-        version=f["version"], coder=coder, codebook_size=K, codebook_id=cid, h=h, w=w, H=H, W=W,
-        payload_length=f["payload_length"], has_prior=has_prior, header_length=header_length)
+        version=f["version"],
+        coder=coder,
+        codebook_size=K,
+        codebook_id=cid,
+        h=h,
+        w=w,
+        H=H,
+        W=W,
+        payload_length=f["payload_length"],
+        has_prior=has_prior,
+        header_length=header_length,
+    )
 
 
 def parse_header(data: bytes) -> BitstreamHeader:
@@ -217,7 +236,10 @@ def parse_header(data: bytes) -> BitstreamHeader:
 # public API
 # ----------------------------------------------------------------------------
 
-def encode_bitstream(index_map: IndexMap, coder: str = "arith_rep", prior: np.ndarray | None = None) -> bytes:
+
+def encode_bitstream(
+    index_map: IndexMap, coder: str = "arith_rep", prior: np.ndarray | None = None, *, context_model=None
+) -> bytes:
     """Serialise an index map: header + entropy-coded payload + CRC-32.
 
     Args:
@@ -226,6 +248,8 @@ def encode_bitstream(index_map: IndexMap, coder: str = "arith_rep", prior: np.nd
         prior: optional length-K codeword histogram for the arithmetic coders
             (the decoder must then be given the same prior; the header records
             that one was used). Ignored by ``"raw"`` and ``"deflate"``.
+        context_model: ``tf_ar`` only: ``(model, fingerprint)``; default the
+            shipped transformer of the codec ``index_map.codebook_id`` names.
 
     Raises:
         TypeError: ``index_map`` is not an IndexMap.
@@ -235,7 +259,7 @@ def encode_bitstream(index_map: IndexMap, coder: str = "arith_rep", prior: np.nd
     if not isinstance(index_map, IndexMap):
         raise TypeError(f"index_map must be an IndexMap, got {type(index_map).__name__}")
     if coder not in CODER_IDS:
-        raise ParameterError(f"coder must be one of {CODERS}, got {coder!r}")
+        raise ParameterError(f"coder must be one of {BITSTREAM_CODERS}, got {coder!r}")
     h, w = index_map.shape
     H, W = index_map.image_size
     if h * w > MAX_INDICES:
@@ -243,8 +267,15 @@ def encode_bitstream(index_map: IndexMap, coder: str = "arith_rep", prior: np.nd
     if H > MAX_IMAGE_SIDE or W > MAX_IMAGE_SIDE:
         raise ParameterError(f"image_size {index_map.image_size} exceeds {MAX_IMAGE_SIDE} per side")
     use_prior = prior is not None and coder in PRIOR_CODERS
-    payload = encode_symbols(index_map.indices.reshape(-1), index_map.codebook_size, coder,
-                             prior if use_prior else None)
+    if coder == TF_AR:
+        from .entropy.tf_ar import context_model_for, tf_ar_encode
+
+        model, fp = context_model or context_model_for(index_map.codebook_id, index_map.codebook_size)
+        payload = tf_ar_encode(index_map.indices, index_map.codebook_size, model, fp)
+    else:
+        payload = encode_symbols(
+            index_map.indices.reshape(-1), index_map.codebook_size, coder, prior if use_prior else None
+        )
 
     flags = CODER_IDS[coder] | (_FLAG_PRIOR if use_prior else 0)
     cid = index_map.codebook_id
@@ -272,12 +303,20 @@ def check_latent_shape(hdr: BitstreamHeader, downsample_factor: int) -> None:
     f = int(downsample_factor)
     want = (-(-hdr.H // f), -(-hdr.W // f))
     if (hdr.h, hdr.w) != want:
-        raise BitstreamError(f"latent size {hdr.h}x{hdr.w} does not fit image size {hdr.H}x{hdr.W} "
-                             f"at downsampling factor {f} (expected {want[0]}x{want[1]})")
+        raise BitstreamError(
+            f"latent size {hdr.h}x{hdr.w} does not fit image size {hdr.H}x{hdr.W} "
+            f"at downsampling factor {f} (expected {want[0]}x{want[1]})"
+        )
 
 
-def decode_bitstream(data: bytes, prior: np.ndarray | None = None, *, limits: DecodeLimits | None = None,
-                     downsample_factor: int | None = None) -> IndexMap:
+def decode_bitstream(
+    data: bytes,
+    prior: np.ndarray | None = None,
+    *,
+    limits: DecodeLimits | None = None,
+    downsample_factor: int | None = None,
+    context_model=None,
+) -> IndexMap:
     """Inverse of :func:`encode_bitstream`.
 
     Args:
@@ -287,6 +326,8 @@ def decode_bitstream(data: bytes, prior: np.ndarray | None = None, *, limits: De
         limits: largest image / index map to accept (default
             ``DecodeLimits.from_env()``), checked before the payload is decoded.
         downsample_factor: if given, require ``h, w = ceil(H/f), ceil(W/f)``.
+        context_model: ``tf_ar`` streams: ``(model, fingerprint)``; default the
+            shipped transformer of the registered codec the header names.
 
     Raises:
         BitstreamError: not a vqsim bitstream, unsupported version, truncated
@@ -303,7 +344,8 @@ def decode_bitstream(data: bytes, prior: np.ndarray | None = None, *, limits: De
     if len(data) < expected:
         raise BitstreamError(
             f"truncated bitstream: payload length mismatch (header says {fields['payload_length']} "
-            f"payload bytes + 4 CRC bytes, {len(data) - pos} available)")
+            f"payload bytes + 4 CRC bytes, {len(data) - pos} available)"
+        )
     if len(data) > expected:
         raise BitstreamError(f"{len(data) - expected} trailing bytes after the CRC")
     stored = int.from_bytes(data[-_CRC_BYTES:], "big")
@@ -319,11 +361,19 @@ def decode_bitstream(data: bytes, prior: np.ndarray | None = None, *, limits: De
             raise BitstreamError("bitstream was coded with a codebook prior; pass the model's prior")
         if np.shape(prior) != (hdr.codebook_size,):
             raise BitstreamError(
-                f"prior has shape {np.shape(prior)} but the bitstream's codebook size is {hdr.codebook_size}")
-    payload = data[pos:pos + hdr.payload_length]
+                f"prior has shape {np.shape(prior)} but the bitstream's codebook size is {hdr.codebook_size}"
+            )
+    payload = data[pos : pos + hdr.payload_length]
     weight = legacy_prior_weight(hdr.codebook_size) if hdr.has_prior and hdr.version == 1 else None
-    symbols = decode_symbols(payload, hdr.h * hdr.w, hdr.codebook_size, hdr.coder,
-                             prior if hdr.has_prior else None, prior_weight=weight)
+    if hdr.coder == TF_AR:
+        from .entropy.tf_ar import context_model_for, tf_ar_decode
+
+        model, fp = context_model or context_model_for(hdr.codebook_id, hdr.codebook_size)
+        symbols = tf_ar_decode(payload, hdr.h, hdr.w, hdr.codebook_size, model, fp)
+    else:
+        symbols = decode_symbols(
+            payload, hdr.h * hdr.w, hdr.codebook_size, hdr.coder, prior if hdr.has_prior else None, prior_weight=weight
+        )
     try:
         return IndexMap(symbols.reshape(hdr.h, hdr.w), hdr.codebook_size, (hdr.H, hdr.W), hdr.codebook_id)
     except (ValueError, TypeError) as e:  # defensive: decoders already range-check symbols

@@ -16,9 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pixels", type=int, default=None,
                    help="largest image (H*W pixels) to encode (default 2^21, or $VQSIM_MAX_PIXELS; the same "
                         "limit as decoding)")
-    p.add_argument("--coder", choices=["arith_rep", "arith", "deflate", "raw"], default="arith_rep",
-                   help="entropy coder: adaptive arithmetic with a repeat-left context (default: the smallest at every "
-                        "codebook size), plain adaptive arithmetic, DEFLATE (the paper's ZIP), fixed-width raw")
+    p.add_argument("--coder", choices=["arith_rep", "arith", "deflate", "raw", "tf_ar"], default="arith_rep",
+                   help="entropy coder: adaptive arithmetic with a repeat-left context (default), plain adaptive "
+                        "arithmetic, DEFLATE (the paper's ZIP), fixed-width raw, or tf_ar: the shipped AR transformer's "
+                        "probabilities through a range coder (K = 1024 and 128 only; ~15-18 %% fewer bits than "
+                        "arith_rep, seconds per image on the CPU)")
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="VQ index bitstream → image")
@@ -29,27 +31,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-finetune", action="store_true",
                    help="reduced sizes: decode with the plain K-means model even if a fine-tuned decoder is shipped")
     p.add_argument("--device", default=None)
+    # issue 23 (codec.conceal.decoder_variant): same bitstream, another decoder side
+    p.add_argument("--decoder", default="plain",
+                   help="decoder variant: plain (default), robust (loss-aware, where shipped) or a decoder file")
     add_precision_arg(p)
     add_limit_args(p)
     p.set_defaults(func=cmd_decode)
 
-    p = sub.add_parser("eval", help="bpp / LPIPS / PSNR / SSIM / timings over images and codebook sizes")
-    p.add_argument("--images", nargs="+", required=True, help="image files, folders or globs")
+    p = sub.add_parser("eval", help="bpp / LPIPS / PSNR / SSIM / timings over images and codebook sizes; "
+                                     "anchors; BD-rate tables")
+    p.add_argument("--images", nargs="+", default=None, help="image files, folders or globs (each folder is an "
+                   "image set: a column of the --bd-rate table)")
+    p.add_argument("--images-per-set", type=int, default=None, metavar="N",
+                   help="evaluate only the first N images (sorted by name) of each set (folder)")
     p.add_argument("--model", default="default", help="model name or checkpoint path (default: default)")
     p.add_argument("--config", default=None, help="taming config yaml for an official checkpoint")
     p.add_argument("--codebook-size", type=int, nargs="+", default=None,
-                   help="codebook sizes (default: the model's full size)")
-    p.add_argument("--variants", choices=["both", "auto", "finetuned", "kmeans"], default="both",
+                   help="codebook sizes (default: the model's full size; with --bd-rate: every shipped size)")
+    p.add_argument("--variants", choices=["both", "auto", "finetuned", "kmeans"], default=None,
                    help="reduced sizes: evaluate the fine-tuned decoder, the plain K-means model ('w/o fine-tune'), "
-                        "both (default) or whichever is shipped (auto)")
+                        "both (default; auto with --bd-rate) or whichever is shipped (auto)")
     p.add_argument("--nets", default="alex,vgg", help="LPIPS backbones, comma separated (default: alex,vgg)")
     p.add_argument("--dists", action="store_true", help="also measure DISTS (Ding et al. 2020; a 'dists' column; "
                    "needs pip install --no-deps dists-pytorch==0.1)")
+    p.add_argument("--coders", default=None, help="coders whose sizes are measured, comma separated (default: "
+                   "raw,deflate,arith,arith_rep; add tf_ar for the transformer coder, ~1 s per image and size)")
     p.add_argument("--csv", default=None, help="also write every row to this CSV file (appended as rows finish)")
     p.add_argument("--per-image", action="store_true", help="print every image's row, not only the means")
     p.add_argument("--anchors", default="", help="classical references on the same metrics, comma separated: "
-                   "palette (64-colour palette of 16x16 block means), webp_down (WebP of a 3x-downscaled image, "
-                   "<= 0.04 bpp), jpeg, webp (lowest quality)")
+                   "rate sweeps jpeg, webp, avif, heic (HEVC intra, the BPG stand-in), jxl (each over downscale "
+                   "factor x quality, see codec.anchors.SWEEPS; 'sweeps' = all five); single points palette "
+                   "(64-colour palette of 16x16 block means), webp_down (WebP of a 3x-downscaled image, <= 0.04 bpp), "
+                   "jpeg_q1, webp_q0 (lowest quality, full size)")
+    p.add_argument("--bd-rate", action="store_true",
+                   help="print the paper's Table-1 layout: BD-rate (and BD-LPIPS / BD-DISTS) of the codec against "
+                        "each anchor sweep per image set, plus the paper's published Kodak curve; defaults to "
+                        "--anchors sweeps and every shipped codebook size")
+    p.add_argument("--from-csv", nargs="+", default=None, metavar="CSV",
+                   help="with --bd-rate: build the table from rows written earlier with --csv instead of measuring")
+    p.add_argument("--bd-metrics", default="lpips_alex,dists",
+                   help="quality columns of the --bd-rate table, comma separated (default lpips_alex,dists; also "
+                        "lpips_vgg, psnr, ms_ssim)")
+    p.add_argument("--bd-coder", default="arith_rep", help="coder whose bitstream sizes give the codec's rate in "
+                   "--bd-rate (default arith_rep)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (rows done, ETA) on stderr")
     p.add_argument("--plot", default=None, metavar="FILE.png",
                    help="also draw quality vs bits per pixel: the VQ codec per codebook size and the anchors")
     p.add_argument("--device", default=None)
@@ -154,6 +179,9 @@ def cmd_decode(args) -> int:
     limits = limits_from_args(args)
     codec = codec_for_bitstream(data, args.model, limits, device=args.device, config=args.config,
                                 finetuned=False if args.no_finetune else None, autocast=_autocast(args))
+    from codec.conceal.decoder_variant import with_decoder_variant  # issue 23: --decoder
+
+    codec = with_decoder_variant(codec, args.decoder)
     t0 = time.perf_counter()
     image = codec.decompress(data, limits=limits)
     ms = 1000 * (time.perf_counter() - t0)
@@ -163,110 +191,23 @@ def cmd_decode(args) -> int:
     return 0
 
 
-def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), device=None, config=None,
-             progress=None, variants: str = "both", anchors=(), autocast: str | None = None, dists: bool = False):
-    """Rows (dicts) of bpp per coder, LPIPS, PSNR, SSIM and timings, one per (image, codebook size, variant).
+def evaluate(*args, **kwargs):
+    """Moved to :func:`experiments.evaluation.evaluate` (library code); kept here as an alias."""
+    from .evaluation import evaluate as _evaluate
 
-    The encoder runs once per image (timed); each codebook size then only
-    re-quantizes (timed and added to its encode time) and decodes.
-    ``variants`` (reduced sizes only): "kmeans" (w/o fine-tune), "finetuned"
-    (sizes without a shipped fine-tune are skipped), "both", or "auto"
-    (what ``load_codec`` picks). The variant is in each row's ``variant``.
-    ``anchors`` (names from ``codec.anchors.ANCHORS``) add one row per image
-    and anchor (``variant`` = the anchor's name, ``codebook_size`` 0, its
-    real byte count in every ``bpp_*`` column).
-    ``dists``: add a ``dists`` column (``codec.metrics.dists`` of the same pair).
-    """
-    import numpy as np
-    import torch
+    return _evaluate(*args, **kwargs)
 
-    from codec.bitstream import bits_per_pixel
-    from codec.entropy import CODERS
-    from codec.errors import ModelNotFoundError
-    from codec.image import load_image, to_tensor
-    from codec.metrics import image_metrics
-    from codec.zoo import load_codec
 
-    from codec.anchors import ANCHORS, run_anchor
-
-    if dists:
-        from codec.metrics import dists as dists_distance
-
-    if variants not in ("both", "auto", "finetuned", "kmeans"):
-        raise ParameterError(f"variants must be both, auto, finetuned or kmeans, got {variants!r}")
-    for a in anchors:
-        if a not in ANCHORS:
-            raise ParameterError(f"unknown anchor {a!r}; allowed: {', '.join(ANCHORS)}")
-    base = load_codec(model, None, device=device, config=config, autocast=autocast)
-    sizes = sorted(set(sizes or [base.codebook_size]), reverse=True)
-    codecs = []
-    for s in sizes:
-        if s == base.codebook_size:
-            codecs.append(base)
-            continue
-        want = {"both": [False, True], "auto": [None], "finetuned": [True], "kmeans": [False]}[variants]
-        for ft in want:
-            try:
-                codecs.append(load_codec(model, s, device=device, config=config, finetuned=ft, autocast=autocast))
-            except ModelNotFoundError:
-                if variants == "finetuned" or (variants == "both" and ft):
-                    continue  # no fine-tuned decoder shipped for this size
-                raise
-    rows = []
-    for path in images:
-        img = load_image(path)
-        x = to_tensor(img, device=base.device)
-        H, W = img.shape[:2]
-        sync = torch.cuda.synchronize if base.device.type == "cuda" else (lambda: None)
-        with torch.no_grad():
-            t0 = time.perf_counter()
-            h = base.encode_latents(x)
-            sync()
-            t_enc = time.perf_counter() - t0
-            for codec in codecs:
-                t0 = time.perf_counter()
-                idx = codec.model.quantize.indices(h)
-                sync()
-                t_q = time.perf_counter() - t0
-                from codec.types import IndexMap
-
-                imap = IndexMap(idx[0].cpu().numpy(), codec.codebook_size, (H, W), codec.codebook_id)
-                sizes_b = {c: len(codec.compress_indices(imap, c)) for c in CODERS}
-                t0 = time.perf_counter()
-                rec = codec.decode_indices_tensor(imap)
-                sync()
-                t_dec = time.perf_counter() - t0
-                m = image_metrics(x, rec, nets=nets, device=base.device)
-                if dists:
-                    m["dists"] = dists_distance(x, rec, device=base.device)[0]
-                rows.append({
-                    "image": Path(path).name, "codebook_size": codec.codebook_size,
-                    "variant": getattr(codec, "variant", "custom"), "width": W, "height": H,
-                    **{f"bpp_{c}": bits_per_pixel(n, (H, W)) for c, n in sizes_b.items()},
-                    **{f"bytes_{c}": n for c, n in sizes_b.items()},
-                    **{k: float(v) for k, v in m.items()},
-                    "codewords_used": int(np.unique(imap.indices).size),
-                    "encode_ms": 1000 * (t_enc + t_q), "decode_ms": 1000 * t_dec,
-                })
-                if progress:
-                    progress(rows[-1])
-        for a in anchors:
-            t0 = time.perf_counter()
-            rec_a, nbytes = run_anchor(a, img)
-            t_a = time.perf_counter() - t0
-            m = image_metrics(img, rec_a, nets=nets, device=base.device)
-            if dists:
-                m["dists"] = dists_distance(x, to_tensor(rec_a, device=base.device), device=base.device)[0]
-            rows.append({
-                "image": Path(path).name, "codebook_size": 0, "variant": a, "width": W, "height": H,
-                **{f"bpp_{c}": bits_per_pixel(nbytes, (H, W)) for c in CODERS},
-                **{f"bytes_{c}": nbytes for c in CODERS},
-                **{k: float(v) for k, v in m.items()},
-                "codewords_used": 0, "encode_ms": 1000 * t_a, "decode_ms": 0.0,
-            })
-            if progress:
-                progress(rows[-1])
-    return rows
+def _select_images(paths, per_set: int | None) -> list:
+    """The first ``per_set`` images of each folder (all when None), keeping the given order of folders."""
+    if per_set is None:
+        return list(paths)
+    if per_set < 1:
+        raise ParameterError(f"--images-per-set must be >= 1, got {per_set}")
+    groups: dict = {}
+    for p in paths:
+        groups.setdefault(str(Path(p).parent), []).append(p)
+    return [p for g in groups.values() for p in sorted(g, key=lambda q: Path(q).name)[:per_set]]
 
 
 def cmd_eval(args) -> int:
@@ -274,34 +215,77 @@ def cmd_eval(args) -> int:
 
     import pandas as pd
 
+    from codec.anchors import SWEEPS
     from codec.image import list_images
 
-    images = list_images(args.images)
-    nets = tuple(n.strip() for n in args.nets.split(",") if n.strip())
-    sink: dict = {}
-    if args.csv:
-        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+    from .evaluation import bd_table, format_bd_table, rd_curves
 
-    def progress(r: dict) -> None:
-        print(f"  {r['image']} S={r['codebook_size']} {r['variant']}: {r['bpp_arith']:.4f} bpp, "
-              f"LPIPS {r.get('lpips_alex', float('nan')):.3f}", flush=True)
-        if args.csv:  # appended row by row: an interrupted run keeps what it measured
-            if "writer" not in sink:
-                sink["file"] = open(args.csv, "w", newline="")
-                sink["writer"] = csv.DictWriter(sink["file"], fieldnames=list(r))
-                sink["writer"].writeheader()
-            sink["writer"].writerow(r)
-            sink["file"].flush()
+    anchors = [a.strip() for a in args.anchors.split(",") if a.strip()]
+    if "sweeps" in anchors:
+        i = anchors.index("sweeps")
+        anchors[i:i + 1] = [a for a in SWEEPS if a not in anchors]
+    if args.bd_rate and not anchors:
+        anchors = list(SWEEPS)
+    anchors = tuple(dict.fromkeys(anchors))
+    metrics = tuple(m.strip() for m in args.bd_metrics.split(",") if m.strip())
+    if not metrics:
+        raise ParameterError("--bd-metrics names no metric")
+    if args.from_csv:
+        if not args.bd_rate:
+            raise ParameterError("--from-csv only builds a --bd-rate table; add --bd-rate")
+        frames = []
+        for f in args.from_csv:
+            if not Path(f).is_file():
+                raise FileNotFoundError(f"CSV not found: {f}")
+            frames.append(pd.read_csv(f, keep_default_na=False, na_values=[""]))
+        df = pd.concat(frames, ignore_index=True)
+        for col in ("set", "anchor", "setting"):
+            if col not in df.columns:
+                raise ParameterError(f"{args.from_csv[0]}: no '{col}' column (rows from an older vqsim eval?)")
+        df["anchor"] = df["anchor"].fillna("")
+        df["setting"] = df["setting"].fillna("")
+        images = sorted(df["image"].unique())
+    else:
+        if not args.images:
+            raise ParameterError("give --images (or --bd-rate --from-csv ROWS.csv)")
+        images = _select_images(list_images(args.images), args.images_per_set)
+        nets = tuple(n.strip() for n in args.nets.split(",") if n.strip())
+        coders = None if args.coders is None else tuple(c.strip() for c in args.coders.split(",") if c.strip())
+        sizes = args.codebook_size
+        variants = args.variants or ("auto" if args.bd_rate else "both")
+        if args.bd_rate and sizes is None:
+            from codec.zoo import REGISTRY
 
-    try:
-        anchors = tuple(a.strip() for a in args.anchors.split(",") if a.strip())
-        rows = evaluate(images, args.model, args.codebook_size, nets=nets, device=args.device, config=args.config,
-                        progress=progress, variants=args.variants, anchors=anchors, autocast=_autocast(args),
-                        dists=args.dists)
-    finally:
-        if "file" in sink:
-            sink["file"].close()
-    df = pd.DataFrame(rows)
+            if args.model in REGISTRY:
+                sizes = list(REGISTRY[args.model].codebook_sizes)
+        sink: dict = {}
+        if args.csv:
+            Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+        bar = not args.no_progress
+
+        def progress(r: dict) -> None:
+            if not bar:
+                bpp = r.get("bpp_arith", next((v for k, v in r.items() if k.startswith("bpp_")), float("nan")))
+                print(f"  {r['image']} S={r['codebook_size']} {r['variant']}: {bpp:.4f} bpp, "
+                      f"LPIPS {r.get('lpips_alex', float('nan')):.3f}", flush=True)
+            if args.csv:  # appended row by row: an interrupted run keeps what it measured
+                if "writer" not in sink:
+                    sink["file"] = open(args.csv, "w", newline="")
+                    sink["writer"] = csv.DictWriter(sink["file"], fieldnames=list(r))
+                    sink["writer"].writeheader()
+                sink["writer"].writerow(r)
+                sink["file"].flush()
+
+        try:
+            from .evaluation import evaluate as _evaluate
+
+            rows = _evaluate(images, args.model, sizes, nets=nets, device=args.device, config=args.config,
+                             progress=progress, variants=variants, anchors=anchors, autocast=_autocast(args),
+                             dists=args.dists, coders=coders, bar=bar)
+        finally:
+            if "file" in sink:
+                sink["file"].close()
+        df = pd.DataFrame(rows)
     cols = [c for c in df.columns if c.startswith("bpp_")] + [c for c in df.columns if c.startswith(("lpips_", "dists", "psnr", "lowpass_", "ssim", "ms_ssim"))] + ["encode_ms", "decode_ms"]
     pd.set_option("display.width", 200)
     if args.per_image:
@@ -311,11 +295,19 @@ def cmd_eval(args) -> int:
     summary.insert(2, "images", g.size().values)
     print(f"\nmeans over {len(images)} image(s), model {args.model}:")
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if args.bd_rate:
+        sets = list(dict.fromkeys(df["set"]))
+        curves = {s: rd_curves(df[df["set"] == s], coder=args.bd_coder, metrics=metrics) for s in sets}
+        nimg = {s: int(df.loc[df["set"] == s, "image"].nunique()) for s in sets}
+        table = bd_table(curves, metrics=metrics, anchors=[a for a in SWEEPS if a in set(df["anchor"])],
+                         paper_set=next((s for s in sets if s.lower() == "kodak"), None))
+        print(f"\nBD table (vqsim rate: bpp_{args.bd_coder}, whole bitstream; LPIPS = LPIPS-Alex):")
+        print(format_bd_table(table, sets, metrics, nimg))
     if args.plot:
         from .plots.rate import plot_eval_rd
 
         plot_eval_rd(df, args.plot)
         print(f"plot: {args.plot}")
-    if args.csv:
+    if args.csv and not args.from_csv:
         print(f"rows written to {args.csv}")
     return 0

@@ -21,8 +21,8 @@ Methods keep one colour and name in every figure of every sweep (``common.METHOD
   original against total bits per pixel (headers + parity included), one line per (FEC, method)
   across codebook sizes, an arrow from a method without → with FEC (same S; points labelled S), a star for an idealised
   FEC (:func:`ideal_fec`) and a dotted loss-free level; bars: the t-interval of the loss penalty
-  LPIPS − loss-free LPIPS (image effect removed; over images, seeds averaged first).  Methods: none, the best model-free baseline and
-  the best method.  Numbers in ``fec_vs_bits.csv``.  Needs ≥ 2 FEC settings on a channel point.
+  LPIPS − loss-free LPIPS (image effect removed; over images, seeds averaged first).  Methods: none, the best
+  model-free baseline and the best method.  Numbers in ``fec_vs_bits.csv``.  Needs ≥ 2 FEC settings on a channel point.
 * ``lpips_vs_loss`` — mean LPIPS vs nominal (``x="realised"``: measured) loss rate, one panel per channel
   family (e.g. Gilbert–Elliott at one mean burst length), one line per
   concealment method (colour) and FEC setting (line style), with 95 %
@@ -45,6 +45,7 @@ Methods keep one colour and name in every figure of every sweep (``common.METHOD
   blocks in red) and the concealed result of each method, at up to four loss
   rates (from the example PNGs a sweep stores for its first image and seed).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -52,30 +53,66 @@ from typing import Callable, Sequence
 
 from codec.errors import ParameterError
 
-from .common import METRIC_LABELS, PAIRED_REFERENCE_NOTE, PAIRED_STATS_NOTE, PlotReport, image_ci, mean_ci, stats_note
+from ..significance import mean_ci
+from .common import METRIC_LABELS, PAIRED_REFERENCE_NOTE, PAIRED_STATS_NOTE, PlotReport, image_ci, stats_note
 from .curves import plot_burst_effect, plot_loss_curves, plot_paired_vs_loss
 from .fec import ideal_fec, plot_fec_vs_bits, plot_fec_vs_concealment
 from .grids import plot_example_grids
 from .rate import plot_rate_distortion
 from .strategies import plot_strategies, strategy_table
 
-__all__ = ["PlotReport", "make_plots", "mean_ci", "image_ci", "METRIC_LABELS", "ideal_fec", "PAIRED_REFERENCE_NOTE",
-           "PAIRED_STATS_NOTE", "stats_note",
-           "plot_paired_vs_loss", "plot_loss_curves", "plot_burst_effect", "plot_fec_vs_bits",
-           "plot_fec_vs_concealment", "plot_rate_distortion", "plot_example_grids", "plot_strategies", "strategy_table",
-           "FIGURES"]
+__all__ = [
+    "PlotReport",
+    "make_plots",
+    "mean_ci",
+    "image_ci",
+    "METRIC_LABELS",
+    "ideal_fec",
+    "PAIRED_REFERENCE_NOTE",
+    "PAIRED_STATS_NOTE",
+    "stats_note",
+    "plot_paired_vs_loss",
+    "plot_loss_curves",
+    "plot_burst_effect",
+    "plot_fec_vs_bits",
+    "plot_fec_vs_concealment",
+    "plot_rate_distortion",
+    "plot_example_grids",
+    "plot_strategies",
+    "strategy_table",
+    "FIGURES",
+]
 
 #: the figures ``make_plots(figures=...)`` / ``vqsim plot --figure`` can draw, in drawing order
-FIGURES = ("paired_vs_loss", "lpips_vs_loss", "fec_vs_bits", "fec_vs_concealment", "strategies", "burst_effect",
-           "rate_distortion", "grids")
+FIGURES = (
+    "paired_vs_loss",
+    "lpips_vs_loss",
+    "fec_vs_bits",
+    "fec_vs_concealment",
+    "strategies",
+    "burst_effect",
+    "rate_distortion",
+    "grids",
+)
 X_AXES = ("nominal", "realised")
 
 
-def make_plots(results: str | Path, formats: Sequence[str] = ("png", "pdf"),
-               log: Callable[[str], None] | None = None, dpi: int = 200, reference: str = "best_baseline",
-               fec_channel: str | None = None, unit: str = "image", correction: str = "holm",
-               figures: Sequence[str] | None = None, methods: Sequence[str] | None = None, title: str | None = None,
-               size: tuple[float, float] | None = None, x: str = "nominal", out_dir: str | Path | None = None) -> PlotReport:
+def make_plots(
+    results: str | Path,
+    formats: Sequence[str] = ("png", "pdf"),
+    log: Callable[[str], None] | None = None,
+    dpi: int = 200,
+    reference: str = "best_baseline",
+    fec_channel: str | None = None,
+    unit: str = "image",
+    correction: str = "holm",
+    figures: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    title: str | None = None,
+    size: tuple[float, float] | None = None,
+    x: str = "nominal",
+    out_dir: str | Path | None = None,
+) -> PlotReport:
     """Draw every supported figure of a results folder into ``<results>/plots/`` (PNGs at ``dpi``).
 
     ``reference``: the method panel (b) of ``paired_vs_loss`` subtracts (a method name, or
@@ -134,8 +171,9 @@ def make_plots(results: str | Path, formats: Sequence[str] = ("png", "pdf"),
         log(report.banner)
     if reference != "best_baseline" and reference not in set(df.get("method", [])):  # issue 27: no empty panels
         methods = ", ".join(sorted(map(str, set(df.get("method", [])))))
-        raise ParameterError(f"reference {reference!r} is not a method of these results; use best_baseline or "
-                             f"one of: {methods}")
+        raise ParameterError(
+            f"reference {reference!r} is not a method of these results; use best_baseline or one of: {methods}"
+        )
     if methods:
         methods = [m.strip() for m in methods if m.strip()]
         have = list(dict.fromkeys(df["method"]))
@@ -146,14 +184,17 @@ def make_plots(results: str | Path, formats: Sequence[str] = ("png", "pdf"),
             methods.append(reference)
         df = df[df["method"].isin(methods)]
     part = functools.partial
-    drawers = {"paired_vs_loss": part(plot_paired_vs_loss, reference=reference, unit=unit, correction=correction),
-               "lpips_vs_loss": part(plot_loss_curves, unit=unit, x=x),
-               "fec_vs_bits": part(plot_fec_vs_bits, channel=fec_channel, unit=unit, methods=methods or None),
-               "fec_vs_concealment": part(plot_fec_vs_concealment, unit=unit),
-               "strategies": part(plot_strategies, unit=unit),
-               "burst_effect": part(plot_burst_effect, unit=unit), "rate_distortion": plot_rate_distortion,
-               "grids": lambda d, fo, fm, r: plot_example_grids(d, results, fo, fm, r)}
-    for name in (figures or FIGURES):
+    drawers = {
+        "paired_vs_loss": part(plot_paired_vs_loss, reference=reference, unit=unit, correction=correction),
+        "lpips_vs_loss": part(plot_loss_curves, unit=unit, x=x),
+        "fec_vs_bits": part(plot_fec_vs_bits, channel=fec_channel, unit=unit, methods=methods or None),
+        "fec_vs_concealment": part(plot_fec_vs_concealment, unit=unit),
+        "strategies": part(plot_strategies, unit=unit),
+        "burst_effect": part(plot_burst_effect, unit=unit),
+        "rate_distortion": plot_rate_distortion,
+        "grids": lambda d, fo, fm, r: plot_example_grids(d, results, fo, fm, r),
+    }
+    for name in figures or FIGURES:
         try:
             drawers[name](df, folder, formats, report)
         except Exception as e:  # a figure the data cannot support must not abort the others
@@ -164,8 +205,11 @@ def make_plots(results: str | Path, formats: Sequence[str] = ("png", "pdf"),
                 log(f"plot note: {s}")
         return report
     lines = ([report.banner, ""] if report.banner else []) + [
-             "Figures of this sweep (see experiments/plots/__init__.py for what each shows).", "",
-             f"{PAIRED_REFERENCE_NOTE}{reference}", stats_note(unit, correction)]
+        "Figures of this sweep (see experiments/plots/__init__.py for what each shows).",
+        "",
+        f"{PAIRED_REFERENCE_NOTE}{reference}",
+        stats_note(unit, correction),
+    ]
     lines += [f"written: {p.name}" for p in report.files]
     lines += [f"note: {s}" for s in report.notes]
     lines += [f"skipped: {s}" for s in report.skipped]

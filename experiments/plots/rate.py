@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import PlotReport, _panels, _save, _style, mean_ci
+from ..significance import mean_ci
+from .common import PlotReport, make_panels, save_figure, plot_style
 
 
 def plot_rate_distortion(df, folder: Path, formats, report: PlotReport) -> None:
@@ -22,14 +23,14 @@ def plot_rate_distortion(df, folder: Path, formats, report: PlotReport) -> None:
 
     labels = {lcol: "loss-free LPIPS " + ("(AlexNet)" if lcol and "alex" in lcol else "(VGG)") + " ↓",
               "lossfree_psnr": "loss-free PSNR (dB) ↑"}
-    with plt.rc_context(_style()):
-        fig, axes = _panels(len(cols), w=2.8)
-        for ax, c in zip(axes, cols):
+    with plt.rc_context(plot_style()):
+        fig, axes = make_panels(len(cols), w=2.8)
+        for ax, c in zip(axes, cols, strict=False):
             pts = []
             for S, g in u.groupby("codebook_size", sort=True):
                 mu, lo, hi, _ = mean_ci(g[c])
                 pts.append((float(g["bpp"].mean()), mu, lo, hi, int(S)))
-            for img, g in u.groupby("image", sort=False):
+            for _img, g in u.groupby("image", sort=False):
                 gg = g.sort_values("bpp")
                 ax.plot(gg["bpp"], gg[c], color="0.75", lw=0.6, zorder=0)
             a = np.array([p[:4] for p in pts])
@@ -42,7 +43,7 @@ def plot_rate_distortion(df, folder: Path, formats, report: PlotReport) -> None:
         fig.suptitle(f"loss-free rate–distortion per codebook size S: mean over {u['image_hash'].nunique()} images "
                      f"with 95 % t-interval; grey: each image", fontsize=7.5)
         fig.tight_layout()
-        _save(fig, folder, "rate_distortion", formats, report)
+        save_figure(fig, folder, "rate_distortion", formats, report)
 
 
 def plot_eval_rd(df, path: str | Path, coder: str = "arith_rep", metrics=("lpips_alex", "dists", "psnr")):
@@ -67,9 +68,9 @@ def plot_eval_rd(df, path: str | Path, coder: str = "arith_rep", metrics=("lpips
            .rename(columns={f"bpp_{coder}": "bpp"}))
     pts.insert(0, "kind", np.where(pts["codebook_size"] > 0, "vq", "anchor"))
     labels = {"lpips_alex": "LPIPS (AlexNet) ↓", "dists": "DISTS ↓", "psnr": "PSNR (dB) ↑"}
-    with plt.rc_context(_style()):
-        fig, axes = _panels(len(cols), w=2.8)
-        for ax, c in zip(axes, cols):
+    with plt.rc_context(plot_style()):
+        fig, axes = make_panels(len(cols), w=2.8)
+        for ax, c in zip(axes, cols, strict=False):
             vq = pts[pts["kind"] == "vq"]
             full = vq[vq["codebook_size"] == vq["codebook_size"].max()]  # the full codebook ends every line
             reduced = [v for v in vq["variant"].unique() if v not in set(full["variant"])] or list(full["variant"])
@@ -77,7 +78,7 @@ def plot_eval_rd(df, path: str | Path, coder: str = "arith_rep", metrics=("lpips
                 g = pd.concat([vq[vq["variant"] == v], full]).drop_duplicates(["codebook_size", "variant"])
                 g = g.sort_values("bpp")
                 ax.plot(g["bpp"], g[c], "o-", color=f"C{i}", label=f"VQ ({v})", ms=3)
-                for x, y, S in zip(g["bpp"], g[c], g["codebook_size"]):
+                for x, y, S in zip(g["bpp"], g[c], g["codebook_size"], strict=False):
                     ax.annotate(f"{int(S)}", (x, y), textcoords="offset points", xytext=(2, 2), fontsize=5)
             for j, r in enumerate(pts[pts["kind"] == "anchor"].itertuples()):
                 ax.plot(r.bpp, getattr(r, c), marker="sPD^v"[j % 5], ls="none", color="0.3", label=r.variant, ms=4)
@@ -86,8 +87,11 @@ def plot_eval_rd(df, path: str | Path, coder: str = "arith_rep", metrics=("lpips
             ax.set_ylabel(labels.get(c, c))
         h, lab = axes[0].get_legend_handles_labels()
         fig.legend(h, lab, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(lab), fontsize=6, frameon=False)
-        fig.suptitle(f"rate–quality, mean over {df['image'].nunique()} image(s); VQ: {coder} payload, labels = codebook "
-                     f"size (largest: full codebook); anchors: file size", fontsize=7)
+        fig.suptitle(
+            f"rate–quality, mean over {df['image'].nunique()} image(s); VQ: {coder} payload, labels = codebook "
+            f"size (largest: full codebook); anchors: file size",
+            fontsize=7,
+        )
         fig.tight_layout()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -57,4 +57,43 @@ def test_lowest_quality_formats_are_real_files(kodim01):
         assert rec.shape == img.shape
     with pytest.raises(ValueError, match="unknown anchor"):
         run_anchor("png", img)
-    assert set(ANCHORS) == {"palette", "webp_down", "jpeg", "webp"}
+    assert set(ANCHORS) == {"palette", "webp_down", "jpeg_q1", "webp_q0", "jpeg", "webp", "avif", "heic", "jxl"}
+
+
+def test_sweeps_write_real_files_and_scale_back_to_full_size(kodim01):
+    from codec.anchors import SWEEPS, run_sweep, sweep_point
+
+    img = kodim01[:96, :144]
+    magic = {"avif": b"ftyp", "heic": b"ftyp", "jxl": b"\xff\x0a"}
+    for name in ("avif", "heic", "jxl"):
+        rec, n = sweep_point(img, name, 3, 0)
+        assert rec.shape == img.shape and rec.dtype == np.uint8 and n > 0
+        _, n_full = sweep_point(img, name, 1, 0)
+        assert n_full > n                                   # the downscaled file is smaller
+    from codec.anchors import _encode
+    data = _encode(img, "AVIF", 0)
+    assert data[4:8] == magic["avif"] and len(data) == sweep_point(img, "avif", 1, 0)[1]
+    pts = list(run_sweep("webp", img))
+    assert [p[0] for p in pts] == [f"x{s} q{q}" for s, q in SWEEPS["webp"]]
+    assert all(len(SWEEPS[a]) >= 6 for a in SWEEPS)
+    with pytest.raises(ValueError, match="rate sweep"):
+        run_anchor("avif", img)
+    with pytest.raises(ValueError, match="scale"):
+        sweep_point(img, "jpeg", 0, 10)
+
+
+def test_a_missing_plugin_is_a_clear_error(monkeypatch, kodim01):
+    import builtins
+
+    from codec.anchors import sweep_point
+
+    real = builtins.__import__
+
+    def no_jxl(name, *a, **k):
+        if name == "pillow_jxl":
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_jxl)
+    with pytest.raises(ValueError, match="pillow-jxl-plugin"):
+        sweep_point(kodim01[:32, :32], "jxl", 1, 0)

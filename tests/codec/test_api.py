@@ -50,13 +50,15 @@ def test_compress_roundtrip_is_lossless_at_index_level(codec, photo, coder):
 def test_batch_matches_single(codec, kodim01):
     imgs = [np.ascontiguousarray(kodim01[y:y + 32, 64:112]) for y in (0, 40, 80)]
     maps = codec.encode_many(imgs)
-    for im, m in zip(imgs, maps):
+    for im, m in zip(imgs, maps, strict=True):
         assert codec.encode_indices(im) == m
 
 
 def test_foreign_and_corrupt_bitstreams(codec, photo, tiny_model):
     data = codec.compress(photo)
-    other = VQGANCodec(tiny_model.with_codebook(tiny_model.quantize.embedding.weight[:8].detach()), name="golden", device="cpu")
+    other = VQGANCodec(
+        tiny_model.with_codebook(tiny_model.quantize.embedding.weight[:8].detach()), name="golden", device="cpu"
+    )
     with pytest.raises(BitstreamError, match="codebook size"):
         other.decompress(data)
     renamed = VQGANCodec(tiny_model, name="other", device="cpu")
@@ -157,8 +159,11 @@ def test_encode_refuses_images_over_the_pixel_limit(codec, photo):
     from codec.limits import DecodeLimits, LimitExceededError
 
     small = DecodeLimits(max_pixels=37 * 53 - 1)
-    for call in (lambda: codec.encode_indices(photo, limits=small), lambda: codec.compress(photo, limits=small),
-                 lambda: codec.encode_batch(torch.zeros(1, 3, 37, 53), limits=small)):
+    for call in (
+        lambda: codec.encode_indices(photo, limits=small),
+        lambda: codec.compress(photo, limits=small),
+        lambda: codec.encode_batch(torch.zeros(1, 3, 37, 53), limits=small),
+    ):
         with pytest.raises(LimitExceededError, match="max_pixels"):
             call()
     big = np.zeros((1500, 1500, 3), np.uint8)  # 2.25 Mpx > the default 2^21: refused before any copy

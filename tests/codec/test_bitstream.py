@@ -9,8 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codec.bitstream import (
-    CODER_IDS, MAGIC, VERSION, BitstreamHeader, bits_per_pixel, decode_bitstream,
-    encode_bitstream, parse_header,
+    CODER_IDS,
+    MAGIC,
+    VERSION,
+    BitstreamHeader,
+    bits_per_pixel,
+    decode_bitstream,
+    encode_bitstream,
+    parse_header,
 )
 from codec.entropy import CODERS
 from codec.errors import BitstreamError

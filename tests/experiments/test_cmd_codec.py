@@ -169,15 +169,15 @@ def test_eval_plot_puts_codec_and_anchors_on_one_rate_axis(tmp_path, ft_ckpt, sm
 
     csv, png = tmp_path / "rows.csv", tmp_path / "rd.png"
     assert main(["eval", "--images", str(small_png), "--model", str(ft_ckpt), "--codebook-size", "16", "8", "4",
-                 "--nets", "alex", "--anchors", "jpeg,webp", "--csv", str(csv), "--plot", str(png)]) == 0
+                 "--nets", "alex", "--anchors", "jpeg_q1,webp_q0", "--csv", str(csv), "--plot", str(png)]) == 0
     assert f"plot: {png}" in capsys.readouterr().out
     assert Image.open(png).format == "PNG"
     df = pd.read_csv(csv)
     pts = plot_eval_rd(df, tmp_path / "again.png")
-    assert set(pts.loc[pts.kind == "anchor", "variant"]) == {"jpeg", "webp"}
-    jpeg = pts.set_index("variant").loc["jpeg"]
-    assert jpeg.bpp == pytest.approx(df.loc[df.variant == "jpeg", "bpp_arith_rep"].mean())
-    assert jpeg.lpips_alex == pytest.approx(df.loc[df.variant == "jpeg", "lpips_alex"].mean())
+    assert set(pts.loc[pts.kind == "anchor", "variant"]) == {"jpeg_q1", "webp_q0"}
+    jpeg = pts.set_index("variant").loc["jpeg_q1"]
+    assert jpeg.bpp == pytest.approx(df.loc[df.variant == "jpeg_q1", "bpp_arith_rep"].mean())
+    assert jpeg.lpips_alex == pytest.approx(df.loc[df.variant == "jpeg_q1", "lpips_alex"].mean())
     vq = pts[pts.kind == "vq"]
     assert sorted(vq.codebook_size) == [4, 8, 8, 16]   # both variants of the reduced sizes, and the full codebook
 
@@ -288,3 +288,21 @@ def test_disk_full_is_reported_not_blamed_on_vqsim(tmp_path, tiny_ckpt, small_pn
     capsys.readouterr()
     err = _refused(capsys, ["decode", str(vqb), str(full), "--model", str(tiny_ckpt)], "No space left on device")
     assert "errno 28" in err
+
+
+def test_eval_bd_rate_measures_sweeps_and_rebuilds_the_table_from_csv(tmp_path, tiny_ckpt, small_png, capsys):
+    import pandas as pd
+
+    csv = tmp_path / "rows.csv"
+    assert main(["eval", "--images", str(small_png), "--model", str(tiny_ckpt), "--codebook-size", "16", "4",
+                 "--nets", "alex", "--anchors", "heic", "--bd-rate", "--no-progress", "--csv", str(csv)]) == 0
+    out = capsys.readouterr().out
+    folder = small_png.parent.name
+    assert f"| anchor | {folder} (1 img) BD-rate LPIPS |" in out and "HEIC (HEVC intra, BPG stand-in)" in out
+    df = pd.read_csv(csv)
+    assert (df.anchor == "heic").sum() == 8 and set(df.set) == {folder}
+    assert main(["eval", "--bd-rate", "--from-csv", str(csv)]) == 0
+    again = capsys.readouterr().out
+    assert again[again.index("BD table"):] == out[out.index("BD table"):out.index("rows written")].rstrip("\n") + "\n"
+    assert main(["eval", "--from-csv", str(csv)]) == 2                # only with --bd-rate
+    assert "--bd-rate" in capsys.readouterr().err
