@@ -49,6 +49,7 @@ from .types import MAX_CODEBOOK_SIZE, IndexMap
 __all__ = [
     "MAGIC", "VERSION", "CODER_IDS", "BITSTREAM_CODERS", "MAX_IMAGE_SIDE",
     "BitstreamHeader", "encode_bitstream", "decode_bitstream", "parse_header", "check_latent_shape", "bits_per_pixel",
+    "put_varint",
 ]
 
 MAGIC = b"VQ"
@@ -111,7 +112,7 @@ class BitstreamHeader:
 # varints
 # ----------------------------------------------------------------------------
 
-def _put_varint(out: bytearray, value: int) -> None:
+def put_varint(out: bytearray, value: int) -> None:
     """Unsigned LEB128: 7 bits per byte, least significant group first."""
     if value < 0:
         raise ParameterError(f"varint must be non-negative, got {value}")
@@ -287,12 +288,12 @@ def encode_bitstream(
         flags |= _FLAG_ID
     out = bytearray(MAGIC)
     out += bytes([VERSION if use_prior else 1, flags])
-    _put_varint(out, index_map.codebook_size)
+    put_varint(out, index_map.codebook_size)
     if cid is not None:
         out.append(len(cid_bytes))
         out += cid_bytes
     for v in (h, w, H, W, len(payload)):
-        _put_varint(out, v)
+        put_varint(out, v)
     out += payload
     out += zlib.crc32(out).to_bytes(_CRC_BYTES, "big")
     return bytes(out)

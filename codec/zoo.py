@@ -286,8 +286,6 @@ def load_base_model(path: str, config: str | None) -> tuple[Any, dict[str, Any]]
     return load_vqgan(path, config=config)
 
 
-_load_base = load_base_model  # old private name, still used by experiments/sweep/run.py (to go in phase 2)
-
 
 def checkpoint_meta(name_or_path: str | Path = "default", config: str | None = None) -> dict[str, Any]:
     """The ``meta`` dict a codec checkpoint stores (training steps, data, ...); {} when it has none.

@@ -39,10 +39,10 @@ def main() -> None:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     for name, path in (a.split("=", 1) for a in args.runs):
         vals = read_vals(path)
-        for ax, (key, _) in zip(axes, METRICS):
+        for ax, (key, _) in zip(axes, METRICS, strict=False):
             ax.plot([r["step"] for r in vals if key in r], [r[key] for r in vals if key in r], marker="o", ms=3,
                     label=name)
-    for ax, (key, title) in zip(axes, METRICS):
+    for ax, (key, title) in zip(axes, METRICS, strict=False):
         if base and key in base:
             ax.axhline(base[key], color="k", ls="--", lw=1, label=f"shipped (step {base.get('step', '?')})")
         ax.set(xlabel="training step (batch 8 of 128² crops)", title=f"validation {title}")

@@ -34,11 +34,18 @@ def main() -> None:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     for name, path in specs:
         train, evals = read_log(path)
-        line, = a1.plot([s for s, _, _ in evals], [l for _, l, _ in evals], marker="o", ms=3, label=f"{name} held-out")
-        a1.plot([s for s, _ in train], [l for _, l in train], color=line.get_color(), alpha=0.35, lw=1)
-        a2.plot([s for s, *_ in evals], [100 * a for *_, a in evals], marker="o", ms=3, color=line.get_color(), label=name)
-    a1.set(xlabel="step (32 windows of 16×16)", ylabel="cross-entropy (nats)",
-           title="held-out (markers) and training (faint) loss")
+        line, = a1.plot(
+            [s for s, _, _ in evals], [loss for _, loss, _ in evals], marker="o", ms=3, label=f"{name} held-out"
+        )
+        a1.plot([s for s, _ in train], [loss for _, loss in train], color=line.get_color(), alpha=0.35, lw=1)
+        a2.plot(
+            [s for s, *_ in evals], [100 * a for *_, a in evals], marker="o", ms=3, color=line.get_color(), label=name
+        )
+    a1.set(
+        xlabel="step (32 windows of 16×16)",
+        ylabel="cross-entropy (nats)",
+        title="held-out (markers) and training (faint) loss",
+    )
     a2.set(xlabel="step", ylabel="exact tokens (%)", title="held-out argmax accuracy")
     for a in (a1, a2):
         a.grid(alpha=0.3)

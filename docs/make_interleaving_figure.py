@@ -34,7 +34,7 @@ def main(out: Path = ROOT / "docs" / "interleaving.png", seed: int = 5) -> Path:
     h, w, K = 32, 48, 1024
     index_map = IndexMap(np.random.default_rng(0).integers(0, K, (h, w)), K, (16 * h, 16 * w))
     fig, axes = plt.subplots(2, 2, figsize=(8, 6))
-    for ax, scheme in zip(axes.ravel(), SCHEMES):
+    for ax, scheme in zip(axes.ravel(), SCHEMES, strict=False):
         rec = transmit(index_map, channel=Bernoulli(0.2), mtu=120, interleave=scheme, seed=7,
                        rng=np.random.default_rng(seed))
         ax.imshow(rec.lost_mask, cmap="gray_r", interpolation="nearest", vmin=0, vmax=1)

@@ -11,8 +11,6 @@ import argparse
 import glob
 import os
 
-import numpy as np
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -43,11 +41,13 @@ def main() -> None:
                 data = codec.compress_indices(imap, c)
                 assert codec.decompress_indices(data) == imap
                 totals[S][c] += len(data)
-    print(f"| codebook | images | " + " | ".join(f"bpp {c}" for c in CODERS) + " | smallest |")
+    print("| codebook | images | " + " | ".join(f"bpp {c}" for c in CODERS) + " | smallest |")
     print("|---|---|" + "---|" * (len(CODERS) + 1))
     for S in sizes:
         bpp = {c: 8 * totals[S][c] / pixels for c in CODERS}
-        print(f"| {S} | {len(files)} | " + " | ".join(f"{bpp[c]:.4f}" for c in CODERS) + f" | {min(bpp, key=bpp.get)} |")
+        print(
+            f"| {S} | {len(files)} | " + " | ".join(f"{bpp[c]:.4f}" for c in CODERS) + f" | {min(bpp, key=bpp.get)} |"
+        )
 
 
 if __name__ == "__main__":

@@ -16,15 +16,17 @@ from experiments.paired import t_interval  # noqa: E402
 
 
 def paired_table(df: pd.DataFrame, metric: str = "lpips_alex") -> str:
-    lines = [f"| codebook | images | Δ{metric} fine-tuned − w/o | 95 % interval | images better |", "|---|---|---|---|---|"]
+    lines = [
+        f"| codebook | images | Δ{metric} fine-tuned − w/o | 95 % interval | images better |",
+        "|---|---|---|---|---|",
+    ]
     for S in sorted(df.codebook_size.unique(), reverse=True):
         d = df[df.codebook_size == S].pivot_table(index="image", columns="variant", values=metric)
         if not {"finetuned", "kmeans"} <= set(d.columns):
             continue
         diff = (d["finetuned"] - d["kmeans"]).dropna().to_numpy()
         m, lo, hi = t_interval(diff)
-        lines.append(f"| {S} | {len(diff)} | {m:+.4f} | [{lo:+.4f}, {hi:+.4f}] | "
-                     f"{int((diff < 0).sum())}/{len(diff)} |")
+        lines.append(f"| {S} | {len(diff)} | {m:+.4f} | [{lo:+.4f}, {hi:+.4f}] | {int((diff < 0).sum())}/{len(diff)} |")
     return "\n".join(lines)
 
 

@@ -1,11 +1,13 @@
 """Print the README model card tables (markdown) from the measurement files.
 
 Inputs (made as docs/training.md says):
-  results/kodak_codec.csv                      vqsim eval --images ../shared/data/kodak --codebook-size 1024 512 ... 8 --csv ...
+  results/kodak_codec.csv                      vqsim eval --images ../shared/data/kodak \
+                                                 --codebook-size 1024 512 ... 8 --csv ...
   results/model_card_conceal/results.parquet   vqsim sweep experiments/configs/model_card_conceal.yaml
 
 Usage: python docs/make_model_card_tables.py [codec_csv ...] [conceal_parquet ...]
 """
+
 from __future__ import annotations
 
 import sys
@@ -21,18 +23,33 @@ def codec_table(*paths: Path) -> str:
     g = df.groupby(["codebook_size", "variant"])
     m = g.mean(numeric_only=True)
     n = g.size()
-    cols = [("bpp_arith", "bpp arith", 4), ("bpp_arith_rep", "bpp arith_rep", 4), ("bpp_deflate", "bpp deflate", 4),
-            ("bpp_raw", "bpp raw", 4), ("lpips_alex", "LPIPS alex", 3), ("lpips_vgg", "LPIPS vgg", 3),
-            ("psnr", "PSNR dB", 2), ("lowpass_luma_psnr", "low-pass luma dB", 2),
-            ("lowpass_chroma_psnr", "low-pass chroma dB", 2), ("ssim", "SSIM", 3), ("ms_ssim", "MS-SSIM", 3), ("codewords_used", "codewords used", 0)]
+    cols = [
+        ("bpp_arith", "bpp arith", 4),
+        ("bpp_arith_rep", "bpp arith_rep", 4),
+        ("bpp_deflate", "bpp deflate", 4),
+        ("bpp_raw", "bpp raw", 4),
+        ("lpips_alex", "LPIPS alex", 3),
+        ("lpips_vgg", "LPIPS vgg", 3),
+        ("psnr", "PSNR dB", 2),
+        ("lowpass_luma_psnr", "low-pass luma dB", 2),
+        ("lowpass_chroma_psnr", "low-pass chroma dB", 2),
+        ("ssim", "SSIM", 3),
+        ("ms_ssim", "MS-SSIM", 3),
+        ("codewords_used", "codewords used", 0),
+    ]
     cols = [c for c in cols if c[0] in m.columns]
-    lines = ["| codebook | variant | images | " + " | ".join(c[1] for c in cols) + " |",
-             "|---|---|---|" + "---|" * len(cols)]
-    for (S, v) in sorted(m.index, key=lambda t: (-t[0], t[1])):
+    lines = [
+        "| codebook | variant | images | " + " | ".join(c[1] for c in cols) + " |",
+        "|---|---|---|" + "---|" * len(cols),
+    ]
+    for S, v in sorted(m.index, key=lambda t: (-t[0], t[1])):
         row = m.loc[(S, v)]
         label = {"kmeans": "w/o fine-tune"}.get(v, v)
-        lines.append(f"| {S if S else 'anchor'} | {label} | {n[(S, v)]} | "
-                     + " | ".join("—" if pd.isna(row.get(c)) else f"{row[c]:.{d}f}" for c, _, d in cols) + " |")
+        lines.append(
+            f"| {S if S else 'anchor'} | {label} | {n[(S, v)]} | "
+            + " | ".join("—" if pd.isna(row.get(c)) else f"{row[c]:.{d}f}" for c, _, d in cols)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -40,19 +57,25 @@ def conceal_table(*paths: Path) -> str:
     df = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
     df = df.drop_duplicates(["unit_id", "method"])  # the same trial from two runs (sizes split over processes)
     df = df[df.method != "none"]
-    methods = [m for m in ("ar", "ar_mean", "bidir", "bidir_mean", "latent_avg", "neighbor", "mean") if m in set(df.method)]
+    methods = [
+        m for m in ("ar", "ar_mean", "bidir", "bidir_mean", "latent_avg", "neighbor", "mean") if m in set(df.method)
+    ]
     out = []
     for S, d in df.groupby("codebook_size"):
         t = d.pivot_table(index="loss_rate_nominal", columns="method", values="lpips_alex_vs_lossfree", aggfunc="mean")
         o = d.pivot_table(index="loss_rate_nominal", columns="method", values="lpips_alex", aggfunc="mean")
-        out.append(f"codebook {S} ({d.image.nunique()} images; LPIPS-alex vs the loss-free reconstruction, "
-                   f"in brackets vs the original; loss-free vs original {d.lossfree_lpips_alex.mean():.3f})\n")
+        out.append(
+            f"codebook {S} ({d.image.nunique()} images; LPIPS-alex vs the loss-free reconstruction, "
+            f"in brackets vs the original; loss-free vs original {d.lossfree_lpips_alex.mean():.3f})\n"
+        )
         out.append("| lost | " + " | ".join(methods) + " |")
         out.append("|---|" + "---|" * len(methods))
         for r in t.index:
             best = t.loc[r, methods].min()
-            cells = [(f"**{t.loc[r, m]:.3f}**" if t.loc[r, m] == best else f"{t.loc[r, m]:.3f}") + f" ({o.loc[r, m]:.3f})"
-                     for m in methods]
+            cells = [
+                (f"**{t.loc[r, m]:.3f}**" if t.loc[r, m] == best else f"{t.loc[r, m]:.3f}") + f" ({o.loc[r, m]:.3f})"
+                for m in methods
+            ]
             out.append(f"| {r:.0%} | " + " | ".join(cells) + " |")
         out.append("")
     out.append(paired_markdown(df))
@@ -65,18 +88,25 @@ def paired_markdown(df: pd.DataFrame) -> str:
     from experiments.paired import paired_differences
 
     t = paired_differences(df, "lpips_alex_vs_lossfree", by=("codebook_size", "loss_rate_nominal"))
-    lines = ["| codebook | lost | method | − best baseline | mean Δ | 95 % interval | n |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| codebook | lost | method | − best baseline | mean Δ | 95 % interval | n |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for _, r in t.iterrows():
         sig = "**" if r["better"] else ""
-        lines.append(f"| {r['codebook_size']} | {r['loss_rate_nominal']:.0%} | {r['method']} | {r['reference']} | "
-                     f"{sig}{r['diff']:+.4f}{sig} | [{r['lo']:+.4f}, {r['hi']:+.4f}] | {r['n']} |")
+        lines.append(
+            f"| {r['codebook_size']} | {r['loss_rate_nominal']:.0%} | {r['method']} | {r['reference']} | "
+            f"{sig}{r['diff']:+.4f}{sig} | [{r['lo']:+.4f}, {r['hi']:+.4f}] | {r['n']} |"
+        )
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
     args = [Path(a) for a in sys.argv[1:]]
     csvs = [a for a in args if a.suffix == ".csv"] or ([] if args else [Path("results/kodak_codec.csv")])
-    parquets = [a for a in args if a.suffix == ".parquet"] or ([] if args else [Path("results/model_card_conceal/results.parquet")])
+    parquets = [a for a in args if a.suffix == ".parquet"] or (
+        [] if args else [Path("results/model_card_conceal/results.parquet")]
+    )
     csvs, parquets = [a for a in csvs if a.exists()], [a for a in parquets if a.exists()]
     if csvs:
         print(codec_table(*csvs), "\n")

@@ -36,43 +36,63 @@ def table(res: dict) -> str:
                    f"{by['arith']['encode_ms']:.1f} ms, decode {by['arith']['decode_ms']:.1f} ms (pure Python) |")
     if "conceal" in sec:
         c = sec["conceal"]
-        rows = ", ".join(f"{100 * r['fraction']:g} %: {r['ratio']:.2f}× ({r['naive_ms']:,.0f} → {r['fast_ms']:,.0f} ms; "
-                         f"{r['tokens_naive']:,} → {r['tokens_fast']:,} tokens)" for r in c["ar"])
-        out.append(f"| AR concealment, batched vs naive ({c['ar_model']}; identical output: "
-                   f"{'yes' if c['all_equal'] else 'NO'}) | {rows} |")
+        rows = ", ".join(
+            f"{100 * r['fraction']:g} %: {r['ratio']:.2f}× ({r['naive_ms']:,.0f} → {r['fast_ms']:,.0f} ms; "
+            f"{r['tokens_naive']:,} → {r['tokens_fast']:,} tokens)"
+            for r in c["ar"]
+        )
+        out.append(
+            f"| AR concealment, batched vs naive ({c['ar_model']}; identical output: "
+            f"{'yes' if c['all_equal'] else 'NO'}) | {rows} |"
+        )
         base = c["baselines_ms"]
-        out.append("| baselines (mean / neighbor / latent_avg) at " + ", ".join(f"{100 * float(f):g} %" for f in base)
-                   + " | " + "; ".join(" / ".join(f"{v:.2f}" for v in b.values()) + " ms" for b in base.values()) + " |")
+        out.append(
+            "| baselines (mean / neighbor / latent_avg) at "
+            + ", ".join(f"{100 * float(f):g} %" for f in base)
+            + " | "
+            + "; ".join(" / ".join(f"{v:.2f}" for v in b.values()) + " ms" for b in base.values())
+            + " |"
+        )
     if "fec" in sec:
         f = sec["fec"]
-        codes = "; ".join(f"({k.strip('()')}) {v['encode_MBps']:.0f} / {v['decode_MBps']:.0f} MB/s"
-                          + ("" if v.get("zfec") in (None, "not installed") else f", zfec {v.get('zfec')}")
-                          for k, v in f["erasure"].items())
+        codes = "; ".join(
+            f"({k.strip('()')}) {v['encode_MBps']:.0f} / {v['decode_MBps']:.0f} MB/s"
+            + ("" if v.get("zfec") in (None, "not installed") else f", zfec {v.get('zfec')}")
+            for k, v in f["erasure"].items()
+        )
         out.append(f"| erasure FEC, {f['packet_bytes']:,}-B packets, encode / decode (numpy GF(256)) | {codes} |")
         rs = f["summary"]
-        out.append(f"| in-packet RS (reedsolo), encode / decode of corrupted packets | "
-                   f"{rs['inpacket_rs_encode_MBps']:.1f} / {rs['inpacket_rs_decode_MBps']:.2f} MB/s |")
+        out.append(
+            f"| in-packet RS (reedsolo), encode / decode of corrupted packets | "
+            f"{rs['inpacket_rs_encode_MBps']:.1f} / {rs['inpacket_rs_decode_MBps']:.2f} MB/s |"
+        )
     if "channels" in sec:
         s = sec["channels"]["summary"]
-        out.append(f"| loss-mask sampling, {res['config']['n_draws']:,} packets | plain `rng.random(n) < p` "
-                   f"{s['rng_random_ms']:.0f} ms; Bernoulli {s['Bernoulli_ratio']:.2f}×, Gilbert-Elliott "
-                   f"{s['GilbertElliott_ratio']:.2f}×, 4-state {s['FourStateMarkov_ratio']:.2f}× of it |")
+        out.append(
+            f"| loss-mask sampling, {res['config']['n_draws']:,} packets | plain `rng.random(n) < p` "
+            f"{s['rng_random_ms']:.0f} ms; Bernoulli {s['Bernoulli_ratio']:.2f}×, Gilbert-Elliott "
+            f"{s['GilbertElliott_ratio']:.2f}×, 4-state {s['FourStateMarkov_ratio']:.2f}× of it |"
+        )
     if "simpy" in sec:
         s = sec["simpy"]["summary"]
-        out.append(f"| SimPy link model | {s['packets_per_s']:,.0f} packets/s ({s['us_per_packet']:.1f} µs each, "
-                   f"{s['cost_vs_bare_timeout']:.1f}× a bare SimPy timeout) |")
+        out.append(
+            f"| SimPy link model | {s['packets_per_s']:,.0f} packets/s ({s['us_per_packet']:.1f} µs each, "
+            f"{s['cost_vs_bare_timeout']:.1f}× a bare SimPy timeout) |"
+        )
     if "trial" in sec:
         t = sec["trial"]
         for meth, d in t["methods"].items():
             b, a = d["before"], d["after"]
             pb, pa = b["parts_median_s"], a["parts_median_s"]
             out.append(
-                f"| one sweep trial, {meth} concealment, 2 references (GE 10 %, {t['image_size'][1]}×{t['image_size'][0]}) | "
+                f"| one sweep trial, {meth} concealment, 2 references "
+                f"(GE 10 %, {t['image_size'][1]}×{t['image_size'][0]}) | "
                 f"{b['median_s']:.2f} s → **{a['median_s']:.2f} s = {b['median_s'] / a['median_s']:.2f}×** "
                 f"(min–max {b['min_s']:.2f}–{b['max_s']:.2f} → {a['min_s']:.2f}–{a['max_s']:.2f} s); decode "
                 f"{pb['decode']:.2f} → {pa['decode']:.2f} s, metrics {pb['metrics']:.2f} → {pa['metrics']:.2f} s, "
                 f"conceal {pb['conceal']:.2f} → {pa['conceal']:.2f} s; pixels identical: "
-                f"{'yes' if d['pixels_identical'] else 'NO'}, metrics within {d['max_metric_difference']:.0e} |")
+                f"{'yes' if d['pixels_identical'] else 'NO'}, metrics within {d['max_metric_difference']:.0e} |"
+            )
     return "\n".join(out)
 
 

@@ -43,8 +43,11 @@ def main() -> None:
         res = run_sweep(cfg, Path(args.out) / Path(m).stem, overwrite=True, progress=False)
         t = paired_differences(res.results, "lpips_alex_vs_lossfree")
         for _, r in t.iterrows():
-            print(f"{Path(m).stem}\tloss {r['loss_rate_nominal']:.2f}\t{r['method']}\t{r['mean']:.4f}\t"
-                  f"{r['reference']} {r['mean_ref']:.4f}\tΔ {r['diff']:+.4f} [{r['lo']:+.4f}, {r['hi']:+.4f}]", flush=True)
+            print(
+                f"{Path(m).stem}\tloss {r['loss_rate_nominal']:.2f}\t{r['method']}\t{r['mean']:.4f}\t"
+                f"{r['reference']} {r['mean_ref']:.4f}\tΔ {r['diff']:+.4f} [{r['lo']:+.4f}, {r['hi']:+.4f}]",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="FILE.json", default=None, help="write the results as JSON")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None,
                    help="device of the GPU codec timing, concealment and trial (default: cuda when present)")
-    p.add_argument("--only", metavar="LIST", default=None, help=f"comma-separated sections (default: all of {SECTION_NAMES})")
+    p.add_argument(
+        "--only", metavar="LIST", default=None, help=f"comma-separated sections (default: all of {SECTION_NAMES})"
+    )
     p.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default: 5, quick: 1)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own setting)")
     p.add_argument("--image", default=None, help="benchmark image (default: Kodak kodim01 or a bundled photo)")
@@ -67,8 +69,12 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads or 1)  # the 1 s budget per input is measured on one thread by default
     if args.inputs < 1 or args.full_decodes < 0:
         raise BenchArgumentError(f"--inputs must be ≥ 1 and --full-decodes ≥ 0, got {args.inputs}, {args.full_decodes}")
-    report = fuzz.run_fuzz(args.inputs, seed=args.seed, full_decodes=args.full_decodes,
-                           progress=lambda line: print(f"[fuzz] {line}", file=sys.stderr, flush=True))
+    report = fuzz.run_fuzz(
+        args.inputs,
+        seed=args.seed,
+        full_decodes=args.full_decodes,
+        progress=lambda line: print(f"[fuzz] {line}", file=sys.stderr, flush=True),
+    )
     print(fuzz.format_fuzz(report))
     _write_json(args.out, report)
     return 1 if report["untyped_total"] or report["over_1s_total"] else 0
@@ -89,8 +95,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"image not found: {args.image}")
     try:
         only = bench.parse_only(args.only)
-        cfg = bench.BenchConfig.make(quick=args.quick, device=args.device, repeats=args.repeats,
-                                     image=args.image, seed=args.seed)
+        cfg = bench.BenchConfig.make(
+            quick=args.quick, device=args.device, repeats=args.repeats, image=args.image, seed=args.seed
+        )
     except bench.BenchError as e:
         raise BenchArgumentError(str(e)) from None
     result = bench.run_bench(cfg, only, progress=lambda name: print(f"[bench] {name} ...", file=sys.stderr, flush=True))

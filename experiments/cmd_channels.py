@@ -110,9 +110,11 @@ def cmd_fit(args) -> int:
           f"{'gap lengths X² (bins)':>22} {'p':>6}")
     for f in fits:
         t = gofs[f.family].tests
-        cell = lambda k: (f"{t[k].statistic:.1f} ({t[k].detail.split(', ')[1].split(' ')[0]})"  # noqa: E731
-                          if math.isfinite(t[k].statistic) else "n/a", f"{t[k].p_value:.3f}"
-                          if math.isfinite(t[k].p_value) else "n/a")
+        def cell(k, t=t):
+            return (f"{t[k].statistic:.1f} ({t[k].detail.split(', ')[1].split(' ')[0]})"
+                    if math.isfinite(t[k].statistic) else "n/a", f"{t[k].p_value:.3f}"
+                    if math.isfinite(t[k].p_value) else "n/a")
+
         b, g = cell("burst_lengths"), cell("gap_lengths")
         print(f"  {f.family:<10} {t['loss_rate'].p_value:>11.3f}  {b[0]:>24} {b[1]:>6}  {g[0]:>22} {g[1]:>6}")
     print()

@@ -40,7 +40,7 @@ def _card_json(info) -> dict[str, Any]:
     d["weights"] = info.weights_status()
     from codec.zoo import file_status
 
-    for c, cd in zip(info.concealers, d["concealers"]):
+    for c, cd in zip(info.concealers, d["concealers"], strict=False):
         cd["weights"] = file_status(info.weights_dir / c.file, c.sha256)
     return d
 
@@ -51,7 +51,7 @@ def _print_table(infos) -> None:
             for m in infos]
     widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
     for r in (head, *rows):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip())
 
 
 def _print_card(m) -> None:

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from codec.entropy.alphabet import CODERS  # numpy-only, cheap
 from codec.errors import ParameterError, VQSimError  # numpy-only, cheap
 
 
@@ -13,7 +17,30 @@ class SimArgumentError(VQSimError, ValueError):
     """A ``vqsim transmit`` option is invalid (printed as one line by the CLI)."""
 
 
+class _LazyChoices(Sequence[str]):
+    """Argparse choices read from their one source on first use: importing ``sim`` costs ~1 s at CLI start-up,
+    and only ``vqsim transmit`` (parsing or its help) needs the list."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self._module, self._name = module, name
+
+    def _values(self) -> tuple[str, ...]:
+        return tuple(getattr(importlib.import_module(self._module), self._name))
+
+    def __getitem__(self, i):
+        return self._values()[i]
+
+    def __len__(self) -> int:
+        return len(self._values())
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    _register_transmit(sub)
+    _register_channels_and_links(sub)
+
+
+def _register_transmit(sub: argparse._SubParsersAction) -> None:
+    """The ``transmit`` command's parser."""
     p = sub.add_parser("transmit", help="send an index map through a simulated network and print the record",
                        description="Packetize an index map (random, or from a .vqb bitstream), send it through a "
                                    "link + loss channel (+ optional FEC), and print the transmission record.")
@@ -40,11 +67,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="max payload bytes per data packet (default: 128, the sweep default: a random 32x48 "
                         "map of K=1024 travels in 15 packets, a Kodak image coded with arith in 11-15; with 1200 "
                         "it would be 2, and loss could only hit 0, 50 or 100 %% of it)")
-    p.add_argument("--interleave", default="random", choices=["raster", "block", "random", "checkerboard"],
+    p.add_argument("--interleave", default="random", choices=_LazyChoices("sim.interleave", "SCHEMES"),
                    help="which indices share a packet (default: random, the sweep default: a lost packet's "
                         "indices are spread over the image)")
-    p.add_argument("--coder", default="raw", choices=["raw", "deflate", "arith", "arith_rep"])
-    p.add_argument("--bandwidth", type=float, default=None, help="link rate in bit/s (default: 1e7, or the link preset's)")
+    p.add_argument("--coder", default="raw", choices=CODERS)
+    p.add_argument("--bandwidth", type=float, default=None,
+                   help="link rate in bit/s (default: 1e7, or the link preset's)")
     p.add_argument("--propagation-ms", type=float, default=None,
                    help="one-way propagation delay (default: 20, or the link preset's)")
     p.add_argument("--link", default=None, metavar="PRESET",
@@ -65,17 +93,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print each record's to_row() as one JSON line")
     p.set_defaults(func=cmd_transmit)
 
-    p = sub.add_parser("channels", help="list the channel presets (or: channels fit TRACE, fit models to a trace)",
-                       description="List the channel presets with their stationary loss and mean burst length; "
-                                   "`vqsim channels fit TRACE` fits loss models to a measured trace.")
+
+def _register_channels_and_links(sub: argparse._SubParsersAction) -> None:
+    """The ``channels`` (with ``channels fit``) and ``links`` commands' parsers."""
+    p = sub.add_parser(
+        "channels",
+        help="list the channel presets (or: channels fit TRACE, fit models to a trace)",
+        description="List the channel presets with their stationary loss and mean burst length; "
+        "`vqsim channels fit TRACE` fits loss models to a measured trace.",
+    )
     p.set_defaults(func=cmd_channels)
     from experiments.cmd_channels import register_subcommands
 
     register_subcommands(p)
 
     p = sub.add_parser("links", help="list the link presets with their payload limit, rate, duty cycle and airtime")
-    p.add_argument("--image-bytes", type=int, default=1536,
-                   help="coded image size for the airtime column (default: 1536 = 1.5 KB)")
+    p.add_argument(
+        "--image-bytes", type=int, default=1536, help="coded image size for the airtime column (default: 1536 = 1.5 KB)"
+    )
     p.add_argument("--sources", action="store_true", help="print each preset's description and citation")
     p.set_defaults(func=cmd_links)
 
@@ -128,7 +163,9 @@ def _parse_fec(text: str | None):
             raise ValueError
         n, k = int(parts[0]), int(parts[1])
     except ValueError:
-        raise ParameterError(f"--fec must look like N,K or N,K,CODE (e.g. 12,8 or 12,8,vandermonde), got {text!r}") from None
+        raise ParameterError(
+            f"--fec must look like N,K or N,K,CODE (e.g. 12,8 or 12,8,vandermonde), got {text!r}"
+        ) from None
     return ErasureFEC(n, k, parts[2] if len(parts) == 3 else "cauchy")
 
 
@@ -145,23 +182,61 @@ def _parse_jitter(text: str) -> tuple[str, float]:
 
 
 def cmd_transmit(args) -> int:
-    try:
-        return _transmit(args)
-    except VQSimError:
-        raise
-    except ValueError as e:  # bad option values: one line from the CLI, not a traceback
-        raise SimArgumentError(str(e)) from e
+    """Send the map ``args`` describe and print each record.
 
-
-def _transmit(args) -> int:
+    Bad option values raise the project's errors (``VQSimError``: one line, exit 2); anything else is a bug (exit 1).
+    """
     import numpy as np
 
-    from channels import BitErrorModel, get_preset, parse_netem
-    from codec.types import IndexMap
-    from sim.links import LinkConfig
     from sim.network import NetworkSimulator
 
     rng = np.random.default_rng(args.seed)
+    index_map, prior = _source_map(args, rng)
+    channel, bit_channel = _channels(args)
+    link = _link(args)
+    if args.images < 1:
+        raise ParameterError(f"--images must be ≥ 1, got {args.images}")
+    if not (args.interval_ms >= 0 and math.isfinite(args.interval_ms)):
+        raise ParameterError(f"--interval-ms must be ≥ 0, got {args.interval_ms}")
+    sim = NetworkSimulator(link=link, channel=channel, bit_channel=bit_channel, rng=rng)
+    fec = _parse_fec(args.fec)
+    print(
+        f"map {index_map.shape[0]}x{index_map.shape[1]}, K={index_map.codebook_size}; "
+        f"channel: {_describe(channel)}; bit channel: {_describe(bit_channel)}; fec: {fec}; mtu {args.mtu}, "
+        f"{args.interleave}, coder {args.coder}"
+    )
+    for i in range(args.images):
+        at = max(sim.env.now, i * args.interval_ms / 1e3)
+        rec = sim.send(
+            index_map,
+            mtu=args.mtu,
+            interleave=args.interleave,
+            seed=args.seed % 2**32,
+            coder=args.coder,
+            fec=fec,
+            inpacket_nsym=args.inpacket_nsym,
+            pacing_bps=args.pacing,
+            deadline_s=None if args.deadline_ms is None else args.deadline_ms / 1e3,
+            at=at,
+            header=args.header,
+            prior=prior if args.coder.startswith("arith") else None,
+        )
+        print(json.dumps(rec.to_row()) if args.json else _summary(rec))
+        if i == 0 and 0 < rec.data_packets < MIN_PACKETS:
+            import sys
+
+            print(
+                f"vqsim transmit: warning: the map travels in {rec.data_packets} data packets (< {MIN_PACKETS}): "
+                f"its loss can only be 0, 1/{rec.data_packets}, … of the indices; lower --mtu (default 128)",
+                file=sys.stderr,
+            )
+    return 0
+
+
+def _source_map(args, rng):
+    """The index map to send (a .vqb bitstream's, or a random one drawn from ``rng``) and the coder prior."""
+    from codec.types import DEFAULT_DOWNSAMPLING, IndexMap
+
     prior = None
     if args.bitstream:
         from codec.bitstream import decode_bitstream, parse_header
@@ -178,7 +253,14 @@ def _transmit(args) -> int:
         K = args.codebook_size
         if not 2 <= K <= 1 << 20:
             raise ParameterError(f"--codebook-size must be in [2, 2^20], got {K}")
-        index_map = IndexMap(rng.integers(0, K, size=(h, w)), K, (16 * h, 16 * w))
+        f = DEFAULT_DOWNSAMPLING
+        index_map = IndexMap(rng.integers(0, K, size=(h, w)), K, (f * h, f * w))
+    return index_map, prior
+
+
+def _channels(args):
+    """The packet-loss channel and the bit-error channel the options name (either may be None)."""
+    from channels import BitErrorModel, get_preset, parse_netem
 
     channel = bit_channel = None
     if args.channel is not None:  # an empty value is refused by the parsers, not read as "no loss"
@@ -195,6 +277,12 @@ def _transmit(args) -> int:
         bit_channel = parse_channel_arg(args.bit_channel)
         if not isinstance(bit_channel, BitErrorModel):
             raise ParameterError(f"--bit-channel {args.bit_channel!r} is a packet-loss model, not a bit-error model")
+    return channel, bit_channel
+
+
+def _link(args):
+    """The link the options describe (a preset's, or 10 Mbit/s and 20 ms by default)."""
+    from sim.links import LinkConfig
 
     jitter, jitter_s = _parse_jitter(args.jitter)
     kw = {"jitter": jitter, "jitter_s": jitter_s, "queue_packets": args.queue_packets, "queue_bytes": args.queue_bytes}
@@ -208,29 +296,7 @@ def _transmit(args) -> int:
         link = LinkConfig.from_preset(args.link, **kw)
     else:
         link = LinkConfig(**{"bandwidth_bps": 10e6, "propagation_s": 0.02, **kw})
-    if args.images < 1:
-        raise ParameterError(f"--images must be ≥ 1, got {args.images}")
-    if not (args.interval_ms >= 0 and math.isfinite(args.interval_ms)):
-        raise ParameterError(f"--interval-ms must be ≥ 0, got {args.interval_ms}")
-    sim = NetworkSimulator(link=link, channel=channel, bit_channel=bit_channel, rng=rng)
-    fec = _parse_fec(args.fec)
-    print(f"map {index_map.shape[0]}x{index_map.shape[1]}, K={index_map.codebook_size}; "
-          f"channel: {_describe(channel)}; bit channel: {_describe(bit_channel)}; fec: {fec}; mtu {args.mtu}, "
-          f"{args.interleave}, coder {args.coder}")
-    for i in range(args.images):
-        at = max(sim.env.now, i * args.interval_ms / 1e3)
-        rec = sim.send(index_map, mtu=args.mtu, interleave=args.interleave, seed=args.seed % 2**32,
-                       coder=args.coder, fec=fec, inpacket_nsym=args.inpacket_nsym, pacing_bps=args.pacing,
-                       deadline_s=None if args.deadline_ms is None else args.deadline_ms / 1e3, at=at,
-                       header=args.header, prior=prior if args.coder.startswith("arith") else None)
-        print(json.dumps(rec.to_row()) if args.json else _summary(rec))
-        if i == 0 and 0 < rec.data_packets < MIN_PACKETS:
-            import sys
-
-            print(f"vqsim transmit: warning: the map travels in {rec.data_packets} data packets (< {MIN_PACKETS}): "
-                  f"its loss can only be 0, 1/{rec.data_packets}, … of the indices; lower --mtu (default 128)",
-                  file=sys.stderr)
-    return 0
+    return link
 
 
 MIN_PACKETS = 8
@@ -240,14 +306,16 @@ MIN_PACKETS = 8
 def _model_prior(head, model: str | None):
     """The coder prior of the receiver's model for the stream's codebook size: the model the stream names
     (``codec.zoo.model_for_bitstream``), or ``model``; None when the model ships no prior for that size."""
-    from codec.bitstream import BitstreamError
+    from codec.errors import BitstreamError
     from codec.zoo import load_codec, model_for_bitstream
 
     name = model_for_bitstream(head.codebook_id, model)
     prior = load_codec(name, head.codebook_size, device="cpu").prior
     if prior is None and head.has_prior:
-        raise BitstreamError(f"the bitstream was coded with a codebook prior, but model {str(name)!r} has none for "
-                             f"codebook size {head.codebook_size}; pass --model with the encoder's model")
+        raise BitstreamError(
+            f"the bitstream was coded with a codebook prior, but model {str(name)!r} has none for "
+            f"codebook size {head.codebook_size}; pass --model with the encoder's model"
+        )
     return prior
 
 
@@ -271,9 +339,11 @@ def _summary(rec) -> str:
     out = []
     for line in lines:
         if line.lstrip().startswith("latency p50"):
-            line = (f"  latency p50 {_duration(rec.latency_p50)}, p95 {_duration(rec.latency_p95)}, p99 "
-                    f"{_duration(rec.latency_p99)}, max {_duration(rec.latency_max)}; completion "
-                    f"{_duration(rec.completion_s)}")
+            line = (
+                f"  latency p50 {_duration(rec.latency_p50)}, p95 {_duration(rec.latency_p95)}, p99 "
+                f"{_duration(rec.latency_p99)}, max {_duration(rec.latency_max)}; completion "
+                f"{_duration(rec.completion_s)}"
+            )
         out.append(line)
     return "\n".join(out)
 
@@ -283,7 +353,7 @@ def cmd_channels(args) -> int:
 
     print(f"{'name':<15} {'kind':<5} {'stationary loss / BER':>22} {'mean burst':>11}  description")
     for name, preset in PRESETS.items():
-        m = preset.model
+        m: Any = preset.model  # a LossModel when preset.kind == "loss", else a BitErrorModel
         if preset.kind == "loss":
             rate, burst = f"{m.stationary_loss_rate:.4%}", f"{m.mean_burst_length:.2f}"
         else:
@@ -302,8 +372,10 @@ def cmd_links(args) -> int:
     if args.image_bytes < 1:
         raise SimArgumentError(f"--image-bytes must be ≥ 1, got {args.image_bytes}")
     kb = args.image_bytes / 1024
-    print(f"{'name':<12} {'max B':>6} {'bit/s':>9} {'ovh B':>5} {'prop ms':>8} {'duty':>5} {'frame s':>8} "
-          f"{f'{kb:g} KB full hdr':>18} {f'{kb:g} KB compact':>17}  source")
+    print(
+        f"{'name':<12} {'max B':>6} {'bit/s':>9} {'ovh B':>5} {'prop ms':>8} {'duty':>5} {'frame s':>8} "
+        f"{f'{kb:g} KB full hdr':>18} {f'{kb:g} KB compact':>17}  source"
+    )
     for name, p in LINK_PRESETS.items():
         cols = []
         # compact: the 4-byte header and the CRC a full frame of this link gets
@@ -315,13 +387,17 @@ def cmd_links(args) -> int:
             cols.append(f"{n} pkt {_seconds(t)}")
         duty = "-" if p.duty_cycle is None else f"{p.duty_cycle:.0%}"
         src = ("illustrative; " if p.illustrative else "") + p.source.split(",")[0]
-        print(f"{name:<12} {p.max_payload_bytes:>6} {p.bitrate_bps:>9.0f} {p.per_packet_overhead_bytes:>5} "
-              f"{1e3 * p.propagation_s:>8.2f} {duty:>5} {p.airtime_s(p.max_payload_bytes):>8.3f} "
-              f"{cols[0]:>18} {cols[1]:>17}  {src if len(src) <= 48 else src[:45] + '...'}")
+        print(
+            f"{name:<12} {p.max_payload_bytes:>6} {p.bitrate_bps:>9.0f} {p.per_packet_overhead_bytes:>5} "
+            f"{1e3 * p.propagation_s:>8.2f} {duty:>5} {p.airtime_s(p.max_payload_bytes):>8.3f} "
+            f"{cols[0]:>18} {cols[1]:>17}  {src if len(src) <= 48 else src[:45] + '...'}"
+        )
         if args.sources:
             print(f"    {p.description}\n    source: {p.source}")
-    print("image time = airtime of the frames at the link's payload limit + duty-cycle silences between them "
-          "(no loss, no FEC)")
+    print(
+        "image time = airtime of the frames at the link's payload limit + duty-cycle silences between them "
+        "(no loss, no FEC)"
+    )
     return 0
 
 

@@ -25,22 +25,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last.pt exists")
     p.set_defaults(func=cmd_train_codec)
 
-    p = sub.add_parser("export-codec", help="training checkpoint → shippable model file with K-means codebooks and coder priors")
+    p = sub.add_parser(
+        "export-codec", help="training checkpoint → shippable model file with K-means codebooks and coder priors"
+    )
     p.add_argument("checkpoint", help="training checkpoint (runs/NAME/last.pt)")
     p.add_argument("output", help="model file to write (e.g. codec/weights/default.pt)")
-    p.add_argument("--prior-images", nargs="+", default=["../shared/data/train256_part1.tar"],
-                   help="images whose index statistics become the arithmetic coder's prior")
+    p.add_argument(
+        "--prior-images",
+        nargs="+",
+        default=["../shared/data/train256_part1.tar"],
+        help="images whose index statistics become the arithmetic coder's prior",
+    )
     p.add_argument("--max-prior-images", type=int, default=512)
     p.add_argument("--seed", type=int, default=0, help="K-means seed")
     p.set_defaults(func=cmd_export_codec)
 
-    p = sub.add_parser("finetune-codec",
-                       help="short decoder-side fine-tune of each K-means-reduced codebook (resumable per size)")
+    p = sub.add_parser(
+        "finetune-codec", help="short decoder-side fine-tune of each K-means-reduced codebook (resumable per size)"
+    )
     p.add_argument("model", help="model file in the project format (from export-codec)")
     p.add_argument("output", help="model file to write: the input plus the fine-tuned decoders")
-    p.add_argument("--data", nargs="+", default=["../shared/data/train256_part1.tar", "../shared/data/train256_part2.tar"],
-                   help="training image folders or .tar archives (centre-cropped to one square size)")
-    p.add_argument("--sizes", type=int, nargs="+", default=None, help="reduced sizes to fine-tune (default: all shipped)")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        default=["../shared/data/train256_part1.tar", "../shared/data/train256_part2.tar"],
+        help="training image folders or .tar archives (centre-cropped to one square size)",
+    )
+    p.add_argument(
+        "--sizes", type=int, nargs="+", default=None, help="reduced sizes to fine-tune (default: all shipped)"
+    )
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--window", type=int, default=8, help="latent window side per sample (pixels: window·f)")
@@ -67,8 +80,20 @@ def load_train_config(args):
         from codec.types import from_dict_strict
 
         from_dict_strict(TrainConfig, data, f"{args.config}")  # unknown keys named before any work
-    for key in ("out", "data", "val", "steps", "batch_size", "crop", "lr", "perceptual_weight", "disc_start",
-                "device", "threads", "max_minutes"):
+    for key in (
+        "out",
+        "data",
+        "val",
+        "steps",
+        "batch_size",
+        "crop",
+        "lr",
+        "perceptual_weight",
+        "disc_start",
+        "device",
+        "threads",
+        "max_minutes",
+    ):
         v = getattr(args, key)
         if v is not None:
             data[key] = v
@@ -111,9 +136,16 @@ def cmd_finetune_codec(args) -> int:
     configure_cpu(args.threads)  # threads are the CLI's to set, once (the library sets none)
     if not Path(args.model).exists():
         raise FileNotFoundError(f"model file not found: {args.model}")
-    cfg = FinetuneConfig(steps=args.steps, batch_size=args.batch_size, window=args.window, lr=args.lr,
-                         perceptual_weight=args.perceptual_weight, seed=args.seed)
-    out = finetune_model(args.model, args.output, args.data, args.sizes, cfg, max_images=args.max_images,
-                         device=args.device)
+    cfg = FinetuneConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        window=args.window,
+        lr=args.lr,
+        perceptual_weight=args.perceptual_weight,
+        seed=args.seed,
+    )
+    out = finetune_model(
+        args.model, args.output, args.data, args.sizes, cfg, max_images=args.max_images, device=args.device
+    )
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0

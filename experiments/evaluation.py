@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codec.entropy.tf_ar import NoContextModelError
 from codec.errors import ParameterError
 
 __all__ = [
@@ -109,17 +110,10 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
     """
     import torch
 
-    from codec.anchors import ANCHORS, SWEEPS, check_format, run_sweep
     from codec.entropy import CODERS
     from codec.image import load_image, to_tensor
 
-    if variants not in ("both", "auto", "finetuned", "kmeans"):
-        raise ParameterError(f"variants must be both, auto, finetuned or kmeans, got {variants!r}")
-    for a in anchors:
-        if a not in ANCHORS:
-            raise ParameterError(f"unknown anchor {a!r}; allowed: {', '.join(ANCHORS)}")
-        if a in SWEEPS:
-            check_format(a)  # a missing plug-in is reported before anything runs
+    _check_variants_and_anchors(variants, anchors)
     coders = tuple(CODERS if coders is None else coders)
     if dists:
         pass
@@ -150,21 +144,43 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
                 for row in _codec_rows(base, codecs, x, (H, W), nets, coders, dists):
                     emit({**common, **row})
             for a in anchors:
-                points = run_sweep(a, img) if a in SWEEPS else [("", *_timed_single(a, img))]
-                t0 = time.perf_counter()
-                for setting, rec_a, nbytes in points:
-                    t_a = time.perf_counter() - t0
-                    m = _metrics(img, x, rec_a, nets, base.device, dists)
-                    emit({**common, "codebook_size": 0, "variant": f"{a} {setting}" if setting else a,
-                          "anchor": a, "setting": setting,
-                          **{f"bpp_{c}": 8.0 * nbytes / (H * W) for c in coders},
-                          **{f"bytes_{c}": nbytes for c in coders},
-                          **m, "codewords_used": 0, "encode_ms": 1000 * t_a, "decode_ms": 0.0})
-                    t0 = time.perf_counter()
+                for row in _anchor_rows(a, img, x, nets, coders, base.device, dists):
+                    emit({**common, **row})
     finally:
         if pbar is not None:
             pbar.close()
     return rows
+
+
+def _check_variants_and_anchors(variants: str, anchors) -> None:
+    """``evaluate``'s checks of ``variants`` and ``anchors``, before anything runs."""
+    from codec.anchors import ANCHORS, SWEEPS, check_format
+
+    if variants not in ("both", "auto", "finetuned", "kmeans"):
+        raise ParameterError(f"variants must be both, auto, finetuned or kmeans, got {variants!r}")
+    for a in anchors:
+        if a not in ANCHORS:
+            raise ParameterError(f"unknown anchor {a!r}; allowed: {', '.join(ANCHORS)}")
+        if a in SWEEPS:
+            check_format(a)  # a missing plug-in is reported before anything runs
+
+
+def _anchor_rows(a: str, img, x, nets, coders, device, dists: bool):
+    """The rows (without the image's common columns) of anchor ``a``: one per operating point, timed."""
+    from codec.anchors import SWEEPS, run_sweep
+
+    H, W = img.shape[:2]
+    points = run_sweep(a, img) if a in SWEEPS else [("", *_timed_single(a, img))]
+    t0 = time.perf_counter()
+    for setting, rec_a, nbytes in points:
+        t_a = time.perf_counter() - t0
+        m = _metrics(img, x, rec_a, nets, device, dists)
+        yield {"codebook_size": 0, "variant": f"{a} {setting}" if setting else a,
+               "anchor": a, "setting": setting,
+               **{f"bpp_{c}": 8.0 * nbytes / (H * W) for c in coders},
+               **{f"bytes_{c}": nbytes for c in coders},
+               **m, "codewords_used": 0, "encode_ms": 1000 * t_a, "decode_ms": 0.0}
+        t0 = time.perf_counter()
 
 
 def _timed_single(name, img):
@@ -208,7 +224,7 @@ def _codec_rows(base, codecs, x, size, nets, coders, dists):
         for c in coders:
             try:
                 sizes_b[c] = len(codec.compress_indices(imap, c))
-            except _NoContextModel:
+            except NoContextModelError:  # no transformer for this codebook size
                 sizes_b[c] = None  # no transformer shipped for this size
         t0 = time.perf_counter()
         rec = codec.decode_indices_tensor(imap)
@@ -230,11 +246,6 @@ def _codec_rows(base, codecs, x, size, nets, coders, dists):
         }
 
 
-try:  # the transformer coder's "no model for this codebook" error (absent before that coder existed)
-    from codec.entropy.tf_ar import NoContextModelError as _NoContextModel
-except ImportError:  # pragma: no cover
-    class _NoContextModel(Exception):
-        pass
 
 
 # --------------------------------------------------------------------------------------------- RD curves

@@ -47,7 +47,27 @@ __all__ = ["FuzzResult", "run_fuzz", "format_fuzz", "alphabet_claims", "huge_ima
            "huge_encode_inputs"]
 
 SLOW_S = 1.0
-_EXTREME = (0, 1, 2, 3, 7, 8, 15, 16, 17, 255, 256, 4095, 4096, 65535, 65536, 1 << 20, (1 << 20) + 1, (1 << 24), (1 << 35) - 1)
+_EXTREME = (
+    0,
+    1,
+    2,
+    3,
+    7,
+    8,
+    15,
+    16,
+    17,
+    255,
+    256,
+    4095,
+    4096,
+    65535,
+    65536,
+    1 << 20,
+    (1 << 20) + 1,
+    (1 << 24),
+    (1 << 35) - 1,
+)
 
 
 @dataclass
@@ -96,12 +116,21 @@ class FuzzResult:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "inputs": self.inputs, "outcomes": dict(self.outcomes),
-                "untyped": self.untyped, "crashes": self.crashes, "slowest_s": self.slowest_s,
-                "slowest_kind": self.slowest_kind, "over_1s": self.over_limit_s, "seconds": self.seconds}
+        return {
+            "target": self.target,
+            "inputs": self.inputs,
+            "outcomes": dict(self.outcomes),
+            "untyped": self.untyped,
+            "crashes": self.crashes,
+            "slowest_s": self.slowest_s,
+            "slowest_kind": self.slowest_kind,
+            "over_1s": self.over_limit_s,
+            "seconds": self.seconds,
+        }
 
 
 # ----------------------------------------------------------------------------- input generators
+
 
 def _random_map(rng: np.random.Generator, max_side: int = 64):
     from codec.types import IndexMap
@@ -134,7 +163,7 @@ def _mutate(rng: np.random.Generator, data: bytes, crc_tail: int = 4) -> tuple[b
         del b[int(rng.integers(0, len(b)))]
         kind = "delete"
     elif op == 4:
-        b = b[:int(rng.integers(0, len(b) + 1))]
+        b = b[: int(rng.integers(0, len(b) + 1))]
         kind = "truncate"
     else:
         b += rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8).tobytes()
@@ -150,14 +179,16 @@ def _recrc(data: bytes) -> bytes:
 
 
 def _crafted_bitstream(rng: np.random.Generator) -> bytes:
-    from codec.bitstream import MAGIC, VERSION, _put_varint
+    from codec.bitstream import MAGIC, VERSION, put_varint
 
     def pick() -> int:
         return int(rng.choice(_EXTREME)) if rng.random() < 0.7 else int(rng.integers(0, 1 << 16))
 
-    flags = int(rng.integers(0, 256)) if rng.random() < 0.3 else int(rng.integers(0, 4)) | (0x10 * int(rng.integers(0, 2)))
+    flags = (
+        int(rng.integers(0, 256)) if rng.random() < 0.3 else int(rng.integers(0, 4)) | (0x10 * int(rng.integers(0, 2)))
+    )
     out = bytearray(MAGIC) + bytes([VERSION, flags])
-    _put_varint(out, pick())
+    put_varint(out, pick())
     if flags & 0x20:
         n = int(rng.integers(0, 256))
         out += bytes([n]) + bytes(rng.integers(32, 127, min(n, int(rng.integers(0, 300))), dtype=np.uint8))
@@ -169,13 +200,19 @@ def _crafted_bitstream(rng: np.random.Generator) -> bytes:
     plen = int(rng.integers(0, 2000))
     claimed = plen if rng.random() < 0.8 else pick()
     for v in (h, w, H, W, claimed):
-        _put_varint(out, v)
+        put_varint(out, v)
     out += rng.integers(0, 256, plen, dtype=np.uint8).tobytes()
     return bytes(out + zlib.crc32(out).to_bytes(4, "big"))
 
 
-def _mixed_inputs(rng: np.random.Generator, n: int, valid_pool: list[bytes], crafted: Callable[[], bytes],
-                  random_input: Callable[[], tuple[bytes, str]], p_crafted: float) -> Iterator[tuple[bytes, str]]:
+def _mixed_inputs(
+    rng: np.random.Generator,
+    n: int,
+    valid_pool: list[bytes],
+    crafted: Callable[[], bytes],
+    random_input: Callable[[], tuple[bytes, str]],
+    p_crafted: float,
+) -> Iterator[tuple[bytes, str]]:
     """``n`` inputs: 5 % valid, 50 % mutated (half of them with the CRC recomputed), ``p_crafted`` crafted,
     the rest from ``random_input``."""
     for _ in range(n):
@@ -210,7 +247,7 @@ _PACKET_FIELD_BITS = (8, 8, 32, 16, 16, 16, 8, 8, 32, 16, 16, 16, 16, 8, 8, 32)
 
 def _crafted_packet(rng: np.random.Generator) -> bytes:
     """A CRC-valid packet whose header fields are extreme or random (version 1 kept half the time)."""
-    from sim.packet import _HEADER, MAGIC, VERSION
+    from sim.packet import HEADER_STRUCT, MAGIC, VERSION
 
     def pick(bits: int) -> int:
         top = (1 << bits) - 1
@@ -224,13 +261,14 @@ def _crafted_packet(rng: np.random.Generator) -> bytes:
     if rng.random() < 0.5:
         fields[1] &= 1  # only the parity flag
     plen = int(rng.integers(0, 300))
-    head = _HEADER.pack(MAGIC, *fields, plen if rng.random() < 0.8 else pick(16))
+    head = HEADER_STRUCT.pack(MAGIC, *fields, plen if rng.random() < 0.8 else pick(16))
     body = head + rng.integers(0, 256, plen, dtype=np.uint8).tobytes()
     return body + zlib.crc32(body).to_bytes(4, "big")
 
 
 def packet_inputs(rng: np.random.Generator, n: int, valid_pool: list[bytes]) -> Iterator[tuple[bytes, str]]:
     """``n`` (packet bytes, kind) inputs, mutating packets of ``valid_pool``."""
+
     def random_input() -> tuple[bytes, str]:
         return rng.integers(0, 256, int(rng.integers(0, 200)), dtype=np.uint8).tobytes(), "random"
 
@@ -238,6 +276,7 @@ def packet_inputs(rng: np.random.Generator, n: int, valid_pool: list[bytes]) -> 
 
 
 # ----------------------------------------------------------------------------- hostile resources (issue 27)
+
 
 def alphabet_claims(rng: np.random.Generator, n: int) -> Iterator[tuple[Callable[[], Any], str]]:
     """Streams of one-index arith packets (full or compact header) claiming codebook sizes up to 2^20."""
@@ -253,11 +292,17 @@ def alphabet_claims(rng: np.random.Generator, n: int) -> Iterator[tuple[Callable
         pk = [Packet(0, j, P, K, 1, P, (16, 16 * P), "raster", coder, 0, payload, False, 0, 0, 0) for j in range(P)]
         if rng.random() < 0.5:
             wire = [session.encode(p) for p in pk]
-            yield (lambda: depacketize(wire, header="compact", session=session, codebook_size=K, shape=(1, P))), \
-                f"compact stream, K={K}, {P} packets"
+            yield (
+                (lambda wire=wire, session=session, K=K, P=P: depacketize(
+                    wire, header="compact", session=session, codebook_size=K, shape=(1, P))),
+                f"compact stream, K={K}, {P} packets",
+            )
         else:
             wire = [p.to_bytes() for p in pk]
-            yield (lambda: depacketize(wire, codebook_size=K, shape=(1, P))), f"full-header stream, K={K}, {P} packets"
+            yield (
+                (lambda wire=wire, K=K, P=P: depacketize(wire, codebook_size=K, shape=(1, P))),
+                f"full-header stream, K={K}, {P} packets",
+            )
 
 
 def huge_image_claims(rng: np.random.Generator, n: int) -> Iterator[tuple[bytes, str]]:
@@ -271,8 +316,10 @@ def huge_image_claims(rng: np.random.Generator, n: int) -> Iterator[tuple[bytes,
         if h * h > 1 << 15:
             side, h = 2896, 181  # the most indices the default limit lets a claim carry
         imap = IndexMap(np.zeros((h, h), np.int32), 64, (side, side), "default/64")
-        yield encode_bitstream(imap, coder=str(rng.choice(["arith", "arith_rep", "deflate"]))), \
-            f"tiny map of a {side}x{side} image"
+        yield (
+            encode_bitstream(imap, coder=str(rng.choice(["arith", "arith_rep", "deflate"]))),
+            f"tiny map of a {side}x{side} image",
+        )
 
 
 def config_bombs(rng: np.random.Generator, n: int, folder) -> Iterator[tuple[Callable[[], Any], str]]:
@@ -288,13 +335,21 @@ def config_bombs(rng: np.random.Generator, n: int, folder) -> Iterator[tuple[Cal
         path = folder / f"bomb{i}.pt"
         if rng.random() < 0.5:
             ch = int(rng.choice([256, 1024, 4096]))
-            torch.save({"format": "vqsim-vqgan", "version": 1, "config": VQGANConfig(ch=ch).to_dict(),
-                        "state_dict": sd}, path)
+            torch.save(
+                {"format": "vqsim-vqgan", "version": 1, "config": VQGANConfig(ch=ch).to_dict(), "state_dict": sd}, path
+            )
             yield (lambda p=path: load_vqgan(p)), f"VQGAN config bomb ch={ch}"
         else:
             block = int(rng.choice([1 << 12, 1 << 14, 1 << 16]))
-            torch.save({"format": "vqsim-transformer-1", "meta": {}, "state_dict": sd,
-                        "config": dict(vocab_size=1025, block_size=block, n_layer=4, n_head=4, n_embd=128)}, path)
+            torch.save(
+                {
+                    "format": "vqsim-transformer-1",
+                    "meta": {},
+                    "state_dict": sd,
+                    "config": dict(vocab_size=1025, block_size=block, n_layer=4, n_head=4, n_embd=128),
+                },
+                path,
+            )
             yield (lambda p=path: load_transformer(p)), f"transformer config bomb block={block}"
 
 
@@ -308,8 +363,12 @@ def huge_encode_inputs(rng: np.random.Generator, n: int, codec, folder) -> Itera
         def chunk(t: bytes, d: bytes) -> bytes:
             return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
 
-        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-                + chunk(b"IDAT", zlib.compress(bytes(1 + 3 * min(w, 4096)))) + chunk(b"IEND", b""))
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(bytes(1 + 3 * min(w, 4096))))
+            + chunk(b"IEND", b"")
+        )
 
     for i in range(n):
         side = int(rng.choice([1449, 4096, 10000, 30000]))
@@ -324,15 +383,16 @@ def huge_encode_inputs(rng: np.random.Generator, n: int, codec, folder) -> Itera
 
 # ----------------------------------------------------------------------------- the run
 
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _packet_pool(rng: np.random.Generator, n_maps: int) -> tuple[list[bytes], list[list[bytes]]]:
     """Packets of ``n_maps`` random maps (every interleaver and coder, FEC on half): all of them, and per map."""
+    from codec.entropy import CODERS
     from sim.fec import ErasureFEC
     from sim.interleave import SCHEMES
-    from codec.entropy import CODERS
     from sim.packetizer import packetize
 
     singles: list[bytes] = []
@@ -341,16 +401,43 @@ def _packet_pool(rng: np.random.Generator, n_maps: int) -> tuple[list[bytes], li
         m = _random_map(rng, 40)
         n = int(rng.integers(3, 9))
         fec = ErasureFEC(n, int(rng.integers(1, n))) if rng.random() < 0.5 else None
-        pk = packetize(m, mtu=int(rng.choice([64, 200, 1200])), interleave=str(rng.choice(SCHEMES)),
-                       coder=str(rng.choice(CODERS)), seed=int(rng.integers(0, 1 << 32)), fec=fec)
+        pk = packetize(
+            m,
+            mtu=int(rng.choice([64, 200, 1200])),
+            interleave=str(rng.choice(SCHEMES)),
+            coder=str(rng.choice(CODERS)),
+            seed=int(rng.integers(0, 1 << 32)),
+            fec=fec,
+        )
         raw = [p.to_bytes() for p in pk]
         streams.append(raw)
         singles.extend(raw)
     return singles, streams
 
 
-def run_fuzz(inputs: int = 100_000, seed: int = 0, full_decodes: int = 200,
-             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def _fuzz_packets(rng: np.random.Generator, inputs: int) -> tuple[FuzzResult, FuzzResult]:
+    """The depacketizer fed single packets (half the inputs) and packets mixed into real streams (the rest)."""
+    from sim.packetizer import depacketize
+
+    singles, streams = _packet_pool(rng, 120)
+    pk = FuzzResult("packet")
+    half = inputs // 2
+    for data, kind in packet_inputs(rng, half, singles):
+        pk.feed(lambda data=data: depacketize([data]), kind)
+    mixed = FuzzResult("packet stream")
+    for data, kind in packet_inputs(rng, inputs - half, singles):
+        stream = list(streams[int(rng.integers(0, len(streams)))])
+        stream.insert(int(rng.integers(0, len(stream) + 1)), data)
+        if rng.random() < 0.5 and len(stream) > 1:
+            del stream[int(rng.integers(0, len(stream)))]
+        session = {"codebook_size": 8, "shape": (4, 4)} if rng.random() < 0.2 else {}
+        mixed.feed(lambda stream=stream, session=session: depacketize(stream, **session), kind + " in a stream")
+    return pk, mixed
+
+
+def run_fuzz(
+    inputs: int = 100_000, seed: int = 0, full_decodes: int = 200, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """Fuzz the bitstream decoder, the codec's index decoder and the depacketizer; returns a report dict.
 
     Args:
@@ -360,10 +447,7 @@ def run_fuzz(inputs: int = 100_000, seed: int = 0, full_decodes: int = 200,
     """
     import torch
 
-    from codec.bitstream import decode_bitstream, encode_bitstream
-    from codec.entropy import CODERS
     from codec.limits import DecodeLimits
-    from sim.packetizer import depacketize
 
     threads = torch.get_num_threads()  # the caller's choice (`vqsim bench fuzz` uses 1 unless --threads says otherwise)
     limits = DecodeLimits.from_env()
@@ -372,51 +456,76 @@ def run_fuzz(inputs: int = 100_000, seed: int = 0, full_decodes: int = 200,
     t_start = time.perf_counter()
     say = progress or (lambda s: None)
 
-    # ---- bitstreams (container level)
+    bs = _fuzz_bitstreams(rng, inputs)
+    say(f"bitstream: {bs.inputs} inputs, {bs.untyped} untyped")
+    codec = _fuzz_codec()
+    cd, full = _fuzz_codec_receive(rng, codec, inputs, full_decodes)
+    say(f"codec: {cd.inputs} + {full.inputs} inputs, {cd.untyped + full.untyped} untyped")
+    pk, mixed = _fuzz_packets(rng, inputs)
+    say(f"packets: {pk.inputs + mixed.inputs} inputs, {pk.untyped + mixed.untyped} untyped")
+    n_res = max(8, inputs // 1000)
+    alpha, tiny, bombs, enc = _fuzz_resources(rng, codec, n_res)
+    say(f"resources: {4 * n_res} inputs, {alpha.untyped + tiny.untyped + bombs.untyped + enc.untyped} untyped")
+
+    results = [bs, cd, full, pk, mixed, alpha, tiny, bombs, enc]
+    return {
+        "seed": seed,
+        "inputs_per_target": inputs,
+        "torch_threads": threads,
+        "limits": {
+            "max_pixels": limits.max_pixels,
+            "max_indices": limits.max_indices,
+            "max_codebook_size": limits.max_codebook_size,
+        },
+        "targets": [r.as_dict() for r in results],
+        "untyped_total": sum(r.untyped for r in results),
+        "over_1s_total": sum(r.over_limit_s for r in results),
+        "peak_rss_mb": _peak_rss_mb(),
+        "rss_before_mb": rss0,
+        "wall_s": time.perf_counter() - t_start,
+    }
+
+
+def _fuzz_bitstreams(rng: np.random.Generator, inputs: int) -> FuzzResult:
+    """Bitstreams (container level): ``inputs`` mutations of 300 valid streams through ``decode_bitstream``."""
+    from codec.bitstream import decode_bitstream, encode_bitstream
+    from codec.entropy import CODERS
+
     pool = [encode_bitstream(_random_map(rng), coder=str(rng.choice(CODERS))) for _ in range(300)]
     bs = FuzzResult("bitstream")
     for data, kind in bitstream_inputs(rng, inputs, pool):
-        bs.feed(lambda: decode_bitstream(data), kind)
-    say(f"bitstream: {bs.inputs} inputs, {bs.untyped} untyped")
+        bs.feed(lambda data=data: decode_bitstream(data), kind)
+    return bs
 
-    # ---- the codec's receive path: header checks against a real model, then a full decode
-    codec = _fuzz_codec()
+
+def _fuzz_codec_receive(
+    rng: np.random.Generator, codec, inputs: int, full_decodes: int
+) -> tuple[FuzzResult, FuzzResult]:
+    """The codec's receive path: header checks against a real model, then (up to ``full_decodes``) a full decode."""
+    from codec.entropy import CODERS
+
     cpool = [codec.compress_indices(_codec_map(rng, codec), coder=str(rng.choice(CODERS))) for _ in range(100)]
     cd = FuzzResult("codec indices")
     full = FuzzResult("codec image")
     for data, kind in bitstream_inputs(rng, max(1, inputs // 10), cpool):
-        imap = cd.feed(lambda: codec.decompress_indices(data), kind)
+        imap = cd.feed(lambda data=data: codec.decompress_indices(data), kind)
         if imap is not None and full.inputs < full_decodes:
-            full.feed(lambda: codec.decode_indices(imap), kind)
-    say(f"codec: {cd.inputs} + {full.inputs} inputs, {cd.untyped + full.untyped} untyped")
+            full.feed(lambda imap=imap: codec.decode_indices(imap), kind)
+    return cd, full
 
-    # ---- packets, one at a time and mixed into real streams
-    singles, streams = _packet_pool(rng, 120)
-    pk = FuzzResult("packet")
-    half = inputs // 2
-    for data, kind in packet_inputs(rng, half, singles):
-        pk.feed(lambda: depacketize([data]), kind)
-    mixed = FuzzResult("packet stream")
-    for data, kind in packet_inputs(rng, inputs - half, singles):
-        stream = list(streams[int(rng.integers(0, len(streams)))])
-        stream.insert(int(rng.integers(0, len(stream) + 1)), data)
-        if rng.random() < 0.5 and len(stream) > 1:
-            del stream[int(rng.integers(0, len(stream)))]
-        session = {"codebook_size": 8, "shape": (4, 4)} if rng.random() < 0.2 else {}
-        mixed.feed(lambda: depacketize(stream, **session), kind + " in a stream")
-    say(f"packets: {pk.inputs + mixed.inputs} inputs, {pk.untyped + mixed.untyped} untyped")
 
-    # ---- hostile resources (issue 27): alphabet claims, tiny maps of huge images, config bombs, huge encode inputs
+def _fuzz_resources(rng: np.random.Generator, codec, n_res: int) -> tuple[FuzzResult, ...]:
+    """Hostile resources (issue 27): alphabet claims, tiny maps of huge images, config bombs, huge encode inputs;
+    ``n_res`` of each."""
     import tempfile
     from pathlib import Path
 
-    n_res = max(8, inputs // 1000)
     alpha = FuzzResult("alphabet claims")
     for fn, kind in alphabet_claims(rng, n_res):
         alpha.feed(fn, kind)
     tiny = FuzzResult("huge-image claims")
     for data, kind in huge_image_claims(rng, n_res):
-        tiny.feed(lambda: codec.decompress_indices(data), kind)
+        tiny.feed(lambda data=data: codec.decompress_indices(data), kind)
     bombs = FuzzResult("config bombs")
     enc = FuzzResult("encode inputs")
     with tempfile.TemporaryDirectory(prefix="vqsim-fuzz-") as tmp:
@@ -428,19 +537,7 @@ def run_fuzz(inputs: int = 100_000, seed: int = 0, full_decodes: int = 200,
             bombs.feed(fn, kind)
         for fn, kind in huge_encode_inputs(rng, n_res, codec, Path(tmp)):
             enc.feed(fn, kind)
-    say(f"resources: {4 * n_res} inputs, {alpha.untyped + tiny.untyped + bombs.untyped + enc.untyped} untyped")
-
-    results = [bs, cd, full, pk, mixed, alpha, tiny, bombs, enc]
-    return {
-        "seed": seed, "inputs_per_target": inputs, "torch_threads": threads,
-        "limits": {"max_pixels": limits.max_pixels, "max_indices": limits.max_indices,
-                   "max_codebook_size": limits.max_codebook_size},
-        "targets": [r.as_dict() for r in results],
-        "untyped_total": sum(r.untyped for r in results),
-        "over_1s_total": sum(r.over_limit_s for r in results),
-        "peak_rss_mb": _peak_rss_mb(), "rss_before_mb": rss0,
-        "wall_s": time.perf_counter() - t_start,
-    }
+    return alpha, tiny, bombs, enc
 
 
 def _fuzz_codec():
@@ -454,15 +551,24 @@ def _fuzz_codec():
         from codec.api import VQGANCodec
         from codec.vqgan import VQGANConfig, VQModel
 
-        cfg = VQGANConfig.from_dict(dict(ch=8, ch_mult=[1, 2], num_res_blocks=1, attn_resolutions=[], n_embed=16,
-                                         embed_dim=4, z_channels=4, resolution=32))
+        cfg = VQGANConfig.from_dict(
+            dict(
+                ch=8,
+                ch_mult=[1, 2],
+                num_res_blocks=1,
+                attn_resolutions=[],
+                n_embed=16,
+                embed_dim=4,
+                z_channels=4,
+                resolution=32,
+            )
+        )
         return VQGANCodec(VQModel(cfg).eval(), name="fuzz", device="cpu")
 
 
 def _codec_map(rng: np.random.Generator, codec):
     from codec.types import IndexMap
 
-    f = codec.downsample_factor
     H, W = (int(v) for v in rng.integers(1, 65, 2))
     h, w = codec.latent_shape((H, W))
     return IndexMap(rng.integers(0, codec.codebook_size, (h, w)), codec.codebook_size, (H, W), codec.codebook_id)
@@ -470,21 +576,32 @@ def _codec_map(rng: np.random.Generator, codec):
 
 def format_fuzz(report: dict[str, Any]) -> str:
     """A plain-text table of a ``run_fuzz`` report."""
-    lines = [f"fuzz: seed {report['seed']}, {report['inputs_per_target']} inputs per target, limits "
-             f"{report['limits']['max_pixels']} px / {report['limits']['max_indices']} indices / codebook "
-             f"{report['limits'].get('max_codebook_size', '-')}",
-             f"{'target':18s} {'inputs':>8s} {'ok':>8s} {'refused':>8s} {'untyped':>8s} {'slowest':>10s} {'>1 s':>5s}"]
+    lines = [
+        f"fuzz: seed {report['seed']}, {report['inputs_per_target']} inputs per target, limits "
+        f"{report['limits']['max_pixels']} px / {report['limits']['max_indices']} indices / codebook "
+        f"{report['limits'].get('max_codebook_size', '-')}",
+        f"{'target':18s} {'inputs':>8s} {'ok':>8s} {'refused':>8s} {'untyped':>8s} {'slowest':>10s} {'>1 s':>5s}",
+    ]
     for t in report["targets"]:
         ok = t["outcomes"].get("ok", 0)
-        lines.append(f"{t['target']:18s} {t['inputs']:8d} {ok:8d} {t['inputs'] - ok - t['untyped']:8d} {t['untyped']:8d} "
-                     f"{1000 * t['slowest_s']:8.1f}ms {t['over_1s']:5d}   (slowest: {t['slowest_kind']})")
-    lines.append("refusals by type: " + ", ".join(
-        f"{k} {v}" for k, v in sorted(sum((Counter(t["outcomes"]) for t in report["targets"]), Counter()).items())
-        if k != "ok"))
+        lines.append(
+            f"{t['target']:18s} {t['inputs']:8d} {ok:8d} {t['inputs'] - ok - t['untyped']:8d} {t['untyped']:8d} "
+            f"{1000 * t['slowest_s']:8.1f}ms {t['over_1s']:5d}   (slowest: {t['slowest_kind']})"
+        )
+    lines.append(
+        "refusals by type: "
+        + ", ".join(
+            f"{k} {v}"
+            for k, v in sorted(sum((Counter(t["outcomes"]) for t in report["targets"]), Counter()).items())
+            if k != "ok"
+        )
+    )
     for t in report["targets"]:
         for c in t["crashes"]:
             lines.append(f"CRASH {t['target']}: {c}")
-    lines.append(f"untyped errors {report['untyped_total']}, inputs over 1 s {report['over_1s_total']}, "
-                 f"peak RSS {report['peak_rss_mb']:.0f} MB (before: {report['rss_before_mb']:.0f} MB), "
-                 f"wall {report['wall_s']:.0f} s")
+    lines.append(
+        f"untyped errors {report['untyped_total']}, inputs over 1 s {report['over_1s_total']}, "
+        f"peak RSS {report['peak_rss_mb']:.0f} MB (before: {report['rss_before_mb']:.0f} MB), "
+        f"wall {report['wall_s']:.0f} s"
+    )
     return "\n".join(lines)

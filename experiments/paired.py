@@ -40,8 +40,18 @@ import pandas as pd
 
 from codec.errors import ParameterError
 
-from .significance import (MIN_IMAGES, POWER, adjust_pvalues, check_correction, check_level, check_unit,
-                           mean_ci, min_detectable, paired_stats, units_needed)
+from .significance import (
+    MIN_IMAGES,
+    POWER,
+    adjust_pvalues,
+    check_correction,
+    check_level,
+    check_unit,
+    mean_ci,
+    min_detectable,
+    paired_stats,
+    units_needed,
+)
 
 #: model-free concealment methods (the candidates for ``reference="best_baseline"``)
 BASELINES = ("latent_avg", "neighbor", "mean", "none")
@@ -176,7 +186,7 @@ def paired_differences(df: pd.DataFrame, metric: str = "lpips_alex_vs_lossfree",
             n_seeds = int(info.loc[both.index, "seed"].nunique()) if "seed" in info.columns else \
                 int(pd.Series(imgs).value_counts().max()) if len(imgs) else 0
             lo, hi = float(s["lo"]), float(s["hi"])
-            grp.append({**dict(zip(by, key)), "method": m, "reference": ref, "unit": unit,
+            grp.append({**dict(zip(by, key, strict=False)), "method": m, "reference": ref, "unit": unit,
                         "n_images": int(s["n_images"]), "n_seeds": n_seeds, "n_trials": int(s["n_trials"]),
                         "n": int(s["n"]), "mean": float(both[m].mean()) if len(both) else math.nan,
                         "mean_ref": float(both[ref].mean()) if len(both) else math.nan,
@@ -294,11 +304,15 @@ def paired_table(df: pd.DataFrame, metric: str | None = None, reference: str = "
     t = t[~t["tie"].astype(bool)]
     label = [c for c in ("codebook_size", "channel_label", "fec") if c in t.columns]
     for _, r in t.head(max_rows).iterrows():
-        grp = " ".join(f"S={r[c]}" if c == "codebook_size" else f"fec={r[c]}" if c == "fec" else str(r[c]) for c in label)
+        grp = " ".join(
+            f"S={r[c]}" if c == "codebook_size" else f"fec={r[c]}" if c == "fec" else str(r[c]) for c in label
+        )
         star = "*" if r["significant"] else "+" if r["significant_unadjusted"] else " "
-        lines.append(f"  {grp}  {r['method']:>11} − {r['reference']:<10} = {r['diff']:+.4f} "
-                     f"[{r['lo']:+.4f}, {r['hi']:+.4f}]{star}  (images={r['n_images']}, seeds={r['n_seeds']}, "
-                     f"p={r['p']:.2g}, p_{correction}={r['p_adj']:.2g}; {r['mean']:.4f} vs {r['mean_ref']:.4f})")
+        lines.append(
+            f"  {grp}  {r['method']:>11} − {r['reference']:<10} = {r['diff']:+.4f} "
+            f"[{r['lo']:+.4f}, {r['hi']:+.4f}]{star}  (images={r['n_images']}, seeds={r['n_seeds']}, "
+            f"p={r['p']:.2g}, p_{correction}={r['p_adj']:.2g}; {r['mean']:.4f} vs {r['mean_ref']:.4f})"
+        )
     if len(t) > max_rows:
         lines.append(f"  … {len(t) - max_rows} more rows")
     if n_same:
@@ -318,16 +332,40 @@ PANEL_EXTRA = ("codebook_size", "mtu", "interleave", "coder")
 def _varied(df: pd.DataFrame, cols: Sequence[str]) -> list[str]:
     """The columns of ``cols`` the sweep varies (packetization columns: among packet-channel rows only)."""
     pk = df[df["channel_kind"] != "index"] if "channel_kind" in df.columns else df
-    return [c for c in cols if c in df.columns
-            and (pk if c in ("mtu", "interleave", "coder") else df)[c].nunique(dropna=False) > 1]
+    return [
+        c
+        for c in cols
+        if c in df.columns and (pk if c in ("mtu", "interleave", "coder") else df)[c].nunique(dropna=False) > 1
+    ]
 
 
-CURVE_COLUMNS = ("panel", "method", "reference", "unit", "n_images", "n_seeds", "n", "value", "lo", "hi", "p",
-                 "p_adj", "correction", "significant_unadjusted", "significant")
+CURVE_COLUMNS = (
+    "panel",
+    "method",
+    "reference",
+    "unit",
+    "n_images",
+    "n_seeds",
+    "n",
+    "value",
+    "lo",
+    "hi",
+    "p",
+    "p_adj",
+    "correction",
+    "significant_unadjusted",
+    "significant",
+)
 
 
-def paired_curves(df: pd.DataFrame, metric: str = "lpips_alex_vs_lossfree", reference: str = "best_baseline",
-                  level: float = 0.95, unit: str = DEFAULT_UNIT, correction: str = DEFAULT_CORRECTION) -> pd.DataFrame:
+def paired_curves(
+    df: pd.DataFrame,
+    metric: str = "lpips_alex_vs_lossfree",
+    reference: str = "best_baseline",
+    level: float = 0.95,
+    unit: str = DEFAULT_UNIT,
+    correction: str = DEFAULT_CORRECTION,
+) -> pd.DataFrame:
     """The numbers the paired figure draws (``plots/paired_vs_loss.csv``), one row per point.
 
     Panel ``a``: per (family, FEC, loss rate, method) the mean of ``metric`` (a per-unit paired
@@ -348,29 +386,56 @@ def paired_curves(df: pd.DataFrame, metric: str = "lpips_alex_vs_lossfree", refe
     img_col = image_column(df)
     rows = []
     for key, g in df.groupby(by, dropna=False, sort=True):
-        base = dict(zip(by, key))
+        base = dict(zip(by, key, strict=False))
         for m in dict.fromkeys(g["method"]):
             s = g.loc[g["method"] == m]
             v = s[metric].to_numpy(dtype=np.float64)
             ok = np.isfinite(v)
             st = paired_stats(by_image(v[ok], s[img_col].to_numpy()[ok]), unit, level)
-            rows.append({**base, "panel": "a", "method": m, "reference": "", "unit": unit,
-                         "n_images": int(st["n_images"]), "n_seeds": int(s["seed"].nunique()) if "seed" in s else 0,
-                         "n": int(st["n"]), "value": float(st["mean"]), "lo": float(st["lo"]), "hi": float(st["hi"]),
-                         "p": math.nan, "p_adj": math.nan, "correction": "", "significant_unadjusted": False,
-                         "significant": False})
+            rows.append(
+                {
+                    **base,
+                    "panel": "a",
+                    "method": m,
+                    "reference": "",
+                    "unit": unit,
+                    "n_images": int(st["n_images"]),
+                    "n_seeds": int(s["seed"].nunique()) if "seed" in s else 0,
+                    "n": int(st["n"]),
+                    "value": float(st["mean"]),
+                    "lo": float(st["lo"]),
+                    "hi": float(st["hi"]),
+                    "p": math.nan,
+                    "p_adj": math.nan,
+                    "correction": "",
+                    "significant_unadjusted": False,
+                    "significant": False,
+                }
+            )
     t = paired_differences(df, metric, reference, by=by, level=level, unit=unit, correction=correction)
     for r in t.to_dict("records"):
-        rows.append({**{c: r[c] for c in by}, "panel": "b", "value": r["diff"],
-                     **{c: r[c] for c in CURVE_COLUMNS if c in r and c not in ("panel", "value")}})
+        rows.append(
+            {
+                **{c: r[c] for c in by},
+                "panel": "b",
+                "value": r["diff"],
+                **{c: r[c] for c in CURVE_COLUMNS if c in r and c not in ("panel", "value")},
+            }
+        )
     out = pd.DataFrame(rows, columns=by + list(CURVE_COLUMNS))
     out.attrs["family"] = family_summary(t)
     return out
 
 
-def significance_table(df: pd.DataFrame, metric: str = "lpips_alex_vs_lossfree", reference: str = "best_baseline",
-                       level: float = 0.95, unit: str = DEFAULT_UNIT, correction: str = DEFAULT_CORRECTION,
-                       detect: float | None = None) -> pd.DataFrame:
+def significance_table(
+    df: pd.DataFrame,
+    metric: str = "lpips_alex_vs_lossfree",
+    reference: str = "best_baseline",
+    level: float = 0.95,
+    unit: str = DEFAULT_UNIT,
+    correction: str = DEFAULT_CORRECTION,
+    detect: float | None = None,
+) -> pd.DataFrame:
     """:func:`paired_differences` as a readable table: which methods differ significantly from the reference.
 
     One row per (channel, FEC, method ≠ reference) with ``verdict`` "better" / "worse" (significant
@@ -381,8 +446,7 @@ def significance_table(df: pd.DataFrame, metric: str = "lpips_alex_vs_lossfree",
     (and out of the family).  ``attrs``: the family's :func:`family_summary`.
     """
     by = [c for c in (*GROUP_COLUMNS, *_varied(df, PANEL_EXTRA[1:])) if c in df.columns]
-    t = paired_differences(df, metric, reference, by=by, level=level, unit=unit, correction=correction,
-                           detect=detect)
+    t = paired_differences(df, metric, reference, by=by, level=level, unit=unit, correction=correction, detect=detect)
     summary = family_summary(t)
     if not len(t):
         return t
@@ -394,17 +458,32 @@ def significance_table(df: pd.DataFrame, metric: str = "lpips_alex_vs_lossfree",
 
     higher = _higher_better(metric)
     better_raw = t["significant_unadjusted"] & ((t["diff"] > 0) if higher else (t["diff"] < 0))
-    out = pd.DataFrame({
-        **({"S": t["codebook_size"]} if df["codebook_size"].nunique() > 1 else {}),
-        "channel": t["channel_label"], "FEC": t["fec"],
-        **{c: t[c] for c in by if c in PANEL_EXTRA[1:]},
-        "method": t["method"], "reference": t["reference"], "unit": t["unit"], "n_images": t["n_images"],
-        "n_seeds": t["n_seeds"], "n_trials": t["n_trials"], "mean": t["mean"], "mean_ref": t["mean_ref"],
-        "diff": t["diff"], "lo": t["lo"], "hi": t["hi"], "p": t["p"], "correction": t["correction"], "p_adj": t["p_adj"],
-        "verdict": verdict(t["significant"], t["better"]),
-        "verdict_unadjusted": verdict(t["significant_unadjusted"], better_raw), "mdd": t["mdd"],
-        **({"n_needed": t["n_needed"]} if "n_needed" in t.columns else {}),
-    }).reset_index(drop=True)
+    out = pd.DataFrame(
+        {
+            **({"S": t["codebook_size"]} if df["codebook_size"].nunique() > 1 else {}),
+            "channel": t["channel_label"],
+            "FEC": t["fec"],
+            **{c: t[c] for c in by if c in PANEL_EXTRA[1:]},
+            "method": t["method"],
+            "reference": t["reference"],
+            "unit": t["unit"],
+            "n_images": t["n_images"],
+            "n_seeds": t["n_seeds"],
+            "n_trials": t["n_trials"],
+            "mean": t["mean"],
+            "mean_ref": t["mean_ref"],
+            "diff": t["diff"],
+            "lo": t["lo"],
+            "hi": t["hi"],
+            "p": t["p"],
+            "correction": t["correction"],
+            "p_adj": t["p_adj"],
+            "verdict": verdict(t["significant"], t["better"]),
+            "verdict_unadjusted": verdict(t["significant_unadjusted"], better_raw),
+            "mdd": t["mdd"],
+            **({"n_needed": t["n_needed"]} if "n_needed" in t.columns else {}),
+        }
+    ).reset_index(drop=True)
     out.attrs.update(attrs)
     out.attrs["family"] = summary
     return out

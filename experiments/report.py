@@ -73,7 +73,7 @@ def _table_html(df, floatfmt: str = "{:.4f}") -> str:
     body = []
     for r in df.itertuples(index=False):
         cells = []
-        for c, v in zip(cols, r):
+        for c, v in zip(cols, r, strict=False):
             text = _fmt(c, v, floatfmt)
             cls = f' class="{v}"' if c in ("verdict", "verdict_unadjusted") and v in ("better", "worse") else ""
             cells.append(f"<td{cls}>{html.escape(text)}</td>")
@@ -85,7 +85,7 @@ def _table_md(df, floatfmt: str = "{:.4f}") -> str:
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_fmt(c, v, floatfmt) for c, v in zip(cols, r)) + " |")
+        lines.append("| " + " | ".join(_fmt(c, v, floatfmt) for c, v in zip(cols, r, strict=False)) + " |")
     return "\n".join(lines)
 
 
@@ -140,9 +140,9 @@ def _means(df):
 
 
 def _provenance(folder: Path) -> dict[str, Any]:
-    from .sweep.provenance import _read_provenance
+    from .sweep.provenance import read_provenance
 
-    return _read_provenance(folder)[0] or {}
+    return read_provenance(folder)[0] or {}
 
 
 def _prov_rows(p: dict[str, Any]) -> list[tuple[str, str]]:
@@ -150,23 +150,32 @@ def _prov_rows(p: dict[str, Any]) -> list[tuple[str, str]]:
     last = runs[-1]
     git = p.get("git") or {}
     dev = p.get("device") or {}
-    rows = [("sweep", p.get("sweep", "")), ("config hash", p.get("config_hash", "")),
-            ("git commit", f"{git.get('commit', '')}" + (" (dirty)" if git.get("dirty") else "")),
-            ("created", p.get("created", "")), ("last run", f"{last.get('start', '')} – {last.get('end', '')}"),
-            ("command", last.get("command", "")), ("status", f"{last.get('status', '')}, "
-                                                             f"{last.get('trials_run', '')} trials, {last.get('wall_s', '')} s"),
-            ("machine", f"{last.get('host', '')}, {p.get('platform', '')}, {dev.get('cpu_count', '')} CPUs, "
-                        f"CUDA {dev.get('torch_cuda_available', '')}"),
-            ("python", p.get("python", "")),
-            ("packages", ", ".join(f"{k} {v}" for k, v in (p.get("packages") or {}).items()))]
+    rows = [
+        ("sweep", p.get("sweep", "")),
+        ("config hash", p.get("config_hash", "")),
+        ("git commit", f"{git.get('commit', '')}" + (" (dirty)" if git.get("dirty") else "")),
+        ("created", p.get("created", "")),
+        ("last run", f"{last.get('start', '')} – {last.get('end', '')}"),
+        ("command", last.get("command", "")),
+        ("status", f"{last.get('status', '')}, {last.get('trials_run', '')} trials, {last.get('wall_s', '')} s"),
+        (
+            "machine",
+            f"{last.get('host', '')}, {p.get('platform', '')}, {dev.get('cpu_count', '')} CPUs, "
+            f"CUDA {dev.get('torch_cuda_available', '')}",
+        ),
+        ("python", p.get("python", "")),
+        ("packages", ", ".join(f"{k} {v}" for k, v in (p.get("packages") or {}).items())),
+    ]
     return [(k, str(v)) for k, v in rows]
 
 
-_CSS = ("body{font-family:sans-serif;max-width:1100px;margin:1em auto;font-size:14px}"
-        "table{border-collapse:collapse;font-size:12px;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}"
-        "td.better{background:#d4f4d4}td.worse{background:#f6d4d4}img{max-width:100%}"
-        "pre{background:#f6f6f6;padding:.5em;font-size:11px;overflow-x:auto}"
-        "p.warning{background:#fff3cd;border:1px solid #e0c060;padding:.4em}")
+_CSS = (
+    "body{font-family:sans-serif;max-width:1100px;margin:1em auto;font-size:14px}"
+    "table{border-collapse:collapse;font-size:12px;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}"
+    "td.better{background:#d4f4d4}td.worse{background:#f6d4d4}img{max-width:100%}"
+    "pre{background:#f6f6f6;padding:.5em;font-size:11px;overflow-x:auto}"
+    "p.warning{background:#fff3cd;border:1px solid #e0c060;padding:.4em}"
+)
 
 
 #: what the verdict columns mean (the report's method paragraph)
@@ -176,29 +185,57 @@ def _method_text(unit: str, correction: str, level: float) -> str:
 
     pct, alpha = f"{100 * level:g} %", f"{100 * (1 - level):g} %"
     if unit == "image":
-        u = (f"The unit is the image: each image's seeds are averaged first (d_i), then the interval is "
-             f"mean ± t(n_images − 1)·s/√n_images over the images (identical photos, by content hash, count once); "
-             f"seeds of one image share its content and are not independent samples.")
+        u = (
+            "The unit is the image: each image's seeds are averaged first (d_i), then the interval is "
+            "mean ± t(n_images − 1)·s/√n_images over the images (identical photos, by content hash, count once); "
+            "seeds of one image share its content and are not independent samples."
+        )
     else:
-        u = ("The unit is the trial: images × seeds are treated as independent samples (too narrow when images "
-             "differ; kept for comparison with older reports).")
-    c = {"holm": f"Holm's correction over the table's comparisons keeps the chance of any false better/worse verdict "
-                 f"≤ {alpha}.",
-         "bh": f"The Benjamini–Hochberg correction over the table's comparisons keeps the expected share of false "
-               f"verdicts among the significant ones ≤ {alpha}.",
-         "none": "No correction: with many comparisons some verdicts are expected by chance alone."}[correction]
-    return (f"{u} p is the two-sided p-value of the same t-test. {c} 'verdict' is after "
-            f"{CORRECTION_NAMES[correction]}; the {pct} interval, p and 'verdict_unadjusted' are not adjusted "
-            f"(all columns: plots/paired_differences.csv). mdd: the smallest |difference| the comparison detects with "
-            f"{100 * POWER:g} % power (two-sided t-test, noncentral t, α = {alpha} per comparison, before "
-            f"correction); n_needed: the {'images' if unit == 'image' else 'trials'} needed for the difference given "
-            f"with --detect. Fewer than {MIN_IMAGES} images behind an interval draw a warning. Groups where every "
-            f"method gives identical results are left out (and out of the correction).")
+        u = (
+            "The unit is the trial: images × seeds are treated as independent samples (too narrow when images "
+            "differ; kept for comparison with older reports)."
+        )
+    c = {
+        "holm": f"Holm's correction over the table's comparisons keeps the chance of any false better/worse verdict "
+        f"≤ {alpha}.",
+        "bh": f"The Benjamini–Hochberg correction over the table's comparisons keeps the expected share of false "
+        f"verdicts among the significant ones ≤ {alpha}.",
+        "none": "No correction: with many comparisons some verdicts are expected by chance alone.",
+    }[correction]
+    return (
+        f"{u} p is the two-sided p-value of the same t-test. {c} 'verdict' is after "
+        f"{CORRECTION_NAMES[correction]}; the {pct} interval, p and 'verdict_unadjusted' are not adjusted "
+        f"(all columns: plots/paired_differences.csv). mdd: the smallest |difference| the comparison detects with "
+        f"{100 * POWER:g} % power (two-sided t-test, noncentral t, α = {alpha} per comparison, before "
+        f"correction); n_needed: the {'images' if unit == 'image' else 'trials'} needed for the difference given "
+        f"with --detect. Fewer than {MIN_IMAGES} images behind an interval draw a warning. Groups where every "
+        f"method gives identical results are left out (and out of the correction)."
+    )
 
 
 #: columns of the report's table of significant differences (the full table has all)
-_SHOWN = ("S", "channel", "FEC", "mtu", "interleave", "coder", "method", "reference", "unit", "n_images", "n_seeds",
-          "diff", "lo", "hi", "p", "correction", "p_adj", "verdict", "mdd", "n_needed")
+_SHOWN = (
+    "S",
+    "channel",
+    "FEC",
+    "mtu",
+    "interleave",
+    "coder",
+    "method",
+    "reference",
+    "unit",
+    "n_images",
+    "n_seeds",
+    "diff",
+    "lo",
+    "hi",
+    "p",
+    "correction",
+    "p_adj",
+    "verdict",
+    "mdd",
+    "n_needed",
+)
 
 
 def _images_lead(df) -> str:
@@ -231,8 +268,10 @@ def findings_paragraph(sig, metric: str, reference: str, correction: str) -> str
         if len(better):
             b = better.loc[better["diff"].abs().idxmax()]
             lo, hi = sorted((abs(b["lo"]), abs(b["hi"])))
-            bits.append(f"better at {len(better)} of {n} points (largest gain {abs(b['diff']):.4f}, 95 % interval "
-                        f"[{lo:.4f}, {hi:.4f}], at {where(b)})")
+            bits.append(
+                f"better at {len(better)} of {n} points (largest gain {abs(b['diff']):.4f}, 95 % interval "
+                f"[{lo:.4f}, {hi:.4f}], at {where(b)})"
+            )
         if len(worse):
             w = worse.loc[worse["diff"].abs().idxmax()]
             bits.append(f"worse at {len(worse)} of {n} points (largest loss {abs(w['diff']):.4f} at {where(w)})")
@@ -240,8 +279,10 @@ def findings_paragraph(sig, metric: str, reference: str, correction: str) -> str
     if same:
         parts.append(f"{', '.join(same)}: no significant difference at any point")
     head = "No method differs significantly from the reference. " if not [p for p in parts if " is " in p] else ""
-    return (f"Main findings ({metric}, paired with {ref}, {corr} correction over the table's {len(sig)} "
-            f"comparisons): {head}" + "; ".join(parts) + ".")
+    return (
+        f"Main findings ({metric}, paired with {ref}, {corr} correction over the table's {len(sig)} "
+        f"comparisons): {head}" + "; ".join(parts) + "."
+    )
 
 
 def strategies_sentence(df) -> str:
@@ -259,20 +300,36 @@ def strategies_sentence(df) -> str:
     higher = metric in ("psnr", "ssim")
     out = []
     for fam, g in t.groupby("channel_family", sort=False):
-        best = g.loc[(g.groupby("loss_rate_nominal")["mean"].idxmax() if higher
-                      else g.groupby("loss_rate_nominal")["mean"].idxmin())]
+        best = g.loc[
+            (
+                g.groupby("loss_rate_nominal")["mean"].idxmax()
+                if higher
+                else g.groupby("loss_rate_nominal")["mean"].idxmin()
+            )
+        ]
         pts = [f"{100 * r['loss_rate_nominal']:g} %: {r['strategy']} ({r['mean']:.3f})" for _, r in best.iterrows()]
         winners = list(dict.fromkeys(best["strategy"]))
-        change = (f"the best strategy changes with the loss rate ({' → '.join(winners)})" if len(winners) > 1
-                  else f"{winners[0]} is best at every loss rate")
+        change = (
+            f"the best strategy changes with the loss rate ({' → '.join(winners)})"
+            if len(winners) > 1
+            else f"{winners[0]} is best at every loss rate"
+        )
         out.append(f"On {fam}, {change}: " + "; ".join(pts) + ".")
-    return (f"Strategies at their measured total rates (best mean {metric} per loss rate; whether the gaps are "
-            f"significant: the strategies figure's panel (b)): " + " ".join(out))
+    return (
+        f"Strategies at their measured total rates (best mean {metric} per loss rate; whether the gaps are "
+        f"significant: the strategies figure's panel (b)): " + " ".join(out)
+    )
 
 
-def write_report(folder: str | Path, reference: str = "best_baseline",
-                 log: Callable[[str], None] | None = None, unit: str = "image", correction: str = "holm",
-                 detect: float | None = None, level: float = 0.95) -> ReportFiles:
+def write_report(
+    folder: str | Path,
+    reference: str = "best_baseline",
+    log: Callable[[str], None] | None = None,
+    unit: str = "image",
+    correction: str = "holm",
+    detect: float | None = None,
+    level: float = 0.95,
+) -> ReportFiles:
     """Write ``report.html`` and ``report.md`` into a results folder (drawing its figures if missing).
 
     ``reference``: the method paired differences subtract (a method name or ``"best_baseline"``);
@@ -285,7 +342,7 @@ def write_report(folder: str | Path, reference: str = "best_baseline",
     Raises FileNotFoundError when ``folder`` holds no results (``experiments.sweep.read_results``),
     ParameterError for an unknown unit or correction, a level outside (0, 1) or detect ≤ 0.
     """
-    from .paired import few_images_warning, family_sentence, power_sentence, significance_table
+    from .paired import family_sentence, few_images_warning, power_sentence, significance_table
     from .plots import make_plots
     from .significance import check_correction, check_level, check_unit, units_needed
     from .sweep import read_results
@@ -295,23 +352,26 @@ def write_report(folder: str | Path, reference: str = "best_baseline",
     check_correction(correction)
     level = check_level(level)
     if detect is not None:
-        units_needed(detect, 1.0)                            # validates δ before any work
+        units_needed(detect, 1.0)  # validates δ before any work
     folder = Path(folder)
     df = read_results(folder)
     plots = folder / "plots"
     notes: list[str] = []
     if not _plots_current(plots, reference, unit, correction):
-        rep = make_plots(folder, formats=("png", "pdf"), reference=reference, log=log, unit=unit,
-                         correction=correction)
+        rep = make_plots(folder, formats=("png", "pdf"), reference=reference, log=log, unit=unit, correction=correction)
         notes += rep.notes + rep.skipped
     figs = [(plots / f"{stem}.png", text) for stem, text in FIGURE_ORDER if (plots / f"{stem}.png").exists()]
     grids = sorted(plots.glob("grid_*.png"))[:MAX_GRIDS]
     figs += [(g, "Example images: original, loss-free, lost indices (red), each method's result.") for g in grids]
 
-    metric = next((m for m in ("lpips_alex_vs_lossfree", "lpips_vgg_vs_lossfree", "psnr_vs_lossfree")
-                   if m in df.columns), None)
-    sig = (significance_table(df, metric, reference, level=level, unit=unit, correction=correction, detect=detect)
-           if metric and df["method"].nunique() > 1 else None)
+    metric = next(
+        (m for m in ("lpips_alex_vs_lossfree", "lpips_vgg_vs_lossfree", "psnr_vs_lossfree") if m in df.columns), None
+    )
+    sig = (
+        significance_table(df, metric, reference, level=level, unit=unit, correction=correction, detect=detect)
+        if metric and df["method"].nunique() > 1
+        else None
+    )
     have_sig = sig is not None and len(sig) > 0
     if have_sig:
         sig.to_csv(plots / "paired_differences.csv", index=False)
@@ -341,19 +401,24 @@ def write_report(folder: str | Path, reference: str = "best_baseline",
         notes.append(b)
 
     # ---- html
-    h = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>vqsim report: {html.escape(name)}</title>"
-         f"<style>{_CSS}</style></head><body>", f"<h1>vqsim sweep report: {html.escape(name)}</h1>",
-         *(f"<p class=\"warning\"><b>{html.escape(b)}</b></p>" for b in banners),
-         *([f"<p><b>{html.escape(findings)}</b></p>"] if findings else []),
-         f"<p>{html.escape(lead)}<br>config hash <code>{html.escape(str(prov.get('config_hash', '')))}</code>, "
-         f"git commit <code>{html.escape(str((prov.get('git') or {}).get('commit', '')))}</code></p>",
-         f"<p>{html.escape(sig_lead)}</p>"]
+    h = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>vqsim report: {html.escape(name)}</title>"
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>vqsim sweep report: {html.escape(name)}</h1>",
+        *(f'<p class="warning"><b>{html.escape(b)}</b></p>' for b in banners),
+        *([f"<p><b>{html.escape(findings)}</b></p>"] if findings else []),
+        f"<p>{html.escape(lead)}<br>config hash <code>{html.escape(str(prov.get('config_hash', '')))}</code>, "
+        f"git commit <code>{html.escape(str((prov.get('git') or {}).get('commit', '')))}</code></p>",
+        f"<p>{html.escape(sig_lead)}</p>",
+    ]
     if warning:
-        h.append(f"<p class=\"warning\">{html.escape(warning)}</p>")
+        h.append(f'<p class="warning">{html.escape(warning)}</p>')
     for path, text in figs:
         b64 = base64.b64encode(_png_bytes(path)).decode("ascii")
-        h.append(f"<figure><img src=\"data:image/png;base64,{b64}\" alt=\"{html.escape(path.stem)}\">"
-                 f"<figcaption><b>{html.escape(path.stem)}</b>: {html.escape(text)}</figcaption></figure>")
+        h.append(
+            f'<figure><img src="data:image/png;base64,{b64}" alt="{html.escape(path.stem)}">'
+            f"<figcaption><b>{html.escape(path.stem)}</b>: {html.escape(text)}</figcaption></figure>"
+        )
     h.append(f"<h2>Significance of paired differences</h2><p>{html.escape(sig_lead)}</p>")
     if have_sig:
         shown = sig[sig["verdict"] != "n.s."]
@@ -361,21 +426,32 @@ def write_report(folder: str | Path, reference: str = "best_baseline",
         cols = [c for c in _SHOWN if c in sig.columns]
         h.append(f"<p>{html.escape(method_text)}</p>")
         if warning:
-            h.append(f"<p class=\"warning\">{html.escape(warning)}</p>")
+            h.append(f'<p class="warning">{html.escape(warning)}</p>')
         h.append(f"<h3>How much data</h3><p>{html.escape(power_text)}</p>")
-        h.append(f"<h3>Per method: points better / worse than the reference (after {html.escape(correction)})</h3>"
-                 + _table_html(_verdict_counts(sig)))
-        h.append(f"<h3>Significant differences (after {html.escape(correction)})</h3>"
-                 + (_table_html(shown[cols]) if len(shown) else "<p>none</p>"))
+        h.append(
+            f"<h3>Per method: points better / worse than the reference (after {html.escape(correction)})</h3>"
+            + _table_html(_verdict_counts(sig))
+        )
+        h.append(
+            f"<h3>Significant differences (after {html.escape(correction)})</h3>"
+            + (_table_html(shown[cols]) if len(shown) else "<p>none</p>")
+        )
         if len(nominal) and correction != "none":
-            h.append(f"<h3>Intervals excluding 0 that do not survive {html.escape(correction)}</h3>"
-                     + _table_html(nominal[cols + ["verdict_unadjusted"]]))
-        h.append(f"<details><summary>all {len(sig)} paired differences (unadjusted and adjusted)</summary>"
-                 f"{_table_html(sig)}</details>")
+            h.append(
+                f"<h3>Intervals excluding 0 that do not survive {html.escape(correction)}</h3>"
+                + _table_html(nominal[cols + ["verdict_unadjusted"]])
+            )
+        h.append(
+            f"<details><summary>all {len(sig)} paired differences (unadjusted and adjusted)</summary>"
+            f"{_table_html(sig)}</details>"
+        )
     if means is not None:
         h.append(f"<h2>Mean {html.escape(mean_metric)} per channel point</h2>" + _table_html(means))
-    h.append("<h2>Provenance</h2><table><tbody>" + "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in _prov_rows(prov)) + "</tbody></table>")
+    h.append(
+        "<h2>Provenance</h2><table><tbody>"
+        + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in _prov_rows(prov))
+        + "</tbody></table>"
+    )
     h.append(f"<h2>Config</h2><pre>{html.escape(cfg_text)}</pre>")
     if notes:
         h.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
@@ -385,9 +461,14 @@ def write_report(folder: str | Path, reference: str = "best_baseline",
 
     # ---- markdown
     m = [f"# vqsim sweep report: {name}", ""] + [f"> **{b}**\n" for b in banners]
-    m += ([f"**{findings}**", ""] if findings else []) + [lead, "",
-         f"config hash `{prov.get('config_hash', '')}`, git commit `{(prov.get('git') or {}).get('commit', '')}`", "",
-         sig_lead, ""]
+    m += ([f"**{findings}**", ""] if findings else []) + [
+        lead,
+        "",
+        f"config hash `{prov.get('config_hash', '')}`, git commit `{(prov.get('git') or {}).get('commit', '')}`",
+        "",
+        sig_lead,
+        "",
+    ]
     if warning:
         m += [f"> **{warning}**", ""]
     for path, text in figs:
@@ -399,14 +480,24 @@ def write_report(folder: str | Path, reference: str = "best_baseline",
         cols = [c for c in _SHOWN if c in sig.columns]
         m += [method_text, ""] + ([f"> **{warning}**", ""] if warning else [])
         m += ["### How much data", "", power_text, ""]
-        m += [f"Per method: points better / worse than the reference (after {correction})", "",
-              _table_md(_verdict_counts(sig)), "",
-              f"Significant differences after {correction} (all of them, unadjusted values included: "
-              "`plots/paired_differences.csv`)", "",
-              _table_md(shown[cols]) if len(shown) else "none", ""]
+        m += [
+            f"Per method: points better / worse than the reference (after {correction})",
+            "",
+            _table_md(_verdict_counts(sig)),
+            "",
+            f"Significant differences after {correction} (all of them, unadjusted values included: "
+            "`plots/paired_differences.csv`)",
+            "",
+            _table_md(shown[cols]) if len(shown) else "none",
+            "",
+        ]
         if len(nominal) and correction != "none":
-            m += [f"Intervals excluding 0 that do not survive {correction}", "",
-                  _table_md(nominal[cols + ["verdict_unadjusted"]]), ""]
+            m += [
+                f"Intervals excluding 0 that do not survive {correction}",
+                "",
+                _table_md(nominal[cols + ["verdict_unadjusted"]]),
+                "",
+            ]
     if means is not None:
         m += [f"## Mean {mean_metric} per channel point", "", _table_md(means), ""]
     m += ["## Provenance", "", "| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in _prov_rows(prov)] + [""]

@@ -116,7 +116,8 @@ REASONS: tuple[str, ...] = (
 )
 """Reasons a received packet is dropped (``PacketError.reason`` and depacketizer counts)."""
 
-_HEADER = struct.Struct(HEADER_FORMAT)
+HEADER_STRUCT = struct.Struct(HEADER_FORMAT)
+"""The full header as a ``struct.Struct`` (packing and parsing; the fuzzer forges headers with it)."""
 assert HEADER_SIZE == 36
 
 HEADERS: tuple[str, ...] = ("full", "compact")
@@ -207,7 +208,7 @@ class Packet:
             if header != "compact":
                 raise PacketError("bad_field", f"header must be one of {HEADERS}, got {header!r}")
             return self.session.encode(self)
-        head = _HEADER.pack(
+        head = HEADER_STRUCT.pack(
             MAGIC, VERSION, (FLAG_PARITY if self.parity else 0) | CODE_FLAGS[self.fec_code], self.image_id,
             self.seq, self.count,
             self.block, self.fec_n, self.fec_k, self.codebook_size, self.h, self.w,
@@ -240,7 +241,7 @@ class Packet:
         if n < OVERHEAD:
             raise PacketError("truncated", f"{n} bytes < minimal packet of {OVERHEAD}")
         (magic, version, flags, image_id, seq, count, block, fec_n, fec_k, K, h, w,
-         ih, iw, scheme, coder, seed, plen) = _HEADER.unpack_from(b)
+         ih, iw, scheme, coder, seed, plen) = HEADER_STRUCT.unpack_from(b)
         want = OVERHEAD + plen
         if n < want:
             raise PacketError("truncated", f"{n} bytes < {want} declared")

@@ -79,16 +79,16 @@ def _forge_bitstream(h: int, w: int, H: int, W: int, K: int = 8, coder: str = "a
     """A CRC-valid bitstream with arbitrary header fields (what an attacker can send)."""
     import zlib
 
-    from codec.bitstream import CODER_IDS, MAGIC, VERSION, _put_varint
+    from codec.bitstream import CODER_IDS, MAGIC, VERSION, put_varint
 
     flags = CODER_IDS[coder] | (0x20 if codebook_id is not None else 0)
     out = bytearray(MAGIC) + bytes([VERSION, flags])
-    _put_varint(out, K)
+    put_varint(out, K)
     if codebook_id is not None:
         b = codebook_id.encode()
         out += bytes([len(b)]) + b
     for v in (h, w, H, W, len(payload)):
-        _put_varint(out, v)
+        put_varint(out, v)
     out += payload
     return bytes(out + zlib.crc32(out).to_bytes(4, "big"))
 

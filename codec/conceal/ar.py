@@ -52,8 +52,8 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..types import IndexMap, check_loss_mask
-from .decoding import _as_torch_generator, _choose, _Decoding, _import_torch, _model_vocab, _soft_mean
-from .window import AR_WINDOW_RULES, WINDOW, _pos_table, _window_origins, ar_tile_origins
+from .decoding import Decoding, as_torch_generator, choose_tokens, import_torch, model_vocab, soft_mean
+from .window import AR_WINDOW_RULES, WINDOW, ar_tile_origins, pos_table, window_origins
 
 
 # --------------------------------------------------------------------------- AR problem
@@ -61,10 +61,10 @@ class _ARProblem:
     """Everything both AR implementations share: windows, targets, context rules, draws."""
 
     def __init__(self, index_map: IndexMap, lost: np.ndarray, model, *, window: int, sos_token: int | None,
-                 context: str, rule: str, dec: _Decoding, rng, method: str, soft=None) -> None:
-        torch = _import_torch()
+                 context: str, rule: str, dec: Decoding, rng, method: str, soft=None) -> None:
+        torch = import_torch()
         K = index_map.codebook_size
-        self.vocab = _model_vocab(model, K, method, need_mask=(context == "mask"), causal=True)
+        self.vocab = model_vocab(model, K, method, need_mask=(context == "mask"), causal=True)
         if context not in ("filled", "mask"):
             raise ParameterError(f"context must be 'filled' or 'mask', got {context!r}")
         if rule not in AR_WINDOW_RULES:
@@ -77,10 +77,12 @@ class _ARProblem:
         self.H, self.W = H, W
         self.sh, self.sw = min(H, self.size), min(W, self.size)
         self.n_win = self.sh * self.sw
-        self.pos = _pos_table(self.sh, self.sw, self.size)
+        self.pos = pos_table(self.sh, self.sw, self.size)
         if int(self.pos[-1]) >= model.config.block_size:
-            raise ParameterError(f"model block_size {model.config.block_size} is too small for {self.sh}×{self.sw} windows "
-                             f"(needs ≥ {int(self.pos[-1]) + 1}); use a smaller window=")
+            raise ParameterError(
+                f"model block_size {model.config.block_size} is too small for {self.sh}×{self.sw} windows "
+                f"(needs ≥ {int(self.pos[-1]) + 1}); use a smaller window="
+            )
         if sos_token is None:
             sos_token = int(getattr(model, "sos_token", 0))
         if not 0 <= sos_token < model.config.vocab_size:
@@ -95,8 +97,8 @@ class _ARProblem:
         self.ii, self.jj = ii.astype(np.int64), jj.astype(np.int64)
         self.n = len(ii)
         if rule == "taming":
-            li = _window_origins(self.ii, H, self.size)
-            lj = _window_origins(self.jj, W, self.size)
+            li = window_origins(self.ii, H, self.size)
+            lj = window_origins(self.jj, W, self.size)
             self.top, self.left = self.ii - li, self.jj - lj
         else:
             self.top, self.left = ar_tile_origins(self.ii, self.jj, H, W, self.size)
@@ -114,7 +116,7 @@ class _ARProblem:
         self.soft = None if soft is None else np.zeros((self.n, int(soft[0].shape[1])))
         # one uniform draw per lost index, raster order (independent of compute order)
         if dec.sample:
-            gen = _as_torch_generator(rng)
+            gen = as_torch_generator(rng)
             if gen is None:
                 raise ParameterError("sampling (sample=True) needs rng= (a torch or numpy Generator)")
             self.u = torch.rand(self.n, generator=gen, dtype=torch.float64)
@@ -123,7 +125,7 @@ class _ARProblem:
 
     # the window input sequence of origin (top, left) read from a grid: [sos] + w[:-1]
     def window_tokens(self, grid: np.ndarray, top: int, left: int) -> np.ndarray:
-        w = grid[top:top + self.sh, left:left + self.sw].reshape(-1)
+        w = grid[top : top + self.sh, left : left + self.sw].reshape(-1)
         seq = np.empty(self.n_win, dtype=np.int64)
         seq[0] = self.sos
         seq[1:] = w[:-1]
@@ -134,14 +136,14 @@ class _ARProblem:
         top, left = int(self.top[k]), int(self.left[k])
         if self.context == "mask":
             return self.window_tokens(self.grid, top, left)
-        w = self.grid[top:top + self.sh, left:left + self.sw].copy()
-        r = self.rank[top:top + self.sh, left:left + self.sw]
+        w = self.grid[top : top + self.sh, left : left + self.sw].copy()
+        r = self.rank[top : top + self.sh, left : left + self.sw]
         w[r >= k] = self.placeholder  # not yet filled in raster order
         return self.window_tokens(w, 0, 0)
 
     def predict_naive(self, k: int):
         """One full forward of lost index k's window (batch 1); logits at the target. (V,)"""
-        torch = _import_torch()
+        torch = import_torch()
         seq = torch.from_numpy(self.naive_context(k)).to(self.device)[None]
         pos = torch.from_numpy(self.pos).to(self.device)
         logits = self.model(seq, pos=pos)  # full window, every position, default causal mask
@@ -149,14 +151,17 @@ class _ARProblem:
 
     def choose(self, logits, ks: np.ndarray):
         u = None if self.u is None else self.u[_torch_index(ks)]
-        return _choose(logits, self.vocab.K, u, self.dec.temperature, self.dec.top_k, self.dec.tie_tol, self.dec.codebook)
+        return choose_tokens(
+            logits, self.vocab.K, u, self.dec.temperature, self.dec.top_k, self.dec.tie_tol, self.dec.codebook
+        )
 
     def record_soft(self, logits, ks: np.ndarray) -> None:
         """Store the posterior-mean codeword of lost indices ``ks`` (no-op without soft estimates)."""
         if self.soft_spec is not None:
             table, renorm = self.soft_spec
-            self.soft[ks] = _soft_mean(logits, self.vocab.K, self.dec.temperature, self.dec.top_k, table,
-                                       renorm).cpu().numpy()
+            self.soft[ks] = (
+                soft_mean(logits, self.vocab.K, self.dec.temperature, self.dec.top_k, table, renorm).cpu().numpy()
+            )
 
     def commit(self, ks: np.ndarray, toks: np.ndarray) -> None:
         self.out[self.ii[ks], self.jj[ks]] = toks
@@ -165,7 +170,7 @@ class _ARProblem:
 
 
 def _torch_index(ks: np.ndarray):
-    torch = _import_torch()
+    torch = import_torch()
     return torch.from_numpy(np.asarray(ks, dtype=np.int64))
 
 
@@ -194,7 +199,7 @@ def dependency_waves(prob: _ARProblem) -> np.ndarray:
         i, j, top, left = int(prob.ii[k]), int(prob.jj[k]), int(prob.top[k]), int(prob.left[k])
         m = -1
         if i > top:
-            m = int(wave[top:i, left:left + sw].max())
+            m = int(wave[top:i, left : left + sw].max())
         if j > left:
             m = max(m, int(wave[i, left:j].max()))
         wave[i, j] = out[k] = m + 1
@@ -240,7 +245,7 @@ def _ar_fast(prob: _ARProblem, max_tokens: int = 8192) -> tuple[np.ndarray, dict
     keys/values stay valid.  With ``context="mask"`` everything is one wave
     and one forward per window serves all its targets.
     """
-    torch = _import_torch()
+    torch = import_torch()
     from .model import SlotKVCache
 
     model, dev = prob.model, prob.device
@@ -265,14 +270,14 @@ def _ar_fast(prob: _ARProblem, max_tokens: int = 8192) -> tuple[np.ndarray, dict
     def targets_tensor(groups: list[list[int]], offsets: list[int]):
         n = max(len(g) for g in groups)
         at = np.zeros((len(groups), n), dtype=np.int64)
-        for b, (g, off) in enumerate(zip(groups, offsets)):
+        for b, (g, off) in enumerate(zip(groups, offsets, strict=False)):
             tt = prob.t[g] - off
-            at[b, :len(g)] = tt
-            at[b, len(g):] = tt[-1]
+            at[b, : len(g)] = tt
+            at[b, len(g) :] = tt[-1]
         return torch.from_numpy(at).to(dev)
 
     for w in range(stats["waves"]):
-        ks = order[bounds[w]:bounds[w + 1]]
+        ks = order[bounds[w] : bounds[w + 1]]
         logits_of: dict[int, Any] = {}
         groups: dict[int, list[int]] = {}
         for k in ks.tolist():  # raster order within a window = increasing t
@@ -287,9 +292,12 @@ def _ar_fast(prob: _ARProblem, max_tokens: int = 8192) -> tuple[np.ndarray, dict
             idx = np.zeros((len(rows), M), dtype=np.int64)
             for b, g in enumerate(rows):
                 seq = prob.window_tokens(prob.grid, int(prob.top[g[0]]), int(prob.left[g[0]]))
-                idx[b, :lens[c0 + b]] = seq[:lens[c0 + b]]
-            out = model(torch.from_numpy(idx).to(dev), pos=torch.from_numpy(pos_np[:M]).to(dev),
-                        logits_at=targets_tensor(rows, [0] * len(rows)))
+                idx[b, : lens[c0 + b]] = seq[: lens[c0 + b]]
+            out = model(
+                torch.from_numpy(idx).to(dev),
+                pos=torch.from_numpy(pos_np[:M]).to(dev),
+                logits_at=targets_tensor(rows, [0] * len(rows)),
+            )
             stats["forwards"] += 1
             stats["tokens"] += int(idx.size)
             for b, g in enumerate(rows):
@@ -317,14 +325,20 @@ def _ar_fast(prob: _ARProblem, max_tokens: int = 8192) -> tuple[np.ndarray, dict
                     u = int(inv[g[0]])
                     P, m = int(filled_to[u]), news[c0 + b]
                     seq = prob.window_tokens(prob.grid, int(prob.top[g[0]]), int(prob.left[g[0]]))
-                    idx[b, :m] = seq[P:P + m]
-                    pos[b, :m] = pos_np[P:P + m]
+                    idx[b, :m] = seq[P : P + m]
+                    pos[b, :m] = pos_np[P : P + m]
                     past[b] = P
                 nl = torch.tensor(news[c0:c1], device=dev)
                 slots = torch.from_numpy(np.array([slot_of[int(inv[g[0]])] for g in rows])).to(dev)
                 out = model.forward_slots(
-                    torch.from_numpy(idx).to(dev), torch.from_numpy(pos).to(dev), cache, slots,
-                    torch.from_numpy(past).to(dev), nl, targets_tensor(rows, past.tolist()))
+                    torch.from_numpy(idx).to(dev),
+                    torch.from_numpy(pos).to(dev),
+                    cache,
+                    slots,
+                    torch.from_numpy(past).to(dev),
+                    nl,
+                    targets_tensor(rows, past.tolist()),
+                )
                 stats["forwards"] += 1
                 stats["tokens"] += int(idx.size)
                 for b, g in enumerate(rows):
@@ -353,18 +367,48 @@ def _ar_fast(prob: _ARProblem, max_tokens: int = 8192) -> tuple[np.ndarray, dict
     return prob.out, stats
 
 
-def _ar_options(window=WINDOW, sos_token=None, context="filled", rule="taming", sample=False, temperature=1.0,
-                top_k=None, tie_tol=1e-4, estimate="mode"):
-    return dict(window=window, sos_token=sos_token, context=context, rule=rule, sample=sample,
-                temperature=temperature, top_k=top_k, tie_tol=tie_tol, estimate=estimate)
+def _ar_options(
+    window=WINDOW,
+    sos_token=None,
+    context="filled",
+    rule="taming",
+    sample=False,
+    temperature=1.0,
+    top_k=None,
+    tie_tol=1e-4,
+    estimate="mode",
+):
+    return dict(
+        window=window,
+        sos_token=sos_token,
+        context=context,
+        rule=rule,
+        sample=sample,
+        temperature=temperature,
+        top_k=top_k,
+        tie_tol=tie_tol,
+        estimate=estimate,
+    )
 
 
-def _run_ar(index_map: IndexMap, lost: np.ndarray, model, rng, fast: bool, method: str,
-            max_tokens: int = 8192, return_stats: bool = False, codebook=None, _soft=None, **opts):
-    torch = _import_torch()
+def run_ar(
+    index_map: IndexMap,
+    lost: np.ndarray,
+    model,
+    rng,
+    fast: bool,
+    method: str,
+    max_tokens: int = 8192,
+    return_stats: bool = False,
+    codebook=None,
+    _soft=None,
+    **opts,
+):
+    torch = import_torch()
     o = _ar_options(**opts)
-    dec = _Decoding.make(o["sample"], o["temperature"], o["top_k"], o["tie_tol"], index_map.codebook_size,
-                         o["estimate"], codebook)
+    dec = Decoding.make(
+        o["sample"], o["temperature"], o["top_k"], o["tie_tol"], index_map.codebook_size, o["estimate"], codebook
+    )
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise ParameterError(f"max_tokens must be a positive int, got {max_tokens!r}")
     was_training = bool(getattr(model, "training", False))
@@ -372,8 +416,19 @@ def _run_ar(index_map: IndexMap, lost: np.ndarray, model, rng, fast: bool, metho
         with torch.inference_mode():
             if was_training:
                 model.eval()
-            prob = _ARProblem(index_map, lost, model, window=o["window"], sos_token=o["sos_token"],
-                              context=o["context"], rule=o["rule"], dec=dec, rng=rng, method=method, soft=_soft)
+            prob = _ARProblem(
+                index_map,
+                lost,
+                model,
+                window=o["window"],
+                sos_token=o["sos_token"],
+                context=o["context"],
+                rule=o["rule"],
+                dec=dec,
+                rng=rng,
+                method=method,
+                soft=_soft,
+            )
             out, stats = _ar_fast(prob, max_tokens) if fast else _ar_naive(prob)
     finally:
         if was_training:
@@ -397,11 +452,11 @@ def conceal_ar(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None, *
     waves, forwards, tokens, recomputed).
     """
     lost = check_loss_mask(lost_mask, index_map.shape)
-    return _run_ar(index_map, lost, model, rng, True, "ar", **options)
+    return run_ar(index_map, lost, model, rng, True, "ar", **options)
 
 
 def conceal_ar_naive(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None, **options) -> IndexMap:
     """Reference AR concealment: one full window forward (batch 1) per lost index, raster order."""
     lost = check_loss_mask(lost_mask, index_map.shape)
     options.pop("max_tokens", None)
-    return _run_ar(index_map, lost, model, rng, False, "ar_naive", **options)
+    return run_ar(index_map, lost, model, rng, False, "ar_naive", **options)

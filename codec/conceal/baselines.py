@@ -15,13 +15,13 @@ from scipy import ndimage
 
 from ..errors import ParameterError
 from ..types import IndexMap, check_loss_mask
-from .decoding import _check_codebook, nearest_codeword
+from .decoding import check_codebook, nearest_codeword
 
 
 def conceal_mean(index_map: IndexMap, lost_mask: np.ndarray, codebook) -> IndexMap:
     """Every lost index → the codeword nearest to the mean of all K codewords."""
     lost = check_loss_mask(lost_mask, index_map.shape)
-    cb = _check_codebook(codebook, index_map.codebook_size)
+    cb = check_codebook(codebook, index_map.codebook_size)
     k = int(nearest_codeword(cb.mean(0, keepdims=True), cb)[0])
     out = index_map.indices.copy()
     out[lost] = k
@@ -46,7 +46,7 @@ def conceal_neighbor(index_map: IndexMap, lost_mask: np.ndarray, codebook=None) 
     return index_map.with_indices(out)
 
 
-_OFFSETS = {
+NEIGHBOR_OFFSETS = {
     4: ((-1, 0), (1, 0), (0, -1), (0, 1)),
     8: ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)),
 }
@@ -61,8 +61,8 @@ def conceal_latent_avg(index_map: IndexMap, lost_mask: np.ndarray, codebook, con
     Positions thus fill in order of (4-/8-connected) distance to received data.
     """
     lost = check_loss_mask(lost_mask, index_map.shape)
-    cb = _check_codebook(codebook, index_map.codebook_size)
-    if connectivity not in _OFFSETS:
+    cb = check_codebook(codebook, index_map.codebook_size)
+    if connectivity not in NEIGHBOR_OFFSETS:
         raise ParameterError(f"connectivity must be 4 or 8, got {connectivity!r}")
     if lost.all():
         return conceal_mean(index_map, lost, cb)
@@ -77,7 +77,7 @@ def conceal_latent_avg(index_map: IndexMap, lost_mask: np.ndarray, codebook, con
     while not kn[1:-1, 1:-1].all():
         s = np.zeros((H, W, D))
         c = np.zeros((H, W))
-        for dy, dx in _OFFSETS[connectivity]:
+        for dy, dx in NEIGHBOR_OFFSETS[connectivity]:
             s += vec[1 + dy:H + 1 + dy, 1 + dx:W + 1 + dx]
             c += kn[1 + dy:H + 1 + dy, 1 + dx:W + 1 + dx]
         ring = (kn[1:-1, 1:-1] == 0) & (c > 0)

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..types import IndexMap, check_loss_mask
-from .decoding import _as_torch_generator, _choose, _Decoding, _import_torch, _model_vocab, _soft_mean
-from .window import WINDOW, _nearest_tile, _pos_table, _tile_starts
+from .decoding import Decoding, as_torch_generator, choose_tokens, import_torch, model_vocab, soft_mean
+from .window import WINDOW, nearest_tile, pos_table, tile_starts
 
 
 def conceal_bidir(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None, window: int = WINDOW,
@@ -38,22 +38,22 @@ def conceal_bidir(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None
     lost position at the step it was committed, ``(IndexMap, (N, D') float64)``
     in ``np.nonzero(lost)`` order.
     """
-    torch = _import_torch()
+    torch = import_torch()
     lost = check_loss_mask(lost_mask, index_map.shape)
     K = index_map.codebook_size
-    voc = _model_vocab(model, K, "bidir", need_mask=True, causal=False)
+    voc = model_vocab(model, K, "bidir", need_mask=True, causal=False)
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ParameterError(f"steps must be a positive int, got {steps!r}")
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
         raise ParameterError(f"window must be an int ≥ 2, got {window!r}")
-    dec = _Decoding.make(sample, temperature, top_k, 0.0, K, estimate, codebook)
-    gen = _as_torch_generator(rng)
+    dec = Decoding.make(sample, temperature, top_k, 0.0, K, estimate, codebook)
+    gen = as_torch_generator(rng)
     if dec.sample and gen is None:
         raise ParameterError("sampling (sample=True) needs rng= (a torch or numpy Generator)")
     H, W = index_map.shape
     size = int(window)
     sh, sw = min(H, size), min(W, size)
-    pos_np = _pos_table(sh, sw, size)
+    pos_np = pos_table(sh, sw, size)
     if int(pos_np[-1]) >= model.config.block_size:
         raise ParameterError(f"model block_size {model.config.block_size} is too small for {sh}×{sw} windows")
     grid = index_map.indices.astype(np.int64)
@@ -67,8 +67,8 @@ def conceal_bidir(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None
     if N == 0:
         res = index_map.with_indices(index_map.indices)
         return res if soft is None else (res, soft)
-    tops_i = _nearest_tile(ii_all, _tile_starts(H, size), size)
-    lefts_j = _nearest_tile(jj_all, _tile_starts(W, size), size)
+    tops_i = nearest_tile(ii_all, tile_starts(H, size), size)
+    lefts_j = nearest_tile(jj_all, tile_starts(W, size), size)
     masked = np.ones(N, dtype=bool)
     dev = next(model.parameters()).device
     pos = torch.from_numpy(pos_np).to(dev)
@@ -93,7 +93,7 @@ def conceal_bidir(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None
                     logits[torch.from_numpy(sel).to(dev)] = out[torch.from_numpy(inv[sel] - b0).to(dev),
                                                                 torch.from_numpy(local[sel]).to(dev)]
                 u = torch.rand(len(act), generator=gen, dtype=torch.float64) if dec.sample else None
-                tok, _ = _choose(logits, K, u, dec.temperature, dec.top_k, 0.0, dec.codebook)
+                tok, _ = choose_tokens(logits, K, u, dec.temperature, dec.top_k, 0.0, dec.codebook)
                 lp = torch.log_softmax(logits[:, :K].float() / (dec.temperature if dec.sample else 1.0), dim=1)
                 conf = lp.gather(1, tok[:, None]).squeeze(1).cpu().numpy()
                 remain = 0 if s == steps else int(math.floor(N * math.cos(math.pi / 2 * s / steps)))
@@ -106,7 +106,7 @@ def conceal_bidir(index_map: IndexMap, lost_mask: np.ndarray, model, *, rng=None
                 masked[pick] = False
                 if soft is not None:
                     rows = torch.from_numpy(np.array([where[int(a)] for a in pick], dtype=np.int64)).to(logits.device)
-                    soft[pick] = _soft_mean(logits[rows], K, dec.temperature, dec.top_k, table, renorm).cpu().numpy()
+                    soft[pick] = soft_mean(logits[rows], K, dec.temperature, dec.top_k, table, renorm).cpu().numpy()
     finally:
         if was_training:
             model.train()

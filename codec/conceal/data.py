@@ -103,7 +103,7 @@ def build_index_dataset(codecs: Sequence, images: Sequence[str | Path], out: str
             continue
         maps: dict[int, list[np.ndarray]] = {s: [] for s in sizes}
         photo = []
-        bar = tqdm(zip(ids, paths), total=len(ids), desc=f"variant {v + 1}/{len(variants)}", unit="photo",
+        bar = tqdm(zip(ids, paths, strict=False), total=len(ids), desc=f"variant {v + 1}/{len(variants)}", unit="photo",
                    disable=log is None, leave=False)
         for pid, p in bar:
             im = variant_image(load_image(p), dy, dx, flip)
@@ -114,7 +114,7 @@ def build_index_dataset(codecs: Sequence, images: Sequence[str | Path], out: str
                 for c in codecs:
                     maps[c.codebook_size].append(c.model.quantize.indices(h)[0].cpu().numpy().astype(np.int16))
             photo.append(pid)
-        for s, f in zip(sizes, files):
+        for s, f in zip(sizes, files, strict=False):
             tmp = f.with_name(f.name + ".tmp.npz")
             np.savez(tmp, indices=np.concatenate([m.reshape(-1) for m in maps[s]]),
                      shapes=np.array([m.shape for m in maps[s]], dtype=np.int64).reshape(-1, 2),
@@ -160,7 +160,7 @@ def load_index_dataset(folder: str | Path, variants: Sequence[int] | None = None
         except (OSError, ValueError, KeyError) as e:
             raise ParameterError(f"{f}: not a readable index-map file ({e}); delete it and rebuild that part") from e
         o = 0
-        for (h, w), p in zip(shapes, ph):
+        for (h, w), p in zip(shapes, ph, strict=False):
             maps.append(flat[o:o + h * w].reshape(h, w))      # int16 view; the trainer converts once
             o += h * w
             photo.append(int(p))

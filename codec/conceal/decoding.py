@@ -16,15 +16,15 @@ from ..errors import ParameterError
 ESTIMATES = ("mode", "mean")  # model methods: most probable codeword | nearest to the posterior-mean codeword
 
 
-def _import_torch():
+def import_torch():
     import torch
 
     return torch
 
 
-def _as_torch_generator(rng):
+def as_torch_generator(rng):
     """torch.Generator as is; numpy Generator → a torch.Generator seeded from it; None → None."""
-    torch = _import_torch()
+    torch = import_torch()
     if rng is None or isinstance(rng, torch.Generator):
         return rng
     if isinstance(rng, np.random.Generator):
@@ -32,7 +32,7 @@ def _as_torch_generator(rng):
     raise TypeError(f"rng must be a torch.Generator, numpy.random.Generator or None, got {type(rng).__name__}")
 
 
-def _check_codebook(codebook, K: int) -> np.ndarray:
+def check_codebook(codebook, K: int) -> np.ndarray:
     if codebook is None:
         raise ParameterError("this concealment method needs codebook= (K, D) codewords")
     cb = np.asarray(codebook, dtype=np.float64)
@@ -64,7 +64,7 @@ class _Vocab:
     mask: int | None  # id of the [mask] token (K) when the model has one
 
 
-def _model_vocab(model, K: int, method: str, need_mask: bool = False, causal: bool | None = None) -> _Vocab:
+def model_vocab(model, K: int, method: str, need_mask: bool = False, causal: bool | None = None) -> _Vocab:
     """Check that ``model`` fits a codebook of size K: vocab K (no [mask]) or K+1 ([mask] = K)."""
     if model is None:
         raise ParameterError(f"method {method!r} needs model= (a codec.conceal.GPT)")
@@ -73,7 +73,9 @@ def _model_vocab(model, K: int, method: str, need_mask: bool = False, causal: bo
     if V is None:
         raise TypeError(f"model must be a codec.conceal.GPT, got {type(model).__name__}")
     if V not in (K, K + 1):
-        raise ParameterError(f"model vocab_size {V} does not fit codebook size {K} (expected {K} or {K + 1} with [mask])")
+        raise ParameterError(
+            f"model vocab_size {V} does not fit codebook size {K} (expected {K} or {K + 1} with [mask])"
+        )
     mask = K if V == K + 1 else None
     if need_mask and mask is None:
         raise ParameterError(f"method {method!r} needs a model with a [mask] token (vocab_size {K + 1}), got {V}")
@@ -83,7 +85,7 @@ def _model_vocab(model, K: int, method: str, need_mask: bool = False, causal: bo
     return _Vocab(K, mask)
 
 
-def _choose(logits, K: int, u, temperature: float, top_k: int | None, tie_tol: float, codebook=None):
+def choose_tokens(logits, K: int, u, temperature: float, top_k: int | None, tie_tol: float, codebook=None):
     """Pick tokens from logits (n, V) restricted to the K codewords.
 
     Argmax when ``u`` is None (ties → lowest index); otherwise inverse-CDF
@@ -94,7 +96,7 @@ def _choose(logits, K: int, u, temperature: float, top_k: int | None, tie_tol: f
     Also returns ``unsafe`` (n,) bool: choices that a perturbation of the
     logits of order ``tie_tol`` could flip.
     """
-    torch = _import_torch()
+    torch = import_torch()
     lg = logits[:, :K].float()
     if codebook is not None and u is None:
         lg = lg / temperature
@@ -102,8 +104,8 @@ def _choose(logits, K: int, u, temperature: float, top_k: int | None, tie_tol: f
             kth = torch.topk(lg, top_k, dim=1).values[:, -1:]
             lg = lg.masked_fill(lg < kth, float("-inf"))
         cb = codebook.to(lg.device)
-        m = torch.softmax(lg.double(), dim=1) @ cb                      # (n, D) expected codeword
-        score = 2.0 * (m @ cb.t()) - (cb * cb).sum(dim=1)[None, :]        # −‖m − e_k‖² + ‖m‖²
+        m = torch.softmax(lg.double(), dim=1) @ cb  # (n, D) expected codeword
+        score = 2.0 * (m @ cb.t()) - (cb * cb).sum(dim=1)[None, :]  # −‖m − e_k‖² + ‖m‖²
         top = torch.topk(score, min(2, K), dim=1)
         tok = torch.argmax(score, dim=1)
         margin = top.values[:, 0] - top.values[:, -1]
@@ -130,7 +132,7 @@ def _choose(logits, K: int, u, temperature: float, top_k: int | None, tie_tol: f
     return tok, unsafe
 
 
-def _check_table(table, K: int) -> np.ndarray:
+def check_table(table, K: int) -> np.ndarray:
     """The decoder's codeword table (K, D') for soft estimates (float64)."""
     t = np.asarray(table, dtype=np.float64)
     if t.ndim != 2 or t.shape[0] != K:
@@ -140,7 +142,7 @@ def _check_table(table, K: int) -> np.ndarray:
     return t
 
 
-def _soft_mean(logits, K: int, temperature: float, top_k: int | None, table, renorm: bool):
+def soft_mean(logits, K: int, temperature: float, top_k: int | None, table, renorm: bool):
     """Posterior-mean codeword m = Σ_k p_k d_k of each row of ``logits`` (n, V) → float64 torch (n, D').
 
     p = softmax(logits[:, :K] / temperature) (top-k filtered), ``table`` the
@@ -148,7 +150,7 @@ def _soft_mean(logits, K: int, temperature: float, top_k: int | None, table, ren
     rescales m to the posterior-mean norm Σ_k p_k ‖d_k‖ (1 for unit codewords:
     back onto the sphere the decoder was trained on).
     """
-    torch = _import_torch()
+    torch = import_torch()
     lg = logits[:, :K].double() / temperature
     if top_k is not None and top_k < K:
         kth = torch.topk(lg, top_k, dim=1).values[:, -1:]
@@ -163,16 +165,24 @@ def _soft_mean(logits, K: int, temperature: float, top_k: int | None, table, ren
 
 
 @dataclass
-class _Decoding:
+class Decoding:
     sample: bool
     temperature: float
     top_k: int | None
     tie_tol: float
-    codebook: Any = None   # float64 torch (K, D) for estimate="mean", else None
+    codebook: Any = None  # float64 torch (K, D) for estimate="mean", else None
 
     @classmethod
-    def make(cls, sample: bool, temperature: float, top_k: int | None, tie_tol: float, K: int,
-             estimate: str = "mode", codebook=None) -> "_Decoding":
+    def make(
+        cls,
+        sample: bool,
+        temperature: float,
+        top_k: int | None,
+        tie_tol: float,
+        K: int,
+        estimate: str = "mode",
+        codebook=None,
+    ) -> "Decoding":
         if not (isinstance(temperature, (int, float)) and temperature > 0 and math.isfinite(temperature)):
             raise ParameterError(f"temperature must be > 0, got {temperature!r}")
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
@@ -184,7 +194,9 @@ class _Decoding:
         cb = None
         if estimate == "mean":
             if sample:
-                raise ParameterError("estimate='mean' is a deterministic estimate; it cannot be combined with sample=True")
-            torch = _import_torch()
-            cb = torch.as_tensor(_check_codebook(codebook, K), dtype=torch.float64)
+                raise ParameterError(
+                    "estimate='mean' is a deterministic estimate; it cannot be combined with sample=True"
+                )
+            torch = import_torch()
+            cb = torch.as_tensor(check_codebook(codebook, K), dtype=torch.float64)
         return cls(bool(sample), float(temperature), None if top_k is None else min(int(top_k), K), float(tie_tol), cb)

@@ -32,7 +32,10 @@ _META_SCALARS = (str, int, float, bool, type(None))
 
 
 def _check_meta(obj: Any, where: str = "meta") -> None:
-    """Only types ``torch.load(weights_only=True)`` accepts: dict (str keys), list, tuple, str, int, float, bool, None."""
+    """Only types ``torch.load(weights_only=True)`` accepts.
+
+    That is: dict (str keys), list, tuple, str, int, float, bool, None.
+    """
     if isinstance(obj, dict):
         for k, v in obj.items():
             if not isinstance(k, str):
@@ -42,7 +45,9 @@ def _check_meta(obj: Any, where: str = "meta") -> None:
         for i, v in enumerate(obj):
             _check_meta(v, f"{where}[{i}]")
     elif not isinstance(obj, _META_SCALARS):
-        raise TypeError(f"{where}: unsupported type {type(obj).__name__} (allowed: dict, list, str, int, float, bool, None)")
+        raise TypeError(
+            f"{where}: unsupported type {type(obj).__name__} (allowed: dict, list, str, int, float, bool, None)"
+        )
 
 
 def save_transformer(path: str | Path, model: GPT, meta: dict[str, Any] | None = None, *, half: bool = False) -> Path:
@@ -63,8 +68,7 @@ def save_transformer(path: str | Path, model: GPT, meta: dict[str, Any] | None =
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
-    torch.save({"config": model.config.to_dict(), "state_dict": sd, "meta": meta,
-                "format": "vqsim-transformer-1"}, tmp)
+    torch.save({"config": model.config.to_dict(), "state_dict": sd, "meta": meta, "format": "vqsim-transformer-1"}, tmp)
     tmp.replace(p)
     return p
 

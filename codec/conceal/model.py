@@ -91,7 +91,9 @@ class GPTConfig:
         if self.block_size < 1:
             raise ParameterError(f"block_size must be ≥ 1, got {self.block_size}")
         if self.n_layer < 1 or self.n_head < 1 or self.n_embd < 1:
-            raise ParameterError(f"n_layer, n_head, n_embd must be ≥ 1, got {self.n_layer}, {self.n_head}, {self.n_embd}")
+            raise ParameterError(
+                f"n_layer, n_head, n_embd must be ≥ 1, got {self.n_layer}, {self.n_head}, {self.n_embd}"
+            )
         if self.n_embd % self.n_head:
             raise ParameterError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
         for name in ("embd_pdrop", "resid_pdrop", "attn_pdrop"):
@@ -161,8 +163,9 @@ class CausalSelfAttention(nn.Module):
         v = self.value(x).view(B, T, self.n_head, hs).transpose(1, 2)
         if select is not None:
             x = torch.gather(x, 1, select.unsqueeze(-1).expand(-1, -1, C))
-            allowed = torch.gather(allowed.expand(B, -1, -1, -1), 2,
-                                   select[:, None, :, None].expand(-1, 1, -1, allowed.shape[-1]))
+            allowed = torch.gather(
+                allowed.expand(B, -1, -1, -1), 2, select[:, None, :, None].expand(-1, 1, -1, allowed.shape[-1])
+            )
             T = x.shape[1]
         q = self.query(x).view(B, T, self.n_head, hs).transpose(1, 2)
         if layer_past is not None:
@@ -227,7 +230,7 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(C)
         self.head = nn.Linear(C, config.vocab_size, bias=False)
         self.block_size = config.block_size
-        self.sos_token = 0            # start token of unconditional AR models (taming's SOSProvider)
+        self.sos_token = 0  # start token of unconditional AR models (taming's SOSProvider)
         self.meta: dict[str, Any] = {}  # set by load_transformer
         self.apply(self._init_weights)
 
@@ -304,7 +307,7 @@ class GPT(nn.Module):
         if pos is None:
             if P + T > self.block_size:
                 raise ParameterError(f"sequence of {P + T} tokens exceeds block_size {self.block_size}")
-            pos_e = self.pos_emb[:, P:P + T, :]
+            pos_e = self.pos_emb[:, P : P + T, :]
         else:
             if pos.shape[-1] != T:
                 raise ParameterError(f"pos must have {T} entries per row, got shape {tuple(pos.shape)}")
@@ -314,14 +317,13 @@ class GPT(nn.Module):
         if attn_mask is None:
             if P + T > self.block_size:
                 raise ParameterError(f"sequence of {P + T} tokens exceeds block_size {self.block_size}; pass attn_mask")
-            attn_mask = self.blocks[0].attn.mask[:, :, P:P + T, :P + T] != 0
+            attn_mask = self.blocks[0].attn.mask[:, :, P : P + T, : P + T] != 0
         x = self.drop(self.tok_emb(idx) + pos_e)
         presents = []
         last = len(self.blocks) - 1
         for i, blk in enumerate(self.blocks):
             # the last block's outputs are needed only where logits are asked for
-            x, present = blk(x, attn_mask, None if past_kv is None else past_kv[i],
-                             logits_at if i == last else None)
+            x, present = blk(x, attn_mask, None if past_kv is None else past_kv[i], logits_at if i == last else None)
             if use_cache:
                 presents.append(present)
         logits = self.head(self.ln_f(x))
@@ -354,19 +356,19 @@ class GPT(nn.Module):
         B, M = idx.shape
         dev = idx.device
         ar = torch.arange(M, device=dev)
-        real = ar[None, :] < new_len[:, None]                              # (B, M)
+        real = ar[None, :] < new_len[:, None]  # (B, M)
         wslot = torch.where(real, slots[:, None], torch.zeros_like(slots)[:, None])
         wpos = (past_len[:, None] + ar[None, :]).clamp_(max=cache.length - 1)
         P, N, S = past_len.tolist(), new_len.tolist(), slots.tolist()
-        if max(p + n for p, n in zip(P, N)) > cache.length:
+        if max(p + n for p, n in zip(P, N, strict=False)) > cache.length:
             raise ParameterError(f"a sequence exceeds the cache length {cache.length}")
         sel_rows = logits_at.tolist()
         # per row: query positions (absolute) of all new tokens, and of the selected ones (last layer)
-        q_all = [torch.arange(p, p + n, device=dev) for p, n in zip(P, N)]
-        q_sel = [torch.tensor([p + t for t in ts], device=dev) for p, ts in zip(P, sel_rows)]
-        keys = [torch.arange(p + n, device=dev) for p, n in zip(P, N)]
-        m_all = [k[None, :] <= q[:, None] for k, q in zip(keys, q_all)]
-        m_sel = [k[None, :] <= q[:, None] for k, q in zip(keys, q_sel)]
+        q_all = [torch.arange(p, p + n, device=dev) for p, n in zip(P, N, strict=False)]
+        q_sel = [torch.tensor([p + t for t in ts], device=dev) for p, ts in zip(P, sel_rows, strict=False)]
+        keys = [torch.arange(p + n, device=dev) for p, n in zip(P, N, strict=False)]
+        m_all = [k[None, :] <= q[:, None] for k, q in zip(keys, q_all, strict=False)]
+        m_sel = [k[None, :] <= q[:, None] for k, q in zip(keys, q_sel, strict=False)]
         x = self.drop(self.tok_emb(idx) + self.pos_emb[0][pos])
         last = len(self.blocks) - 1
         for li, blk in enumerate(self.blocks):
@@ -384,15 +386,15 @@ class GPT(nn.Module):
             y = torch.zeros_like(q)
             for b in range(B):  # attention straight from the slot (no gathered copy of the cache)
                 L = P[b] + N[b]
-                K = cache.k[li][S[b]:S[b] + 1, :, :L]
-                V = cache.v[li][S[b]:S[b] + 1, :, :L]
+                K = cache.k[li][S[b] : S[b] + 1, :, :L]
+                V = cache.v[li][S[b] : S[b] + 1, :, :L]
                 mask = m_sel[b] if li == last else m_all[b]
-                qb = q[b:b + 1, :, :mask.shape[0]]
+                qb = q[b : b + 1, :, : mask.shape[0]]
                 if att.impl == "manual":
                     a_ = (qb @ K.transpose(-2, -1)) * (1.0 / math.sqrt(hs))
-                    y[b:b + 1, :, :mask.shape[0]] = F.softmax(a_.masked_fill(~mask, float("-inf")), dim=-1) @ V
+                    y[b : b + 1, :, : mask.shape[0]] = F.softmax(a_.masked_fill(~mask, float("-inf")), dim=-1) @ V
                 else:
-                    y[b:b + 1, :, :mask.shape[0]] = F.scaled_dot_product_attention(qb, K, V, attn_mask=mask)
+                    y[b : b + 1, :, : mask.shape[0]] = F.scaled_dot_product_attention(qb, K, V, attn_mask=mask)
             x = x + att.resid_drop(att.proj(y.transpose(1, 2).reshape(B, T, C)))
             x = x + blk.mlp(blk.ln2(x))
         return self.head(self.ln_f(x))

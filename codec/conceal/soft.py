@@ -30,17 +30,17 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..types import IndexMap, check_loss_mask
-from .baselines import _OFFSETS
-from .decoding import _check_codebook, _check_table, _import_torch, nearest_codeword
+from .baselines import NEIGHBOR_OFFSETS
+from .decoding import check_codebook, check_table, import_torch, nearest_codeword
 
 
 def _table(codebook, decoder_codebook, K: int) -> np.ndarray:
     """The decoder's table: ``decoder_codebook`` if given, else ``codebook``."""
     if decoder_codebook is not None:
-        return _check_table(decoder_codebook, K)
+        return check_table(decoder_codebook, K)
     if codebook is None:
         raise ParameterError("soft concealment needs codebook= (or decoder_codebook=) (K, D) codewords")
-    return _check_table(codebook, K)
+    return check_table(codebook, K)
 
 
 def _check_renorm(renorm) -> bool:
@@ -61,7 +61,7 @@ def conceal_bidir_soft(index_map: IndexMap, lost_mask: np.ndarray, model, *, cod
     """``bidir_mean`` whose lost positions keep the posterior-mean vector Σ p_k d_k (options: ``conceal_bidir``)."""
     from .bidir import conceal_bidir
 
-    torch = _import_torch()
+    torch = import_torch()
     lost = check_loss_mask(lost_mask, index_map.shape)
     table = _table(codebook, decoder_codebook, index_map.codebook_size)
     spec = (torch.as_tensor(table, dtype=torch.float64), _check_renorm(renorm))
@@ -75,13 +75,13 @@ def conceal_ar_soft(index_map: IndexMap, lost_mask: np.ndarray, model, *, codebo
 
     Returns ``(IndexMap, latents)`` or, with ``return_stats``, ``(IndexMap, stats, latents)``.
     """
-    from .ar import _run_ar
+    from .ar import run_ar
 
-    torch = _import_torch()
+    torch = import_torch()
     lost = check_loss_mask(lost_mask, index_map.shape)
     table = _table(codebook, decoder_codebook, index_map.codebook_size)
     spec = (torch.as_tensor(table, dtype=torch.float64), _check_renorm(renorm))
-    out, stats, soft = _run_ar(index_map, lost, model, rng, True, "ar_soft", codebook=codebook, estimate="mean",
+    out, stats, soft = run_ar(index_map, lost, model, rng, True, "ar_soft", codebook=codebook, estimate="mean",
                                _soft=spec, **options)
     lat = latent_map(out, lost, soft, table)
     return (out, stats, lat) if return_stats else (out, lat)
@@ -98,8 +98,8 @@ def conceal_latent_avg_soft(index_map: IndexMap, lost_mask: np.ndarray, codebook
     lost = check_loss_mask(lost_mask, index_map.shape)
     table = _table(codebook, decoder_codebook, index_map.codebook_size)
     if codebook is not None:
-        _check_codebook(codebook, index_map.codebook_size)
-    if connectivity not in _OFFSETS:
+        check_codebook(codebook, index_map.codebook_size)
+    if connectivity not in NEIGHBOR_OFFSETS:
         raise ParameterError(f"connectivity must be 4 or 8, got {connectivity!r}")
     renorm = _check_renorm(renorm)
     H, W = lost.shape
@@ -123,7 +123,7 @@ def conceal_latent_avg_soft(index_map: IndexMap, lost_mask: np.ndarray, codebook
             s = np.zeros((H, W, D))
             sn = np.zeros((H, W))
             c = np.zeros((H, W))
-            for dy, dx in _OFFSETS[connectivity]:
+            for dy, dx in NEIGHBOR_OFFSETS[connectivity]:
                 s += vec[1 + dy:H + 1 + dy, 1 + dx:W + 1 + dx]
                 sn += nrm[1 + dy:H + 1 + dy, 1 + dx:W + 1 + dx]
                 c += kn[1 + dy:H + 1 + dy, 1 + dx:W + 1 + dx]
@@ -145,7 +145,7 @@ def conceal_latent_avg_soft(index_map: IndexMap, lost_mask: np.ndarray, codebook
 # ------------------------------------------------------------------ decoding a latent map
 def decoder_table(codec) -> np.ndarray:
     """The (K, D) float32 table ``codec`` looks indices up in (a fine-tuned size's decoder codebook, if any)."""
-    torch = _import_torch()
+    torch = import_torch()
     K = codec.codebook_size
     with torch.no_grad():
         z = codec.model.lookup(torch.arange(K, device=codec.device)[None, None])  # (1, D, 1, K)
@@ -158,7 +158,7 @@ def decode_latents(codec, latents: np.ndarray, image_size: tuple[int, int]):
     The decoder side only (``post_quant_conv`` + decoder), as ``decode_batch``
     does after its table lookup; ``image_size`` crops the result.
     """
-    torch = _import_torch()
+    torch = import_torch()
     from ..runtime import cpu_fast_path
 
     z = np.asarray(latents, dtype=np.float32)

@@ -237,7 +237,7 @@ def lr_at(step: int, cfg: TransformerTrainConfig) -> float:
 def _optimizer(model: GPT, cfg: TransformerTrainConfig) -> torch.optim.AdamW:
     """AdamW; weight decay on Linear weights only (not biases, LayerNorm, embeddings, pos_emb)."""
     decay, no_decay = [], []
-    for mn, m in model.named_modules():
+    for _mn, m in model.named_modules():
         for pn, p in m.named_parameters(recurse=False):
             (decay if isinstance(m, torch.nn.Linear) and pn == "weight" else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -335,8 +335,8 @@ def train_transformer(
     n_hold = int(round(cfg.holdout * len(uniq))) if len(uniq) > 1 else 0
     n_hold = min(n_hold, len(uniq) - 1)
     held = np.isin(gid, uniq[order[:n_hold]])
-    hold = [m for m, h in zip(maps, held) if h]
-    train = [m for m, h in zip(maps, held) if not h]
+    hold = [m for m, h in zip(maps, held, strict=False) if h]
+    train = [m for m, h in zip(maps, held, strict=False) if not h]
     sampler = WindowSampler(train, cfg.window, cfg.hflip)
     eval_src = WindowSampler(hold if hold else train, cfg.window, False)
     eval_windows = eval_src.sample(cfg.eval_windows, np.random.default_rng(_step_seed(cfg.seed, -1, 2)))

@@ -2,7 +2,7 @@
 
 ``window_origin`` is taming-transformers' sliding-window rule (the paper's);
 ``ar_tile_origins`` the ``rule="tiled"`` variant (fixed tiles at stride s/2);
-``_tile_starts`` / ``_nearest_tile`` the bidirectional tiling; ``_pos_table``
+``tile_starts`` / ``nearest_tile`` the bidirectional tiling; ``pos_table``
 the position embedding of a window token.
 """
 from __future__ import annotations
@@ -53,14 +53,14 @@ def window_origin(i: int, j: int, H: int, W: int, size: int = WINDOW) -> tuple[i
     return int(i) - li, int(j) - lj, li, lj
 
 
-def _window_origins(ii: np.ndarray, n: int, size: int) -> np.ndarray:
+def window_origins(ii: np.ndarray, n: int, size: int) -> np.ndarray:
     """Vectorised ``_local`` along one axis: returns local offsets of positions ``ii``."""
     ii = np.asarray(ii, dtype=np.int64)
     if n <= size:
         return ii.copy()
     half = size // 2
     return np.where(ii <= half, ii, np.where(n - ii < half, size - (n - ii), half))
-def _tile_starts(n: int, size: int) -> np.ndarray:
+def tile_starts(n: int, size: int) -> np.ndarray:
     """Start offsets of overlapping tiles of length ``size`` at stride size//2 covering [0, n)."""
     if n <= size:
         return np.array([0])
@@ -71,30 +71,32 @@ def _tile_starts(n: int, size: int) -> np.ndarray:
     return np.array(starts)
 
 
-def _nearest_tile(ii: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:
+def nearest_tile(ii: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:
     """For each coordinate, the tile start whose centre (start + (size−1)/2) is nearest (ties → lower)."""
     centres = starts + (size - 1) / 2.0
     d = np.abs(np.asarray(ii)[:, None] - centres[None, :])
     return starts[d.argmin(1)]
 
 
-def ar_tile_origins(ii: np.ndarray, jj: np.ndarray, H: int, W: int, size: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
+def ar_tile_origins(
+    ii: np.ndarray, jj: np.ndarray, H: int, W: int, size: int = WINDOW
+) -> tuple[np.ndarray, np.ndarray]:
     """Window origins of the ``rule="tiled"`` AR variant (not the paper's rule).
 
     Windows come from a fixed set of s×s tiles at stride s/2
-    (:func:`_tile_starts`), so many lost positions share a window and its
+    (:func:`tile_starts`), so many lost positions share a window and its
     key/value cache.  Rows: the tile starting lowest with the position still
     inside (most rows of context above: local_i ∈ [s/2, s) away from the top
     edge); columns: the tile whose centre is nearest.
     """
-    rs = _tile_starts(H, size)
+    rs = tile_starts(H, size)
     ii = np.asarray(ii, dtype=np.int64)
     top = rs[np.searchsorted(rs, ii - size, side="right")]
-    left = _nearest_tile(np.asarray(jj, dtype=np.int64), _tile_starts(W, size), size)
+    left = nearest_tile(np.asarray(jj, dtype=np.int64), tile_starts(W, size), size)
     return top, left
 
 
-def _pos_table(sh: int, sw: int, size: int) -> np.ndarray:
+def pos_table(sh: int, sw: int, size: int) -> np.ndarray:
     """Position-embedding index of window token k (raster in sh×sw): (k // sw)·size + k % sw."""
     k = np.arange(sh * sw)
     return (k // sw) * size + (k % sw)

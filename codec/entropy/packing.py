@@ -101,12 +101,8 @@ def _to_bytes(s: np.ndarray, K: int) -> bytes:
 
 def deflate_encode(s: np.ndarray, K: int) -> bytes:
     """Layout byte + zlib stream over the smaller of the packed-bit and byte-per-symbol layouts."""
-    best = None
-    for mode, raw in ((_DEFLATE_PACKED, raw_encode(s, K)), (_DEFLATE_BYTES, _to_bytes(s, K))):
-        z = bytes([mode]) + zlib.compress(raw, _DEFLATE_LEVEL)
-        if best is None or len(z) < len(best):
-            best = z
-    return best
+    layouts = ((_DEFLATE_PACKED, raw_encode(s, K)), (_DEFLATE_BYTES, _to_bytes(s, K)))
+    return min((bytes([mode]) + zlib.compress(raw, _DEFLATE_LEVEL) for mode, raw in layouts), key=len)  # ties: first
 
 
 def _inflate_exact(data: bytes, expected: int) -> bytes:

@@ -15,13 +15,42 @@ from __future__ import annotations
 from .data import load_image_pool, random_crops
 from .export import export_model, index_counts, model_from_training_checkpoint
 from .finetune import FINETUNE_PARTS, FinetuneConfig, encode_latents, finetune_model, finetune_size
-from .loop import (VAL_METRICS, TrainConfig, check_train_config, crop_at, kmeans_init_codebook, selection_score,
-                   train_codec, validate, variance_preserving_init)
+from .loop import (
+                   VAL_METRICS,
+                   TrainConfig,
+                   check_train_config,
+                   crop_at,
+                   kmeans_init_codebook,
+                   selection_score,
+                   train_codec,
+                   validate,
+                   variance_preserving_init,
+)
 from .losses import NLayerDiscriminator, adaptive_weight, diff_augment, hinge_d_loss, lowpass_loss
 
 __all__ = [
-    "FINETUNE_PARTS", "FinetuneConfig", "NLayerDiscriminator", "TrainConfig", "VAL_METRICS", "adaptive_weight",
-    "check_train_config", "crop_at", "diff_augment", "encode_latents", "export_model", "finetune_model", "finetune_size", "hinge_d_loss", "index_counts",
-    "kmeans_init_codebook", "load_image_pool", "lowpass_loss", "model_from_training_checkpoint", "random_crops",
-    "selection_score", "train_codec", "validate", "variance_preserving_init",
+    "FINETUNE_PARTS",
+    "FinetuneConfig",
+    "NLayerDiscriminator",
+    "TrainConfig",
+    "VAL_METRICS",
+    "adaptive_weight",
+    "check_train_config",
+    "crop_at",
+    "diff_augment",
+    "encode_latents",
+    "export_model",
+    "finetune_model",
+    "finetune_size",
+    "hinge_d_loss",
+    "index_counts",
+    "kmeans_init_codebook",
+    "load_image_pool",
+    "lowpass_loss",
+    "model_from_training_checkpoint",
+    "random_crops",
+    "selection_score",
+    "train_codec",
+    "validate",
+    "variance_preserving_init",
 ]

@@ -27,8 +27,9 @@ def load_image_pool(sources: list[str], min_side: int) -> list[np.ndarray]:
         if p.suffix == ".tar":
             with tarfile.open(p) as tf:
                 for m in tf:
-                    if m.isfile() and m.name.lower().endswith((".jpg", ".jpeg", ".png")):
-                        data = tf.extractfile(m).read()
+                    fh = tf.extractfile(m) if m.isfile() else None  # a regular member always has one
+                    if fh is not None and m.name.lower().endswith((".jpg", ".jpeg", ".png")):
+                        data = fh.read()
                         pool.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
         else:
             from ..image import list_images, load_image

@@ -40,11 +40,13 @@ def model_from_training_checkpoint(path: str | Path) -> tuple[VQModel, dict[str,
 
 
 @torch.no_grad()
-def index_counts(model: VQModel, images: list[np.ndarray], sizes: dict[int, torch.Tensor], batch: int = 16) -> dict[int, torch.Tensor]:
+def index_counts(
+    model: VQModel, images: list[np.ndarray], sizes: dict[int, torch.Tensor], batch: int = 16
+) -> dict[int, torch.Tensor]:
     """Codeword usage counts per codebook size over the images (each image encoded once)."""
     counts = {s: torch.zeros(s, dtype=torch.int64) for s in sizes}
     for i in range(0, len(images), batch):
-        x = torch.from_numpy(np.stack(images[i:i + batch])).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+        x = torch.from_numpy(np.stack(images[i : i + batch])).permute(0, 3, 1, 2).float().div(127.5).sub(1)
         h = model.encode_pre_quant(x)
         for s, cb in sizes.items():
             q = model.quantize if s == model.codebook_size else model.with_codebook(cb).quantize
@@ -52,8 +54,15 @@ def index_counts(model: VQModel, images: list[np.ndarray], sizes: dict[int, torc
     return counts
 
 
-def export_model(train_ckpt: str | Path, out: str | Path, prior_images: list[np.ndarray], *, seed: int = 0,
-                 meta: dict[str, Any] | None = None, log=print) -> Path:
+def export_model(
+    train_ckpt: str | Path,
+    out: str | Path,
+    prior_images: list[np.ndarray],
+    *,
+    seed: int = 0,
+    meta: dict[str, Any] | None = None,
+    log=print,
+) -> Path:
     """Write the shippable model file; returns its path."""
     model, info = model_from_training_checkpoint(train_ckpt)
     K = model.codebook_size

@@ -156,8 +156,10 @@ def finetune_size(base: VQModel, codebook: torch.Tensor, latents: torch.Tensor, 
         b = rng.integers(0, n, size=cfg.batch_size)
         ys = rng.integers(0, h - win + 1, size=cfg.batch_size)
         xs = rng.integers(0, w - win + 1, size=cfg.batch_size)
-        idx = torch.stack([idx_all[i, y:y + win, x:x + win] for i, y, x in zip(b, ys, xs)]).to(device)
-        x = torch.stack([images[i, :, y * f:(y + win) * f, x_ * f:(x_ + win) * f] for i, y, x_ in zip(b, ys, xs)])
+        idx = torch.stack([idx_all[i, y:y + win, x:x + win] for i, y, x in zip(b, ys, xs, strict=False)]).to(device)
+        x = torch.stack(
+            [images[i, :, y * f:(y + win) * f, x_ * f:(x_ + win) * f] for i, y, x_ in zip(b, ys, xs, strict=False)]
+        )
         x = x.to(device).float().div(127.5).sub(1)
         xr = model.decode_indices(idx)
         loss = (x - xr).abs().mean()
@@ -178,9 +180,17 @@ def finetune_size(base: VQModel, codebook: torch.Tensor, latents: torch.Tensor, 
     return weights, rows
 
 
-def finetune_model(model_path: str | Path, out: str | Path, data: list[str], sizes: list[int] | None = None,
-                   cfg: FinetuneConfig | None = None, *, max_images: int | None = None, device=None,
-                   log: Callable[[str], None] = print) -> Path:
+def finetune_model(
+    model_path: str | Path,
+    out: str | Path,
+    data: list[str],
+    sizes: list[int] | None = None,
+    cfg: FinetuneConfig | None = None,
+    *,
+    max_images: int | None = None,
+    device=None,
+    log: Callable[[str], None] = print,
+) -> Path:
     """Fine-tune every reduced size of a shipped-format model and write the model with them.
 
     Per-size results are kept in ``OUT.ft/{S}.pt`` as they finish, so an
@@ -209,7 +219,7 @@ def finetune_model(model_path: str | Path, out: str | Path, data: list[str], siz
         crops = []
         for a in pool:  # centre side×side crops
             y, x = (a.shape[0] - side) // 2, (a.shape[1] - side) // 2
-            crops.append(np.ascontiguousarray(a[y:y + side, x:x + side]))
+            crops.append(np.ascontiguousarray(a[y : y + side, x : x + side]))
         pool = crops
         if max_images:
             pool = pool[:max_images]
@@ -235,7 +245,11 @@ def finetune_model(model_path: str | Path, out: str | Path, data: list[str], siz
     for s in done:  # also sizes finished by another run on the same OUT (e.g. sizes split over processes)
         ck = read_checkpoint(work / f"{s}.pt")
         decoders[s] = ck["weights"]
-        ft_meta[str(s)] = {"steps": ck["config"]["steps"], "parts": ["decoder_codebook", *ck["config"]["parts"]],
-                           "wall_s": round(float(ck["wall_s"]), 1), "final_loss": ck["log"][-1]["loss"] if ck["log"] else None}
+        ft_meta[str(s)] = {
+            "steps": ck["config"]["steps"],
+            "parts": ["decoder_codebook", *ck["config"]["parts"]],
+            "wall_s": round(float(ck["wall_s"]), 1),
+            "final_loss": ck["log"][-1]["loss"] if ck["log"] else None,
+        }
     meta = {**extras["meta"], "finetune": {**extras["meta"].get("finetune", {}), **ft_meta}}
     return save_vqgan(out, model, codebooks=codebooks, priors=extras["priors"], decoders=decoders, meta=meta, half=True)

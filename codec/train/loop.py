@@ -1,4 +1,6 @@
-"""The VQGAN codec's training loop (``vqsim train-codec``): settings, schedule, inits, validation, resumable checkpoints.
+"""The VQGAN codec's training loop (``vqsim train-codec``).
+
+Settings, schedule, inits, validation, resumable checkpoints.
 
 Loss (taming-transformers' ``VQLPIPSWithDiscriminator`` and the paper; the
 terms are in ``codec.train.losses``):
@@ -20,6 +22,7 @@ continues exactly there.  Process-wide torch settings (thread count,
 denormals) are the caller's: ``vqsim train-codec`` applies them once through
 ``codec.runtime.configure_cpu``; ``train_codec`` changes none of them.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,42 +46,46 @@ from .losses import NLayerDiscriminator, adaptive_weight, diff_augment, hinge_d_
 class TrainConfig:
     """Codec training settings (units: steps, pixels)."""
 
-    data: list[str] = field(default_factory=lambda: ["../shared/data/train256_part1.tar", "../shared/data/train256_part2.tar"])
+    data: list[str] = field(
+        default_factory=lambda: ["../shared/data/train256_part1.tar", "../shared/data/train256_part2.tar"]
+    )
     val: str | None = "../shared/data/val"
     out: str = "runs/codec"
-    model: dict = field(default_factory=dict)   # VQGANConfig fields
+    model: dict = field(default_factory=dict)  # VQGANConfig fields
     steps: int = 10000
     batch_size: int = 8
     crop: int = 128
     lr: float = 2e-4
     warmup: int = 200
     perceptual_weight: float = 1.0
-    lpips_net: str = "alex"                     # perceptual loss: "alex", "vgg" or "alex+vgg" (mean of the two)
-    disc_start: int = 10 ** 9                   # step at which the discriminator starts training
-    disc_warmup: int = 0                        # steps after disc_start before the decoder gets the GAN term
+    lpips_net: str = "alex"  # perceptual loss: "alex", "vgg" or "alex+vgg" (mean of the two)
+    disc_start: int = 10**9  # step at which the discriminator starts training
+    disc_warmup: int = 0  # steps after disc_start before the decoder gets the GAN term
     disc_weight: float = 0.8
     disc_layers: int = 2
-    disc_augment: bool = False                  # DiffAugment (colour, translation, cutout) on both of D's inputs
-    restart_every: int = 100                    # dead-codeword restart period (0 = off)
-    lowpass_weight: float = 0.0                 # weight of the f×f block-mean YCbCr L1 term (0 = off)
-    chroma_weight: float = 1.0                  # weight of Cb/Cr relative to Y inside the low-pass term
-    kmeans_init_step: int = -1                  # step at which the codebook is K-means-initialised (-1 = never)
-    kmeans_init_batches: int = 8                # batches of encoder outputs the K-means init clusters
+    disc_augment: bool = False  # DiffAugment (colour, translation, cutout) on both of D's inputs
+    restart_every: int = 100  # dead-codeword restart period (0 = off)
+    lowpass_weight: float = 0.0  # weight of the f×f block-mean YCbCr L1 term (0 = off)
+    chroma_weight: float = 1.0  # weight of Cb/Cr relative to Y inside the low-pass term
+    kmeans_init_step: int = -1  # step at which the codebook is K-means-initialised (-1 = never)
+    kmeans_init_batches: int = 8  # batches of encoder outputs the K-means init clusters
     crop_schedule: list[list[int]] = field(default_factory=list)  # [[from_step, crop, batch_size], ...]
-    channels_last: bool = False                 # NHWC memory layout (faster convolutions on some CPUs)
-    freeze: list[str] = field(default_factory=list)  # VQModel parts not trained, e.g. ["encoder", "quant_conv", "quantize"]
+    channels_last: bool = False  # NHWC memory layout (faster convolutions on some CPUs)
+    freeze: list[str] = field(
+        default_factory=list
+    )  # VQModel parts not trained, e.g. ["encoder", "quant_conv", "quantize"]
     log_every: int = 25
     ckpt_every: int = 200
     val_every: int = 1000
     val_images: int = 16
     val_metrics: list[str] = field(default_factory=lambda: ["lpips_alex"])  # of VAL_METRICS
-    select_on: list[str] = field(default_factory=lambda: ["lpips_alex"])    # best.pt: lowest mean of these
+    select_on: list[str] = field(default_factory=lambda: ["lpips_alex"])  # best.pt: lowest mean of these
     seed: int = 0
     device: str | None = None
-    threads: int | None = None                  # torch CPU threads, applied by the CLI (vqsim train-codec), not by train_codec
-    max_minutes: float | None = None            # stop (with checkpoint) after this wall time
-    init: str = "taming"                        # weight init of a new model: "taming" (torch defaults) or "vp"
-    init_from: str | None = None                # start (when OUT/last.pt does not exist) from this checkpoint's model
+    threads: int | None = None  # torch CPU threads, applied by the CLI (vqsim train-codec), not by train_codec
+    max_minutes: float | None = None  # stop (with checkpoint) after this wall time
+    init: str = "taming"  # weight init of a new model: "taming" (torch defaults) or "vp"
+    init_from: str | None = None  # start (when OUT/last.pt does not exist) from this checkpoint's model
 
 
 VAL_METRICS = ("lpips_alex", "lpips_vgg", "dists")
@@ -91,7 +98,9 @@ def check_train_config(cfg: TrainConfig) -> None:
         raise ParameterError(f"lpips_net must be one of {', '.join(LPIPS_LOSS_NETS)}, got {cfg.lpips_net!r}")
     bad = [m for m in cfg.val_metrics if m not in VAL_METRICS]
     if bad or not cfg.val_metrics:
-        raise ParameterError(f"val_metrics: unknown or empty {bad or cfg.val_metrics}; allowed: {', '.join(VAL_METRICS)}")
+        raise ParameterError(
+            f"val_metrics: unknown or empty {bad or cfg.val_metrics}; allowed: {', '.join(VAL_METRICS)}"
+        )
     if cfg.disc_warmup < 0:
         raise ParameterError(f"disc_warmup must be ≥ 0 steps, got {cfg.disc_warmup}")
     missing = [m for m in cfg.select_on if m not in cfg.val_metrics]
@@ -177,8 +186,13 @@ def _restart_dead_codes(model: VQModel, usage: torch.Tensor, z_batch: torch.Tens
 
 
 @torch.no_grad()
-def validate(model: VQModel, images: list[np.ndarray], device: torch.device, crop: int = 256,
-             metrics: tuple[str, ...] | list[str] = ("lpips_alex",)) -> dict[str, float]:
+def validate(
+    model: VQModel,
+    images: list[np.ndarray],
+    device: torch.device,
+    crop: int = 256,
+    metrics: tuple[str, ...] | list[str] = ("lpips_alex",),
+) -> dict[str, float]:
     """Mean PSNR, low-pass luma/chroma PSNR and the perceptual ``metrics`` (of ``VAL_METRICS``; LPIPS-Alex always)
     over centre crops of validation images; codebook usage. Keys: ``val_<metric>``."""
     from ..metrics import lowpass_psnr, lpips_distance, psnr
@@ -190,7 +204,13 @@ def validate(model: VQModel, images: list[np.ndarray], device: torch.device, cro
         h, w = a.shape[:2]
         s = min(crop, h, w) // model.downsample_factor * model.downsample_factor
         y, x = (h - s) // 2, (w - s) // 2
-        t = torch.from_numpy(np.ascontiguousarray(a[y:y + s, x:x + s])).permute(2, 0, 1)[None].float().div(255).to(device)
+        t = (
+            torch.from_numpy(np.ascontiguousarray(a[y : y + s, x : x + s]))
+            .permute(2, 0, 1)[None]
+            .float()
+            .div(255)
+            .to(device)
+        )
         rec, _, idx = model(t * 2 - 1)
         rec = ((rec + 1) / 2).clamp(0, 1)
         ls.append(float(lpips_distance(t, rec, net="alex").mean()))
@@ -206,9 +226,14 @@ def validate(model: VQModel, images: list[np.ndarray], device: torch.device, cro
         chro.append(float(c.mean()))
         used.update(idx.flatten().tolist())
     model.train()
-    return {"val_lpips_alex": float(np.mean(ls)), "val_psnr": float(np.mean(ps)),
-            "val_lowpass_luma_psnr": float(np.mean(lum)), "val_lowpass_chroma_psnr": float(np.mean(chro)),
-            "val_codebook_used": len(used), **{f"val_{m}": float(np.mean(v)) for m, v in extra.items()}}
+    return {
+        "val_lpips_alex": float(np.mean(ls)),
+        "val_psnr": float(np.mean(ps)),
+        "val_lowpass_luma_psnr": float(np.mean(lum)),
+        "val_lowpass_chroma_psnr": float(np.mean(chro)),
+        "val_codebook_used": len(used),
+        **{f"val_{m}": float(np.mean(v)) for m, v in extra.items()},
+    }
 
 
 def selection_score(val: dict[str, float], select_on: list[str]) -> float:
@@ -226,7 +251,9 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
     crops = {cfg.crop} | {int(e[1]) for e in cfg.crop_schedule}
     for c in crops:
         if c % mcfg.downsample_factor or c <= 0:
-            raise ParameterError(f"crop {c} must be a positive multiple of the downsampling factor {mcfg.downsample_factor}")
+            raise ParameterError(
+                f"crop {c} must be a positive multiple of the downsampling factor {mcfg.downsample_factor}"
+            )
     crop_at(0, cfg)  # validates the schedule's entries
     check_train_config(cfg)
 
@@ -240,7 +267,9 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
     disc = NLayerDiscriminator(n_layers=cfg.disc_layers).to(device)
     for part in cfg.freeze:
         if part not in ("encoder", "quant_conv", "quantize", "post_quant_conv", "decoder"):
-            raise ParameterError(f"freeze: unknown part {part!r}; allowed: encoder, quant_conv, quantize, post_quant_conv, decoder")
+            raise ParameterError(
+                f"freeze: unknown part {part!r}; allowed: encoder, quant_conv, quantize, post_quant_conv, decoder"
+            )
         getattr(model, part).requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=cfg.lr, betas=(0.5, 0.9))
@@ -267,8 +296,10 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
         except CheckpointError:
             raise
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
-            raise CheckpointError(f"{ckpt_path} is not a train-codec checkpoint of this model ({type(e).__name__}: "
-                                  f"{' '.join(str(e).split())[:160]}); use --no-resume or another --out") from None
+            raise CheckpointError(
+                f"{ckpt_path} is not a train-codec checkpoint of this model ({type(e).__name__}: "
+                f"{' '.join(str(e).split())[:160]}); use --no-resume or another --out"
+            ) from None
         log(f"resumed from {ckpt_path} at step {step}")
     elif cfg.init_from:
         src = Path(cfg.init_from)
@@ -280,27 +311,35 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
             from ..checkpoint import load_vqgan
 
             shipped, _ = load_vqgan(src)
-            ck = {"model": {k: v.float() for k, v in shipped.state_dict().items()},
-                  "step": int(ck.get("meta", {}).get("steps", 0)), "wall_s": float(ck.get("meta", {}).get("train_wall_s", 0.0))}
+            ck = {
+                "model": {k: v.float() for k, v in shipped.state_dict().items()},
+                "step": int(ck.get("meta", {}).get("steps", 0)),
+                "wall_s": float(ck.get("meta", {}).get("train_wall_s", 0.0)),
+            }
         if not isinstance(ck, dict) or "model" not in ck:
-            raise ParameterError(f"init_from {src} has no 'model' entry (a train-codec checkpoint, best.pt, model.pt "
-                                 "or a shipped model file)")
+            raise ParameterError(
+                f"init_from {src} has no 'model' entry (a train-codec checkpoint, best.pt, model.pt "
+                "or a shipped model file)"
+            )
         if isinstance(ck["model"], dict):
             check_state_dict(model, ck["model"], f"init_from ({src})")
         try:
             model.load_state_dict(ck["model"])
             step, wall = int(ck.get("step", 0)), float(ck.get("wall_s", 0.0))
         except (TypeError, ValueError, RuntimeError, AttributeError) as e:
-            raise CheckpointError(f"init_from {src} does not fit this model ({type(e).__name__}: "
-                                  f"{' '.join(str(e).split())[:160]})") from None
+            raise CheckpointError(
+                f"init_from {src} does not fit this model ({type(e).__name__}: {' '.join(str(e).split())[:160]})"
+            ) from None
         log(f"initialised from {src} (step {step}); fresh optimizer state")
     (out / "config.json").write_text(json.dumps({**asdict(cfg), "model": mcfg.to_dict()}, indent=2))
 
     log(f"loading data from {cfg.data}")
     pool = load_image_pool(cfg.data, max(crops))
     val_pool = load_image_pool([cfg.val], 64)[: cfg.val_images] if cfg.val else []
-    log(f"{len(pool)} training images, {len(val_pool)} validation images, device {device}, "
-        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
+    log(
+        f"{len(pool)} training images, {len(val_pool)} validation images, device {device}, "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters"
+    )
     lps = []
     if cfg.perceptual_weight > 0:
         from ..metrics import get_lpips
@@ -320,8 +359,10 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
         if prev.get("select_on", ["lpips_alex"]) == list(cfg.select_on):
             best = float(prev.get("val_score", prev["val_lpips_alex"]))
         else:
-            log(f"best.pt was selected on {prev.get('select_on', ['lpips_alex'])}, this run on {cfg.select_on}: "
-                "the next validation replaces it")
+            log(
+                f"best.pt was selected on {prev.get('select_on', ['lpips_alex'])}, this run on {cfg.select_on}: "
+                "the next validation replaces it"
+            )
 
     def log_row(row: dict) -> None:
         log(json.dumps(row))
@@ -330,9 +371,20 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
 
     def save() -> None:
         tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "disc": disc.state_dict(), "opt": opt.state_dict(),
-                    "opt_d": opt_d.state_dict(), "step": step, "wall_s": wall, "np_rng": rng.bit_generator.state,
-                    "torch_gen": gen.get_state(), "config": mcfg.to_dict()}, tmp)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "disc": disc.state_dict(),
+                "opt": opt.state_dict(),
+                "opt_d": opt_d.state_dict(),
+                "step": step,
+                "wall_s": wall,
+                "np_rng": rng.bit_generator.state,
+                "torch_gen": gen.get_state(),
+                "config": mcfg.to_dict(),
+            },
+            tmp,
+        )
         tmp.replace(ckpt_path)
 
     def save_model_only(path: Path) -> None:  # what a GPU run hands back (< 16 MB): model, config, step
@@ -342,9 +394,19 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
 
     def save_best(val: dict) -> None:  # model only: what export-codec needs, for the best validation LPIPS so far
         tmp = best_path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "step": step, "wall_s": wall, "config": mcfg.to_dict(),
-                    "val_lpips_alex": val["val_lpips_alex"], "val": val, "select_on": list(cfg.select_on),
-                    "val_score": selection_score(val, cfg.select_on)}, tmp)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "step": step,
+                "wall_s": wall,
+                "config": mcfg.to_dict(),
+                "val_lpips_alex": val["val_lpips_alex"],
+                "val": val,
+                "select_on": list(cfg.select_on),
+                "val_score": selection_score(val, cfg.select_on),
+            },
+            tmp,
+        )
         tmp.replace(best_path)
 
     def d_in(t: torch.Tensor) -> torch.Tensor:  # what the discriminator sees
@@ -360,8 +422,10 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
         crop, batch = crop_at(step, cfg)
         x = random_crops(pool, batch, crop, rng).to(device, memory_format=fmt)
         if step == cfg.kmeans_init_step and "quantize" not in cfg.freeze:
-            extra = [random_crops(pool, batch, crop, rng).to(device, memory_format=fmt)
-                     for _ in range(max(0, cfg.kmeans_init_batches - 1))]
+            extra = [
+                random_crops(pool, batch, crop, rng).to(device, memory_format=fmt)
+                for _ in range(max(0, cfg.kmeans_init_batches - 1))
+            ]
             n_used = kmeans_init_codebook(model, [x, *extra], cfg.seed)
             log_row({"step": step, "kmeans_init": True, "used_in_batch": n_used})
         h = model.encode_pre_quant(x)
@@ -400,9 +464,20 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
             acc["used"] = int((usage > 0).sum())
             usage.zero_()
         if step % cfg.log_every == 0:
-            row = {"step": step, "lr": _lr_at(step, cfg), "wall_s": round(wall, 1), "crop": crop, "batch": batch,
-                   "steps_per_s": round(cfg.log_every / max(1e-9, wall - acc.pop("_wall0", 0.0)), 3),
-                   **{k: (v / cfg.log_every if k not in ("restarted", "used") else v) for k, v in acc.items()}}
+            sps = cfg.log_every / max(1e-9, wall - acc.pop("_wall0", 0.0))
+            eta_s = (cfg.steps - step) / max(sps, 1e-9)
+            if cfg.max_minutes is not None:  # this sitting ends at whichever comes first
+                eta_s = min(eta_s, max(0.0, 60 * cfg.max_minutes - (time.time() - t_start)))
+            row = {
+                "step": step,
+                "lr": _lr_at(step, cfg),
+                "wall_s": round(wall, 1),
+                "crop": crop,
+                "batch": batch,
+                "steps_per_s": round(sps, 3),
+                "eta_min": round(eta_s / 60, 1),  # to the end of the schedule or of this sitting
+                **{k: (v / cfg.log_every if k not in ("restarted", "used") else v) for k, v in acc.items()},
+            }
             log_row(row)
             acc = {"_wall0": wall}
         timed_out = cfg.max_minutes is not None and time.time() - t_start > 60 * cfg.max_minutes

@@ -27,7 +27,11 @@ class NLayerDiscriminator(nn.Module):
         for n in range(1, n_layers + 1):
             prev, mult = mult, min(2 ** n, 8)
             stride = 2 if n < n_layers else 1
-            seq += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=False), nn.BatchNorm2d(ndf * mult), nn.LeakyReLU(0.2, True)]
+            seq += [
+                nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=False),
+                nn.BatchNorm2d(ndf * mult),
+                nn.LeakyReLU(0.2, True),
+            ]
         seq += [nn.Conv2d(ndf * mult, 1, 4, 1, 1)]
         self.main = nn.Sequential(*seq)
         for m in self.modules():
@@ -45,7 +49,9 @@ def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.
     return 0.5 * (F.relu(1.0 - logits_real).mean() + F.relu(1.0 + logits_fake).mean())
 
 
-def adaptive_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor, scale: float) -> torch.Tensor:
+def adaptive_weight(
+    rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor, scale: float
+) -> torch.Tensor:
     """λ = ‖∇L_rec‖ / (‖∇L_G‖ + 1e-4) at the decoder's last layer, clamped to [0, 1e4], times ``scale``."""
     g_rec = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
     g_gan = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
@@ -94,6 +100,6 @@ def diff_augment(x: torch.Tensor, gen: torch.Generator, translate: float = 0.125
     cx = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=gen).to(dev)
     yy = torch.arange(h, device=dev).view(1, h, 1)
     xx = torch.arange(w, device=dev).view(1, 1, w)
-    oy, ox = yy - cy + ch // 2, xx - cx + cw // 2   # position inside the square, if 0 ≤ o < side
+    oy, ox = yy - cy + ch // 2, xx - cx + cw // 2  # position inside the square, if 0 ≤ o < side
     keep = ~((oy >= 0) & (oy < ch) & (ox >= 0) & (ox < cw))
     return x * keep.unsqueeze(1).to(dt)

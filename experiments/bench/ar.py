@@ -51,7 +51,7 @@ def benchmark_ar(model=None, index_map: IndexMap | None = None, fractions=(0.1, 
     conceal_ar_naive(index_map, masks[0], model, **options)
     conceal_ar(index_map, masks[0], model, **options)
     results = []
-    for f, lost in zip(fractions, masks):
+    for f, lost in zip(fractions, masks, strict=False):
         tn, tf = [], []
         for r in range(repeats):
             # interleave the two paths and alternate which runs first, so load drift hits both alike
@@ -73,7 +73,7 @@ def benchmark_ar(model=None, index_map: IndexMap | None = None, fractions=(0.1, 
     return results
 
 
-def _ar_model(cfg: BenchConfig):
+def bench_ar_model(cfg: BenchConfig):
     """The random GPT ``benchmark_ar`` would build, on ``cfg.device`` (None on CPU: let it build it)."""
     if cfg.device == "cpu":
         return None

@@ -1,4 +1,7 @@
-"""What ``vqsim bench`` measures and how big: ``BenchConfig`` (full / quick sizes), the device, the bench's error type."""
+"""What ``vqsim bench`` measures and how big.
+
+``BenchConfig`` (full / quick sizes), the device, the bench's error type."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,28 +48,47 @@ class BenchConfig:
     device: str = "cpu"
     repeats: int = 5
     image_size: tuple[int, int] = (512, 768)
-    n_draws: int = 10 ** 7
-    n_sim_packets: int = 10 ** 5
+    n_draws: int = 10**7
+    n_sim_packets: int = 10**5
     fractions: tuple[float, ...] = (0.1, 0.2, 0.4)
     ar_shape: tuple[int, int] = (32, 48)
     ar_model: str = "shipped"
     ar_model_kwargs: dict[str, Any] | None = None
     ar_repeats: int = 3
-    fec_bytes: int = 8 * 10 ** 6
+    fec_bytes: int = 8 * 10**6
     rs_packets: int = 100
     seed: int = 0
     image: str | None = None
 
     @classmethod
-    def make(cls, quick: bool = False, device: str | None = None, repeats: int | None = None,
-             image: str | None = None, seed: int = 0) -> "BenchConfig":
+    def make(
+        cls,
+        quick: bool = False,
+        device: str | None = None,
+        repeats: int | None = None,
+        image: str | None = None,
+        seed: int = 0,
+    ) -> "BenchConfig":
         """The full or quick configuration; ``device=None`` → CUDA when present, else CPU."""
         dev = resolve_device(device)
         if quick:
-            cfg = cls(quick=True, device=dev, repeats=1, image_size=(256, 384), n_draws=10 ** 6,
-                      n_sim_packets=10 ** 4, fractions=(0.2,), ar_shape=(16, 24), ar_model="random",
-                      ar_model_kwargs=dict(n_layer=2, n_head=4, n_embd=128), ar_repeats=1,
-                      fec_bytes=10 ** 6, rs_packets=10, seed=seed, image=image)
+            cfg = cls(
+                quick=True,
+                device=dev,
+                repeats=1,
+                image_size=(256, 384),
+                n_draws=10**6,
+                n_sim_packets=10**4,
+                fractions=(0.2,),
+                ar_shape=(16, 24),
+                ar_model="random",
+                ar_model_kwargs=dict(n_layer=2, n_head=4, n_embd=128),
+                ar_repeats=1,
+                fec_bytes=10**6,
+                rs_packets=10,
+                seed=seed,
+                image=image,
+            )
         else:
             cfg = cls(device=dev, seed=seed, image=image)
         if repeats is not None:
@@ -77,7 +99,7 @@ class BenchConfig:
 
 
 def resolve_device(device: str | None) -> str:
-    """"cpu" / "cuda" (checked available); None → "cuda" when available, else "cpu"."""
+    """ "cpu" / "cuda" (checked available); None → "cuda" when available, else "cpu"."""
     import torch
 
     if device is None:

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from .config import PACKET_BYTES, BenchConfig
-from .timing import _mbps, median_s
+from .timing import mbps, median_s
 
 FEC_CODES = ((12, 8), (20, 16))
 
@@ -32,16 +32,25 @@ def _bench_erasure(cfg: BenchConfig, n: int, k: int, rng: np.random.Generator) -
     enc_s = median_s(encode, cfg.repeats)
     m = min(n - k, k)
     lost = [set(rng.choice(k, m, replace=False).tolist()) for _ in range(blocks)]
-    recv = [({j: b[j] for j in range(k) if j not in ls}, dict(enumerate(p))) for b, p, ls in zip(data, parity, lost)]
+    recv = [
+        ({j: b[j] for j in range(k) if j not in ls}, dict(enumerate(p)))
+        for b, p, ls in zip(data, parity, lost, strict=False)
+    ]
     out: list[dict[int, bytes]] = []
 
     def decode() -> None:
         out[:] = [fec.decode_block(d, p, k) for d, p in recv]
 
     dec_s = median_s(decode, cfg.repeats)
-    ok = all(rec[j] == b[j] for rec, b, ls in zip(out, data, lost) for j in ls)
-    res = {"blocks": blocks, "data_bytes": nbytes, "erased_per_block": m, "recovered_ok": ok,
-           "encode_MBps": _mbps(nbytes, enc_s), "decode_MBps": _mbps(nbytes, dec_s)}
+    ok = all(rec[j] == b[j] for rec, b, ls in zip(out, data, lost, strict=False) for j in ls)
+    res = {
+        "blocks": blocks,
+        "data_bytes": nbytes,
+        "erased_per_block": m,
+        "recovered_ok": ok,
+        "encode_MBps": mbps(nbytes, enc_s),
+        "decode_MBps": mbps(nbytes, dec_s),
+    }
     try:
         import zfec
     except ImportError:
@@ -57,7 +66,7 @@ def _bench_erasure(cfg: BenchConfig, n: int, k: int, rng: np.random.Generator) -
 
     z_enc_s = median_s(z_encode, cfg.repeats)
     zrecv = []
-    for b, p, ls in zip(tdata, zpar, lost):
+    for b, p, ls in zip(tdata, zpar, lost, strict=False):
         keep = [j for j in range(k) if j not in ls] + list(range(k, k + len(ls)))
         zrecv.append((tuple(b[j] if j < k else p[j - k] for j in keep), tuple(keep)))
     # zfec's decode scribbles over its input buffers (even immutable bytes), so every timed call
@@ -69,10 +78,16 @@ def _bench_erasure(cfg: BenchConfig, n: int, k: int, rng: np.random.Generator) -
         zout[:] = [dec.decode(blk, nums) for blk, nums in fresh.pop()]
 
     z_dec_s = median_s(z_decode, cfg.repeats)
-    res.update(zfec_version=getattr(zfec, "__version__", "?"),
-               zfec_encode_MBps=_mbps(nbytes, z_enc_s), zfec_decode_MBps=_mbps(nbytes, z_dec_s),
-               zfec_ok=all(bytes(z) == bytes(x) for zo, b in zip(zout, data) for z, x in zip(zo, b)),
-               ours_over_zfec_encode=z_enc_s / enc_s, ours_over_zfec_decode=z_dec_s / dec_s)
+    res.update(
+        zfec_version=getattr(zfec, "__version__", "?"),
+        zfec_encode_MBps=mbps(nbytes, z_enc_s),
+        zfec_decode_MBps=mbps(nbytes, z_dec_s),
+        zfec_ok=all(
+            bytes(z) == bytes(x) for zo, b in zip(zout, data, strict=False) for z, x in zip(zo, b, strict=False)
+        ),
+        ours_over_zfec_encode=z_enc_s / enc_s,
+        ours_over_zfec_decode=z_dec_s / dec_s,
+    )
     return res
 
 
@@ -103,9 +118,14 @@ def bench_fec(cfg: BenchConfig) -> dict[str, Any]:
         fixed[:] = [rs.decode(b) for b in bad]
 
     rs_dec_s = median_s(rs_decode, cfg.repeats)
-    inpacket = {"nsym": rs.nsym, "packets": len(pk), "creedsolo": HAVE_CREEDSOLO,
-                "encode_MBps": _mbps(nbytes, rs_enc_s), "decode_MBps": _mbps(nbytes, rs_dec_s),
-                "corrected_ok": all(f == p for f, p in zip(fixed, pk))}
+    inpacket = {
+        "nsym": rs.nsym,
+        "packets": len(pk),
+        "creedsolo": HAVE_CREEDSOLO,
+        "encode_MBps": mbps(nbytes, rs_enc_s),
+        "decode_MBps": mbps(nbytes, rs_dec_s),
+        "corrected_ok": all(f == p for f, p in zip(fixed, pk, strict=False)),
+    }
     summary: dict[str, float] = {}
     for name, r in codes.items():
         summary[f"erasure{name}_encode_MBps"] = r["encode_MBps"]

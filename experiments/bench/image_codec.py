@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .config import BenchConfig
-from .inputs import _cpu_codec, load_bench_image
+from .inputs import cpu_codec, load_bench_image
 from .timing import median_s
 
 
@@ -31,12 +31,12 @@ def bench_codec(cfg: BenchConfig) -> dict[str, Any]:
         imap = m if imap is None else imap
         per_dev[dev] = {
             "load_s": load_s,
-            "encode_ms": 1e3 * median_s(lambda: codec.encode_indices(img), cfg.repeats, device=dev),
-            "decode_ms": 1e3 * median_s(lambda: codec.decode_indices(m), cfg.repeats, device=dev),
+            "encode_ms": 1e3 * median_s(lambda codec=codec: codec.encode_indices(img), cfg.repeats, device=dev),
+            "decode_ms": 1e3 * median_s(lambda codec=codec, m=m: codec.decode_indices(m), cfg.repeats, device=dev),
         }
         if dev == "cuda":
             per_dev[dev]["indices_equal_cpu"] = bool(np.array_equal(m.indices, imap.indices))
-    codec = _cpu_codec()
+    codec = cpu_codec()
     coders: dict[str, dict[str, float]] = {}
     for coder in CODERS:
         data = codec.compress_indices(imap, coder)
@@ -44,8 +44,8 @@ def bench_codec(cfg: BenchConfig) -> dict[str, Any]:
         coders[coder] = {
             "bytes": len(data),
             "bpp": bpp(len(data), imap.image_size),
-            "encode_ms": 1e3 * median_s(lambda: codec.compress_indices(imap, coder), cfg.repeats),
-            "decode_ms": 1e3 * median_s(lambda: codec.decompress_indices(data), cfg.repeats),
+            "encode_ms": 1e3 * median_s(lambda coder=coder: codec.compress_indices(imap, coder), cfg.repeats),
+            "decode_ms": 1e3 * median_s(lambda data=data: codec.decompress_indices(data), cfg.repeats),
         }
     cpu = per_dev["cpu"]
     summary = {

@@ -36,7 +36,7 @@ def load_bench_image(size: tuple[int, int], path: str | None = None) -> tuple[np
     return np.ascontiguousarray(img), src
 
 
-def _cpu_codec():
+def cpu_codec():
     from codec.zoo import load_codec
 
     return load_codec("default", device="cpu")

@@ -32,6 +32,6 @@ def median_s(fn: Callable[[], Any], repeats: int, warmup: int = 1, device: str =
     return statistics.median(time_calls(fn, repeats, warmup, device))
 
 
-def _mbps(nbytes: int, seconds: float) -> float:
+def mbps(nbytes: int, seconds: float) -> float:
     """Throughput in MB/s (10^6 bytes per second)."""
     return nbytes / max(seconds, 1e-12) / 1e6

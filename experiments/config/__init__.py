@@ -22,14 +22,15 @@ parameters; any other string there is an error.
       codebook_sizes: [256]        # S values (K-means reductions below the model's K)
       coder: arith                 # bitstream coder for the source rate (bpp)
       kmeans_seed: 0
-      finetuned: auto              # reduced sizes: auto (the shipped fine-tuned decoder when there is one) | true | false (w/o fine-tune)
+      finetuned: auto              # reduced sizes: auto (the shipped fine-tuned decoder when there is one)
+                                   # | true | false (w/o fine-tune)
       device: auto                 # auto | cpu | cuda | cuda:N
     channels:                      # each entry expands to the product of its list-valued parameters
       - {model: index_loss, rate: [0.0, 0.1, 0.2]}       # drops exactly round(rate·h·w) indices
       - {model: bernoulli, p: [0.01, 0.05]}
       - {model: gilbert_elliott, loss_rate: [0.05], mean_burst: [1.5, 4]}
       - internet                   # a preset name, or a netem string such as "loss gemodel 1% 30%"
-      - {model: fitted, trace: ping.log, family: ge, scale_loss: [1, 2, 4]}   # fitted to a measured trace (channel_grid)
+      - {model: fitted, trace: ping.log, family: ge, scale_loss: [1, 2, 4]}  # fitted to a measured trace
     fec:                           # product with codebook_sizes (or use `pairs`)
       - none
       - {n: 12, k: 8}              # packet-level erasure code RS(n, k)
@@ -37,7 +38,8 @@ parameters; any other string there is an error.
       - {nsym: 8}                  # in-packet RS parity bytes (against bit errors)
     pairs: null                    # alternative to codebook_sizes × fec: [{codebook_size: S, fec: ...}, ...]
     packetization: {mtu: [128], interleave: [random], coder: [arith]}   # = the default: a Kodak image in 11-15
-                                   # packets at K=1024 (6-11 at K=128) (mtu 1200 sends it in 2, and a loss sweep then measures little);
+                                   # packets at K=1024 (6-11 at K=128) (mtu 1200 sends it in 2, and a loss
+                                   # sweep then measures little);
                                    # runs, summaries and reports warn when images travel in < 8 data packets
     link: {bandwidth_bps: 1.0e7, propagation_s: 0.02, jitter: none, jitter_s: 0.0,
            queue_packets: null, queue_bytes: null, overhead_bytes: 0}
@@ -49,8 +51,9 @@ parameters; any other string there is an error.
       models: {}                   # {ar|bidir: path template with {size}}; default: the model zoo
       on_missing_model: error      # error | skip (drop ar/bidir only at the codebook sizes that lack their model)
     seeds: [0, 1, 2]
-    metrics: {nets: [alex], device: auto, structural: true}   # LPIPS backbones: alex and/or vgg (vgg is ~20× slower
-                                                              # on CPU); structural: SSIM/MS-SSIM per trial (~2 s at 768x512 on CPU)
+    metrics: {nets: [alex], device: auto, structural: true}   # LPIPS backbones: alex and/or vgg (vgg is ~20×
+                                                              # slower on CPU); structural: SSIM/MS-SSIM per trial
+                                                              # (~2 s at 768x512 on CPU)
     examples: {enabled: true, max_side: 256}
     execution: {flush_every_s: 5.0, consolidate_every_s: 30.0, torch_threads: 1}
                                    # torch CPU threads per worker: CPU results depend on it in the last
@@ -70,6 +73,7 @@ Modules: :mod:`.schema` (``validate_config``, ``config_hash``, ``fec_label``),
 (``check_resources``, ``codec_sizes``), :mod:`.loading` (``load_config``,
 ``bundled_config``), :mod:`._checks` (``ConfigError`` and the value checks).
 """
+
 from __future__ import annotations
 
 from ._checks import ConfigError
@@ -79,7 +83,17 @@ from .resources import check_resources, codec_sizes
 from .schema import SKIMAGE_IMAGES, config_hash, fec_label, validate_config
 
 __all__ = [
-    "ConfigError", "SKIMAGE_IMAGES", "INDEX_LOSS", "load_config", "validate_config",
-    "check_resources", "codec_sizes", "expand_channels", "fec_label", "ChannelPoint", "config_hash", "bundled_config",
+    "ConfigError",
+    "SKIMAGE_IMAGES",
+    "INDEX_LOSS",
+    "load_config",
+    "validate_config",
+    "check_resources",
+    "codec_sizes",
+    "expand_channels",
+    "fec_label",
+    "ChannelPoint",
+    "config_hash",
+    "bundled_config",
     "BUNDLED_CONFIG_DIR",
 ]

@@ -66,7 +66,10 @@ def _channel_entry(v: Any, i: int) -> tuple[str, dict[str, list]]:
             raise err(path, "empty channel name")
         return v.strip(), {}
     if not isinstance(v, Mapping):
-        raise err(path, f"must be a channel name / netem string or a mapping {{model: NAME, param: value|[values]}}, got {v!r}")
+        raise err(
+            path,
+            f"must be a channel name / netem string or a mapping {{model: NAME, param: value|[values]}}, got {v!r}",
+        )
     keys = [k for k in ("model", "type", "name", "preset") if k in v]
     if len(keys) != 1:
         raise err(path, f"needs exactly one of 'model' / 'preset' (got keys {sorted(map(str, v))})")
@@ -161,8 +164,15 @@ def _fitted_point(params: dict, path: str, entry: int) -> ChannelPoint:
         name, spec = "markov4", {k: getattr(model, k) for k in ("p13", "p31", "p32", "p23", "p14")}
         spec["start"] = start
     spec = {k: (float(v) if isinstance(v, float) else v) for k, v in spec.items()}
-    pt = ChannelPoint(model=name, params=spec, entry=entry, kind="loss", loss_rate=float(model.stationary_loss_rate),
-                      burst=float(model.mean_burst_length), ber=math.nan)
+    pt = ChannelPoint(
+        model=name,
+        params=spec,
+        entry=entry,
+        kind="loss",
+        loss_rate=float(model.stationary_loss_rate),
+        burst=float(model.mean_burst_length),
+        ber=math.nan,
+    )
     extra = "" if start == "stationary" else ",start=good"
     pt["family"] = f"fitted({p.name},{family}{extra})"
     pt["label"] = f"fitted({p.name},{family}{extra},scale_loss={_fmt(s)})"
@@ -171,9 +181,6 @@ def _fitted_point(params: dict, path: str, entry: int) -> ChannelPoint:
 
 def expand_channels(entries: list) -> list[ChannelPoint]:
     """Expand the ``channels`` list into points, building (and so validating) every channel."""
-    from channels.base import BitErrorModel
-    from channels.factory import make_channel
-
     points: list[ChannelPoint] = []
     for i, entry in enumerate(entries):
         path = f"channels[{i}]"
@@ -182,7 +189,10 @@ def expand_channels(entries: list) -> list[ChannelPoint]:
             combos = [("preset", {"model": n}) for n in grid["names"]]
         else:
             keys = list(grid)
-            combos = [("model", {"model": name, **dict(zip(keys, vals))}) for vals in itertools.product(*grid.values())]
+            combos = [
+                ("model", {"model": name, **dict(zip(keys, vals, strict=False))})
+                for vals in itertools.product(*grid.values())
+            ]
         for _, spec in combos:
             model = spec["model"]
             params = {k: x for k, x in spec.items() if k != "model"}
@@ -192,37 +202,64 @@ def expand_channels(entries: list) -> list[ChannelPoint]:
                 continue
             if key == INDEX_LOSS:
                 params = _index_loss_point(params, path)
-                pt = ChannelPoint(model=INDEX_LOSS, params=params, entry=i, kind="index", loss_rate=params["rate"],
-                                  burst=math.nan, ber=math.nan)
+                pt = ChannelPoint(
+                    model=INDEX_LOSS, params=params, entry=i, kind="index", loss_rate=params["rate"],
+                    burst=math.nan, ber=math.nan,
+                )
             else:
-                for k, x in params.items():
-                    if not (is_num(x) or isinstance(x, (str, bool))):
-                        raise err(f"{path}.{k}", f"channel parameters must be numbers or strings, got {x!r}")
-                try:
-                    ch = make_channel(model, **params)
-                except (ValueError, TypeError) as e:
-                    # the extra models only help when the model name was the problem, not a parameter's range
-                    hint = (f" (allowed models also include '{INDEX_LOSS}' and '{FITTED}')"
-                            if str(e).startswith("unknown channel") else "")
-                    raise err(path, f"{e}{hint}") from None
-                if isinstance(ch, BitErrorModel):
-                    pt = ChannelPoint(model=model, params=params, entry=i, kind="bit", loss_rate=math.nan, burst=math.nan,
-                                      ber=float(ch.stationary_bit_error_rate))
-                else:
-                    pt = ChannelPoint(model=model, params=params, entry=i, kind="loss",
-                                      loss_rate=float(ch.stationary_loss_rate), burst=float(ch.mean_burst_length),
-                                      ber=math.nan)
-            label_params = ",".join(f"{k}={_fmt(x)}" for k, x in params.items() if not (pt["model"] == INDEX_LOSS and k == "mode" and x == "exact"))
-            pt["label"] = f"{pt['model']}({label_params})" if label_params else str(pt["model"])
-            lp = LOSS_PARAMS.get(str(pt["model"]).lower().replace("-", "_"))
-            fam = ",".join(f"{k}={_fmt(x)}" for k, x in params.items()
-                           if k != lp and not (pt["model"] == INDEX_LOSS and k == "mode" and x == "exact"))
-            pt["family"] = f"{pt['model']}({fam})" if fam else str(pt["model"])
-            if lp is None or lp not in params:  # presets, netem strings, full GE: the point is its own family
-                pt["family"] = pt["label"]
+                pt = _model_point(model, params, path, i)
+            _label_point(pt, params)
             points.append(pt)
     labels = [p["label"] for p in points]
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:
         raise err("channels", f"duplicate channel settings {dup}")
     return points
+
+
+def _model_point(model, params: dict, path: str, i: int) -> ChannelPoint:
+    """The point of one registered channel model (or preset) with ``params``, built to validate it."""
+    from channels.base import BitErrorModel
+    from channels.factory import make_channel
+
+    for k, x in params.items():
+        if not (is_num(x) or isinstance(x, (str, bool))):
+            raise err(f"{path}.{k}", f"channel parameters must be numbers or strings, got {x!r}")
+    try:
+        ch = make_channel(model, **params)
+    except (ValueError, TypeError) as e:
+        # the extra models only help when the model name was the problem, not a parameter's range
+        hint = (
+            f" (allowed models also include '{INDEX_LOSS}' and '{FITTED}')"
+            if str(e).startswith("unknown channel")
+            else ""
+        )
+        raise err(path, f"{e}{hint}") from None
+    if isinstance(ch, BitErrorModel):
+        return ChannelPoint(
+            model=model, params=params, entry=i, kind="bit", loss_rate=math.nan, burst=math.nan,
+            ber=float(ch.stationary_bit_error_rate),
+        )
+    return ChannelPoint(
+        model=model, params=params, entry=i, kind="loss", loss_rate=float(ch.stationary_loss_rate),
+        burst=float(ch.mean_burst_length), ber=math.nan,
+    )
+
+
+def _label_point(pt: ChannelPoint, params: dict) -> None:
+    """Set ``pt``'s ``label`` (model and every parameter) and ``family`` (all but the loss parameter)."""
+    label_params = ",".join(
+        f"{k}={_fmt(x)}"
+        for k, x in params.items()
+        if not (pt["model"] == INDEX_LOSS and k == "mode" and x == "exact")
+    )
+    pt["label"] = f"{pt['model']}({label_params})" if label_params else str(pt["model"])
+    lp = LOSS_PARAMS.get(str(pt["model"]).lower().replace("-", "_"))
+    fam = ",".join(
+        f"{k}={_fmt(x)}"
+        for k, x in params.items()
+        if k != lp and not (pt["model"] == INDEX_LOSS and k == "mode" and x == "exact")
+    )
+    pt["family"] = f"{pt['model']}({fam})" if fam else str(pt["model"])
+    if lp is None or lp not in params:  # presets, netem strings, full GE: the point is its own family
+        pt["family"] = pt["label"]

@@ -10,7 +10,6 @@ BUNDLED_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 def load_config(path: str | Path) -> dict:
     """Read a YAML config file (or a bundled config by name, e.g. ``demo``) into a raw dict."""
-    import yaml
 
     if "\x00" in str(path):
         raise ConfigError(f"config: {str(path)!r}: a file name cannot contain a NUL byte")

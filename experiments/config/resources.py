@@ -24,7 +24,7 @@ def check_resources(cfg: dict) -> list[str]:
     a missing concealment model (unless skipped).
     """
     from codec.conceal import MODEL_KIND
-    from codec.errors import ModelNotFoundError
+    from codec.errors import ModelNotFoundError, VQSimError
     from codec.zoo import concealer_path, file_sha256, load_base_model, resolve_model_path
 
     notes: list[str] = []
@@ -35,7 +35,7 @@ def check_resources(cfg: dict) -> list[str]:
         raise err("codec.model", str(e)) from None
     try:
         base, _ = load_base_model(str(path), None)
-    except Exception as e:  # CheckpointError and friends: one line for the user
+    except (VQSimError, OSError) as e:  # CheckpointError, an unreadable file: one line for the user
         raise err("codec.model", f"cannot load {path}: {e}") from None
     K = int(base.codebook_size)
     c.update({"name": name, "path": str(Path(path).resolve()), "sha256": file_sha256(path), "K": K,
@@ -123,6 +123,6 @@ def _try_concealment(cfg: dict, dim: int) -> None:
                 conceal(imap, lost, m, model=model, codebook=codebook, rng=torch.Generator().manual_seed(0),
                         **conc["options"].get(m, {}))
             except (VQSimError, ValueError, TypeError, IndexError, RuntimeError) as e:
-                raise err(f"concealment.options.{m}" if conc["options"].get(m) else f"concealment.methods",
+                raise err(f"concealment.options.{m}" if conc["options"].get(m) else "concealment.methods",
                           f"{m!r} at codebook size {S} fails before any work: {type(e).__name__}: "
                           f"{' '.join(str(e).split())[:200]}") from None

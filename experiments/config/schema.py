@@ -35,13 +35,21 @@ PACKET_KEYS = ("mtu", "interleave", "coder", "header")
 PACKETIZATION_DEFAULTS: dict[str, Any] = {"mtu": 128, "interleave": "random", "coder": "arith"}
 """Without a ``packetization`` block: 128-byte payloads, random interleaving, arithmetic coding. A 768×512 Kodak
 image (32×48 indices) then travels in 11–15 data packets at K = 1024 (median 14) and 6–11 at K = 128 (median 9)
-(measured on all 24 Kodak images), so a loss rate acts on many packets and the lost indices are spread over the image. (Until issue 24 the
-default was mtu 1200 + raster: one or two packets per image, and loss_ratio could only be 0, 0.5 or 1.)"""
+(measured on all 24 Kodak images), so a loss rate acts on many packets and the lost indices are spread over the image.
+(Until issue 24 the default was mtu 1200 + raster: one or two packets per image, and loss_ratio could only be
+0, 0.5 or 1.)"""
 MIN_PACKETS_PER_IMAGE = 8
 """Fewer data packets than this per image draw a warning in the run, its summary and the report: the realised loss
 of one image can then only take a handful of values (0, 1/P, 2/P, ...)."""
-LINK_DEFAULTS: dict[str, Any] = {"bandwidth_bps": 1e7, "propagation_s": 0.02, "jitter": "none", "jitter_s": 0.0,
-                                 "queue_packets": None, "queue_bytes": None, "overhead_bytes": 0}
+LINK_DEFAULTS: dict[str, Any] = {
+    "bandwidth_bps": 1e7,
+    "propagation_s": 0.02,
+    "jitter": "none",
+    "jitter_s": 0.0,
+    "queue_packets": None,
+    "queue_bytes": None,
+    "overhead_bytes": 0,
+}
 LINK_EXTRA_KEYS = ("preset", "duty_cycle")
 """Optional link keys (``sim.links``); left out of the resolved section when not given, so configs
 without them resolve (and hash) exactly as before they existed."""
@@ -54,7 +62,10 @@ PAIR_KEYS = ("codebook_size", "fec")
 
 
 def fec_label(fec: Mapping[str, Any]) -> str:
-    """'none', 'RS(12,8)', 'inpkt8' or 'RS(12,8)+inpkt8'; a code other than the default is named: 'RS(6,4,vandermonde)'."""
+    """'none', 'RS(12,8)', 'inpkt8' or 'RS(12,8)+inpkt8'.
+
+    A code other than the default is named: 'RS(6,4,vandermonde)'.
+    """
     parts = []
     if fec.get("n"):
         code = fec.get("code")
@@ -92,9 +103,13 @@ def _images(v: Any) -> dict:
     limit = d.get("limit")
     if limit is not None:
         limit = as_int(limit, "images.limit", 1)
-    return {"source": src, "names": names, "limit": limit,
-            "resize": size_pair(d.get("resize"), "images.resize", True),
-            "crop": size_pair(d.get("crop"), "images.crop", False)}
+    return {
+        "source": src,
+        "names": names,
+        "limit": limit,
+        "resize": size_pair(d.get("resize"), "images.resize", True),
+        "crop": size_pair(d.get("crop"), "images.crop", False),
+    }
 
 
 def _codec(v: Any) -> dict:
@@ -108,7 +123,10 @@ def _codec(v: Any) -> dict:
     if sizes is None:
         sizes_l: list[int | None] = [None]  # the model's full codebook
     else:
-        sizes_l = [as_int(s, f"codec.codebook_sizes[{i}]", 2, 1 << 20) for i, s in enumerate(as_list(sizes, "codec.codebook_sizes"))]
+        sizes_l = [
+            as_int(s, f"codec.codebook_sizes[{i}]", 2, 1 << 20)
+            for i, s in enumerate(as_list(sizes, "codec.codebook_sizes"))
+        ]
         if len(set(sizes_l)) != len(sizes_l):
             raise err("codec.codebook_sizes", f"duplicate sizes in {sizes_l}")
     device = d.get("device", "auto")
@@ -118,8 +136,14 @@ def _codec(v: Any) -> dict:
     ft = {True: "true", False: "false", None: "auto"}.get(ft, ft) if isinstance(ft, (bool, type(None))) else ft
     if ft not in ("auto", "true", "false"):
         raise err("codec.finetuned", f"must be auto, true or false, got {d.get('finetuned')!r}")
-    return {"model": model, "codebook_sizes": sizes_l, "coder": choice(d.get("coder", "arith"), CODERS, "codec.coder"),
-            "kmeans_seed": as_int(d.get("kmeans_seed", 0), "codec.kmeans_seed", 0), "finetuned": ft, "device": device}
+    return {
+        "model": model,
+        "codebook_sizes": sizes_l,
+        "coder": choice(d.get("coder", "arith"), CODERS, "codec.coder"),
+        "kmeans_seed": as_int(d.get("kmeans_seed", 0), "codec.kmeans_seed", 0),
+        "finetuned": ft,
+        "device": device,
+    }
 
 
 def _fec_item(v: Any, path: str) -> dict:
@@ -168,8 +192,12 @@ def _pairs(v: Any) -> list[dict] | None:
         d = check_keys(item, PAIR_KEYS, f"pairs[{i}]")
         if "codebook_size" not in d:
             raise err(f"pairs[{i}]", "needs codebook_size (and optionally fec)")
-        out.append({"codebook_size": as_int(d["codebook_size"], f"pairs[{i}].codebook_size", 2, 1 << 20),
-                    "fec": _fec_item(d.get("fec", "none"), f"pairs[{i}].fec")})
+        out.append(
+            {
+                "codebook_size": as_int(d["codebook_size"], f"pairs[{i}].codebook_size", 2, 1 << 20),
+                "fec": _fec_item(d.get("fec", "none"), f"pairs[{i}].fec"),
+            }
+        )
     keys = [(p["codebook_size"], fec_label(p["fec"])) for p in out]
     if len(set(keys)) != len(keys):
         raise err("pairs", f"duplicate (codebook_size, fec) pairs {keys}")
@@ -180,18 +208,28 @@ def _packetization(v: Any) -> dict:
     from sim.interleave import SCHEMES
 
     d = check_keys(v, PACKET_KEYS, "packetization")
-    mtus = [as_int(m, f"packetization.mtu[{i}]", 8, 65000) for i, m in enumerate(as_list(d.get("mtu", PACKETIZATION_DEFAULTS["mtu"]), "packetization.mtu"))]
-    ils = [choice(m, SCHEMES, f"packetization.interleave[{i}]")
-           for i, m in enumerate(as_list(d.get("interleave", PACKETIZATION_DEFAULTS["interleave"]),
-                                                      "packetization.interleave"))]
-    cds = [choice(m, CODERS, f"packetization.coder[{i}]")
-           for i, m in enumerate(as_list(d.get("coder", PACKETIZATION_DEFAULTS["coder"]), "packetization.coder"))]
+    mtus = [
+        as_int(m, f"packetization.mtu[{i}]", 8, 65000)
+        for i, m in enumerate(as_list(d.get("mtu", PACKETIZATION_DEFAULTS["mtu"]), "packetization.mtu"))
+    ]
+    ils = [
+        choice(m, SCHEMES, f"packetization.interleave[{i}]")
+        for i, m in enumerate(
+            as_list(d.get("interleave", PACKETIZATION_DEFAULTS["interleave"]), "packetization.interleave")
+        )
+    ]
+    cds = [
+        choice(m, CODERS, f"packetization.coder[{i}]")
+        for i, m in enumerate(as_list(d.get("coder", PACKETIZATION_DEFAULTS["coder"]), "packetization.coder"))
+    ]
     out = {"mtu": mtus, "interleave": ils, "coder": cds}
     if d.get("header") is not None:  # left out when not given: resolved configs and hashes of older configs unchanged
         from sim.packet import HEADERS
 
-        out["header"] = [choice(m, HEADERS, f"packetization.header[{i}]")
-                         for i, m in enumerate(as_list(d["header"], "packetization.header"))]
+        out["header"] = [
+            choice(m, HEADERS, f"packetization.header[{i}]")
+            for i, m in enumerate(as_list(d["header"], "packetization.header"))
+        ]
     for name, vals in out.items():
         if len(set(vals)) != len(vals):
             raise err(f"packetization.{name}", f"duplicate values {vals}")
@@ -207,8 +245,15 @@ def _link(v: Any) -> dict:
     out = dict(LINK_DEFAULTS)
     if d.get("preset") is not None:
         p = LINK_PRESETS[choice(d["preset"], tuple(LINK_PRESETS), "link.preset")]
-        out.update({"bandwidth_bps": p.bitrate_bps, "propagation_s": p.propagation_s,
-                    "overhead_bytes": p.per_packet_overhead_bytes, "duty_cycle": p.duty_cycle, "preset": p.name})
+        out.update(
+            {
+                "bandwidth_bps": p.bitrate_bps,
+                "propagation_s": p.propagation_s,
+                "overhead_bytes": p.per_packet_overhead_bytes,
+                "duty_cycle": p.duty_cycle,
+                "preset": p.name,
+            }
+        )
     elif "preset" in d:
         del d["preset"]
     out.update(d)
@@ -229,8 +274,10 @@ def _concealment(v: Any) -> dict:
     from codec.conceal import CONCEAL_METHODS, CONCEAL_OPTIONS
 
     d = check_keys(v, CONCEAL_KEYS, "concealment")
-    methods = [choice(m, tuple(CONCEAL_METHODS), f"concealment.methods[{i}]")
-               for i, m in enumerate(as_list(d.get("methods", ["latent_avg", "neighbor", "mean"]), "concealment.methods"))]
+    methods = [
+        choice(m, tuple(CONCEAL_METHODS), f"concealment.methods[{i}]")
+        for i, m in enumerate(as_list(d.get("methods", ["latent_avg", "neighbor", "mean"]), "concealment.methods"))
+    ]
     if len(set(methods)) != len(methods):
         raise err("concealment.methods", f"duplicate methods {methods}")
     opts_in = check_keys(d.get("options"), tuple(CONCEAL_METHODS), "concealment.options")
@@ -251,11 +298,17 @@ def _concealment(v: Any) -> dict:
         try:  # the template may name {size} only ("/x{}.pt", "{foo}", "{size" were internal errors)
             p.format(size=1024)
         except (KeyError, IndexError, ValueError, AttributeError) as e:
-            raise err(f"concealment.models.{k}", f"{p!r} is not a valid path template: the only field allowed is "
-                      f"{{size}} ({type(e).__name__}: {e})") from None
+            raise err(
+                f"concealment.models.{k}",
+                f"{p!r} is not a valid path template: the only field allowed is {{size}} ({type(e).__name__}: {e})",
+            ) from None
     policy = choice(d.get("on_missing_model", "error"), MISSING_MODEL_POLICIES, "concealment.on_missing_model")
-    return {"methods": methods, "options": options, "models": {k: str(p) for k, p in models.items()},
-            "on_missing_model": policy}
+    return {
+        "methods": methods,
+        "options": options,
+        "models": {k: str(p) for k, p in models.items()},
+        "on_missing_model": policy,
+    }
 
 
 def _seeds(v: Any) -> list[int]:
@@ -273,7 +326,10 @@ def _metrics(v: Any) -> dict:
     from codec.metrics import LPIPS_NETS
 
     d = check_keys(v, METRIC_KEYS, "metrics")
-    nets = [choice(n, LPIPS_NETS, f"metrics.nets[{i}]") for i, n in enumerate(as_list(d.get("nets", ["alex"]), "metrics.nets"))]
+    nets = [
+        choice(n, LPIPS_NETS, f"metrics.nets[{i}]")
+        for i, n in enumerate(as_list(d.get("nets", ["alex"]), "metrics.nets"))
+    ]
     if len(set(nets)) != len(nets):
         raise err("metrics.nets", f"duplicate nets {nets}")
     device = d.get("device", "auto")
@@ -346,7 +402,7 @@ def validate_config(raw: Mapping[str, Any]) -> dict:
 
 
 def _check_link_payload(cfg: Mapping[str, Any]) -> None:
-    """With a link preset, the largest packet of every (mtu, header, FEC) combination must fit the preset's payload limit.
+    """With a link preset, the largest packet of every (mtu, header, FEC) combination must fit its payload limit.
 
     Largest packet, full header (36 bytes + 4-byte CRC = 40 bytes of overhead): a data packet is mtu + 40;
     with an erasure code a parity packet is (mtu + 40 + 2) + 40. Compact header: at most 6 header bytes and
@@ -376,12 +432,20 @@ def _check_link_payload(cfg: Mapping[str, Any]) -> None:
                     size = wrap(size + 2, header)
                 size += InPacketRS(f["nsym"]).overhead(size) if f["nsym"] else 0
                 if size > limit:
-                    what = (f"a {'parity' if f['n'] else 'data'} packet (mtu {mtu} + {hdr}"
-                            f"{' + FEC parity framing' if f['n'] else ''}{' + in-packet RS' if f['nsym'] else ''})")
-                    fix = (f"lower packetization.mtu to ≤ {mtu - (size - limit)}" if mtu - (size - limit) >= 8 else
-                           f"no mtu ≥ 8 fits with the {header} header")
-                    raise err("link.preset", f"{link['preset']!r} carries at most {limit} bytes per packet, but {what} "
-                                             f"with fec {fec_label(f)} is {size} bytes; {fix} or drop that FEC setting")
+                    what = (
+                        f"a {'parity' if f['n'] else 'data'} packet (mtu {mtu} + {hdr}"
+                        f"{' + FEC parity framing' if f['n'] else ''}{' + in-packet RS' if f['nsym'] else ''})"
+                    )
+                    fix = (
+                        f"lower packetization.mtu to ≤ {mtu - (size - limit)}"
+                        if mtu - (size - limit) >= 8
+                        else f"no mtu ≥ 8 fits with the {header} header"
+                    )
+                    raise err(
+                        "link.preset",
+                        f"{link['preset']!r} carries at most {limit} bytes per packet, but {what} "
+                        f"with fec {fec_label(f)} is {size} bytes; {fix} or drop that FEC setting",
+                    )
 
 
 def config_hash(cfg: Mapping[str, Any]) -> str:

@@ -5,15 +5,12 @@ matplotlib is imported lazily (``make_plots`` selects the Agg backend first).
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-
-from ..significance import mean_ci  # statistics sit below the plots (re-exported: experiments.plots.mean_ci)
 
 METRIC_LABELS = {
     "lpips_alex": "LPIPS (AlexNet) vs original ↓",
@@ -65,13 +62,13 @@ def image_ci(g, col: str, level: float = 0.95, unit: str = "image") -> tuple[flo
     return image_mean_ci(g[col].to_numpy(dtype=np.float64), g[image_column(g)].to_numpy(), level, unit)
 
 
-def _style() -> dict[str, Any]:
+def plot_style() -> dict[str, Any]:
     return {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
             "ytick.labelsize": 7, "lines.linewidth": 1.2, "lines.markersize": 3.5, "axes.grid": True,
             "grid.alpha": 0.3, "savefig.bbox": "tight", "savefig.dpi": 200, "pdf.fonttype": 42}
 
 
-def _slug(s: str) -> str:
+def slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=_-]+", "_", s).strip("_")[:80] or "x"
 
 
@@ -91,10 +88,10 @@ def _relayout(fig) -> None:
         fig.tight_layout(rect=(0, min(max(bottom, 0.0) + 0.01, 0.45), 1, max(min(top, 1.0) - 0.01, 0.55)))
 
 
-def _save(fig, folder: Path, stem: str, formats: Sequence[str], report: PlotReport) -> None:
-    import matplotlib.pyplot as plt
-
+def save_figure(fig, folder: Path, stem: str, formats: Sequence[str], report: PlotReport) -> None:
     import textwrap
+
+    import matplotlib.pyplot as plt
 
     if report.size:
         fig.set_size_inches(*report.size)
@@ -116,7 +113,7 @@ def _save(fig, folder: Path, stem: str, formats: Sequence[str], report: PlotRepo
     plt.close(fig)
 
 
-def _panels(n: int, w: float = 2.6, h: float = 2.1):
+def make_panels(n: int, w: float = 2.6, h: float = 2.1):
     import matplotlib.pyplot as plt
 
     cols = min(3, n)
@@ -127,19 +124,19 @@ def _panels(n: int, w: float = 2.6, h: float = 2.1):
     return fig, list(axes.flat[:n])
 
 
-def _metric(df) -> str | None:
+def metric_column(df) -> str | None:
     return next((m for m in ("lpips_alex", "lpips_vgg", "psnr") if m in df.columns and df[m].notna().any()), None)
 
 
-def _methods(df) -> list[str]:
+def method_names(df) -> list[str]:
     return list(dict.fromkeys(df["method"]))
 
 
-def _fecs(df) -> list[str]:
+def fec_names(df) -> list[str]:
     return sorted(dict.fromkeys(df["fec"]), key=lambda f: (f != "none", f))
 
 
-def _legend(fig, methods: list[str], fecs: list[str], colors: dict[str, Any]) -> None:
+def add_legend(fig, methods: list[str], fecs: list[str], colors: dict[str, Any]) -> None:
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=colors[m], marker="o", label=method_label(m)) for m in methods]
@@ -157,11 +154,21 @@ METHOD_COLORS = {"none": "#7f7f7f", "mean": "#bcbd22", "neighbor": "#2ca02c", "l
                  "ar_soft": "#f7b6d2", "bidir": "#9467bd", "bidir_mean": "#8c564b", "bidir_soft": "#c5b0d5",
                  "bidir_soft_l2": "#c49c94"}
 #: the names figures show for the methods (their config names in brackets where they differ much)
-METHOD_LABELS = {"none": "none (lost = index 0)", "mean": "mean codeword", "neighbor": "nearest neighbour",
-                 "latent_avg": "latent average", "latent_avg_soft": "latent average (soft)",
-                 "ar": "AR transformer", "ar_naive": "AR transformer (naive)", "ar_mean": "AR transformer (mean)",
-                 "ar_soft": "AR transformer (soft)", "bidir": "bidir. transformer", "bidir_mean": "bidir. transformer (mean)",
-                 "bidir_soft": "bidir. transformer (soft)", "bidir_soft_l2": "bidir. transformer (soft, L2)"}
+METHOD_LABELS = {
+    "none": "none (lost = index 0)",
+    "mean": "mean codeword",
+    "neighbor": "nearest neighbour",
+    "latent_avg": "latent average",
+    "latent_avg_soft": "latent average (soft)",
+    "ar": "AR transformer",
+    "ar_naive": "AR transformer (naive)",
+    "ar_mean": "AR transformer (mean)",
+    "ar_soft": "AR transformer (soft)",
+    "bidir": "bidir. transformer",
+    "bidir_mean": "bidir. transformer (mean)",
+    "bidir_soft": "bidir. transformer (soft)",
+    "bidir_soft_l2": "bidir. transformer (soft, L2)",
+}
 
 
 def method_label(m: str) -> str:
@@ -169,14 +176,14 @@ def method_label(m: str) -> str:
     return METHOD_LABELS.get(m, m)
 
 
-def _colors(methods: list[str]) -> dict[str, Any]:
+def method_colors(methods: list[str]) -> dict[str, Any]:
     """Stable colours: :data:`METHOD_COLORS`, the same for a method in every sweep; unknown methods get greys."""
     other = [m for m in methods if m not in METHOD_COLORS]
     greys = {m: str(0.15 + 0.5 * i / max(1, len(other))) for i, m in enumerate(other)}
     return {m: METHOD_COLORS.get(m, greys.get(m)) for m in methods}
 
 
-def _pk_key(df) -> list[str]:
+def pk_columns(df) -> list[str]:
     """Extra columns that split panels when the sweep varies them (packetization: among packet rows only)."""
     keys = ["codebook_size"] if df["codebook_size"].nunique() > 1 else []
     pk = df[df["channel_kind"] != "index"]
@@ -186,15 +193,18 @@ def _pk_key(df) -> list[str]:
 _SHORT = {"codebook_size": "S", "mtu": "MTU", "interleave": "il.", "coder": "coder"}
 
 
-def _title(first: str, keys: Sequence[str], values: Sequence[Any], kind: str | None = None) -> str:
+def panel_title(first: str, keys: Sequence[str], values: Sequence[Any], kind: str | None = None) -> str:
     import textwrap
 
-    extra = [f"{_SHORT.get(c, c)}={v}" for c, v in zip(keys, values)
-             if not (kind == "index" and c in ("mtu", "interleave", "coder"))]
+    extra = [
+        f"{_SHORT.get(c, c)}={v}"
+        for c, v in zip(keys, values, strict=False)
+        if not (kind == "index" and c in ("mtu", "interleave", "coder"))
+    ]
     return "\n".join(textwrap.wrap(", ".join([str(first).replace(",", ", ")] + extra), 44))
 
 
-def _pick(items: list, k: int) -> list:
+def pick_even(items: list, k: int) -> list:
     """Up to k items, evenly spaced, always keeping the first and the last."""
     if len(items) <= k:
         return items

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..significance import mean_ci
-from .common import PlotReport, make_panels, save_figure, plot_style
+from .common import PlotReport, make_panels, plot_style, save_figure
 
 
 def plot_rate_distortion(df, folder: Path, formats, report: PlotReport) -> None:

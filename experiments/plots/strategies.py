@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .common import LINESTYLES, MARKERS, METRIC_LABELS, PlotReport, _metric, _save, _style, method_label
+from .common import LINESTYLES, MARKERS, METRIC_LABELS, PlotReport, method_label, metric_column, plot_style, save_figure
 
 __all__ = ["plot_strategies", "strategy_table"]
 
@@ -51,7 +51,7 @@ def strategy_table(df, metric: str | None = None, unit: str = "image", reference
 
     from ..paired import by_image, image_column, image_mean_ci, paired_stats
 
-    metric = metric or _metric(df)
+    metric = metric or metric_column(df)
     d = df[df["channel_kind"] == "loss"].copy()
     if methods:
         d = d[d["method"].isin(list(methods))]
@@ -87,7 +87,7 @@ def plot_strategies(df, folder: Path, formats, report: PlotReport, unit: str = "
                     methods: Sequence[str] | None = None) -> None:
     import pandas as pd
 
-    metric = _metric(df)
+    metric = metric_column(df)
     d = df[df["channel_kind"] == "loss"] if metric else df.iloc[:0]
     if d.empty or d.groupby(["codebook_size", "fec"]).ngroups < 2:
         report.skipped.append("strategies: needs ≥ 2 (codebook size, FEC) settings on packet-loss channels")
@@ -108,19 +108,21 @@ def plot_strategies(df, folder: Path, formats, report: PlotReport, unit: str = "
         report.notes.append(f"strategies: showing {len(best) + len(rest)} of {len(strat)} strategies (every codebook "
                             f"size + FEC with its best method, then the best others)")
         strat = pd.concat([best, rest])
-    keep = set(zip(strat["codebook_size"], strat["fec"], strat["method"]))
-    t = t[[k in keep for k in zip(t["codebook_size"], t["fec"], t["method"])]]
+    keep = set(zip(strat["codebook_size"], strat["fec"], strat["method"], strict=False))
+    t = t[[k in keep for k in zip(t["codebook_size"], t["fec"], t["method"], strict=False)]]
     t.to_csv(folder / "strategies.csv", index=False)
     report.data["strategies"] = t
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    settings = sorted(dict.fromkeys(zip(t["codebook_size"], t["fec"])), key=lambda s: (-s[0], s[1] != "none", s[1]))
+    settings = sorted(
+        dict.fromkeys(zip(t["codebook_size"], t["fec"], strict=False)), key=lambda s: (-s[0], s[1] != "none", s[1])
+    )
     cmap = plt.get_cmap("viridis")
     scol = {s: cmap(0.9 * i / max(1, len(settings) - 1)) for i, s in enumerate(settings)}
     meths = list(dict.fromkeys(t["method"]))
     mstyle = {m: (LINESTYLES[i % len(LINESTYLES)], MARKERS[i % len(MARKERS)]) for i, m in enumerate(meths)}
-    with plt.rc_context(_style()):
+    with plt.rc_context(plot_style()):
         fig, axes = plt.subplots(2, len(fams), figsize=(max(6.4, 3.6 * len(fams)), 5.4), squeeze=False, sharex="col")
         for c, fam in enumerate(fams):
             g = t[t["channel_family"] == fam]
@@ -135,8 +137,15 @@ def plot_strategies(df, folder: Path, formats, report: PlotReport, unit: str = "
                     y, lo, hi = (s[k].to_numpy(float) for k in ("diff", "dlo", "dhi"))
                     ok = np.isfinite(lo)
                     ax_b.plot(x, y, color=col, ls=ls, marker=mk, ms=3.5, lw=1.1)
-                    ax_b.errorbar(x[ok], y[ok], yerr=[y[ok] - lo[ok], hi[ok] - y[ok]], fmt="none", ecolor=col,
-                                  elinewidth=0.7, capsize=1.5)
+                    ax_b.errorbar(
+                        x[ok],
+                        y[ok],
+                        yerr=[y[ok] - lo[ok], hi[ok] - y[ok]],
+                        fmt="none",
+                        ecolor=col,
+                        elinewidth=0.7,
+                        capsize=1.5,
+                    )
             ax_b.axhline(0.0, color="k", lw=0.8)
             ax_a.set_title(str(fam).replace(",", ", "))
             ax_b.set_xlabel("packet loss rate, stationary (%)")
@@ -145,17 +154,28 @@ def plot_strategies(df, folder: Path, formats, report: PlotReport, unit: str = "
                 ax_a.set_ylabel(METRIC_LABELS.get(metric, metric))
                 ax_b.set_ylabel(f"paired difference to\n{t.attrs.get('reference', '')}", fontsize=7)
         bpp = t.groupby(["codebook_size", "fec"])["total_bpp"].mean()
-        handles = [Line2D([], [], color=scol[s], lw=2.5,
-                          label=f"S={s[0]}{'' if s[1] == 'none' else ' + ' + s[1]} ({bpp[s]:.4f} bpp)")
-                   for s in settings]
-        handles += [Line2D([], [], color="0.3", ls=mstyle[m][0], marker=mstyle[m][1], label=method_label(m))
-                    for m in meths]
+        handles = [
+            Line2D(
+                [],
+                [],
+                color=scol[s],
+                lw=2.5,
+                label=f"S={s[0]}{'' if s[1] == 'none' else ' + ' + s[1]} ({bpp[s]:.4f} bpp)",
+            )
+            for s in settings
+        ]
+        handles += [
+            Line2D([], [], color="0.3", ls=mstyle[m][0], marker=mstyle[m][1], label=method_label(m)) for m in meths
+        ]
         ncol = min(4, len(handles))
         nrow = -(-len(handles) // ncol)
         fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0))
         h = fig.get_size_inches()[1]
-        fig.suptitle("strategies (codebook size S + FEC · concealment) at their measured total rate (legend: bits "
-                     "per pixel incl. headers + parity);\nbars: 95 % t-interval over images of the paired difference "
-                     "(same images, seeds and channel draws)", fontsize=7.5)
+        fig.suptitle(
+            "strategies (codebook size S + FEC · concealment) at their measured total rate (legend: bits "
+            "per pixel incl. headers + parity);\nbars: 95 % t-interval over images of the paired difference "
+            "(same images, seeds and channel draws)",
+            fontsize=7.5,
+        )
         fig.tight_layout(rect=(0, (0.1 + 0.16 * nrow) / h, 1, 1 - 0.45 / h))
-        _save(fig, folder, "strategies", formats, report)
+        save_figure(fig, folder, "strategies", formats, report)

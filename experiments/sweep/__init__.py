@@ -39,7 +39,7 @@ deterministic function of the config.
 
 Faults
 ------
-Every file is written by :func:`_atomic_write_bytes` (temp file, fsync,
+Every file is written by :func:`atomic_write_bytes` (temp file, fsync,
 rename, fsync of the folder), so a crash or power loss leaves each file
 whole or absent.  A part file that cannot be read anyway (truncated, foreign)
 is renamed ``<name>.corrupt`` with a one-line warning and its trials are
@@ -67,14 +67,33 @@ from .plan import Unit, plan_units
 from .progress import progress_bar
 from .provenance import REPO_ROOT, lock_folder
 from .run import SweepOutcome, run_sweep, summary_table
+from .scoring import batch_metrics
 from .sources import SweepImage, load_images
 from .storage import ResultStore, read_results
-from .scoring import batch_metrics
 from .trial import UnitResult, run_unit
 
 __all__ = [
-    "SweepError", "FolderLockedError", "SweepImage", "Unit", "EncodedImage", "TrialContext", "SweepInputs", "ResultStore",
-    "SweepOutcome", "UnitResult", "load_images", "plan_units", "prepare_encodings", "run_unit", "run_sweep",
-    "summary_table", "progress_bar", "batch_metrics", "read_results", "lock_folder", "CACHE_VERSION", "EXECUTORS",
+    "SweepError",
+    "FolderLockedError",
+    "SweepImage",
+    "Unit",
+    "EncodedImage",
+    "TrialContext",
+    "SweepInputs",
+    "ResultStore",
+    "SweepOutcome",
+    "UnitResult",
+    "load_images",
+    "plan_units",
+    "prepare_encodings",
+    "run_unit",
+    "run_sweep",
+    "summary_table",
+    "progress_bar",
+    "batch_metrics",
+    "read_results",
+    "lock_folder",
+    "CACHE_VERSION",
+    "EXECUTORS",
     "REPO_ROOT",
 ]

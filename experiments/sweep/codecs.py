@@ -14,7 +14,7 @@ def _full_size(path: str) -> int:
     return load_base_model(str(path), None)[0].codebook_size
 
 
-def _load_codec(cfg: Mapping[str, Any], S: int):
+def load_sweep_codec(cfg: Mapping[str, Any], S: int):
     from codec.zoo import load_codec
 
     c = cfg["codec"]
@@ -25,7 +25,7 @@ def _load_codec(cfg: Mapping[str, Any], S: int):
     return codec
 
 
-def _metric_device(cfg: Mapping[str, Any], codec) -> Any:
+def metric_device(cfg: Mapping[str, Any], codec) -> Any:
     d = cfg["metrics"]["device"]
     return codec.device if d == "auto" else d
 

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .codecs import _load_codec
+from .codecs import load_sweep_codec
 from .encode_cache import EncodedImage
 
 __all__ = ["TrialContext", "SweepInputs"]
@@ -73,7 +73,7 @@ class TrialContext:
     def codec(self, S: int):
         with self._lock:
             if S not in self._codecs:
-                self._codecs[S] = _load_codec(self.cfg, S)
+                self._codecs[S] = load_sweep_codec(self.cfg, S)
             return self._codecs[S]
 
     def codebook(self, S: int) -> np.ndarray:

@@ -13,14 +13,14 @@ units is the one to set them.
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Generator, Iterable, Mapping
 
 from distributed import WorkerPlugin
 
 from codec.errors import VQSimError
 
 from .context import SweepInputs, TrialContext
-from .errors import SweepError, _reason
+from .errors import SweepError, reason_line
 from .plan import Unit
 from .trial import UnitResult, run_checked
 
@@ -78,7 +78,7 @@ def _dask_client(workers: int, scheduler: str | None, cluster_kwargs: Mapping[st
         try:
             return Client(scheduler, timeout=30), None
         except (OSError, TimeoutError) as e:
-            raise SweepError(f"cannot connect to the dask scheduler {scheduler} ({_reason(e)})") from None
+            raise SweepError(f"cannot connect to the dask scheduler {scheduler} ({reason_line(e)})") from None
     kw = {"n_workers": max(1, workers), "threads_per_worker": 1, "processes": True, "dashboard_address": None}
     kw.update(cluster_kwargs or {})
     cluster = LocalCluster(**kw)
@@ -93,7 +93,7 @@ def _dask_result(fut, unit: Unit) -> UnitResult:
         raise  # a failing trial, already explained by run_checked on the worker
     except Exception as e:
         raise SweepError(f"dask task of trial unit {unit.unit_id} (image {unit.params['image']}, channel "
-                         f"{unit.info['channel_label']}) failed: {_reason(e)}; the rows stored so far are kept, "
+                         f"{unit.info['channel_label']}) failed: {reason_line(e)}; the rows stored so far are kept, "
                          "rerun the same command to continue") from e
 
 
@@ -108,7 +108,7 @@ class DaskExecutor:
         self.scheduler = scheduler
         self.cluster_kwargs = cluster_kwargs
 
-    def run(self, units: Iterable[Unit]) -> Iterator[UnitResult]:
+    def run(self, units: Iterable[Unit]) -> Generator[UnitResult, None, None]:
         """The units' results, in completion order (≤ 2·workers tasks in flight); the client starts on the
         first ``next`` and stops (with its own cluster) when the iterator is closed or exhausted."""
         from dask.distributed import as_completed

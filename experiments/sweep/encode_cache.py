@@ -13,15 +13,15 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
 import numpy as np
 
 from ..config import codec_sizes
-from .codecs import _load_codec, _metric_device
-from .errors import _reason
+from .codecs import load_sweep_codec, metric_device
+from .errors import reason_line
 from .sources import SweepImage
-from .storage import _atomic_write_bytes, _fsync_dir
+from .storage import atomic_write_bytes, fsync_dir
 
 __all__ = ["EncodedImage", "prepare_encodings", "CACHE_VERSION"]
 
@@ -57,7 +57,9 @@ def _cache_file(cache_dir: Path, codec_cfg: Mapping[str, Any], S: int, image_has
     """Disk-cache entry of one (model weights, codebook size, K-means seed, coder, image)."""
     c = codec_cfg
     ft = c.get("finetuned", "auto")
-    return cache_dir / f"{c['sha256'][:12]}_S{S}_ks{c['kmeans_seed']}_ft{ft}_{c['coder']}_{image_hash}_{CACHE_VERSION}.npz"
+    return (
+        cache_dir / f"{c['sha256'][:12]}_S{S}_ks{c['kmeans_seed']}_ft{ft}_{c['coder']}_{image_hash}_{CACHE_VERSION}.npz"
+    )
 
 
 _CACHE_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error)
@@ -88,17 +90,22 @@ def _read_cache_entry(f: Path, img: SweepImage, S: int, log: Callable[[str], Non
     except FileNotFoundError:
         return None
     except _CACHE_ERRORS as e:
-        _discard_cache_entry(f, _reason(e), log)
+        _discard_cache_entry(f, reason_line(e), log)
         return None
     try:
         if not isinstance(z, np.lib.npyio.NpzFile):
             raise ValueError("not an .npz archive")
         with z:
-            enc = EncodedImage(z["indices"].astype(np.int32), tuple(int(v) for v in z["image_size"]),
-                               int(z["bits_source"]), np.asarray(z["lossfree"]), json.loads(str(z["metrics"])))
+            enc = EncodedImage(
+                z["indices"].astype(np.int32),
+                cast("tuple[int, int]", tuple(int(v) for v in z["image_size"])),
+                int(z["bits_source"]),
+                np.asarray(z["lossfree"]),
+                json.loads(str(z["metrics"])),
+            )
         _check_encoded(enc, img, S)
     except _CACHE_ERRORS as e:
-        _discard_cache_entry(f, _reason(e), log)
+        _discard_cache_entry(f, reason_line(e), log)
         return None
     return enc
 
@@ -107,20 +114,30 @@ def _discard_cache_entry(f: Path, reason: str, log: Callable[[str], None]) -> No
     """Delete a damaged cache entry (it is recomputed) and say so on one line."""
     with contextlib.suppress(FileNotFoundError):
         f.unlink()
-    _fsync_dir(f.parent)
+    fsync_dir(f.parent)
     log(f"warning: encode cache entry {f} is unreadable ({reason}); deleted, the image is encoded again")
 
 
 def _write_cache_entry(f: Path, enc: EncodedImage) -> None:
     """Store an encoding in the disk cache (atomically, fsynced)."""
     buf = io.BytesIO()
-    np.savez(buf, indices=enc.indices, image_size=np.array(enc.image_size), bits_source=np.array(enc.bits_source),
-             lossfree=enc.lossfree, metrics=np.array(json.dumps(enc.metrics)))
-    _atomic_write_bytes(f, buf.getvalue())
+    np.savez(
+        buf,
+        indices=enc.indices,
+        image_size=np.array(enc.image_size),
+        bits_source=np.array(enc.bits_source),
+        lossfree=enc.lossfree,
+        metrics=np.array(json.dumps(enc.metrics)),
+    )
+    atomic_write_bytes(f, buf.getvalue())
 
 
-def prepare_encodings(cfg: Mapping[str, Any], images: Sequence[SweepImage], cache_dir: Path | None,
-                      log: Callable[[str], None] = lambda s: None) -> dict[str, EncodedImage]:
+def prepare_encodings(
+    cfg: Mapping[str, Any],
+    images: Sequence[SweepImage],
+    cache_dir: Path | None,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, EncodedImage]:
     """Encode every image once per codebook size (batched per size), using / filling the disk cache.
 
     A cache entry that cannot be read, or does not fit its image, is deleted (with a warning through
@@ -144,11 +161,11 @@ def prepare_encodings(cfg: Mapping[str, Any], images: Sequence[SweepImage], cach
             todo.append(img)
         if not todo:
             continue
-        codec = _load_codec(cfg, S)
+        codec = load_sweep_codec(cfg, S)
         log(f"encoding {len(todo)} image(s) with {codec.codebook_id} on {codec.device}")
         maps = codec.encode_many([img.pixels for img in todo])
-        dev = _metric_device(cfg, codec)
-        for img, imap in zip(todo, maps):
+        dev = metric_device(cfg, codec)
+        for img, imap in zip(todo, maps, strict=False):
             with torch.no_grad():
                 rec = codec.decode_indices(imap)
             bits = 8 * len(codec.compress_indices(imap))
@@ -159,4 +176,3 @@ def prepare_encodings(cfg: Mapping[str, Any], images: Sequence[SweepImage], cach
             if cache_dir is not None:
                 _write_cache_entry(_cache_file(cache_dir, c, S, img.hash), enc)
     return out
-

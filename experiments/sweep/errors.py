@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import sys
 
-from codec.errors import VQSimError
+from codec.errors import VQSimError, one_line
 
-__all__ = ["SweepError", "FolderLockedError"]
+__all__ = ["SweepError", "FolderLockedError", "reason_line", "warn_stderr"]
 
 
 class SweepError(VQSimError, RuntimeError):
@@ -16,13 +16,11 @@ class FolderLockedError(SweepError):
     """The results folder is locked by another running sweep (the message names the folder and its pid)."""
 
 
-def _warn_stderr(msg: str) -> None:
+def warn_stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def _reason(e: BaseException, limit: int = 160) -> str:
-    """An exception as one short line: ``Type: first line of the message``."""
-    text = str(e).strip().splitlines()
-    line = f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+def reason_line(e: BaseException, limit: int = 160) -> str:
+    """An exception as one short line: ``Type: first line of the message`` (``codec.errors.one_line``)."""
+    return one_line(e, with_type=True, limit=limit)
 

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["example_files"]
+__all__ = ["example_files", "example_dir"]
 
 
 def _png(a: np.ndarray, max_side: int) -> bytes:

@@ -14,7 +14,7 @@ Process settings are explicit and set where the workers start:
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Generator, Iterable, Iterator, Mapping
 
 from .context import SweepInputs
 from .errors import SweepError
@@ -56,7 +56,7 @@ class LocalExecutor:
         self.workers = workers
         self.context = inputs.context()
 
-    def run(self, units: Iterable[Unit]) -> Iterator[UnitResult]:
+    def run(self, units: Iterable[Unit]) -> Generator[UnitResult, None, None]:
         """The units' results, in completion order (≤ 2·workers units in flight)."""
         ctx = self.context
         if self.workers <= 1:
@@ -71,10 +71,10 @@ class LocalExecutor:
             try:
                 while True:
                     while len(running) < 2 * self.workers:
-                        u = next(it, None)
-                        if u is None:
+                        nxt = next(it, None)
+                        if nxt is None:
                             break
-                        running.add(ex.submit(run_checked, u, ctx))
+                        running.add(ex.submit(run_checked, nxt, ctx))
                     if not running:
                         return
                     finished, running = wait(running, return_when=FIRST_COMPLETED)
@@ -88,7 +88,7 @@ class LocalExecutor:
 def make_executor(kind: str, inputs: SweepInputs, workers: int, scheduler: str | None = None,
                   cluster_kwargs: Mapping[str, Any] | None = None):
     """A :class:`LocalExecutor`, or a :class:`experiments.sweep.dask_executor.DaskExecutor` (``kind="dask"``);
-    each has ``run(units) -> Iterator[UnitResult]``."""
+    each has ``run(units) -> Generator[UnitResult, None, None]``."""
     if kind == "local":
         return LocalExecutor(inputs, workers)
     try:

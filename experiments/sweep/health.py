@@ -102,13 +102,13 @@ def _settings(rows: Any) -> list[tuple[tuple, int, int]]:
 
 def completeness(folder: str | Path, df: Any = None) -> tuple[int, int | None]:
     """(trials stored, trials planned) of a results folder; planned is None when provenance.json lacks it."""
-    from .provenance import _read_provenance
+    from .provenance import read_provenance
     from .storage import read_results
 
     folder = Path(folder)
     if df is None:
         df = read_results(folder)
-    prov = _read_provenance(folder)[0] or {}
+    prov = read_provenance(folder)[0] or {}
     runs = prov.get("runs") or []
     planned = runs[-1].get("trials_planned") if runs else None
     return len(df), (int(planned) if planned is not None else None)

@@ -1,7 +1,7 @@
 """The plan of a sweep: its units (trials sharing everything but the method), their ids and seeds.
 
 Ids are SHA-256 prefixes of canonical parameters (:func:`_hash`); random draws come from
-``SeedSequence([seed, *words(id)])`` (:func:`_rng`), so nothing depends on execution order.
+``SeedSequence([seed, *words(id)])`` (:func:`trial_rng`), so nothing depends on execution order.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ..config import ChannelPoint, expand_channels, fec_label
 from .errors import SweepError
 from .sources import SweepImage
 
-__all__ = ["Unit", "plan_units"]
+__all__ = ["Unit", "plan_units", "trial_rng"]
 
 
 def _hash(obj: Any, n: int = 16) -> str:
@@ -30,7 +30,7 @@ def _words(hex_id: str) -> list[int]:
     return [int(hex_id[i:i + 8], 16) for i in range(0, len(hex_id), 8)]
 
 
-def _rng(seed: int, hex_id: str) -> np.random.Generator:
+def trial_rng(seed: int, hex_id: str) -> np.random.Generator:
     """PCG64 seeded by ``SeedSequence([seed, *words(hex_id)])``."""
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), *_words(hex_id)])))
 
@@ -71,27 +71,45 @@ class Unit:
         link = p["link"] or {}
         row: dict[str, Any] = {
             "unit_id": self.unit_id,
-            "image": p["image"], "image_hash": p["image_hash"],
-            "codec_model": p["codec_model"], "codec_sha": p["codec_sha"], "codebook_size": int(p["codebook_size"]),
-            "kmeans_seed": int(p["kmeans_seed"]), "finetuned": p.get("finetuned", "auto"), "source_coder": p["source_coder"],
-            "channel": str(ch["model"]), "channel_label": info["channel_label"], "channel_family": info["channel_family"],
-            "channel_kind": info["channel_kind"], "channel_entry": int(info["channel_entry"]),
+            "image": p["image"],
+            "image_hash": p["image_hash"],
+            "codec_model": p["codec_model"],
+            "codec_sha": p["codec_sha"],
+            "codebook_size": int(p["codebook_size"]),
+            "kmeans_seed": int(p["kmeans_seed"]),
+            "finetuned": p.get("finetuned", "auto"),
+            "source_coder": p["source_coder"],
+            "channel": str(ch["model"]),
+            "channel_label": info["channel_label"],
+            "channel_family": info["channel_family"],
+            "channel_kind": info["channel_kind"],
+            "channel_entry": int(info["channel_entry"]),
             "channel_params": json.dumps({k: v for k, v in ch.items() if k != "model"}, sort_keys=True),
-            "loss_rate_nominal": float(info["loss_rate_nominal"]), "burst_nominal": float(info["burst_nominal"]),
+            "loss_rate_nominal": float(info["loss_rate_nominal"]),
+            "burst_nominal": float(info["burst_nominal"]),
             "ber_nominal": float(info["ber_nominal"]),
-            "fec": fec_label(f), "fec_n": int(f["n"]), "fec_k": int(f["k"]), "fec_nsym": int(f["nsym"]),
+            "fec": fec_label(f),
+            "fec_n": int(f["n"]),
+            "fec_k": int(f["k"]),
+            "fec_nsym": int(f["nsym"]),
             "fec_rate": (f["k"] / f["n"]) if f["n"] else 1.0,
-            "mtu": int(p["mtu"]), "interleave": p["interleave"], "coder": p["coder"],
+            "mtu": int(p["mtu"]),
+            "interleave": p["interleave"],
+            "coder": p["coder"],
             **({"header": p["header"]} if "header" in p else {}),
             "link_bandwidth_bps": float(link.get("bandwidth_bps", math.nan)),
             "link_propagation_s": float(link.get("propagation_s", math.nan)),
-            "link_jitter": str(link.get("jitter", "none")), "link_jitter_s": float(link.get("jitter_s", math.nan)),
+            "link_jitter": str(link.get("jitter", "none")),
+            "link_jitter_s": float(link.get("jitter_s", math.nan)),
             "link_queue_packets": float(link["queue_packets"]) if link.get("queue_packets") is not None else math.nan,
             "link_queue_bytes": float(link["queue_bytes"]) if link.get("queue_bytes") is not None else math.nan,
             "link_overhead_bytes": float(link.get("overhead_bytes", math.nan)),
             **({"link_preset": str(link.get("preset") or "none")} if "preset" in link else {}),
-            **({"link_duty_cycle": float(link["duty_cycle"]) if link.get("duty_cycle") is not None else math.nan}
-               if "duty_cycle" in link else {}),
+            **(
+                {"link_duty_cycle": float(link["duty_cycle"]) if link.get("duty_cycle") is not None else math.nan}
+                if "duty_cycle" in link
+                else {}
+            ),
             "pacing_bps": float(p["pacing_bps"]) if p["pacing_bps"] is not None else math.nan,
             "deadline_s": float(p["deadline_s"]) if p["deadline_s"] is not None else math.nan,
             "seed": int(p["seed"]),
@@ -114,7 +132,8 @@ def _num_value(v: Any) -> Any:
 def _codec_fec_settings(cfg: Mapping[str, Any]) -> list[tuple[int, dict, int]]:
     """(codebook size, fec, index of the fec among those of that size)."""
     if cfg.get("pairs"):
-        out, count = [], {}
+        out: list[tuple[int, dict, int]] = []
+        count: dict[int, int] = {}
         for p in cfg["pairs"]:
             S = p["codebook_size"]
             out.append((S, p["fec"], count.get(S, 0)))
@@ -123,7 +142,9 @@ def _codec_fec_settings(cfg: Mapping[str, Any]) -> list[tuple[int, dict, int]]:
     return [(S, f, j) for S in cfg["codec"]["codebook_sizes"] for j, f in enumerate(cfg["fec"])]
 
 
-def plan_units(cfg: Mapping[str, Any], images: Sequence[SweepImage], points: Sequence[ChannelPoint] | None = None) -> list[Unit]:
+def plan_units(
+    cfg: Mapping[str, Any], images: Sequence[SweepImage], points: Sequence[ChannelPoint] | None = None
+) -> list[Unit]:
     """All units of a resolved, resource-checked config, in a cache-friendly order.
 
     Order: codebook size → image → channel point → FEC → (MTU, interleaver,
@@ -156,13 +177,18 @@ def plan_units(cfg: Mapping[str, Any], images: Sequence[SweepImage], points: Seq
                 for fec, fj, pc, ci in combos:
                     for si, seed in enumerate(cfg["seeds"]):
                         params = {
-                            "image": img.name, "image_hash": img.hash,
-                            "codec_model": cc["name"], "codec_sha": cc["sha256"][:16], "codebook_size": S,
-                            "kmeans_seed": cc["kmeans_seed"], "finetuned": cc.get("finetuned", "auto"),
+                            "image": img.name,
+                            "image_hash": img.hash,
+                            "codec_model": cc["name"],
+                            "codec_sha": cc["sha256"][:16],
+                            "codebook_size": S,
+                            "kmeans_seed": cc["kmeans_seed"],
+                            "finetuned": cc.get("finetuned", "auto"),
                             "source_coder": cc["coder"],
                             "channel": {"model": pt["model"], **pt["params"]},
                             "fec": dict(fec),
-                            "mtu": pc[0] if pc else 0, "interleave": pc[1] if pc else "none",
+                            "mtu": pc[0] if pc else 0,
+                            "interleave": pc[1] if pc else "none",
                             "coder": pc[2] if pc else "none",
                             "link": cfg["link"] if pc else None,
                             "pacing_bps": cfg["pacing_bps"] if pc else None,
@@ -172,16 +198,24 @@ def plan_units(cfg: Mapping[str, Any], images: Sequence[SweepImage], points: Seq
                         if "header" in pk:
                             params["header"] = pc[3] if pc else "none"
                         uid = _hash(params)
-                        trials = [(m, _hash({**params, "method": m, "method_options": opts.get(m, {})}))
-                                  for m in methods if S not in unavailable.get(m, ())]
-                        info = {"channel_label": pt["label"], "channel_family": pt["family"], "channel_kind": pt["kind"],
-                                "channel_entry": pt["entry"], "loss_rate_nominal": pt["loss_rate"],
-                                "burst_nominal": pt["burst"], "ber_nominal": pt["ber"],
-                                "realization": _hash({"image_hash": img.hash, "channel": params["channel"], "seed": seed})}
+                        trials = [
+                            (m, _hash({**params, "method": m, "method_options": opts.get(m, {})}))
+                            for m in methods
+                            if S not in unavailable.get(m, ())
+                        ]
+                        info = {
+                            "channel_label": pt["label"],
+                            "channel_family": pt["family"],
+                            "channel_kind": pt["kind"],
+                            "channel_entry": pt["entry"],
+                            "loss_rate_nominal": pt["loss_rate"],
+                            "burst_nominal": pt["burst"],
+                            "ber_nominal": pt["ber"],
+                            "realization": _hash({"image_hash": img.hash, "channel": params["channel"], "seed": seed}),
+                        }
                         example = bool(cfg["examples"]["enabled"] and ii == 0 and si == 0 and fj == 0 and ci == 0)
                         units.append(Unit(uid, len(units), params, trials, info, example))
     ids = [u.unit_id for u in units]
     if len(set(ids)) != len(ids):  # pragma: no cover - params differ by construction
         raise SweepError("internal error: duplicate unit ids in the plan")
     return units
-

@@ -120,8 +120,8 @@ def describe_plan(config: str | Path | Mapping[str, Any], out: str | Path | None
 
     plan = plan_sweep(config, out)
     cfg = plan.cfg
-    for n in plan.notes:
-        log(f"note: {n}")
+    for note in plan.notes:
+        log(f"note: {note}")
     log(plan.headline())
     for line in methods_by_size(plan):
         log(f"methods: {line}")

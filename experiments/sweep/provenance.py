@@ -11,17 +11,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .errors import FolderLockedError, SweepError, _reason
-from .storage import _atomic_write_bytes, _fsync_dir, _make_dirs, _remove_stale_temps
+from .errors import FolderLockedError, SweepError, reason_line
+from .storage import atomic_write_bytes, fsync_dir, make_dirs, remove_stale_temps
 
-__all__ = ["lock_folder", "REPO_ROOT"]
+__all__ = ["lock_folder", "REPO_ROOT", "read_provenance", "write_provenance", "prepare_folder", "write_yaml",
+           "device_info", "git_info", "package_versions", "utc_now"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _PACKAGES = ("numpy", "scipy", "pandas", "pyarrow", "torch", "torchvision", "lpips", "simpy", "reedsolo",
              "matplotlib", "scikit-image", "pyyaml", "pillow", "tqdm", "dask", "distributed")
 
 
-def _git_info() -> dict[str, Any]:
+def git_info() -> dict[str, Any]:
     def git(*args: str) -> str | None:
         try:
             r = subprocess.run(["git", "--no-optional-locks", *args], cwd=REPO_ROOT, capture_output=True, text=True,
@@ -42,10 +43,10 @@ def _git_info() -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
-def _versions() -> dict[str, str | None]:
+def package_versions() -> dict[str, str | None]:
     from importlib import metadata
 
-    out = {}
+    out: dict[str, str | None] = {}
     for p in _PACKAGES:
         try:
             out[p] = metadata.version(p)
@@ -54,7 +55,7 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def _device_info(cfg: Mapping[str, Any]) -> dict[str, Any]:
+def device_info(cfg: Mapping[str, Any]) -> dict[str, Any]:
     import torch
 
     d = {"torch_cuda_available": torch.cuda.is_available(), "codec_device": cfg["codec"]["device"],
@@ -65,15 +66,15 @@ def _device_info(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return d
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 
-def _write_yaml(path: Path, obj: Any) -> None:
+def write_yaml(path: Path, obj: Any) -> None:
     import yaml
 
-    _atomic_write_bytes(path, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True).encode())
+    atomic_write_bytes(path, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True).encode())
 
 
 def _lock_holder(fd: int) -> str:
@@ -99,7 +100,7 @@ def lock_folder(out: str | Path) -> Iterator[Path]:
     import fcntl
 
     out = Path(out)
-    _make_dirs(out)
+    make_dirs(out)
     path = out / ".lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by child processes (PEP 446)
     try:
@@ -109,8 +110,8 @@ def lock_folder(out: str | Path) -> Iterator[Path]:
             raise FolderLockedError(f"results folder {out} is in use by another sweep ({_lock_holder(fd)}); wait for "
                                     "it to finish or use another --out") from None
         except OSError as e:
-            raise SweepError(f"cannot lock results folder {out} ({_reason(e)})") from None
-        record = json.dumps({"pid": os.getpid(), "host": platform.node(), "start": _now()}) + "\n"
+            raise SweepError(f"cannot lock results folder {out} ({reason_line(e)})") from None
+        record = json.dumps({"pid": os.getpid(), "host": platform.node(), "start": utc_now()}) + "\n"
         os.ftruncate(fd, 0)
         os.pwrite(fd, record.encode(), 0)
         os.fsync(fd)
@@ -123,18 +124,18 @@ def lock_folder(out: str | Path) -> Iterator[Path]:
         os.close(fd)  # releases the lock
 
 
-def _read_provenance(out: Path) -> tuple[dict | None, str | None]:
+def read_provenance(out: Path) -> tuple[dict | None, str | None]:
     """(old provenance or None, why it could not be read or None)."""
     try:
         old = json.loads((out / "provenance.json").read_text())
     except FileNotFoundError:
         return None, None
     except (OSError, ValueError) as e:
-        return None, _reason(e)
+        return None, reason_line(e)
     return (old, None) if isinstance(old, dict) else (None, "not a JSON object")
 
 
-def _prepare_folder(out: Path, cfg: dict, chash: str, overwrite: bool, planned: set[str] | None = None,
+def prepare_folder(out: Path, cfg: dict, chash: str, overwrite: bool, planned: set[str] | None = None,
                     log=None) -> dict | None:
     """Check an existing results folder belongs to this sweep; returns its old provenance (or None).
 
@@ -147,8 +148,8 @@ def _prepare_folder(out: Path, cfg: dict, chash: str, overwrite: bool, planned: 
     """
     from .storage import ResultStore, part_config_hash
 
-    _remove_stale_temps(out)
-    old, why = _read_provenance(out)
+    remove_stale_temps(out)
+    old, why = read_provenance(out)
     parts = ResultStore(out).part_files()
     has_rows = bool(parts)
     if has_rows and not overwrite and (why is not None or old is None):
@@ -166,21 +167,24 @@ def _prepare_folder(out: Path, cfg: dict, chash: str, overwrite: bool, planned: 
                        f"its {len(parts)} part file(s) belong to this sweep (config hash {chash}), so it is rebuilt "
                        "from the config and the parts and the run resumes"
                        + ("; the damaged file is kept as provenance.json.corrupt" if why else ""))
-        return {"sweep": cfg["name"], "config_hash": chash, "created": _now(), "runs": [],
+        return {"sweep": cfg["name"], "config_hash": chash, "created": utc_now(), "runs": [],
                 "rebuilt": {"reason": why or "missing", "parts": len(parts)}}
     if has_rows and not overwrite:
+        assert old is not None  # the branch above handled a missing or unreadable provenance.json
         if old.get("config_hash") != chash:
             raise SweepError(
-                f"results folder {out} holds a different sweep (config hash {old.get('config_hash') if old else 'unknown'}"
+                f"results folder {out} holds a different sweep "
+                f"(config hash {old.get('config_hash') if old else 'unknown'}"
                 f" ≠ {chash}: the config, the codec weights or the images changed); use another --out, or --overwrite "
-                "to delete its results and start again")
+                "to delete its results and start again"
+            )
     if overwrite:
         for sub in ("parts", "examples", "plots"):
             shutil.rmtree(out / sub, ignore_errors=True)
         for f in ("results.parquet", "results.csv", "summary.txt", "provenance.json"):
             with contextlib.suppress(FileNotFoundError):
                 (out / f).unlink()
-        _fsync_dir(out)
+        fsync_dir(out)
         old = None
     return old
 
@@ -207,6 +211,5 @@ def _warn(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def _write_provenance(out: Path, prov: Mapping[str, Any]) -> None:
-    _atomic_write_bytes(out / "provenance.json", json.dumps(prov, indent=2, default=str).encode())
-
+def write_provenance(out: Path, prov: Mapping[str, Any]) -> None:
+    atomic_write_bytes(out / "provenance.json", json.dumps(prov, indent=2, default=str).encode())

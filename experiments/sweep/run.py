@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Generator, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -24,25 +24,25 @@ from ..config import (
 )
 from .context import SweepInputs
 from .encode_cache import prepare_encodings
-from .errors import _warn_stderr
+from .errors import warn_stderr
 from .executors import EXECUTORS, make_executor, torch_threads
 from .plan import Unit, plan_units
 from .progress import progress_bar, restart_clock
 from .provenance import (
-    _device_info,
-    _git_info,
-    _now,
-    _prepare_folder,
-    _versions,
-    _write_provenance,
-    _write_yaml,
+    device_info,
+    git_info,
     lock_folder,
+    package_versions,
+    prepare_folder,
+    utc_now,
+    write_provenance,
+    write_yaml,
 )
 from .sources import load_images
-from .storage import ResultStore, _atomic_write_bytes
+from .storage import ResultStore, atomic_write_bytes
 from .trial import UnitResult
 
-__all__ = ["SweepOutcome", "SweepPlan", "plan_sweep", "run_sweep", "summary_table"]
+__all__ = ["SweepOutcome", "SweepPlan", "plan_sweep", "run_sweep", "summary_table", "packet_lines"]
 
 
 def summary_table(df, metric: str | None = None, max_rows: int = 60, notes: Sequence[str] = ()) -> str:
@@ -66,7 +66,7 @@ def summary_table(df, metric: str | None = None, max_rows: int = 60, notes: Sequ
         return prefix + "(no metric columns)"
     d = df.copy()
     d["loss"] = [f"{L:.4f}" if np.isfinite(L) else f"ber {B:.1e}" if np.isfinite(B) else "-"
-                 for L, B in zip(d["loss_rate_nominal"], d["ber_nominal"])]
+                 for L, B in zip(d["loss_rate_nominal"], d["ber_nominal"], strict=False)]
     idx = ["channel_family", "loss", "fec"]
     if d["codebook_size"].nunique() > 1:
         idx.insert(0, "codebook_size")
@@ -197,19 +197,19 @@ def _start_provenance(plan: SweepPlan, old_prov: dict | None, run_info: dict) ->
     """The folder's provenance with this run appended (written at once)."""
     cfg = plan.cfg
     prov = old_prov or {"sweep": cfg["name"], "config_hash": plan.chash, "created": run_info["start"], "runs": []}
-    prov.update({"git": _git_info(), "packages": _versions(), "python": sys.version.split()[0],
-                 "platform": platform.platform(), "device": _device_info(cfg), "seeds": cfg["seeds"],
+    prov.update({"git": git_info(), "packages": package_versions(), "python": sys.version.split()[0],
+                 "platform": platform.platform(), "device": device_info(cfg), "seeds": cfg["seeds"],
                  "codec": {k: cfg["codec"][k] for k in ("name", "path", "sha256", "K", "codebook_sizes", "coder")},
                  "images": cfg["images"]["resolved"], "config_hash": plan.chash})
     prov.setdefault("runs", []).append(run_info)
-    _write_provenance(plan.out, prov)
+    write_provenance(plan.out, prov)
     return prov
 
 
 def _end_run(plan: SweepPlan, prov: dict, run_info: dict, n_run: int, status: str, t_start: float) -> None:
-    run_info.update({"end": _now(), "trials_run": n_run, "status": status,
+    run_info.update({"end": utc_now(), "trials_run": n_run, "status": status,
                      "wall_s": round(time.perf_counter() - t_start, 3)})
-    _write_provenance(plan.out, prov)
+    write_provenance(plan.out, prov)
 
 
 def _feed(pending: list[Unit], max_trials: int | None) -> Iterator[Unit]:
@@ -239,7 +239,7 @@ class _RowWriter:
         for rel, data in res.files.items():
             f = self.plan.out / rel
             if not f.exists() or not rel.endswith(("original.png", "lossfree.png")):
-                _atomic_write_bytes(f, data)
+                atomic_write_bytes(f, data)
         self.buf.extend(res.rows)
         now = time.perf_counter()
         if now - self.last_flush >= self.flush_s:
@@ -305,7 +305,7 @@ def _execute(plan: SweepPlan, pending: list[Unit], store: ResultStore, prov: dic
         inputs = _encode_and_describe(plan, pending, log)
         bar = progress_bar(n_pending if max_trials is None else min(n_pending, max_trials), enabled=progress)
         writer = _RowWriter(plan, store, n_pending, on_chunk)
-        results: Iterator[UnitResult] | None = None
+        results: Generator[UnitResult, None, None] | None = None  # closed on any exit
         try:
             results = make_executor(executor, inputs, workers, scheduler, dask_cluster_kwargs).run(
                 _feed(pending, max_trials))
@@ -378,20 +378,20 @@ def run_sweep(
     SweepError.
     """
     t_start = time.perf_counter()
-    log = log or _warn_stderr
+    log = log or warn_stderr
     _check_run_args(executor, workers, max_trials, scheduler)
     plan = plan_sweep(config, out)
     for n in plan.notes:
         log(f"note: {n}")
     with lock_folder(plan.out):
-        old_prov = _prepare_folder(plan.out, plan.cfg, plan.chash, overwrite, planned=set(plan.order), log=log)
-        _write_yaml(plan.out / "config.yaml", plan.cfg)
+        old_prov = prepare_folder(plan.out, plan.cfg, plan.chash, overwrite, planned=set(plan.order), log=log)
+        write_yaml(plan.out / "config.yaml", plan.cfg)
         # parts carry the config hash and their trial ids: another sweep's part is set aside, never merged
         store = ResultStore(plan.out, log=log, config_hash=plan.chash, trial_ids=set(plan.order))
         done = store.done_ids()
         pending = [p for p in (u.pending(done) for u in plan.units) if p.trials]
         n_skipped = plan.n_trials - sum(len(u.trials) for u in pending)
-        run_info = {"start": _now(), "command": command or " ".join(sys.argv), "executor": executor,
+        run_info = {"start": utc_now(), "command": command or " ".join(sys.argv), "executor": executor,
                     "workers": workers, "scheduler": scheduler, "max_trials": max_trials,
                     "trials_planned": plan.n_trials, "trials_already_done": n_skipped, "host": platform.node(),
                     "pid": os.getpid()}
@@ -409,7 +409,7 @@ def run_sweep(
         complete = _is_complete(df, plan)
         if not complete and status == "complete":
             run_info["status"] = "partial"
-            _write_provenance(plan.out, prov)
-        _atomic_write_bytes(plan.out / "summary.txt", (summary_table(df, notes=plan.notes) + "\n").encode())
+            write_provenance(plan.out, prov)
+        atomic_write_bytes(plan.out / "summary.txt", (summary_table(df, notes=plan.notes) + "\n").encode())
     return SweepOutcome(plan.out, df, plan.n_trials, n_run, n_skipped, bool(complete), plan.notes,
                         time.perf_counter() - t_start)

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .codecs import _metric_device
+from .codecs import metric_device
 from .context import TrialContext
 from .encode_cache import EncodedImage
 from .plan import Unit
@@ -127,7 +127,7 @@ def score_maps(ctx: TrialContext, unit: Unit, enc: EncodedImage, sent, maps: Seq
     if not out.distinct:
         return out
     nets = cfg["metrics"]["nets"]
-    dev = _metric_device(cfg, codec)
+    dev = metric_device(cfg, codec)
     t0 = time.perf_counter()
     with torch.no_grad():
         parts = [codec.decode_batch(torch.from_numpy(np.stack(todo).astype(np.int64)), enc.image_size)] if todo else []

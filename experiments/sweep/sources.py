@@ -40,8 +40,8 @@ def _crop(a: np.ndarray, crop: list[int], name: str) -> np.ndarray:
     h, w = crop
     if h > H or w > W:
         raise ConfigError(f"config: images.crop: {h}x{w} is larger than image {name!r} ({H}x{W} after resize)")
-    t, l = (H - h) // 2, (W - w) // 2
-    return np.ascontiguousarray(a[t:t + h, l:l + w])
+    top, left = (H - h) // 2, (W - w) // 2
+    return np.ascontiguousarray(a[top:top + h, left:left + w])
 
 
 def load_images(cfg: Mapping[str, Any]) -> list[SweepImage]:
@@ -81,10 +81,11 @@ def load_images(cfg: Mapping[str, Any]) -> list[SweepImage]:
         if ic["crop"] is not None:
             a = _crop(a, ic["crop"], n)
         if min(a.shape[:2]) < need:
-            raise ConfigError(f"config: images: {n!r} is {a.shape[0]}x{a.shape[1]} px; the metrics "
-                              f"({', '.join('lpips_' + x for x in nets)}, ssim) need ≥ {need} px per side (images.resize / crop)")
+            raise ConfigError(
+                f"config: images: {n!r} is {a.shape[0]}x{a.shape[1]} px; the metrics "
+                f"({', '.join('lpips_' + x for x in nets)}, ssim) need ≥ {need} px per side (images.resize / crop)"
+            )
         a = np.ascontiguousarray(a, dtype=np.uint8)
         h = hashlib.sha256(repr(a.shape).encode() + a.tobytes()).hexdigest()[:12]
         out.append(SweepImage(n, h, a))
     return out
-

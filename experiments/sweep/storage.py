@@ -9,15 +9,16 @@ import time
 from pathlib import Path
 from typing import Callable, Mapping
 
-from .errors import SweepError, _reason, _warn_stderr
+from .errors import SweepError, reason_line, warn_stderr
 
-__all__ = ["ResultStore", "read_results"]
+__all__ = ["ResultStore", "read_results", "part_config_hash", "atomic_write_bytes", "fsync_dir", "make_dirs",
+           "remove_stale_temps"]
 
 
 _TMP_PREFIX = ".tmp-"
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Make the creations / renames in ``folder`` durable (a no-op where folders cannot be opened)."""
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -31,7 +32,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _make_dirs(folder: Path) -> None:
+def make_dirs(folder: Path) -> None:
     """``mkdir -p folder``, fsyncing the parent of each folder it creates."""
     missing: list[Path] = []
     d = folder
@@ -40,17 +41,17 @@ def _make_dirs(folder: Path) -> None:
         d = d.parent
     for d in reversed(missing):
         d.mkdir(exist_ok=True)
-        _fsync_dir(d.parent)
+        fsync_dir(d.parent)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file whole or not at all: temp file, fsync, rename onto ``path``, fsync of the folder.
 
     The one way the sweep writes files (parts, results, provenance, config, summary, cache, examples),
     so after a crash or a power loss every file is either its old or its new version, never a prefix.
     """
     path = Path(path)
-    _make_dirs(path.parent)
+    make_dirs(path.parent)
     tmp = path.with_name(f"{_TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{path.name}")
     try:
         with open(tmp, "wb") as f:
@@ -62,10 +63,10 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-def _remove_stale_temps(out: Path) -> None:
+def remove_stale_temps(out: Path) -> None:
     """Delete the temp files a killed run left behind (call only while holding the folder's lock)."""
     for d in (out, out / "parts", out / "cache" / "encode"):
         if d.is_dir():
@@ -99,12 +100,14 @@ def _quarantine(path: Path, reason: str, log: Callable[[str], None], suffix: str
     except FileNotFoundError:
         return  # moved aside meanwhile
     except OSError as e:
-        log(f"warning: part file {path} is unreadable ({reason}) and could not be moved aside ({_reason(e)}); "
+        log(f"warning: part file {path} is unreadable ({reason}) and could not be moved aside ({reason_line(e)}); "
             "skipping it, its trials will be recomputed")
         return
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     if suffix == ".corrupt":
-        log(f"warning: part file {path} is unreadable ({reason}); renamed to {dest.name}, its trials will be recomputed")
+        log(
+            f"warning: part file {path} is unreadable ({reason}); renamed to {dest.name}, its trials will be recomputed"
+        )
     else:
         log(f"warning: part file {path} {reason}; renamed to {dest.name}, its rows are not merged")
 
@@ -131,11 +134,17 @@ class ResultStore:
     vqsim, without the hash), is *foreign*: renamed ``<name>.foreign`` with a warning and not merged.
     """
 
-    def __init__(self, folder: str | Path, log: Callable[[str], None] | None = None, *,
-                 config_hash: str | None = None, trial_ids: set[str] | None = None):
+    def __init__(
+        self,
+        folder: str | Path,
+        log: Callable[[str], None] | None = None,
+        *,
+        config_hash: str | None = None,
+        trial_ids: set[str] | None = None,
+    ):
         self.folder = Path(folder)
         self.parts = self.folder / "parts"
-        self.log = log or _warn_stderr
+        self.log = log or warn_stderr
         self.config_hash = config_hash
         self.trial_ids = trial_ids
         self._stamp = f"{time.time_ns():x}-{os.getpid()}"
@@ -143,8 +152,9 @@ class ResultStore:
 
     def part_files(self) -> list[Path]:
         if self.parts.exists() and not self.parts.is_dir():
-            raise SweepError(f"{self.parts} is not a folder (a results folder keeps its row chunks in parts/); "
-                             "move it aside")
+            raise SweepError(
+                f"{self.parts} is not a folder (a results folder keeps its row chunks in parts/); move it aside"
+            )
         return sorted(self.parts.glob("part-*.parquet")) if self.parts.exists() else []
 
     def _foreign(self, f: Path, df) -> str | None:
@@ -155,8 +165,10 @@ class ResultStore:
         if self.trial_ids is not None:
             extra = sorted(set(df["trial_id"]) - self.trial_ids)
             if extra:
-                return (f"holds {len(extra)} trial(s) outside this sweep's plan (e.g. {extra[0]}), "
-                        "so it belongs to another sweep")
+                return (
+                    f"holds {len(extra)} trial(s) outside this sweep's plan (e.g. {extra[0]}), "
+                    "so it belongs to another sweep"
+                )
         return None
 
     def read_part(self, f: Path):
@@ -171,7 +183,7 @@ class ResultStore:
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, pa.ArrowException) as e:
-            _quarantine(f, _reason(e), self.log)
+            _quarantine(f, reason_line(e), self.log)
             return None
         why = self._foreign(f, df)
         if why is not None:
@@ -208,10 +220,11 @@ class ResultStore:
         buf = io.BytesIO()
         table = pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
         if self.config_hash is not None:
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                                   PART_HASH_KEY: self.config_hash.encode("ascii")})
+            table = table.replace_schema_metadata(
+                {**(table.schema.metadata or {}), PART_HASH_KEY: self.config_hash.encode("ascii")}
+            )
         pq.write_table(table, buf)
-        _atomic_write_bytes(path, buf.getvalue())
+        atomic_write_bytes(path, buf.getvalue())
         return path
 
     def consolidate(self, order: Mapping[str, int] | None = None):
@@ -224,8 +237,8 @@ class ResultStore:
         df = _order_columns(df)
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)
-        _atomic_write_bytes(self.folder / "results.parquet", buf.getvalue())
-        _atomic_write_bytes(self.folder / "results.csv", df.to_csv(index=False).encode())
+        atomic_write_bytes(self.folder / "results.parquet", buf.getvalue())
+        atomic_write_bytes(self.folder / "results.csv", df.to_csv(index=False).encode())
         return df
 
 
@@ -258,7 +271,10 @@ def _provenance_hash(folder: Path) -> str | None:
 
 
 def _read_consolidated(f: Path, rebuild: bool):
-    """results.parquet, or None when absent; unreadable: None with a warning if the parts can rebuild it, else SweepError."""
+    """results.parquet, or None when absent.
+
+    Unreadable: None with a warning if the parts can rebuild it, else SweepError.
+    """
     import pandas as pd
     import pyarrow as pa
 
@@ -268,7 +284,8 @@ def _read_consolidated(f: Path, rebuild: bool):
         return None
     except (OSError, ValueError, pa.ArrowException) as e:
         if not rebuild:
-            raise SweepError(f"{f} is unreadable ({_reason(e)}) and there are no parts/ to rebuild it from") from None
-        _warn_stderr(f"warning: {f} is unreadable ({_reason(e)}); using the rows of {f.parent / 'parts'}")
+            raise SweepError(
+                f"{f} is unreadable ({reason_line(e)}) and there are no parts/ to rebuild it from"
+            ) from None
+        warn_stderr(f"warning: {f} is unreadable ({reason_line(e)}); using the rows of {f.parent / 'parts'}")
         return None
-

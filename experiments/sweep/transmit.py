@@ -1,6 +1,6 @@
 """The transmit stage of a unit: its index map through the unit's channel (index loss or the network model), once.
 
-The draws come from ``_rng(seed, realization id)``: every method, FEC setting, MTU and codebook size of a
+The draws come from ``trial_rng(seed, realization id)``: every method, FEC setting, MTU and codebook size of a
 realization faces the same channel draws (common random numbers).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 from .context import TrialContext
 from .encode_cache import EncodedImage
-from .plan import Unit, _rng
+from .plan import Unit, trial_rng
 
 __all__ = ["IndexLossRecord", "Transmission", "transmit"]
 
@@ -80,10 +80,19 @@ class Transmission:
         H, W = enc.image_size
         pix = H * W
         h, w = enc.indices.shape
-        return {**tx, "bits_source": int(enc.bits_source), "bpp": enc.bits_source / pix,
-                "total_bpp": tx["total_bits"] / pix,
-                "packet_loss_ratio": ((tx["packets_sent"] - tx["delivered"]) / tx["packets_sent"]) if tx["packets_sent"] else math.nan,
-                "image_h": H, "image_w": W, "latent_h": h, "latent_w": w}
+        return {
+            **tx,
+            "bits_source": int(enc.bits_source),
+            "bpp": enc.bits_source / pix,
+            "total_bpp": tx["total_bits"] / pix,
+            "packet_loss_ratio": ((tx["packets_sent"] - tx["delivered"]) / tx["packets_sent"])
+            if tx["packets_sent"]
+            else math.nan,
+            "image_h": H,
+            "image_w": W,
+            "latent_h": h,
+            "latent_w": w,
+        }
 
 
 def _drop_indices(sent, channel: dict, rng: np.random.Generator) -> np.ndarray:
@@ -112,12 +121,13 @@ def transmit(ctx: TrialContext, unit: Unit, sent) -> Transmission:
     from channels.base import BitErrorModel
     from channels.factory import from_spec
     from channels.stats import run_lengths
-    from sim.network import LinkConfig, NetworkSimulator
+    from sim.links import LinkConfig
+    from sim.network import NetworkSimulator
     from sim.packet import REASONS
 
     t0 = time.perf_counter()
     p = unit.params
-    rng = _rng(p["seed"], unit.info["realization"])
+    rng = trial_rng(p["seed"], unit.info["realization"])
     if unit.info["channel_kind"] == "index":
         lost = _drop_indices(sent, p["channel"], rng)
         flat = lost.ravel()
@@ -131,9 +141,18 @@ def transmit(ctx: TrialContext, unit: Unit, sent) -> Transmission:
     sim = NetworkSimulator(link=LinkConfig(**p["link"]), channel=loss, bit_channel=bit, rng=rng)
     f = p["fec"]
     codec = ctx.codec(p["codebook_size"])
-    rec = sim.send(sent, mtu=p["mtu"], interleave=p["interleave"], seed=il_seed, coder=p["coder"],
-                   fec=erasure_fec(f), inpacket_nsym=f["nsym"],
-                   pacing_bps=p["pacing_bps"], deadline_s=p["deadline_s"],
-                   prior=codec.prior if p["coder"].startswith("arith") else None, image_id=0,
-                   header=p.get("header", "full"))
+    rec = sim.send(
+        sent,
+        mtu=p["mtu"],
+        interleave=p["interleave"],
+        seed=il_seed,
+        coder=p["coder"],
+        fec=erasure_fec(f),
+        inpacket_nsym=f["nsym"],
+        pacing_bps=p["pacing_bps"],
+        deadline_s=p["deadline_s"],
+        prior=codec.prior if p["coder"].startswith("arith") else None,
+        image_id=0,
+        header=p.get("header", "full"),
+    )
     return Transmission(rec.received, np.asarray(rec.lost_mask, dtype=bool), rec, time.perf_counter() - t0)

@@ -23,7 +23,7 @@ from .context import TrialContext
 from .encode_cache import EncodedImage
 from .errors import SweepError
 from .examples import example_dir, example_files
-from .plan import Unit, _rng
+from .plan import Unit, trial_rng
 from .scoring import score_maps
 from .transmit import Transmission, transmit
 
@@ -110,7 +110,7 @@ def _conceal_all(ctx: TrialContext, unit: Unit, tx: Transmission) -> list[Concea
             soft = method in SOFT_METHODS  # the decoder's own table (a fine-tuned size's decoder codebook)
             res = conceal(tx.received, tx.lost, method, model=model, codebook=ctx.codebook(S),
                           decoder_codebook=decoder_table(ctx.codec(S)) if soft else None,
-                          rng=_rng(p["seed"], trial_id), **opts_all.get(method, {}))
+                          rng=trial_rng(p["seed"], trial_id), **opts_all.get(method, {}))
             idx, lat = res.indices, res.latents
         out.append(Concealed(np.asarray(idx, dtype=np.int32), time.perf_counter() - t0, lat))
     return out
@@ -137,9 +137,17 @@ def run_unit(unit: Unit, ctx: TrialContext) -> UnitResult:
     ex_dir = ""
     if unit.example:
         ex_dir = example_dir(p["image"], S, unit.unit_id)
-        files = example_files(p["image"], S, unit.unit_id, ctx.images[p["image_hash"]], enc.lossfree, tx.lost,
-                              codec.downsample_factor, [(m, img) for (m, _), (_, _, img) in zip(unit.trials, per_trial)],
-                              cfg["examples"]["max_side"])
+        files = example_files(
+            p["image"],
+            S,
+            unit.unit_id,
+            ctx.images[p["image_hash"]],
+            enc.lossfree,
+            tx.lost,
+            codec.downsample_factor,
+            [(m, img) for (m, _), (_, _, img) in zip(unit.trials, per_trial, strict=False)],
+            cfg["examples"]["max_side"],
+        )
 
     unit_cols = {**unit.to_row(), "codec_variant": getattr(codec, "variant", "custom")}
     tx_cols = tx.to_row(enc)
@@ -147,12 +155,22 @@ def run_unit(unit: Unit, ctx: TrialContext) -> UnitResult:
     opts_all = cfg["concealment"]["options"]
     n_dec = max(1, len(scores.distinct))
     rows = []
-    for (method, trial_id), c, (vs_o, vs_l, _) in zip(unit.trials, concealed, per_trial):
+    for (method, trial_id), c, (vs_o, vs_l, _) in zip(unit.trials, concealed, per_trial, strict=False):
         metrics = TrialMetrics.measure(c.indices, sent.indices, tx.lost, vs_o, vs_l)
         times = TrialTimes(tx.time_s, c.time_s, scores.decode_s / n_dec, scores.metrics_s / n_dec)
-        rows.append({"trial_id": trial_id, **unit_cols, "method": method,
-                     "method_options": json.dumps(opts_all.get(method, {}), sort_keys=True),
-                     **tx_cols, **metrics.to_row(), **lf_cols, "example_dir": ex_dir, **times.to_row()})
+        rows.append(
+            {
+                "trial_id": trial_id,
+                **unit_cols,
+                "method": method,
+                "method_options": json.dumps(opts_all.get(method, {}), sort_keys=True),
+                **tx_cols,
+                **metrics.to_row(),
+                **lf_cols,
+                "example_dir": ex_dir,
+                **times.to_row(),
+            }
+        )
     t_all = time.perf_counter() - t_unit
     for r in rows:
         r["time_unit_s"] = t_all
@@ -167,6 +185,8 @@ def run_checked(unit: Unit, ctx: TrialContext) -> UnitResult:
         raise
     except Exception as e:
         p = unit.params
-        raise SweepError(f"trial unit {unit.unit_id} failed (image {p['image']}, S={p['codebook_size']}, channel "
-                         f"{unit.info['channel_label']}, fec {fec_label(p['fec'])}, seed {p['seed']}, methods "
-                         f"{[m for m, _ in unit.trials]}): {type(e).__name__}: {e}") from e
+        raise SweepError(
+            f"trial unit {unit.unit_id} failed (image {p['image']}, S={p['codebook_size']}, channel "
+            f"{unit.info['channel_label']}, fec {fec_label(p['fec'])}, seed {p['seed']}, methods "
+            f"{[m for m, _ in unit.trials]}): {type(e).__name__}: {e}"
+        ) from e

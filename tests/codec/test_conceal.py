@@ -88,7 +88,7 @@ def test_tiled_origins_contain_position():
     top, left = ar_tile_origins(ii.ravel(), jj.ravel(), 32, 48)
     assert ((ii.ravel() - top >= 0) & (ii.ravel() - top < 16)).all()
     assert ((jj.ravel() - left >= 0) & (jj.ravel() - left < 16)).all()
-    assert len(set(zip(top.tolist(), left.tolist()))) == 15  # 3 × 5 tiles at stride 8
+    assert len(set(zip(top.tolist(), left.tolist(), strict=False))) == 15  # 3 × 5 tiles at stride 8
 
 
 # --------------------------------------------------------------------------- AR
@@ -153,15 +153,15 @@ def test_ar_context_mask_mode(kodak):
 
 def test_dependency_waves_respect_window_prefix():
     from codec.conceal.ar import _ARProblem
-    from codec.conceal.decoding import _Decoding
+    from codec.conceal.decoding import Decoding
 
     imap = IndexMap(np.zeros((12, 20), int), K, (192, 320))
     lost = random_loss_mask(imap.shape, 0.5, np.random.default_rng(4))
     prob = _ARProblem(imap, lost, _gpt(), window=8, sos_token=None, context="filled", rule="taming",
-                      dec=_Decoding.make(False, 1.0, None, 1e-4, K), rng=None, method="ar")
+                      dec=Decoding.make(False, 1.0, None, 1e-4, K), rng=None, method="ar")
     waves = dependency_waves(prob)
     ii, jj = np.nonzero(lost)
-    wave = {(i, j): w for i, j, w in zip(ii, jj, waves)}
+    wave = {(i, j): w for i, j, w in zip(ii, jj, waves, strict=False)}
     for (i, j), w in wave.items():
         top, left, li, lj = window_origin(i, j, 12, 20, size=8)
         deps = [wave[(r, c)] for (r, c) in wave
@@ -210,7 +210,7 @@ def test_neighbor_copies_a_nearest_received(kodak):
     lost[5:15, 10:25] = True  # a big hole
     out = conceal(imap, lost, "neighbor")
     ri, rj = np.nonzero(~lost)
-    for i, j in zip(*np.nonzero(lost)):
+    for i, j in zip(*np.nonzero(lost), strict=False):
         d = (ri - i) ** 2 + (rj - j) ** 2
         nearest = d == d.min()
         assert out.indices[i, j] in set(imap.indices[ri[nearest], rj[nearest]].tolist())
@@ -277,17 +277,17 @@ def test_interface_errors(kodak):
 
 # --------------------------------------------------------------------------- posterior-mean estimate
 def test_choose_mean_is_nearest_to_expected_codeword():
-    from codec.conceal.decoding import _choose
+    from codec.conceal.decoding import choose_tokens
 
     cb = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], dtype=torch.float64)
     # p = (0, 0.5, 0.5, 0) in effect: the expected codeword (0.5, 0.5) is codeword 3, not either mode
     logits = torch.tensor([[-1e9, 2.0, 2.0, -1e9], [-1e9, 9.0, -1e9, -1e9]])
-    tok, unsafe = _choose(logits, 4, None, 1.0, None, 1e-4, codebook=cb)
+    tok, unsafe = choose_tokens(logits, 4, None, 1.0, None, 1e-4, codebook=cb)
     assert tok.tolist() == [3, 1] and not unsafe.any()
     # brute force on random logits
     g = torch.Generator().manual_seed(0)
     lg = torch.randn(50, 4, generator=g) * 3
-    tok, _ = _choose(lg, 4, None, 1.0, None, 0.0, codebook=cb)
+    tok, _ = choose_tokens(lg, 4, None, 1.0, None, 0.0, codebook=cb)
     m = torch.softmax(lg.double(), 1) @ cb
     assert torch.equal(tok, torch.cdist(m, cb).argmin(1))
 
@@ -315,7 +315,9 @@ def test_mean_estimate_errors(kodak):
     with pytest.raises(ValueError, match="needs codebook"):
         conceal(imap, lost, "ar", model=m, window=8, estimate="mean")
     with pytest.raises(ValueError, match="cannot be combined with sample"):
-        conceal(imap, lost, "ar", model=m, codebook=cb, window=8, estimate="mean", sample=True, rng=np.random.default_rng(0))
+        conceal(
+            imap, lost, "ar", model=m, codebook=cb, window=8, estimate="mean", sample=True, rng=np.random.default_rng(0)
+        )
     with pytest.raises(ValueError, match="estimate must be one of"):
         conceal(imap, lost, "ar", model=m, codebook=cb, window=8, estimate="median")
     with pytest.raises(ValueError, match="shape"):
@@ -327,9 +329,13 @@ def test_mean_method_names_are_the_mean_estimate(kodak):
     imap = IndexMap(maps[2].indices[:12, :12], K, (192, 192))
     lost = random_loss_mask(imap.shape, 0.25, np.random.default_rng(4))
     m, b = _gpt(seed=3), _gpt(causal=False, seed=4)
-    assert conceal(imap, lost, "ar_mean", model=m, codebook=cb, window=8).index_map == \
-        conceal(imap, lost, "ar", model=m, codebook=cb, window=8, estimate="mean").index_map
-    assert conceal(imap, lost, "bidir_mean", model=b, codebook=cb, window=8).index_map == \
-        conceal(imap, lost, "bidir", model=b, codebook=cb, window=8, estimate="mean").index_map
+    assert (
+        conceal(imap, lost, "ar_mean", model=m, codebook=cb, window=8).index_map
+        == conceal(imap, lost, "ar", model=m, codebook=cb, window=8, estimate="mean").index_map
+    )
+    assert (
+        conceal(imap, lost, "bidir_mean", model=b, codebook=cb, window=8).index_map
+        == conceal(imap, lost, "bidir", model=b, codebook=cb, window=8, estimate="mean").index_map
+    )
     with pytest.raises(ValueError, match="unknown option"):
         conceal(imap, lost, "ar_mean", model=m, codebook=cb, window=8, sample=True)

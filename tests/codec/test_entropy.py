@@ -12,7 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codec.entropy import (
-    CODERS, MAX_SYMBOLS, bits_per_symbol, decode_symbols, encode_symbols, increment, max_total,
+    CODERS,
+    MAX_SYMBOLS,
+    bits_per_symbol,
+    decode_symbols,
+    encode_symbols,
+    increment,
+    max_total,
 )
 from codec.errors import BitstreamError
 

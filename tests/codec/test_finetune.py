@@ -7,9 +7,9 @@ import torch
 
 from codec.checkpoint import load_vqgan, save_vqgan
 from codec.errors import CheckpointError, ModelNotFoundError
-from codec.train.finetune import FinetuneConfig, finetune_model
 from codec.image import save_image
 from codec.kmeans import kmeans_codebook
+from codec.train.finetune import FinetuneConfig, finetune_model
 from codec.zoo import load_codec
 
 
@@ -77,8 +77,10 @@ def test_file_holds_only_decoder_side_weights(finetuned):
     assert sorted(extras["decoders"]) == [4, 8]
     for s, w in extras["decoders"].items():
         assert tuple(w["decoder_codebook"].shape) == (s, model.config.embed_dim)   # S codewords of the codebook's width
-        assert all(k == "decoder_codebook" or k.startswith(("post_quant_conv.", "decoder.conv_in.", "decoder.mid.block_1."))
-                   for k in w)
+        assert all(
+            k == "decoder_codebook" or k.startswith(("post_quant_conv.", "decoder.conv_in.", "decoder.mid.block_1."))
+            for k in w
+        )
     ft = extras["meta"]["finetune"]
     assert ft["8"]["steps"] == 40 and "decoder_codebook" in ft["8"]["parts"]
 

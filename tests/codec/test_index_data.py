@@ -3,10 +3,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from codec.image import load_image
 from codec.conceal.data import build_index_dataset, load_index_dataset, parse_variants, variant_image
+from codec.image import load_image
 from codec.zoo import load_codec
-
 
 
 def test_parse_variants():
@@ -38,7 +37,7 @@ def test_build_matches_the_codec_and_resumes(tmp_path, kodak_dir):
     for c in codecs:
         ds = load_index_dataset(out / f"K{c.codebook_size}")
         assert list(ds.photo) == [0, 1] * 3 and list(ds.variant) == [0, 0, 1, 1, 2, 2]
-        for m, ph, v in zip(ds.maps, ds.photo, ds.variant):
+        for m, ph, v in zip(ds.maps, ds.photo, ds.variant, strict=False):
             want = c.encode_indices(variant_image(load_image(small[ph]), *variants[v])).indices
             assert np.array_equal(m, want)              # each size quantizes the same encoder output
         assert ds.maps[0].max() < c.codebook_size

@@ -43,6 +43,8 @@ def test_loss_falls_and_resume_continues(tmp_path, data_dir):
     train_codec(_cfg(out, data_dir, 30), log=lambda *_: None)  # resumes at 20, runs 10 more
     rows = _log(out)
     assert [r["step"] for r in rows] == [5, 10, 15, 20, 25, 30]
+    # every log line carries the time left (minutes) to the end of the schedule: 0 at its last step
+    assert all(r["eta_min"] >= 0 for r in rows) and rows[-1]["eta_min"] == 0
 
 
 def test_freeze_keeps_encoder_and_codebook(tmp_path, data_dir):
@@ -109,9 +111,10 @@ def test_lowpass_loss_sees_colour_not_texture():
 
 
 def test_kmeans_init_puts_every_codeword_in_use(tmp_path, data_dir):
+    import numpy as np
+
     from codec.train import kmeans_init_codebook, load_image_pool, random_crops
     from codec.vqgan import VQModel
-    import numpy as np
 
     torch.manual_seed(0)
     model = VQModel(TINY)

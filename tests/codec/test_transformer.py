@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from codec.errors import CheckpointError
 from codec.conceal import (
     GPT,
     GPTConfig,
@@ -18,6 +17,7 @@ from codec.conceal import (
     load_transformer,
     save_transformer,
 )
+from codec.errors import CheckpointError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"  # ../shared next to the repository
 REF = SHARED / "reference"
@@ -289,7 +289,7 @@ def test_training_loss_falls(kind, tmp_path):
 
 
 def test_training_resume_is_exact(tmp_path):
-    from codec.conceal.train import train_transformer, train_state_path
+    from codec.conceal.train import train_state_path, train_transformer
 
     maps, _ = kodak_index_maps(n_images=3)
     cfg = _tcfg(steps=12, batch_size=8, log_every=4, eval_every=6, ckpt_every=6)
@@ -406,8 +406,11 @@ def test_resume_from_a_hostile_state_file_is_a_checkpoint_error(tmp_path):
     maps, _ = kodak_index_maps(n_images=3)
     cfg = _tcfg(steps=2, batch_size=8, log_every=1, eval_every=2, ckpt_every=2)
     state = train_state_path(tmp_path / "m.pt")
-    hostile = (pickle.dumps(argparse.Namespace(step=1)), np.random.default_rng(0).integers(0, 256, 300, np.uint8).tobytes(),
-               None)
+    hostile = (
+        pickle.dumps(argparse.Namespace(step=1)),
+        np.random.default_rng(0).integers(0, 256, 300, np.uint8).tobytes(),
+        None,
+    )
     for data in hostile:
         if data is None:  # a weights-only file of the wrong shape
             torch.save({"train_config": {}, "K": 16, "state_dict": {}, "data": "x"}, state)

@@ -124,7 +124,7 @@ def test_bench_image_is_resized_to_the_requested_size():
 def test_format_table_lists_every_summary_metric(quick):
     _, res = quick
     table = bench.format_table(res)
-    for name, sec in res["sections"].items():
+    for _name, sec in res["sections"].items():
         for key in sec["summary"]:
             assert key in table
     assert res["machine"]["cpu_model"] in table

@@ -63,8 +63,8 @@ def ft_ckpt(tmp_path_factory, tiny_ckpt, kodim01):
     import torch
 
     from codec.checkpoint import load_vqgan, save_vqgan
-    from codec.train.finetune import FinetuneConfig, finetune_model
     from codec.kmeans import kmeans_codebook
+    from codec.train.finetune import FinetuneConfig, finetune_model
 
     d = tmp_path_factory.mktemp("ftcli")
     save_image(d / "data" / "a.png", kodim01[:64, :64])
@@ -83,7 +83,8 @@ def test_eval_variants_and_decode_no_finetune(tmp_path, ft_ckpt, small_png, caps
     assert main(["eval", "--images", str(small_png), "--model", str(ft_ckpt), "--codebook-size", "16", "8", "4",
                  "--nets", "alex", "--csv", str(csv)]) == 0
     df = pd.read_csv(csv)
-    assert sorted(zip(df.codebook_size, df.variant)) == [(4, "kmeans"), (8, "finetuned"), (8, "kmeans"), (16, "trained")]
+    pairs = sorted(zip(df.codebook_size, df.variant, strict=True))
+    assert pairs == [(4, "kmeans"), (8, "finetuned"), (8, "kmeans"), (16, "trained")]
     by = df.set_index(["codebook_size", "variant"])
     assert by.loc[(8, "finetuned"), "bytes_arith"] == by.loc[(8, "kmeans"), "bytes_arith"]  # same indices
     assert by.loc[(8, "finetuned"), "psnr"] != by.loc[(8, "kmeans"), "psnr"]                # other decoder
@@ -117,9 +118,11 @@ def _one_line_refusal(capsys, argv, match):
 
 def test_decode_refuses_bombs_in_one_line(forge, tmp_path, tiny_ckpt, capsys):
     # 5 KB claiming 2048×2048 indices of a 32768×32768 image; no --model, so nothing is loaded either
-    big = _forged(forge, tmp_path, "big.vqb", h=2048, w=2048, H=32768, W=32768, payload=bytes(5000), codebook_id="default/8")
-    _one_line_refusal(capsys, ["decode", str(big), str(tmp_path / "x.png")], "max_indices")
-    _one_line_refusal(capsys, ["decode", str(big), str(tmp_path / "x.png"), "--max-indices", str(1 << 24)], "max_pixels")
+    big = _forged(forge, tmp_path, "big.vqb", h=2048, w=2048, H=32768, W=32768, payload=bytes(5000),
+                  codebook_id="default/8")
+    out = str(tmp_path / "x.png")
+    _one_line_refusal(capsys, ["decode", str(big), out], "max_indices")
+    _one_line_refusal(capsys, ["decode", str(big), out, "--max-indices", str(1 << 24)], "max_pixels")
     # latents that do not fit the image at the model's factor (f = 2 for the tiny model)
     att = _forged(forge, tmp_path, "att.vqb", h=100, w=100, H=64, W=64, K=16, payload=bytes(300))
     _one_line_refusal(capsys, ["decode", str(att), str(tmp_path / "x.png"), "--model", str(tiny_ckpt)],

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from codec.image import load_image, save_image
 from codec.conceal import GPT, load_transformer, save_transformer
+from codec.image import load_image, save_image
 from experiments.cli import main
 
 
@@ -95,7 +95,7 @@ def test_index_data_then_train_from_it(tmp_path, tiny_ckpt, kodim01, capsys):
             "--precision", "bf16", "--holdout", "0.25"]
     capsys.readouterr()
     assert main(args) == 0
-    start = next(l for l in capsys.readouterr().out.splitlines() if '"start"' in l)
+    start = next(ln for ln in capsys.readouterr().out.splitlines() if '"start"' in ln)
     assert '"train_maps": 9' in start and '"heldout_maps": 3' in start   # 1 of 4 photos held out, all 3 variants
     m = load_transformer(out)
     assert m.meta["data_tokens"] == 8 * 32 * 48 + 4 * 30 * 46 and m.meta["codebook_id"] == "tiny/8"

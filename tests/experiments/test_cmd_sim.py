@@ -58,12 +58,27 @@ def test_transmit_with_the_vandermonde_code_matches_cauchy_recovery(capsys):
     assert main(base + ["--fec", "6,4,vandermonde"]) == 0
     vdm = rows(capsys.readouterr().out)
     assert sum(r["recovered_fec"] for r in vdm) > 0
-    assert [(r["recovered_fec"], r["lost_indices"]) for r in vdm] == [(r["recovered_fec"], r["lost_indices"]) for r in cauchy]
+    assert [(r["recovered_fec"], r["lost_indices"]) for r in vdm] == [
+        (r["recovered_fec"], r["lost_indices"]) for r in cauchy
+    ]
 
 
-@pytest.mark.parametrize("args", [["--fec", "3"], ["--fec", "4,4"], ["--fec", "6,4,reed"], ["--fec", "6,4,x,y"], ["--random", "3y4"], ["--channel", "nope"],
-                                  ["--channel", "bernoulli:p"], ["--jitter", "normal"], ["--mtu", "2"],
-                                  ["--bit-channel", "bernoulli:p=0.1"], ["--images", "0"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--fec", "3"],
+        ["--fec", "4,4"],
+        ["--fec", "6,4,reed"],
+        ["--fec", "6,4,x,y"],
+        ["--random", "3y4"],
+        ["--channel", "nope"],
+        ["--channel", "bernoulli:p"],
+        ["--jitter", "normal"],
+        ["--mtu", "2"],
+        ["--bit-channel", "bernoulli:p=0.1"],
+        ["--images", "0"],
+    ],
+)
 def test_transmit_bad_arguments_exit_2(args, capsys):
     assert main(["transmit", *args]) == 2
     err = capsys.readouterr().err
@@ -104,12 +119,15 @@ def test_a_closed_pipe_is_not_an_internal_error(tmp_path, monkeypatch, capsys):
     assert "internal error" not in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["--channel", ""], "names no channel model"),
-    (["--netem", ""], "netem spec is empty"),
-    (["--channel", "bernoulli:p=0.1,p=0.2"], "'p' is given twice"),
-    (["--bit-channel", ""], "names no channel model"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--channel", ""], "names no channel model"),
+        (["--netem", ""], "netem spec is empty"),
+        (["--channel", "bernoulli:p=0.1,p=0.2"], "'p' is given twice"),
+        (["--bit-channel", ""], "names no channel model"),
+    ],
+)
 def test_empty_or_ambiguous_channel_is_refused(argv, match, capsys):
     """Issue 27: an empty --channel / --netem ran with no loss, a repeated parameter kept its last value."""
     from experiments.cli import main

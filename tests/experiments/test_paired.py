@@ -9,10 +9,16 @@ import pytest
 from scipy import stats
 
 from codec.errors import ParameterError
-from experiments.paired import (by_image, family_summary, paired_differences, paired_table, power_sentence,
-                                significance_table, t_interval)
-from experiments.significance import (adjust_pvalues, min_detectable, paired_stats, power, t_stats,
-                                      units_needed)
+from experiments.paired import (
+    by_image,
+    family_summary,
+    paired_differences,
+    paired_table,
+    power_sentence,
+    significance_table,
+    t_interval,
+)
+from experiments.significance import adjust_pvalues, min_detectable, paired_stats, power, t_stats, units_needed
 
 METHODS = (("latent_avg", 0.0), ("neighbor", 0.03), ("bidir", -0.02), ("ar", 0.001))
 
@@ -79,7 +85,7 @@ def test_image_unit_averages_seeds_first_and_counts_identical_photos_once():
 def test_clustered_interval_covers_the_true_difference_and_the_per_trial_one_does_not():
     """d[i, s] = Δ + b_i + e_is (σ_b = 1, σ_e = 0.5): 6 images × 4 seeds, 4000 repetitions."""
     rng = np.random.default_rng(2024)
-    R, I, S, delta = 4000, 6, 4, 0.3
+    R, I, S, delta = 4000, 6, 4, 0.3  # noqa: E741 (I images, as in the model d[i, s])
     d = delta + rng.normal(0, 1.0, (R, I, 1)) + rng.normal(0, 0.5, (R, I, S))
     cover = {u: float(np.mean((s["lo"] <= delta) & (delta <= s["hi"])))
              for u in ("image", "trial") for s in [paired_stats(d, u)]}
@@ -127,7 +133,7 @@ def test_holm_and_bh_follow_their_definitions():
 def test_corrections_keep_their_error_rates_on_a_table_with_known_nulls():
     """2000 tables of 40 comparisons (8 images × 2 seeds each), 30 true nulls; comparisons share image effects."""
     rng = np.random.default_rng(11)
-    R, m, m0, I, S = 2000, 40, 30, 8, 2
+    R, m, m0, I, S = 2000, 40, 30, 8, 2  # noqa: E741 (I images, as in the model)
     delta = np.r_[np.zeros(m0), np.full(m - m0, 2.0)][:, None, None]
     shared = rng.normal(0, 0.6, (R, 1, I, 1))                     # a hard image is hard for every comparison
     d = delta + shared + rng.normal(0, 0.6, (R, m, I, 1)) + rng.normal(0, 0.5, (R, m, I, S))
@@ -148,7 +154,7 @@ def test_corrections_keep_their_error_rates_on_a_table_with_known_nulls():
 def test_power_min_detectable_and_images_needed_agree_with_simulation():
     assert int(units_needed(0.5, 1.0)) == 34                       # the textbook n for d = 0.5 at 80 % power
     n_need = units_needed(0.01, np.array([0.004, 0.02, 0.05]))
-    for n, sd in zip(n_need, (0.004, 0.02, 0.05)):
+    for n, sd in zip(n_need, (0.004, 0.02, 0.05), strict=False):
         assert power(0.01, n, sd) >= 0.8 > power(0.01, n - 1, sd) or n == 2
     mdd = float(min_detectable(6, 0.02))
     assert power(mdd, 6, 0.02) == pytest.approx(0.8, abs=1e-6)
@@ -220,7 +226,7 @@ def test_significance_table_states_unit_images_correction_and_power():
 
 def test_paired_table_marks_rows_and_warns_with_few_images():
     text = paired_table(_rows(np.random.default_rng(3)))
-    line = next(l for l in text.splitlines() if "bidir" in l)
+    line = next(ln for ln in text.splitlines() if "bidir" in ln)
     assert line.rstrip().split("(images=")[0].rstrip().endswith("*")
     assert "latent_avg" in line and "images=6, seeds=2" in line and "p_holm=" in line
     assert "significant after Holm" in text and "80 % power" in text and "warning" not in text

@@ -19,7 +19,8 @@ def quiet(*_a):
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, tiny_config):
-    """2 images × 2 codebook sizes × (2 index-loss rates + 2 Bernoulli rates × FEC off/RS(6,4)) × 3 methods × 2 seeds."""
+    """2 images × 2 codebook sizes × (2 index-loss rates + 2 Bernoulli rates × FEC off/RS(6,4)) × 3 methods × 2 seeds.
+    """
     cfg = tiny_config()
     cfg["channels"] = [{"model": "index_loss", "rate": [0.1, 0.3]}, {"model": "bernoulli", "p": [0.1, 0.3]}]
     cfg["examples"] = {"enabled": True}
@@ -61,12 +62,12 @@ def test_report_html_is_self_contained(sweep):
         assert raw[:8] == b"\x89PNG\r\n\x1a\n"
         with Image.open(io.BytesIO(raw)) as im:
             im.verify()
-    assert p.tables >= 4       # verdict counts, significant rows, all rows, means, provenance
+    assert p.tables >= 4  # verdict counts, significant rows, all rows, means, provenance
     text = " ".join(p.text)
     prov = json.loads((sweep.out / "provenance.json").read_text())
     assert prov["config_hash"] in text
     assert prov["git"]["commit"] and prov["git"]["commit"] in text
-    assert "codebook_sizes" in text            # the config YAML
+    assert "codebook_sizes" in text  # the config YAML
     assert "better" in text and "n.s." in text
 
 
@@ -132,7 +133,7 @@ def test_paired_figure_draws_paired_differences(sweep):
     ref = paired_differences(sub, "lpips_alex_vs_lossfree", "best_baseline").set_index("method").loc["none"]
     assert b["reference"].iloc[0] == ref["reference"]
     assert (b["unit"].iloc[0], b["n_images"].iloc[0], b["n_seeds"].iloc[0]) == ("image", 2, 2)
-    assert b["n"].iloc[0] == ref["n"] == 2      # 2 images (their 2 seeds averaged first)
+    assert b["n"].iloc[0] == ref["n"] == 2  # 2 images (their 2 seeds averaged first)
     for col, rc in (("value", "diff"), ("lo", "lo"), ("hi", "hi"), ("p", "p")):
         assert b[col].iloc[0] == pytest.approx(ref[rc])
     assert bool(b["significant_unadjusted"].iloc[0]) == bool(ref["significant_unadjusted"])
@@ -140,8 +141,9 @@ def test_paired_figure_draws_paired_differences(sweep):
     allb = drawn[drawn["panel"] == "b"]
     assert (allb["correction"] == "holm").all()
     zero = allb["value"].eq(0) & allb["lo"].eq(0) & allb["hi"].eq(0)
-    tie = zero.groupby([allb[c] for c in ("channel_family", "fec", "codebook_size", "channel_label",
-                                          "loss_rate_nominal")]).transform("all")
+    tie = zero.groupby(
+        [allb[c] for c in ("channel_family", "fec", "codebook_size", "channel_label", "loss_rate_nominal")]
+    ).transform("all")
     holm = adjust_pvalues(allb.loc[~tie, "p"].to_numpy(), "holm")
     assert list(allb.loc[~tie, "p_adj"]) == pytest.approx(list(holm))
     assert list(allb.loc[~tie, "significant"]) == list((holm < 0.05) & allb.loc[~tie, "significant_unadjusted"])
@@ -167,7 +169,7 @@ def test_reference_parameter(sweep, tmp_path):
     assert set(b["reference"]) == {"none"} and "none" not in set(b["method"])
     from experiments.report import write_report
 
-    write_report(folder)                       # the default reference: the figure is redrawn to match the tables
+    write_report(folder)  # the default reference: the figure is redrawn to match the tables
     csv = pd.read_csv(folder / "plots" / "paired_vs_loss.csv").query("panel == 'b'")
     assert "none" not in set(csv["reference"])
     write_report(folder, reference="none")
@@ -196,14 +198,25 @@ def test_fec_vs_bits_points_and_one_fec_setting(sweep, tmp_path):
 def test_ideal_fec_rule():
     from experiments.plots import ideal_fec
 
-    base = dict(image_hash="h", seed=0, codebook_size=16, channel_label="c", mtu=24, interleave="random", coder="raw",
-                method="none", lossfree_lpips_alex=0.2)
-    df = pd.DataFrame([
-        {**base, "fec": "none", "data_lost": 2, "lpips_alex": 0.5},
-        {**base, "fec": "RS(6,4)", "data_lost": 0, "lpips_alex": 0.2},       # every block recovered
-        {**base, "seed": 1, "fec": "none", "data_lost": 3, "lpips_alex": 0.6},
-        {**base, "seed": 1, "fec": "RS(6,4)", "data_lost": 1, "lpips_alex": 0.45},  # a block lost > parity
-    ])
+    base = dict(
+        image_hash="h",
+        seed=0,
+        codebook_size=16,
+        channel_label="c",
+        mtu=24,
+        interleave="random",
+        coder="raw",
+        method="none",
+        lossfree_lpips_alex=0.2,
+    )
+    df = pd.DataFrame(
+        [
+            {**base, "fec": "none", "data_lost": 2, "lpips_alex": 0.5},
+            {**base, "fec": "RS(6,4)", "data_lost": 0, "lpips_alex": 0.2},  # every block recovered
+            {**base, "seed": 1, "fec": "none", "data_lost": 3, "lpips_alex": 0.6},
+            {**base, "seed": 1, "fec": "RS(6,4)", "data_lost": 1, "lpips_alex": 0.45},  # a block lost > parity
+        ]
+    )
     f, note = ideal_fec(df)
     assert note == ""
     assert list(f["ideal"]) == [0.2, 0.6]
@@ -218,7 +231,7 @@ def test_cli_report(sweep, capsys, tmp_path):
     assert str(sweep.out / "report.html") in capsys.readouterr().out
     from experiments.report import _plots_current
 
-    plots = sweep.out / "plots"                    # figures drawn with Holm are redrawn for another correction
+    plots = sweep.out / "plots"  # figures drawn with Holm are redrawn for another correction
     assert _plots_current(plots, "best_baseline", "image", "holm")
     assert not _plots_current(plots, "best_baseline", "image", "bh")
     assert main(["report", str(sweep.out), "--detect", "0.01"]) == 0
@@ -253,4 +266,4 @@ def test_demo_photos_are_six_distinct_images():
     from experiments.sweep.sources import load_images
 
     images = load_images(validate_config(load_config(DEMO_CONFIG)))
-    assert len(images) == 6 and len({im.hash for im in images}) == 6     # no photo twice under two names
+    assert len(images) == 6 and len({im.hash for im in images}) == 6  # no photo twice under two names

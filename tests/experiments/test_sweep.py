@@ -132,7 +132,8 @@ def test_other_seeds_change_the_draws(tmp_path, tiny_config, reference):
     res = run_sweep(cfg, tmp_path / "s7", progress=False, log=quiet)
     ref = reference.results
     a = res.results[res.results["ch_rate"] == 0.3].sort_values(["image", "method"])
-    b = ref[(ref["ch_rate"] == 0.3) & (ref["seed"] == 0) & (ref["codebook_size"] == 16)].sort_values(["image", "method"])
+    b = ref[(ref["ch_rate"] == 0.3) & (ref["seed"] == 0) & (ref["codebook_size"] == 16)]
+    b = b.sort_values(["image", "method"])
     assert len(a) == len(b) and not set(a["trial_id"]) & set(b["trial_id"])
     assert (a["lost_indices"].to_numpy() == b["lost_indices"].to_numpy()).all()  # same count …
     assert not np.array_equal(a["index_error_ratio"].to_numpy(), b["index_error_ratio"].to_numpy())  # … other positions
@@ -168,8 +169,15 @@ def test_two_worker_threads_give_identical_rows(tmp_path, tiny_config, reference
 def test_dask_local_cluster(tmp_path, tiny_config, reference):
     pytest.importorskip("dask.distributed")
     base = ref_subset(reference, tiny_config, tmp_path)
-    res = run_sweep(small(tiny_config), tmp_path / "dask", executor="dask", workers=2, progress=False, log=quiet,
-                    dask_cluster_kwargs={"processes": False})
+    res = run_sweep(
+        small(tiny_config),
+        tmp_path / "dask",
+        executor="dask",
+        workers=2,
+        progress=False,
+        log=quiet,
+        dask_cluster_kwargs={"processes": False},
+    )
     assert res.complete and res.n_run == len(base)
     pd.testing.assert_frame_equal(det(res.results), det(base), check_exact=True)
 
@@ -257,8 +265,10 @@ def test_transformer_methods_from_path_templates(tmp_path, tiny_config):
     cfg = small(tiny_config)
     cfg["channels"] = [{"model": "index_loss", "rate": [0.25]}]
     cfg["seeds"] = [0]
-    cfg["concealment"] = {"methods": ["ar", "bidir", "none"],
-                          "models": {k: str(tmp_path / f"gpt_{k}_{{size}}.pt") for k in ("ar", "bidir")}}
+    cfg["concealment"] = {
+        "methods": ["ar", "bidir", "none"],
+        "models": {k: str(tmp_path / f"gpt_{k}_{{size}}.pt") for k in ("ar", "bidir")},
+    }
     res = run_sweep(cfg, tmp_path / "gpt", progress=False, log=quiet)
     df = res.results.set_index("method")
     assert res.complete and list(df.index) == ["ar", "bidir", "none"]
@@ -266,7 +276,9 @@ def test_transformer_methods_from_path_templates(tmp_path, tiny_config):
     assert (df["lost_indices"] == n).all()
     # the wrong indices are the lost ones each method did not recover (received indices untouched)
     for m in ("ar", "bidir", "none"):
-        assert df.loc[m, "index_error_ratio"] == pytest.approx(n / df["num_indices"].iloc[0] * (1 - df.loc[m, "concealed_exact_ratio"]))
+        assert df.loc[m, "index_error_ratio"] == pytest.approx(
+            n / df["num_indices"].iloc[0] * (1 - df.loc[m, "concealed_exact_ratio"])
+        )
     assert np.isfinite(df["lpips_alex"]).all()
 
 

@@ -20,8 +20,15 @@ import pytest
 import yaml
 
 from codec.errors import VQSimError
-from experiments.sweep import storage
-from experiments.sweep import CACHE_VERSION, FolderLockedError, ResultStore, lock_folder, read_results, run_sweep
+from experiments.sweep import (
+    CACHE_VERSION,
+    FolderLockedError,
+    ResultStore,
+    lock_folder,
+    read_results,
+    run_sweep,
+    storage,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -228,7 +235,7 @@ def test_every_file_goes_through_the_fsyncing_atomic_writer(tmp_path, tiny_confi
         real_fsync(fd)
 
     written: list[Path] = []
-    real_write = storage._atomic_write_bytes
+    real_write = storage.atomic_write_bytes
 
     def write(path, data):
         n = len(synced)
@@ -239,8 +246,8 @@ def test_every_file_goes_through_the_fsyncing_atomic_writer(tmp_path, tiny_confi
 
     monkeypatch.setattr(os, "fsync", fsync)
     for name, mod in list(sys.modules.items()):  # every sweep module that writes files holds the one writer
-        if name.startswith("experiments.sweep.") and getattr(mod, "_atomic_write_bytes", None) is real_write:
-            monkeypatch.setattr(mod, "_atomic_write_bytes", write)
+        if name.startswith("experiments.sweep.") and getattr(mod, "atomic_write_bytes", None) is real_write:
+            monkeypatch.setattr(mod, "atomic_write_bytes", write)
     out = tmp_path / "res"
     res = run_sweep(small(tiny_config), out, progress=False, log=quiet)
     assert res.complete

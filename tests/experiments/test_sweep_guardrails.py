@@ -56,16 +56,30 @@ def test_few_packets_warning_from_counts_and_from_rows():
     w = few_packets_warning(rows)
     assert "fewer than 8" in w and "mtu 1200: 1–2 packets" in w and "mtu 128" not in w
     assert few_packets_warning(rows[1:]) is None
-    df = pd.DataFrame({"channel_kind": ["loss", "loss", "index"], "data_packets": [3, 4, 0], "image_hash": ["a", "b", "a"],
-                       "codebook_size": 16, "mtu": 24, "interleave": "random", "coder": "raw"})
+    df = pd.DataFrame(
+        {
+            "channel_kind": ["loss", "loss", "index"],
+            "data_packets": [3, 4, 0],
+            "image_hash": ["a", "b", "a"],
+            "codebook_size": 16,
+            "mtu": 24,
+            "interleave": "random",
+            "coder": "raw",
+        }
+    )
     assert "S=16, mtu 24: 3–4 packets" in few_packets_warning(df)
 
 
 def test_run_logs_the_plan_and_warns_when_images_travel_in_few_packets(tmp_path, tiny_config):
     cfg = tiny_config()
-    cfg.update(channels=[{"model": "bernoulli", "p": [0.2]}], seeds=[0], fec=["none"],
-               packetization={"mtu": [200], "interleave": ["random"], "coder": ["raw"]},
-               concealment={"methods": ["latent_avg", "none"]}, examples={"enabled": False})
+    cfg.update(
+        channels=[{"model": "bernoulli", "p": [0.2]}],
+        seeds=[0],
+        fec=["none"],
+        packetization={"mtu": [200], "interleave": ["random"], "coder": ["raw"]},
+        concealment={"methods": ["latent_avg", "none"]},
+        examples={"enabled": False},
+    )
     cfg["codec"]["codebook_sizes"] = [16]
     lines = []
     res = run_sweep(cfg, tmp_path / "few", progress=False, log=lines.append)
@@ -85,8 +99,14 @@ def test_sweep_plan_prints_the_plan_and_runs_nothing(tmp_path, tiny_config, caps
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["sweep", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r"), "--plan"]) == 0
     out = capsys.readouterr().out
-    for words in ("sweep 'tiny': 36 trials", "methods: S=16: latent_avg, neighbor, none", "packets: S=16, mtu 24",
-                  "bits: S=16, FEC RS(6,4), mtu 24, raw:", "calibration: S=8, loss channel", "estimated time:"):
+    for words in (
+        "sweep 'tiny': 36 trials",
+        "methods: S=16: latent_avg, neighbor, none",
+        "packets: S=16, mtu 24",
+        "bits: S=16, FEC RS(6,4), mtu 24, raw:",
+        "calibration: S=8, loss channel",
+        "estimated time:",
+    ):
         assert words in out, words
     assert not (tmp_path / "r" / "results.parquet").exists()
 
@@ -100,14 +120,20 @@ def test_transformer_runs_only_at_the_sizes_that_have_its_model(tmp_path, tiny_c
 
     torch.manual_seed(0)
     gpt = GPT(GPTConfig(vocab_size=17, block_size=256, n_layer=1, n_head=2, n_embd=32, causal=False)).eval()
-    save_transformer(tmp_path / "bidir_16.pt", gpt)        # size 16 only; none for 8
+    save_transformer(tmp_path / "bidir_16.pt", gpt)  # size 16 only; none for 8
     cfg = tiny_config()
-    cfg.update(channels=[{"model": "index_loss", "rate": [0.25]}], seeds=[0],
-               concealment={"methods": ["bidir", "latent_avg"], "models": {"bidir": str(tmp_path / "bidir_{size}.pt")},
-                            "on_missing_model": "skip"})
+    cfg.update(
+        channels=[{"model": "index_loss", "rate": [0.25]}],
+        seeds=[0],
+        concealment={
+            "methods": ["bidir", "latent_avg"],
+            "models": {"bidir": str(tmp_path / "bidir_{size}.pt")},
+            "on_missing_model": "skip",
+        },
+    )
     cfg["images"]["limit"] = 1
     res = run_sweep(cfg, tmp_path / "r", progress=False, log=quiet)
-    got = set(zip(res.results["codebook_size"], res.results["method"]))
+    got = set(zip(res.results["codebook_size"], res.results["method"], strict=False))
     assert got == {(16, "bidir"), (16, "latent_avg"), (8, "latent_avg")} and res.complete
     assert any("'bidir' runs at codebook size(s) 16 only" in n for n in res.notes)
     assert "'bidir' runs at codebook size(s) 16 only" in (res.out / "summary.txt").read_text()
@@ -148,16 +174,24 @@ def test_interrupted_sweep_reports_and_plots_say_incomplete(tmp_path, tiny_confi
 def test_report_leads_with_the_findings_in_words(strat_run):
     from experiments.report import findings_paragraph
 
-    sig = pd.DataFrame({"method": ["bidir", "bidir", "none"], "channel": ["b(p=0.1)", "b(p=0.2)", "b(p=0.1)"],
-                        "FEC": "none", "diff": [-0.01, -0.04, 0.05], "lo": [-0.02, -0.05, 0.03],
-                        "hi": [-0.001, -0.03, 0.07], "verdict": ["better", "better", "worse"]})
+    sig = pd.DataFrame(
+        {
+            "method": ["bidir", "bidir", "none"],
+            "channel": ["b(p=0.1)", "b(p=0.2)", "b(p=0.1)"],
+            "FEC": "none",
+            "diff": [-0.01, -0.04, 0.05],
+            "lo": [-0.02, -0.05, 0.03],
+            "hi": [-0.001, -0.03, 0.07],
+            "verdict": ["better", "better", "worse"],
+        }
+    )
     text = findings_paragraph(sig, "lpips_alex_vs_lossfree", "best_baseline", "holm")
     assert "bidir is better at 2 of 2 points (largest gain 0.0400, 95 % interval [0.0300, 0.0500], at b(p=0.2)" in text
     assert "none is worse at 1 of 1 points" in text
     from experiments.plots import make_plots
     from experiments.report import write_report
 
-    make_plots(strat_run.out, formats=("png",), dpi=40)   # small figures: the report reuses them
+    make_plots(strat_run.out, formats=("png",), dpi=40)  # small figures: the report reuses them
     write_report(strat_run.out)
     assert "Main findings (lpips_alex_vs_lossfree" in (strat_run.out / "report.md").read_text()
 
@@ -167,12 +201,34 @@ def test_plot_one_figure_with_methods_title_size_dpi(strat_run, tmp_path, capsys
     from PIL import Image
 
     out = tmp_path / "fig"
-    assert main(["plot", str(strat_run.out), "--figure", "lpips_vs_loss", "--methods", "latent_avg", "--title",
-                 "LPIPS vs loss", "--size", "5,3", "--dpi", "80", "--x", "realised", "--formats", "png",
-                 "--out-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "plot",
+                str(strat_run.out),
+                "--figure",
+                "lpips_vs_loss",
+                "--methods",
+                "latent_avg",
+                "--title",
+                "LPIPS vs loss",
+                "--size",
+                "5,3",
+                "--dpi",
+                "80",
+                "--x",
+                "realised",
+                "--formats",
+                "png",
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == ["lpips_vs_loss.png"]
     w, h = Image.open(out / "lpips_vs_loss.png").size
-    assert 300 <= w <= 480 and 180 <= h <= 330           # ≈ 5 × 3 in at 80 dpi (bbox tight)
+    assert 300 <= w <= 480 and 180 <= h <= 330  # ≈ 5 × 3 in at 80 dpi (bbox tight)
     assert main(["plot", str(strat_run.out), "--figure", "nope"]) == 2
     assert "unknown figure" in capsys.readouterr().err
     assert main(["plot", str(strat_run.out), "--methods", "bidir"]) == 2
@@ -183,7 +239,7 @@ def test_strategies_put_every_size_fec_and_method_on_one_loss_axis(strat_run):
 
     t = strategy_table(strat_run.results)
     assert t.attrs["reference"] == "S=16 · latent average"
-    assert len(t) == 2 * 2 * 2 * 2                       # sizes × FEC × methods × loss rates
+    assert len(t) == 2 * 2 * 2 * 2  # sizes × FEC × methods × loss rates
     ref = t[(t["codebook_size"] == 16) & (t["fec"] == "none") & (t["method"] == "latent_avg")]
     assert np.allclose(ref["diff"], 0.0)
     from experiments.report import strategies_sentence
@@ -195,9 +251,9 @@ def test_strategies_put_every_size_fec_and_method_on_one_loss_axis(strat_run):
 
 
 def test_method_colours_are_the_same_in_every_sweep():
-    from experiments.plots.common import _colors
+    from experiments.plots.common import method_colors
 
-    assert _colors(["none", "bidir"])["bidir"] == _colors(["bidir", "latent_avg", "ar"])["bidir"]
+    assert method_colors(["none", "bidir"])["bidir"] == method_colors(["bidir", "latent_avg", "ar"])["bidir"]
 
 
 # ------------------------------------------------------------------ transmit a file from `vqsim encode`
@@ -205,12 +261,37 @@ def test_transmit_reads_a_bitstream_coded_with_the_model_prior(tmp_path, kodak_d
     from codec.image import load_image, save_image
 
     save_image(tmp_path / "crop.png", load_image(kodak_dir / "kodim01.png")[:128, :192])
-    assert main(["encode", str(tmp_path / "crop.png"), str(tmp_path / "k.vqb"), "--codebook-size", "128",
-                 "--coder", "arith"]) == 0
+    assert (
+        main(
+            [
+                "encode",
+                str(tmp_path / "crop.png"),
+                str(tmp_path / "k.vqb"),
+                "--codebook-size",
+                "128",
+                "--coder",
+                "arith",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     for extra in ([], ["--coder", "arith"], ["--model", "default"]):
-        assert main(["transmit", "--bitstream", str(tmp_path / "k.vqb"), "--netem", "loss gemodel 1% 30% 70% 0.1%",
-                     "--deadline-ms", "150", *extra]) == 0, extra
+        assert (
+            main(
+                [
+                    "transmit",
+                    "--bitstream",
+                    str(tmp_path / "k.vqb"),
+                    "--netem",
+                    "loss gemodel 1% 30% 70% 0.1%",
+                    "--deadline-ms",
+                    "150",
+                    *extra,
+                ]
+            )
+            == 0
+        ), extra
         out = capsys.readouterr().out
         assert "map 8x12, K=128" in out and "indices lost" in out
     assert main(["transmit", "--random", "4x4", "--model", "default"]) == 2
@@ -276,8 +357,11 @@ def _imports(path) -> set[str]:
     for node in ast.walk(ast.parse(p.read_text())):
         if isinstance(node, ast.ImportFrom):
             base = pkg.split(".")
-            mod = ".".join(base[:len(base) - node.level + 1] + ([node.module] if node.module else [])) if node.level \
+            mod = (
+                ".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else []))
+                if node.level
                 else node.module
+            )
             out.add(mod)
             out.update(f"{mod}.{a.name}" for a in node.names)
         elif isinstance(node, ast.Import):
@@ -292,8 +376,9 @@ def test_statistics_sit_below_plots_and_plots_below_nothing_that_imports_them():
     for f in ("paired.py", "significance.py"):
         assert not any(m.startswith("experiments.plots") for m in _imports(root / f)), f
     for f in (root / "sweep").glob("*.py"):
-        assert not any(m.startswith("experiments.plots") or m.startswith("experiments.report")
-                       for m in _imports(f)), f.name
+        assert not any(m.startswith("experiments.plots") or m.startswith("experiments.report") for m in _imports(f)), (
+            f.name
+        )
     assert not any(m.startswith("experiments.sweep.executors") for m in _imports(root / "sweep" / "dask_executor.py"))
 
 
@@ -305,7 +390,7 @@ def test_eta_ignores_the_first_unit_that_loads_the_models():
 
     buf = io.StringIO()
     bar = progress_bar(100, stream=buf)
-    time.sleep(0.6)             # the first unit: model loads
+    time.sleep(0.6)  # the first unit: model loads
     bar.update(10)
     restart_clock(bar)
     for _ in range(9):
@@ -313,4 +398,4 @@ def test_eta_ignores_the_first_unit_that_loads_the_models():
         bar.update(10)
     bar.close()
     etas = [line.rsplit("ETA ", 1)[1] for line in buf.getvalue().splitlines()[2:]]
-    assert etas and all(e == "00:00" for e in etas)   # without the restart: ≥ 4 s left at 20 %
+    assert etas and all(e == "00:00" for e in etas)  # without the restart: ≥ 4 s left at 20 %

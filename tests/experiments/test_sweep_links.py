@@ -29,7 +29,9 @@ def test_header_key_is_left_out_unless_given(tiny_config):
 
 def test_preset_payload_limit_counts_the_header_in_use(tiny_config):
     # LoRa SF12 (EU868 DR0) carries 51 bytes: 24 + 40 does not fit with the full header, 24 + 4..6 + CRC-8 does
-    with pytest.raises(ConfigError, match=r"lora_sf12.*51 bytes.*mtu 24 \+ 40-byte header.*lower packetization.mtu to ≤ 11"):
+    with pytest.raises(
+        ConfigError, match=r"lora_sf12.*51 bytes.*mtu 24 \+ 40-byte header.*lower packetization.mtu to ≤ 11"
+    ):
         validate_config(_lora(tiny_config, ["full"]))
     validate_config(_lora(tiny_config, ["compact"]))
     with pytest.raises(ConfigError, match="packetization.header"):
@@ -38,8 +40,9 @@ def test_preset_payload_limit_counts_the_header_in_use(tiny_config):
 
 def test_compact_header_sweep_reports_airtime_and_smaller_headers(tmp_path, tiny_config):
     full = run_sweep(_lora(tiny_config, ["full"], mtu=11), tmp_path / "full", progress=False, log=print).results
-    compact = run_sweep(_lora(tiny_config, ["compact"], mtu=11), tmp_path / "compact", progress=False,
-                        log=print).results
+    compact = run_sweep(
+        _lora(tiny_config, ["compact"], mtu=11), tmp_path / "compact", progress=False, log=print
+    ).results
     for df, h in ((full, "full"), (compact, "compact")):
         assert (df["header"] == h).all() and (df["link_preset"] == "lora_sf12").all()
         assert (df["link_duty_cycle"] == 0.01).all()
