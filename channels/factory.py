@@ -48,7 +48,8 @@ def _gilbert_elliott(**params: Any) -> GilbertElliott:
         return GilbertElliott.from_loss_and_burst(
             params["loss_rate"], params["mean_burst"], start=params.get("start", "stationary")
         )
-    model: GilbertElliott = _call(GilbertElliott, "gilbert_elliott", params)
+    model: GilbertElliott = _call(GilbertElliott, "gilbert_elliott", params,
+                                  also="or exactly (loss_rate, mean_burst) for the simple Gilbert model")
     return model
 
 
@@ -75,12 +76,15 @@ def _netem(**params: Any) -> LossModel:
     return parse_netem(params["spec"], start=params.get("start", "good"))
 
 
-def _call(factory: Callable[..., Any], name: str, params: Mapping[str, Any]) -> Any:
+def _call(factory: Callable[..., Any], name: str, params: Mapping[str, Any], also: str = "") -> Any:
+    """``factory(**params)`` after checking the names against its signature (``also``: another accepted
+    parameter set, named in the error)."""
     sig = inspect.signature(factory)
     allowed = [p for p in sig.parameters]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise ParameterError(f"{name}: unknown parameter(s) {unknown}; allowed: {allowed}")
+        hint = f", {also}" if also else ""
+        raise ParameterError(f"{name}: unknown parameter(s) {unknown}; allowed: {allowed}{hint}")
     missing = [
         p.name for p in sig.parameters.values() if p.default is inspect.Parameter.empty and p.name not in params
     ]

@@ -88,6 +88,8 @@ def test_from_spec():
         (lambda: make_channel("bernoulli", q=0.1), "unknown parameter"),
         (lambda: make_channel("bernoulli"), "missing required"),
         (lambda: make_channel("gilbert_elliott", loss_rate=0.1), "exactly \\(loss_rate, mean_burst\\)"),
+        # a new user's guess at the loss-rate form is pointed to the names that work
+        (lambda: make_channel("gilbert_elliott", loss=0.1, burst=2), "or exactly \\(loss_rate, mean_burst\\)"),
         (lambda: make_channel("wifi", p=0.1), "takes no parameters"),
         (lambda: make_channel("trace"), "exactly one of 'path' or 'data'"),
         (lambda: make_channel("netem"), "spec"),
