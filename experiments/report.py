@@ -346,7 +346,7 @@ def write_report(
     from .plots import make_plots
     from .significance import check_correction, check_level, check_unit, units_needed
     from .sweep import read_results
-    from .sweep.health import few_packets_warning, incomplete_banner
+    from .sweep.health import few_packets_warning, incomplete_banner, realised_loss_warning
 
     check_unit(unit)
     check_correction(correction)
@@ -394,7 +394,7 @@ def write_report(
     findings = findings_paragraph(sig, metric, reference, correction) if have_sig else ""
     strat = strategies_sentence(df)
     findings = " ".join(x for x in (findings, strat) if x)
-    banners = [b for b in (incomplete_banner(folder, df), few_packets_warning(df)) if b]
+    banners = [b for b in (incomplete_banner(folder, df), few_packets_warning(df), realised_loss_warning(df)) if b]
     for b in banners:
         if log:
             log(b)

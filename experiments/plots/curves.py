@@ -90,14 +90,14 @@ def plot_loss_curves(df, folder: Path, formats, report: PlotReport, unit: str = 
                 g = g.assign(_x=g.assign(_r=real).groupby("_x")["_r"].transform("mean").round(6))
                 span = g.assign(_r=real).groupby("_x")["_r"].agg(["min", "max"])
                 for _xv, r in span.iterrows():
-                    ax.plot([100 * r["min"], 100 * r["max"]], [0, 0], transform=ax.get_xaxis_transform(),
-                            color="0.4", lw=2.5, solid_capstyle="butt", alpha=0.5)
+                    ax.plot([100 * r["min"], 100 * r["max"]], [0.03, 0.03], transform=ax.get_xaxis_transform(),
+                            color="0.4", lw=3, solid_capstyle="butt", alpha=0.6)  # just above the axis line
             _curves(ax, g, "_x", metric, methods, fecs, colors, xscale=100.0, unit=unit)
             ax.set_title(panel_title(k[0], keys[1:], k[1:], kind))
-            what = (
-                "realised (mean; grey: range)" if x == "realised" else ("nominal" if kind == "index" else "stationary")
-            )
-            ax.set_xlabel(f"{'index' if kind == 'index' else 'packet'} loss rate, {what} (%)")
+            # on its own line: side-by-side panels' labels must not run into each other
+            what = ("realised: mean, grey bar: range" if x == "realised"
+                    else "nominal" if kind == "index" else "stationary")
+            ax.set_xlabel(f"{'index' if kind == 'index' else 'packet'} loss rate (%)\n{what}")
             if ax.get_subplotspec().is_first_col():  # one y label per row: neighbouring panels do not collide
                 ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         add_legend(fig, methods, fecs, colors)

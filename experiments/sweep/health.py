@@ -7,6 +7,9 @@
   :data:`~experiments.config.schema.MIN_PACKETS_PER_IMAGE` data packets (from those counts, or from a results
   table's ``data_packets`` column, as the summary and the report do): an image's realised loss can then only
   be 0, 1/P, 2/P, …, and a loss sweep measures little.
+* :func:`realised_loss_warning` — one line when the packet loss the trials actually saw is far from the
+  nominal rate at some channel point (bursty channels over a few packets per image and few draws): curves
+  against the nominal rate can then even fall as the loss rises.
 * :func:`completeness` / :func:`incomplete_banner` — "incomplete: N of M trials" for a folder whose sweep was
   interrupted (the report and the plots print it at the top).
 """
@@ -18,7 +21,7 @@ from typing import Any, Mapping, Sequence
 from ..config.schema import MIN_PACKETS_PER_IMAGE
 
 __all__ = ["MIN_PACKETS_PER_IMAGE", "packets_per_image", "packet_table_lines", "few_packets_warning",
-           "completeness", "incomplete_banner"]
+           "realised_loss_warning", "completeness", "incomplete_banner"]
 
 _PK = ("codebook_size", "mtu", "interleave", "coder")
 
@@ -83,6 +86,37 @@ def few_packets_warning(rows: Any, min_packets: int = MIN_PACKETS_PER_IMAGE) -> 
     return (f"warning: images travel in fewer than {min_packets} data packets ({what}{more}): an image's realised "
             f"loss can only be 0, 1/P, 2/P, …, so loss-rate curves measure little; lower packetization.mtu "
             f"(default 128) or use larger images")
+
+
+def realised_loss_warning(df: Any, rel: float = 0.5, floor: float = 0.02) -> str | None:
+    """A warning when the mean realised packet loss of a channel point is far from its nominal rate.
+
+    Per packet-loss channel point (``channel_label``, FEC, codebook size), the mean of ``packet_loss_ratio``
+    over its channel draws (each unit once: the methods of a unit share its draws) is compared with
+    ``loss_rate_nominal``;
+    a point is flagged when they differ by more than ``max(rel × nominal, floor)``. None when none is.
+    """
+    need = {"packet_loss_ratio", "loss_rate_nominal", "channel_label", "channel_kind", "unit_id"}
+    if df is None or not len(df) or not need <= set(getattr(df, "columns", ())):
+        return None
+    d = df[(df["channel_kind"] == "loss") & df["loss_rate_nominal"].notna()]
+    if d.empty:
+        return None
+    keys = [c for c in ("channel_label", "fec", "codebook_size") if c in d.columns]
+    per_unit = d.drop_duplicates("unit_id")
+    g = per_unit.groupby(keys, sort=False).agg(nominal=("loss_rate_nominal", "first"),
+                                               realised=("packet_loss_ratio", "mean"),
+                                               draws=("unit_id", "size")).reset_index()
+    far = g[(g["realised"] - g["nominal"]).abs() > (rel * g["nominal"]).clip(lower=floor)]
+    if far.empty:
+        return None
+    worst = far.loc[(far["realised"] - far["nominal"]).abs().idxmax()]
+    labels = far["channel_label"].nunique()
+    return (f"warning: the realised packet loss is far from the nominal rate at {labels} of "
+            f"{g['channel_label'].nunique()} channel point(s), e.g. {worst['channel_label']}: "
+            f"{100 * worst['realised']:.1f} % realised vs {100 * worst['nominal']:.0f} % nominal over "
+            f"{int(worst['draws'])} channel draw(s). Bursty channels over few packets per image vary a lot from "
+            f"draw to draw: add seeds or images, or plot against the realised loss (`vqsim plot RESULTS --x realised`)")
 
 
 def _settings(rows: Any) -> list[tuple[tuple, int, int]]:

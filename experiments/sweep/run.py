@@ -53,11 +53,11 @@ def summary_table(df, metric: str | None = None, max_rows: int = 60, notes: Sequ
     ``notes`` (e.g. methods skipped at some codebook sizes) and a warning when images travel in fewer
     than 8 data packets (:func:`experiments.sweep.health.few_packets_warning`) come first.
     """
-    from .health import few_packets_warning
+    from .health import few_packets_warning, realised_loss_warning
 
     head = [f"note: {n}" for n in notes]
-    warn = few_packets_warning(df) if df is not None and len(df) else None
-    head += [warn] if warn else []
+    if df is not None and len(df):
+        head += [w for w in (few_packets_warning(df), realised_loss_warning(df)) if w]
     prefix = "\n".join(head) + "\n\n" if head else ""
     if df is None or not len(df):
         return prefix + "(no results)"
