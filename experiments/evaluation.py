@@ -23,6 +23,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -115,8 +116,6 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
 
     _check_variants_and_anchors(variants, anchors)
     coders = tuple(CODERS if coders is None else coders)
-    if dists:
-        pass
     base, codecs = _codecs(model, sizes, device, config, variants, autocast)
     total = count_rows(len(images), len(codecs), anchors)
     pbar = None
@@ -140,12 +139,14 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
             x = to_tensor(img, device=base.device)
             H, W = img.shape[:2]
             common = {"set": Path(path).parent.name, "image": Path(path).name, "width": W, "height": H}
+            refs = _references(x, nets, base.device, dists)  # the original's side of every metric, once per image
             with torch.no_grad():
-                for row in _codec_rows(base, codecs, x, (H, W), nets, coders, dists):
+                for row in _codec_rows(base, codecs, x, (H, W), nets, coders, refs):
                     emit({**common, **row})
             for a in anchors:
-                for row in _anchor_rows(a, img, x, nets, coders, base.device, dists):
+                for row in _anchor_rows(a, img, x, nets, coders, base.device, refs):
                     emit({**common, **row})
+            del refs
     finally:
         if pbar is not None:
             pbar.close()
@@ -165,7 +166,29 @@ def _check_variants_and_anchors(variants: str, anchors) -> None:
             check_format(a)  # a missing plug-in is reported before anything runs
 
 
-def _anchor_rows(a: str, img, x, nets, coders, device, dists: bool):
+@dataclass(frozen=True)
+class _References:
+    """One original's side of the metrics, built once per image and shared by all its rows (codec and anchors).
+
+    ``ssim``: ``prepare_reference(x)``; ``lpips``: {net: ``lpips_features(x, net)``}; ``dists``:
+    ``dists_reference(x)`` or None (no DISTS column). Each row then runs the networks on its
+    reconstruction only; the numbers are the same as comparing the pair from scratch.
+    """
+
+    ssim: Any
+    lpips: dict
+    dists: Any | None
+
+
+def _references(x, nets, device, dists: bool) -> _References:
+    """The references of the original x ((1, 3, H, W) on ``device``, as ``to_tensor`` gives it)."""
+    from codec.metrics import dists_reference, lpips_features, prepare_reference
+
+    return _References(prepare_reference(x), {n: lpips_features(x, n, device) for n in nets},
+                       dists_reference(x, device=device) if dists else None)
+
+
+def _anchor_rows(a: str, img, x, nets, coders, device, refs: _References):
     """The rows (without the image's common columns) of anchor ``a``: one per operating point, timed."""
     from codec.anchors import SWEEPS, run_sweep
 
@@ -174,7 +197,7 @@ def _anchor_rows(a: str, img, x, nets, coders, device, dists: bool):
     t0 = time.perf_counter()
     for setting, rec_a, nbytes in points:
         t_a = time.perf_counter() - t0
-        m = _metrics(img, x, rec_a, nets, device, dists)
+        m = _metrics(img, x, rec_a, nets, device, refs)
         yield {"codebook_size": 0, "variant": f"{a} {setting}" if setting else a,
                "anchor": a, "setting": setting,
                **{f"bpp_{c}": 8.0 * nbytes / (H * W) for c in coders},
@@ -189,19 +212,20 @@ def _timed_single(name, img):
     return run_anchor(name, img)
 
 
-def _metrics(img, x, rec, nets, device, dists: bool) -> dict:
+def _metrics(img, x, rec, nets, device, refs: _References) -> dict:
+    """The metrics of an anchor's uint8 reconstruction ``rec`` against the original (``img``, tensor ``x``)."""
     from codec.image import to_tensor
     from codec.metrics import image_metrics
 
-    m = image_metrics(img, rec, nets=nets, device=device)
-    if dists:
+    m = image_metrics(img, rec, nets=nets, device=device, ref=refs.ssim, lpips_refs=refs.lpips)
+    if refs.dists is not None:
         from codec.metrics import dists as dists_distance
 
-        m["dists"] = dists_distance(x, to_tensor(rec, device=device), device=device)[0]
+        m["dists"] = dists_distance(x, to_tensor(rec, device=device), device=device, ref=refs.dists)[0]
     return {k: float(v) for k, v in m.items()}
 
 
-def _codec_rows(base, codecs, x, size, nets, coders, dists):
+def _codec_rows(base, codecs, x, size, nets, coders, refs: _References):
     import torch
 
     from codec.bitstream import bits_per_pixel
@@ -220,7 +244,7 @@ def _codec_rows(base, codecs, x, size, nets, coders, dists):
         sync()
         t_q = time.perf_counter() - t0
         imap = IndexMap(idx[0].cpu().numpy(), codec.codebook_size, (H, W), codec.codebook_id)
-        sizes_b = {}
+        sizes_b: dict[str, int | None] = {}
         for c in coders:
             try:
                 sizes_b[c] = len(codec.compress_indices(imap, c))
@@ -230,11 +254,11 @@ def _codec_rows(base, codecs, x, size, nets, coders, dists):
         rec = codec.decode_indices_tensor(imap)
         sync()
         t_dec = time.perf_counter() - t0
-        m = image_metrics(x, rec, nets=nets, device=base.device)
-        if dists:
+        m = image_metrics(x, rec, nets=nets, device=base.device, ref=refs.ssim, lpips_refs=refs.lpips)
+        if refs.dists is not None:
             from codec.metrics import dists as dists_distance
 
-            m["dists"] = dists_distance(x, rec, device=base.device)[0]
+            m["dists"] = dists_distance(x, rec, device=base.device, ref=refs.dists)[0]
         yield {
             "codebook_size": codec.codebook_size, "variant": getattr(codec, "variant", "custom"),
             "anchor": "", "setting": f"K={codec.codebook_size}",

@@ -13,7 +13,7 @@ Modules, one job each (every public name is re-exported here, so
 * ``pixel``: ``psnr``, ``lowpass_psnr``, ``rgb_to_ycbcr``, ``block_means``;
 * ``structural``: ``ssim``, ``ms_ssim``, ``ssim_and_ms_ssim``, ``prepare_reference``;
 * ``summary``: ``image_metrics`` (one pair, all metrics as floats), ``bpp``;
-* ``structure_texture``: DISTS (``dists``, ``get_dists``);
+* ``structure_texture``: DISTS (``dists``, ``dists_reference`` → ``DISTSReference``, ``get_dists``);
 * ``specs``: the fixed parameters (LPIPS nets and minimum sizes, SSIM window,
   MS-SSIM weights), torch-free;
 * ``_inputs``: the shared input checks.
@@ -35,7 +35,7 @@ _LAZY = {
     **dict.fromkeys(("psnr", "lowpass_psnr", "rgb_to_ycbcr", "block_means"), "pixel"),
     **dict.fromkeys(("ssim", "ms_ssim", "ssim_and_ms_ssim", "SSIMReference", "prepare_reference"), "structural"),
     **dict.fromkeys(("bpp", "image_metrics"), "summary"),
-    **dict.fromkeys(("dists", "get_dists", "DISTS_MIN_SIZE"), "structure_texture"),
+    **dict.fromkeys(("dists", "dists_reference", "DISTSReference", "get_dists", "DISTS_MIN_SIZE"), "structure_texture"),
 }
 
 __all__ = ["LPIPS_NETS", "MS_SSIM_WEIGHTS", "MS_SSIM_MIN_SIZE", *_LAZY]

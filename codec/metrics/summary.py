@@ -5,14 +5,14 @@ numpy / tensors in [0, 1]; combines LPIPS, PSNR, low-pass PSNR, SSIM and MS-SSIM
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import ParameterError
 from ._inputs import default_device
-from .perceptual import lpips_distance
+from .perceptual import lpips_distance, lpips_features, lpips_from_features
 from .pixel import lowpass_psnr, psnr
 from .structural import MS_SSIM_MIN_SIZE, MS_SSIM_WEIGHTS, SSIMReference, ssim_and_ms_ssim
 
@@ -58,6 +58,7 @@ def image_metrics(
     device: str | torch.device | None = None,
     *,
     ref: SSIMReference | None = None,
+    lpips_refs: Mapping[str, Sequence[torch.Tensor]] | None = None,
 ) -> dict[str, float]:
     """All metrics of one image pair as plain floats.
 
@@ -74,6 +75,16 @@ def image_metrics(
     (e.g. ``prepare_reference(to_tensor(original).to(device))``), reused for
     SSIM / MS-SSIM across calls with the same original; the numbers are the
     same as without it. SSIM and MS-SSIM share their first scale (``ssim_and_ms_ssim``).
+
+    ``lpips_refs``: {net: ``lpips_features(x, net, device)``}, x the original as
+    one (1, 3, H, W) float tensor on the metric device, reused across calls
+    with the same original: only the reconstruction goes through the network.
+    The numbers are bit-for-bit those without it when x has the memory layout
+    this function gives the original (which picks the convolution kernels):
+    ``to_tensor(original, device)`` for a numpy image, the tensor itself for a
+    tensor. A net of ``nets`` without an entry is computed in full; that the
+    features are the original's is the caller's promise (their count, shapes
+    and device are checked).
     """
     x, y = _as_batch(original), _as_batch(reconstructed)
     if x.shape != y.shape:
@@ -82,7 +93,11 @@ def image_metrics(
     x, y = x.to(dev), y.to(dev)
     out: dict[str, float] = {}
     for net in nets:
-        out[f"lpips_{net}"] = float(lpips_distance(x, y, net=net, device=dev)[0])
+        feats = None if lpips_refs is None else lpips_refs.get(net)
+        if feats is None:
+            out[f"lpips_{net}"] = float(lpips_distance(x, y, net=net, device=dev)[0])
+        else:
+            out[f"lpips_{net}"] = float(_lpips_with_reference(feats, y, net, dev)[0])
     out["psnr"] = float(psnr(x, y)[0])
     if min(x.shape[-2:]) >= 16:
         luma, chroma = lowpass_psnr(x, y, 16)
@@ -94,3 +109,20 @@ def image_metrics(
     if ms is not None:
         out["ms_ssim"] = float(ms[0])
     return out
+
+
+def _lpips_with_reference(feats: Sequence[torch.Tensor], y: torch.Tensor, net: str, dev: torch.device) -> torch.Tensor:
+    """LPIPS of y against the original's ``lpips_features``, after checking they fit y (count, shape, device)."""
+    name = f"image_metrics: lpips_refs[{net!r}]"
+    if isinstance(feats, torch.Tensor) or not all(isinstance(f, torch.Tensor) for f in feats):
+        raise TypeError(f"{name} must be lpips_features(original, {net!r}): a list of tensors")
+    want = torch.empty(0, device=dev).device  # "cuda" -> "cuda:0", as tensors report it
+    if any(f.device != want for f in feats):
+        raise ParameterError(f"{name} is on {feats[0].device}, the metrics run on {want} "
+                             f"(lpips_features(original, {net!r}, device={str(want)!r}))")
+    fy = lpips_features(y, net, dev)
+    shapes = [tuple(f.shape) for f in feats]
+    if len(feats) != len(fy) or any(s != (1, *f.shape[1:]) for s, f in zip(shapes, fy, strict=False)):
+        raise ParameterError(f"{name} does not fit the image: its layers have shapes {shapes}, the reconstruction's "
+                             f"{[tuple(f.shape) for f in fy]} (lpips_features of the (1, 3, H, W) original)")
+    return lpips_from_features(list(feats), fy, net)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from codec.errors import CheckpointError, ParameterError
-from codec.metrics import DISTS_MIN_SIZE, dists, get_dists
+from codec.metrics import DISTS_MIN_SIZE, DISTSReference, dists, dists_reference, get_dists
 from codec.metrics import structure_texture as D  # private loaders
 
 needs_weights = pytest.mark.skipif(
@@ -103,6 +103,93 @@ def test_differentiable_when_inputs_require_grad():
     y = _noisy(x, 0.1, seed=3).requires_grad_(True)
     dists(x, y, device="cpu").sum().backward()
     assert y.grad is not None and torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
+
+
+def _uint8_layout(t: torch.Tensor) -> torch.Tensor:
+    """t as ``to_tensor`` gives a uint8 image: rounded to 8 bits, channels_last memory (the layout picks kernels)."""
+    from codec.image import to_tensor
+
+    return to_tensor(list((t * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()))
+
+
+@needs_weights
+def test_reference_gives_identical_numbers():
+    """dists(x, y, ref=dists_reference(x)) == dists(x, y) bit for bit (CPU, H, W >= 112): y in either memory
+    layout, x given or None, one reference for N images, N references, batch_size 1; gradients w.r.t. y agree."""
+    x = _uint8_layout(_photo("astronaut", 128, 100, 180))
+    assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    blur = torch.nn.functional.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=False)
+    ys = _uint8_layout(torch.cat([_noisy(x, 0.05, seed=4), blur, _photo("coffee", 128, 200, 300)]))
+    ref = dists_reference(x, device="cpu")
+    assert isinstance(ref, DISTSReference) and ref.shape == (1, 3, 128, 128) and "channels_last" in repr(ref)
+    for y in (ys[:1], ys[:1].contiguous()):  # pair stacked channels_last / contiguous: different kernels
+        plain = dists(x, y, device="cpu")
+        assert torch.equal(dists(x, y, device="cpu", ref=ref), plain)
+        assert torch.equal(dists(None, y, ref=ref), plain)
+    assert "contiguous_format" in repr(ref)  # the second layout was prepared on first use
+    batched = dists(x.expand(3, -1, -1, -1), ys, device="cpu")
+    assert torch.all(batched > 0.05)
+    assert torch.equal(dists(None, ys, ref=ref), batched)
+    assert torch.equal(dists(x, ys, ref=ref), batched)  # one x for N images
+    # batches of another size change only the float64 sum's last bit (the same without ref)
+    per_image = torch.cat([dists(x, y[None], device="cpu") for y in ys])
+    assert torch.allclose(dists(None, ys, ref=ref, batch_size=2), per_image, rtol=0, atol=1e-12)
+    # N references against N images, in batches of one
+    xs = torch.cat([x, ys[2:3]])
+    refs = dists_reference(xs, device="cpu", batch_size=1)
+    assert torch.equal(dists(None, ys[:2], ref=refs, batch_size=1), dists(xs, ys[:2], device="cpu", batch_size=1))
+    # a broadcast batch is prepared once
+    assert dists_reference(x.expand(3, -1, -1, -1), device="cpu").shape == (1, 3, 128, 128)
+    # differentiable w.r.t. y, with the same gradient
+    grads = []
+    for r in (None, ref):
+        y = ys[:1].clone().requires_grad_(True)
+        dists(x, y, device="cpu", ref=r).sum().backward()
+        assert y.grad is not None
+        grads.append(y.grad)
+    assert torch.isfinite(grads[0]).all() and grads[0].abs().sum() > 0
+    assert torch.allclose(grads[1], grads[0], rtol=1e-5, atol=1e-9)
+    # below 112 px a lone image takes PyTorch's own convolution: the same to float32 rounding only
+    small = x[..., :64, :64]
+    d = dists(small, ys[:1, :, :64, :64], device="cpu")
+    assert torch.allclose(dists(None, ys[:1, :, :64, :64], ref=dists_reference(small, "cpu")), d, rtol=0, atol=1e-6)
+
+
+@needs_weights
+def test_reference_validation():
+    """A reference of another shape, batch, device or image, or not a reference at all, is refused by name."""
+    x = _photo("astronaut", 64, 100, 180)
+    y = _noisy(x, 0.05, seed=5)
+    ref = dists_reference(x, device="cpu")
+    with pytest.raises(ParameterError, match="shapes differ"):
+        dists(None, y[..., :48], ref=ref)
+    with pytest.raises(ParameterError, match="shapes differ"):
+        dists(None, y.repeat(2, 1, 1, 1), ref=dists_reference(x.repeat(3, 1, 1, 1), device="cpu"))
+    with pytest.raises(ParameterError, match="prepared on cpu"):
+        dists(None, y, device="meta", ref=ref)
+    if torch.cuda.is_available():
+        with pytest.raises(ParameterError, match="prepared on cpu"):
+            dists(None, y.cuda(), device="cuda", ref=ref)
+    with pytest.raises(TypeError, match="dists_reference"):
+        dists(None, y, ref=x)
+    with pytest.raises(ParameterError, match="not the image"):
+        dists(y, y, ref=ref)
+    with pytest.raises(ParameterError, match="give the reference"):
+        dists(None, y)
+    with pytest.raises(ParameterError, match="requires grad"):
+        dists(x.clone().requires_grad_(True), y, ref=ref)
+    with pytest.raises(ParameterError, match=r"\[0, 1\]"):
+        dists(None, y * 2.0 + 0.5, ref=ref)
+    with pytest.raises(ParameterError, match=f"at least {DISTS_MIN_SIZE}"):
+        dists_reference(x[..., :DISTS_MIN_SIZE - 1, :])
+    # the reference keeps its own copy: editing x afterwards is caught, the numbers stay right
+    before = dists(None, y, ref=ref)
+    x2 = x.clone()
+    ref2 = dists_reference(x2, device="cpu")
+    x2.mul_(0.5)
+    assert torch.equal(dists(None, y, ref=ref2), before)
+    with pytest.raises(ParameterError, match="not the image"):
+        dists(x2, y, ref=ref2)
 
 
 def test_bad_inputs_raise_parameter_error():
