@@ -292,7 +292,9 @@ def paired_table(df: pd.DataFrame, metric: str | None = None, reference: str = "
                        if m in df.columns), None)
         if metric is None:
             return "(no metric columns)"
-    t = paired_differences(df, metric, reference, unit=unit, correction=correction, level=level)
+    pk = [c for c in _varied(df, PANEL_EXTRA[1:]) if c in df.columns]  # packetization the sweep varies: own rows
+    t = paired_differences(df, metric, reference, by=[*GROUP_COLUMNS, *pk], unit=unit, correction=correction,
+                           level=level)
     if not len(t):
         return f"(no paired comparison: reference {reference!r} not among the methods)"
     s = family_summary(t)
@@ -302,7 +304,7 @@ def paired_table(df: pd.DataFrame, metric: str | None = None, reference: str = "
              f"* = significant after {correction}, + = interval excludes 0 before correction only)"]
     n_same = int(t["tie"].sum())
     t = t[~t["tie"].astype(bool)]
-    label = [c for c in ("codebook_size", "channel_label", "fec") if c in t.columns]
+    label = [c for c in ("codebook_size", "channel_label", "fec", *pk) if c in t.columns]
     for _, r in t.head(max_rows).iterrows():
         grp = " ".join(
             f"S={r[c]}" if c == "codebook_size" else f"fec={r[c]}" if c == "fec" else str(r[c]) for c in label

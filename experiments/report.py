@@ -291,7 +291,8 @@ def strategies_sentence(df) -> str:
     from .plots.strategies import strategy_table
 
     d = df[df["channel_kind"] == "loss"] if "channel_kind" in df.columns else df.iloc[:0]
-    if d.empty or d.groupby(["codebook_size", "fec"]).ngroups < 2:
+    pk = [c for c in ("coder", "interleave") if c in d.columns]
+    if d.empty or d.groupby(["codebook_size", "fec", *pk]).ngroups < 2:
         return ""
     t = strategy_table(d)
     if t.empty:

@@ -6,7 +6,7 @@ interleaver with P packets produces
 * ``order`` — a permutation of 0 … N−1, and
 * ``bounds`` — P+1 offsets with packet j carrying ``order[bounds[j]:bounds[j+1]]``.
 
-The split is always *balanced*: packet j carries n_j = ⌊N/P⌋ + [j < N mod P]
+Except for ``tile``, the split is *balanced*: packet j carries n_j = ⌊N/P⌋ + [j < N mod P]
 positions, so the whole assignment is a function of (scheme, seed, P, h, w)
 alone — exactly the fields every packet header carries, which lets a receiver
 know which positions a lost packet held.
@@ -24,6 +24,13 @@ Schemes:
                      the order is the black squares of a checkerboard, so with P = 2
                      the 4-neighbours of every index travel in the other packet, and
                      with P ≥ 4 (packets not straddling cosets) all 8 neighbours do.
+* ``tile``         — packet j carries the j-th rectangle (raster order of rectangles) of a
+                     grid of th×tw tiles, its positions in raster order inside the tile (a lost
+                     packet = a th×tw hole; edge tiles are smaller).  The tile shape travels in
+                     the ``seed`` field (:func:`tile_seed`: ``th << 16 | tw``) and P must be the
+                     grid's tile count ⌈h/th⌉·⌈w/tw⌉.  The only scheme whose split is not
+                     balanced; the one the context coder ``tf_tile`` needs (a tile is a small
+                     image coded on its own, so spatial context stays inside the packet).
 """
 from __future__ import annotations
 
@@ -36,7 +43,7 @@ import numpy as np
 
 from codec.errors import ParameterError
 
-SCHEMES: tuple[str, ...] = ("raster", "block", "random", "checkerboard")
+SCHEMES: tuple[str, ...] = ("raster", "block", "random", "checkerboard", "tile")
 """Interleaving schemes; the position in this tuple is the header code."""
 
 
@@ -49,6 +56,30 @@ def balanced_bounds(num_positions: int, num_packets: int) -> np.ndarray:
     sizes = np.full(P, q, dtype=np.int64)
     sizes[:r] += 1
     return np.concatenate([[0], np.cumsum(sizes)])
+
+
+def tile_seed(tile_h: int, tile_w: int) -> int:
+    """The ``seed`` field that names a th×tw tile grid for the ``tile`` scheme (``th << 16 | tw``)."""
+    th, tw = int(tile_h), int(tile_w)
+    if not (1 <= th < 1 << 16 and 1 <= tw < 1 << 16):
+        raise ParameterError(f"tile sides must be in [1, 65535], got {th}×{tw}")
+    return th << 16 | tw
+
+
+def tile_shape(seed: int) -> tuple[int, int]:
+    """Inverse of :func:`tile_seed`: (th, tw); ParameterError when a side is 0."""
+    th, tw = int(seed) >> 16, int(seed) & 0xFFFF
+    if th < 1 or tw < 1:
+        raise ParameterError(f"tile seed {seed:#x} names a {th}×{tw} tile (both sides must be ≥ 1)")
+    return th, tw
+
+
+def tile_boxes(h: int, w: int, tile_h: int, tile_w: int) -> np.ndarray:
+    """int64 (P, 4) of (top, left, rows, cols) of each tile of an h×w map, in transmission order."""
+    tops, lefts = np.arange(0, h, tile_h), np.arange(0, w, tile_w)
+    tt, ll = np.meshgrid(tops, lefts, indexing="ij")
+    t, lf = tt.reshape(-1), ll.reshape(-1)
+    return np.stack([t, lf, np.minimum(tile_h, h - t), np.minimum(tile_w, w - lf)], axis=1).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -186,6 +217,17 @@ def interleave(scheme: str, h: int, w: int, num_packets: int, seed: int = 0) -> 
     return il
 
 
+def _tiles(h: int, w: int, P: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Order and bounds of the ``tile`` scheme (the tile shape from ``seed``, P checked against the grid)."""
+    th, tw = tile_shape(seed)
+    boxes = tile_boxes(h, w, th, tw)
+    if P != len(boxes):
+        raise ParameterError(f"a {h}×{w} map in {th}×{tw} tiles has {len(boxes)} packets, not {P}")
+    grid = np.arange(h * w, dtype=np.int64).reshape(h, w)
+    order = np.concatenate([grid[t:t + r, lf:lf + c].reshape(-1) for t, lf, r, c in boxes])
+    return order, np.concatenate([[0], np.cumsum(boxes[:, 2] * boxes[:, 3])]).astype(np.int64)
+
+
 def _build(scheme: str, h: int, w: int, num_packets: int, seed: int) -> Interleaving:
     h, w, P, seed = int(h), int(w), int(num_packets), int(seed)
     if scheme not in SCHEMES:
@@ -195,8 +237,11 @@ def _build(scheme: str, h: int, w: int, num_packets: int, seed: int) -> Interlea
     if not 0 <= seed < 2**32:
         raise ParameterError(f"interleave seed must be in [0, 2^32), got {seed}")
     N = h * w
-    bounds = balanced_bounds(N, P)
-    order = _order(scheme, h, w, P, seed)
+    if scheme == "tile":
+        order, bounds = _tiles(h, w, P, seed)
+    else:
+        bounds = balanced_bounds(N, P)
+        order = _order(scheme, h, w, P, seed)
     packet_of = np.empty(N, dtype=np.int32)
     packet_of[order] = np.repeat(np.arange(P, dtype=np.int32), np.diff(bounds))
     for a in (order, bounds, packet_of):

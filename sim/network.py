@@ -390,7 +390,8 @@ class NetworkSimulator:
         rx = _receive(trace, raw, rs, header, session)
         res = depacketize(rx.good, expected_image_id=image_id, codebook_size=index_map.codebook_size,
                           shape=index_map.shape, image_size=index_map.image_size,
-                          codebook_id=index_map.codebook_id, prior=opts.prior, header=header, session=session)
+                          codebook_id=index_map.codebook_id, prior=opts.prior, header=header, session=session,
+                          context_coder=opts.context_coder)
         return self._record(int(image_id), index_map, packets, raw, wire, trace, rx, res)
 
     def _record(self, image_id: int, index_map: IndexMap, packets: Sequence[Packet], raw: Sequence[bytes],

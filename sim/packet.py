@@ -19,7 +19,7 @@ Wire layout (big-endian, ``struct`` format ``HEADER_FORMAT``)::
      24   2  image_h        image height in pixels, ≥ 1
      26   2  image_w        image width in pixels, ≥ 1
      28   1  scheme         interleaver code, index into ``interleave.SCHEMES``
-     29   1  coder          payload coder code, index into ``codec.entropy.CODERS``
+     29   1  coder          payload coder code, index into ``codec.entropy.PACKET_CODERS``
      30   4  seed           interleaver seed
      34   2  payload_len    payload bytes that follow the header
      36   …  payload
@@ -89,7 +89,7 @@ from typing import Any
 
 import numpy as np
 
-from codec.entropy import CODERS
+from codec.entropy import PACKET_CODERS
 from codec.errors import VQSimError
 from codec.types import MAX_CODEBOOK_SIZE
 
@@ -213,7 +213,7 @@ class Packet:
             self.seq, self.count,
             self.block, self.fec_n, self.fec_k, self.codebook_size, self.h, self.w,
             self.image_size[0], self.image_size[1], SCHEMES.index(self.scheme),
-            CODERS.index(self.coder), self.seed, len(self.payload),
+            PACKET_CODERS.index(self.coder), self.seed, len(self.payload),
         )
         body = head + self.payload
         return body + zlib.crc32(body).to_bytes(CRC_SIZE, "big")
@@ -256,14 +256,14 @@ class Packet:
             raise PacketError("bad_field", f"unknown flags {flags:#x}")
         if scheme >= len(SCHEMES):
             raise PacketError("bad_field", f"interleave code {scheme} unknown")
-        if coder >= len(CODERS):
+        if coder >= len(PACKET_CODERS):
             raise PacketError("bad_field", f"coder code {coder} unknown")
         parity = bool(flags & FLAG_PARITY)
         fec_code = "vandermonde" if flags & FLAG_VANDERMONDE else DEFAULT_CODE
         msg = _check_fields(seq, count, block, fec_n, fec_k, K, h, w, ih, iw, plen, parity, fec_code)
         if msg:
             raise PacketError("bad_field", msg)
-        return cls._trusted(image_id, seq, count, K, h, w, (ih, iw), SCHEMES[scheme], CODERS[coder], seed,
+        return cls._trusted(image_id, seq, count, K, h, w, (ih, iw), SCHEMES[scheme], PACKET_CODERS[coder], seed,
                             b[HEADER_SIZE:-CRC_SIZE], parity, block, fec_n, fec_k, fec_code)
 
     @classmethod
@@ -297,8 +297,8 @@ def _validate(p: Packet) -> None:
         raise PacketError("bad_field", f"image_size must be (H, W), got {p.image_size}")
     if p.scheme not in SCHEMES:
         raise PacketError("bad_field", f"scheme must be one of {SCHEMES}, got {p.scheme!r}")
-    if p.coder not in CODERS:
-        raise PacketError("bad_field", f"coder must be one of {CODERS}, got {p.coder!r}")
+    if p.coder not in PACKET_CODERS:
+        raise PacketError("bad_field", f"coder must be one of {PACKET_CODERS}, got {p.coder!r}")
     if p.fec_code not in CODES:
         raise PacketError("bad_field", f"fec_code must be one of {CODES}, got {p.fec_code!r}")
     msg = _check_fields(p.seq, p.count, p.block, p.fec_n, p.fec_k, p.codebook_size, p.h, p.w,
@@ -419,7 +419,7 @@ class CompactSession:
 
     def _body(self) -> bytes:
         return _SESSION.pack(SESSION_MAGIC, VERSION, self.codebook_size, self.h, self.w, *self.image_size,
-                             SCHEMES.index(self.scheme), CODERS.index(self.coder), self.seed, self.fec_n,
+                             SCHEMES.index(self.scheme), PACKET_CODERS.index(self.coder), self.seed, self.fec_n,
                              self.fec_k, CODES.index(self.fec_code))
 
     @cached_property
@@ -444,9 +444,9 @@ class CompactSession:
         if zlib.crc32(b[:-4]) != int.from_bytes(b[-4:], "big"):
             raise PacketError("bad_crc", "session descriptor CRC-32 mismatch")
         _, version, K, h, w, ih, iw, scheme, coder, seed, n, k, code = _SESSION.unpack(b[:-4])
-        if version != VERSION or scheme >= len(SCHEMES) or coder >= len(CODERS) or code >= len(CODES):
+        if version != VERSION or scheme >= len(SCHEMES) or coder >= len(PACKET_CODERS) or code >= len(CODES):
             raise PacketError("bad_field", "unknown version, scheme, coder or FEC code in session descriptor")
-        return cls(K, h, w, (ih, iw), SCHEMES[scheme], CODERS[coder], seed, n, k, CODES[code])
+        return cls(K, h, w, (ih, iw), SCHEMES[scheme], PACKET_CODERS[coder], seed, n, k, CODES[code])
 
     def encode(self, p: Packet) -> bytes:
         """Packet ``p`` (of this session) with the compact header."""

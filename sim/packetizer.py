@@ -55,20 +55,21 @@ as long as it knows the session parameters (``codebook_size`` and ``shape``;
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from codec.entropy import CODERS, decode_symbols, encode_symbols
+from codec.entropy import CONTEXT_CODERS, PACKET_CODERS, decode_symbols, encode_symbols
 from codec.errors import BitstreamError, ParameterError
 from codec.limits import DecodeLimits, LimitExceededError, resolve_limits
 from codec.types import DEFAULT_DOWNSAMPLING, IndexMap
 
 from .fec import BACKENDS, DEFAULT_CODE, ErasureFEC, FECError
-from .interleave import SCHEMES, Interleaving, interleave
+from .interleave import SCHEMES, Interleaving, interleave, tile_boxes, tile_seed, tile_shape
 from .packet import HEADERS, MAX_PAYLOAD, OVERHEAD, REASONS, CompactSession, Packet, PacketError, parse_packet
 
 DEFAULT_MTU = 1200
@@ -78,6 +79,27 @@ MAX_PACKETS = 0xFFFF
 
 StreamKey = tuple[Any, ...]
 """``Packet.stream_key``: the header fields every packet of one image shares."""
+
+TILE_SHAPES: tuple[tuple[int, int], ...] = (
+    (32, 32), (24, 32), (24, 24), (16, 24), (16, 16), (12, 16), (8, 16), (8, 12), (8, 8), (6, 8), (4, 8),
+    (4, 6), (4, 4), (2, 4), (2, 2), (1, 2), (1, 1))
+"""Tile shapes (rows, cols) the ``tile`` interleaver tries, largest first: the largest whose every payload fits
+``mtu`` is used (the packet count follows from it; wide tiles first, as Kodak-like maps are landscape)."""
+
+
+class TileCoder(Protocol):
+    """A packet coder for 2-D tiles (``codec.entropy.CONTEXT_CODERS``; e.g. ``codec.entropy.tf_ar.TileContextCoder``).
+
+    ``encode_tile`` maps a (th, tw) int array of indices to payload bytes; ``decode_tile(payload, (th, tw))``
+    inverts it or raises ``codec.errors.BitstreamError``.  The sender's and the receiver's coder must be the
+    same model (a session parameter, like the ``arith`` coders' prior).
+    """
+
+    name: str
+
+    def encode_tile(self, tile: np.ndarray) -> bytes: ...
+
+    def decode_tile(self, payload: bytes, shape: tuple[int, int]) -> np.ndarray: ...
 
 
 def _check_image_id(image_id: int) -> None:
@@ -98,7 +120,10 @@ class PacketizeOptions:
             in [``MIN_MTU``, ``MAX_MTU``].
         interleave: one of ``interleave.SCHEMES``.
         seed: interleaver seed (used by ``"random"``), in [0, 2^32).
-        coder: payload coder, one of ``codec.entropy.CODERS``.
+        coder: payload coder, one of ``codec.entropy.PACKET_CODERS``: a symbol coder
+            (``CODERS``) codes each packet's run of indices; a context coder
+            (``CONTEXT_CODERS``: ``"tf_tile"``) codes each packet's tile with
+            ``context_coder`` and needs ``interleave="tile"``.
         fec: optional packet-level erasure code; then the order is, per block,
             k data packets followed by the block's n − k parity packets.  Its
             ``code`` is written into every header (flag bit), so the receiver
@@ -107,6 +132,10 @@ class PacketizeOptions:
             receiver must use the same).
         header: ``"full"`` (36-byte header, default) or ``"compact"`` (see the
             module docstring: parity covers the compact data packets).
+        context_coder: the ``TileCoder`` of a context coder (the receiver needs the same one).
+
+    With ``interleave="tile"`` the ``seed`` is not used: the packetizer picks the largest tile of
+    :data:`TILE_SHAPES` whose payloads all fit ``mtu`` and writes its shape in the headers' seed field.
 
     Raises:
         ParameterError: a value out of its range or not one of its choices.
@@ -119,14 +148,22 @@ class PacketizeOptions:
     fec: ErasureFEC | None = None
     prior: np.ndarray | None = field(default=None, compare=False)
     header: str = "full"
+    context_coder: TileCoder | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not MIN_MTU <= int(self.mtu) <= MAX_MTU:
             raise ParameterError(f"mtu must be in [{MIN_MTU}, {MAX_MTU}] payload bytes, got {self.mtu}")
         if self.interleave not in SCHEMES:
             raise ParameterError(f"interleave must be one of {SCHEMES}, got {self.interleave!r}")
-        if self.coder not in CODERS:
-            raise ParameterError(f"coder must be one of {CODERS}, got {self.coder!r}")
+        if self.coder not in PACKET_CODERS:
+            raise ParameterError(f"coder must be one of {PACKET_CODERS}, got {self.coder!r}")
+        if self.coder in CONTEXT_CODERS:
+            if self.interleave != "tile":
+                raise ParameterError(f"coder {self.coder!r} codes rectangular tiles: use interleave='tile' "
+                                     f"(got {self.interleave!r})")
+            if self.context_coder is None or getattr(self.context_coder, "name", None) != self.coder:
+                raise ParameterError(f"coder {self.coder!r} needs context_coder= (the transformer both ends use, "
+                                     "e.g. codec.entropy.tf_ar.TileContextCoder.for_codebook('default/1024', 1024))")
         if not 0 <= int(self.seed) < 2**32:
             raise ParameterError(f"seed must be in [0, 2^32), got {self.seed}")
 
@@ -153,17 +190,63 @@ class PacketizeOptions:
 
 
 def encode_payloads(index_map: IndexMap, num_packets: int, scheme: str, seed: int, coder: str,
-                    prior: np.ndarray | None = None) -> list[bytes]:
-    """Coded payload of each of the P data packets (coder restarted per packet)."""
-    il = interleave(scheme, index_map.shape[0], index_map.shape[1], num_packets, seed)
+                    prior: np.ndarray | None = None, context_coder: TileCoder | None = None) -> list[bytes]:
+    """Coded payload of each of the P data packets (coder restarted per packet; a context coder per tile)."""
+    h, w = index_map.shape
+    if coder in CONTEXT_CODERS:
+        if context_coder is None:
+            raise ParameterError(f"coder {coder!r} needs a context_coder")
+        boxes = tile_boxes(h, w, *tile_shape(seed))
+        a = index_map.indices
+        return [context_coder.encode_tile(a[t:t + r, lf:lf + c]) for t, lf, r, c in boxes]
+    il = interleave(scheme, h, w, num_packets, seed)
     flat = index_map.indices.reshape(-1)[il.order]
     b = il.bounds
     K = index_map.codebook_size
     return [encode_symbols(flat[b[j]:b[j + 1]], K, coder, prior) for j in range(num_packets)]
 
 
-def _count_packets(index_map: IndexMap, opts: PacketizeOptions) -> tuple[int, list[bytes]]:
-    """P and the coded payloads: the fewest balanced packets whose payloads all fit ``opts.mtu``."""
+CONTEXT_GAIN = 0.75
+"""Where ``tile`` starts its search for a context coder: the largest tile whose size times this fraction of
+the ``arith`` coder's bits per index fits ``mtu`` (``tf_tile`` measured 0.78-0.83 of ``arith`` on Kodak)."""
+
+
+def _first_tile(index_map: IndexMap, opts: PacketizeOptions) -> int:
+    """Index into :data:`TILE_SHAPES` of the first tile worth coding (larger ones cannot fit ``mtu``)."""
+    K = index_map.codebook_size
+    a = index_map.indices.reshape(-1)
+    coder = "arith" if opts.coder in CONTEXT_CODERS else opts.coder
+    bits = 8 * len(encode_symbols(a, K, coder, opts.prior)) / a.size
+    if opts.coder in CONTEXT_CODERS:
+        bits *= CONTEXT_GAIN
+    fits = [i for i, (th, tw) in enumerate(TILE_SHAPES) if th * tw * bits <= 8 * opts.mtu]
+    return fits[0] if fits else len(TILE_SHAPES) - 1
+
+
+def _count_tiles(index_map: IndexMap, opts: PacketizeOptions) -> tuple[int, int, list[bytes]]:
+    """(P, seed, payloads) of the ``tile`` scheme: the largest :data:`TILE_SHAPES` tile whose payloads fit
+    (trying from :func:`_first_tile` down)."""
+    h, w = index_map.shape
+    largest = 0
+    for th, tw in TILE_SHAPES[_first_tile(index_map, opts):]:
+        th, tw = min(th, h), min(tw, w)
+        seed = tile_seed(th, tw)
+        P = len(tile_boxes(h, w, th, tw))
+        if P > MAX_PACKETS:
+            break
+        payloads = encode_payloads(index_map, P, "tile", seed, opts.coder, opts.prior, opts.context_coder)
+        largest = max(len(p) for p in payloads)
+        if largest <= opts.mtu:
+            return P, seed, payloads
+    raise ParameterError(f"mtu={opts.mtu} is too small for the tile interleaver: the smallest tile tried "
+                         f"needs {largest} bytes")
+
+
+def _count_packets(index_map: IndexMap, opts: PacketizeOptions) -> tuple[int, int, list[bytes]]:
+    """(P, seed, payloads): the fewest balanced packets whose payloads all fit ``opts.mtu`` (the seed is
+    ``opts.seed``, except for the ``tile`` scheme, whose seed field names the tile shape)."""
+    if opts.interleave == "tile":
+        return _count_tiles(index_map, opts)
     mtu = opts.mtu
     h, w = index_map.shape
     N = h * w
@@ -174,7 +257,7 @@ def _count_packets(index_map: IndexMap, opts: PacketizeOptions) -> tuple[int, li
         payloads = encode_payloads(index_map, P, opts.interleave, opts.seed, opts.coder, opts.prior)
         largest = max(len(p) for p in payloads)
         if largest <= mtu:
-            return P, payloads
+            return P, int(opts.seed), payloads
         if P >= min(N, MAX_PACKETS):
             raise ParameterError(f"mtu={mtu} is too small: a packet of {N // P} index(es) needs {largest} bytes"
                                  if P >= N else f"the map needs more than {MAX_PACKETS} packets at mtu={mtu}")
@@ -203,10 +286,10 @@ def packetize(index_map: IndexMap, options: PacketizeOptions | None = None, *, i
     opts = PacketizeOptions.resolve(options, overrides)
     _check_image_id(image_id)
     opts._check_header()
-    P, payloads = _count_packets(index_map, opts)
+    P, seed, payloads = _count_packets(index_map, opts)
     if P > MAX_PACKETS:  # pragma: no cover - _count_packets caps P
         raise ParameterError(f"the map needs more than {MAX_PACKETS} packets at mtu={opts.mtu}")
-    scheme, coder, seed, fec, header = opts.interleave, opts.coder, int(opts.seed), opts.fec, opts.header
+    scheme, coder, fec, header = opts.interleave, opts.coder, opts.fec, opts.header
     h, w = index_map.shape
     K = index_map.codebook_size
     iid, isz = int(image_id), index_map.image_size
@@ -379,11 +462,14 @@ def _split_duplicates(accepted: list[tuple[Packet, bytes]], counts: Counter[str]
 class _PayloadDecoder:
     """Entropy-decodes data payloads into ``decoded``; a payload that does not decode is "bad_payload"."""
 
-    def __init__(self, il: Interleaving, codebook_size: int, prior: np.ndarray | None, counts: Counter[str]) -> None:
+    def __init__(self, il: Interleaving, codebook_size: int, prior: np.ndarray | None, counts: Counter[str],
+                 context_coder: TileCoder | None = None) -> None:
         self.il = il
         self.codebook_size = codebook_size
         self.prior = prior
         self.counts = counts
+        self.context_coder = context_coder
+        self.boxes = tile_boxes(il.h, il.w, *tile_shape(il.seed)) if il.scheme == "tile" else None
         self.decoded: dict[int, np.ndarray] = {}
 
     def all_of(self, data: dict[int, tuple[Packet, bytes]]) -> None:
@@ -405,8 +491,16 @@ class _PayloadDecoder:
 
     def __call__(self, j: int, p: Packet) -> bool:
         try:
-            self.decoded[j] = decode_symbols(p.payload, self.il.positions(j).size, self.codebook_size, p.coder,
-                                             self.prior)
+            if p.coder in CONTEXT_CODERS:
+                assert self.context_coder is not None and self.boxes is not None  # checked by depacketize
+                shape = (int(self.boxes[j, 2]), int(self.boxes[j, 3]))
+                vals = np.asarray(self.context_coder.decode_tile(p.payload, shape)).reshape(-1)
+                if vals.size != shape[0] * shape[1] or vals.min() < 0 or vals.max() >= self.codebook_size:
+                    raise BitstreamError("tile decodes to the wrong size or out-of-range indices")
+                self.decoded[j] = vals
+            else:
+                self.decoded[j] = decode_symbols(p.payload, self.il.positions(j).size, self.codebook_size, p.coder,
+                                                 self.prior)
             return True
         except (BitstreamError, ValueError):
             self.counts["bad_payload"] += 1
@@ -475,6 +569,7 @@ def depacketize(
     fec_backend: str = "auto",
     header: str = "full",
     session: CompactSession | None = None,
+    context_coder: TileCoder | None = None,
 ) -> DepacketizeResult:
     """Rebuild an index map from whatever packets arrived, in any order.
 
@@ -505,6 +600,12 @@ def depacketize(
             installed and a "vandermonde" block needs decoding.
         PacketError("no_packets"): no valid packet arrived and ``codebook_size``
             / ``shape`` were not given, so there is nothing to build the map from.
+
+    A stream whose header fields name no valid interleaving (a ``tile`` seed that is no
+    tile shape, or a count that is not the grid's tile count; a context coder without
+    the ``tile`` scheme), or a context-coded stream when no ``context_coder`` of that
+    coder was given (with a ``UserWarning`` naming the fix), is dropped as "bad_field"
+    and the map returned all lost.
     """
     _check_receiver(fec_backend, header, session)
     counts: Counter[str] = Counter({r: 0 for r in REASONS})
@@ -525,8 +626,20 @@ def depacketize(
     # ---- decode every received payload first: one that passes its CRC but not its entropy decoder
     # (the compact header's CRC-8 lets ~1/256 random corruptions through) is "bad_payload" and its
     # slot counts as missing, so FEC can rebuild it (and no parity is solved with its bytes)
-    il = interleave(first.scheme, h, w, P, first.seed)
-    decode = _PayloadDecoder(il, K, prior, counts)
+    try:
+        if first.coder in CONTEXT_CODERS and first.scheme != "tile":
+            raise ParameterError(f"coder {first.coder!r} with interleave {first.scheme!r}")
+        if first.coder in CONTEXT_CODERS and getattr(context_coder, "name", None) != first.coder:
+            warnings.warn(f"depacketize: the packets are coded with {first.coder!r} and no context_coder= of that "
+                          "coder was given: the stream is dropped as 'bad_field' (pass the sender's TileCoder)",
+                          stacklevel=2)
+            raise ParameterError("no context coder")
+        il = interleave(first.scheme, h, w, P, first.seed)
+    except ParameterError:
+        counts["bad_field"] += len(accepted)
+        return _all_lost(dataclasses.replace(rx, codebook_size=K, shape=(h, w),
+                                             image_size=first.image_size), codebook_id)
+    decode = _PayloadDecoder(il, K, prior, counts, context_coder)
     decode.all_of(data)
     data_received = len(data)
 

@@ -34,12 +34,22 @@ import math
 import numpy as np
 
 from ..errors import BitstreamError, ParameterError
-from .alphabet import CODERS, MAX_SYMBOLS, PRIOR_CODERS, bits_per_symbol, check_alphabet, check_coder
+from .alphabet import (
+    CODERS,
+    CONTEXT_CODERS,
+    MAX_SYMBOLS,
+    PACKET_CODERS,
+    PRIOR_CODERS,
+    bits_per_symbol,
+    check_alphabet,
+    check_coder,
+)
 from .arith import BIT_MODEL_LIMIT, arith_decode, arith_encode, increment, legacy_prior_weight, max_total, prior_weight
 from .packing import DEFLATE_MAX_RATIO, deflate_decode, deflate_encode, raw_decode, raw_encode
 
 __all__ = [
-    "CODERS", "PRIOR_CODERS", "MAX_SYMBOLS", "bits_per_symbol", "increment", "max_total", "prior_weight",
+    "CODERS", "CONTEXT_CODERS", "PACKET_CODERS",
+    "PRIOR_CODERS", "MAX_SYMBOLS", "bits_per_symbol", "increment", "max_total", "prior_weight",
     "legacy_prior_weight", "encode_symbols", "decode_symbols", "max_symbols",
 ]
 

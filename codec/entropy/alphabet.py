@@ -17,10 +17,19 @@ import numpy as np
 from ..errors import ParameterError
 from ..types import MAX_CODEBOOK_SIZE
 
-__all__ = ["CODERS", "PRIOR_CODERS", "MAX_SYMBOLS", "check_alphabet", "check_coder", "bits_per_symbol"]
+__all__ = ["CODERS", "CONTEXT_CODERS", "PACKET_CODERS", "PRIOR_CODERS",
+            "MAX_SYMBOLS", "check_alphabet", "check_coder", "bits_per_symbol"]
 
 CODERS: tuple[str, ...] = ("raw", "deflate", "arith", "arith_rep")
 """Coder names; the position is the coder's id on the wire (bitstream and packet headers)."""
+
+CONTEXT_CODERS: tuple[str, ...] = ("tf_tile",)
+"""Packet coders that code a 2-D tile with a transformer (``codec.entropy.tf_ar.TileContextCoder``): the
+packetizer hands them tiles instead of symbol runs, and the receiver must be given the same coder object."""
+
+PACKET_CODERS: tuple[str, ...] = CODERS + CONTEXT_CODERS
+"""Every coder a vqsim packet header can name; the position is the header's coder id (``CODERS`` first, so
+every existing packet keeps its id)."""
 
 PRIOR_CODERS: tuple[str, ...] = ("arith", "arith_rep")
 """The arithmetic coders: the ones that use a codebook prior (the others ignore it)."""

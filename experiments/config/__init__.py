@@ -40,7 +40,10 @@ parameters; any other string there is an error.
     packetization: {mtu: [128], interleave: [random], coder: [arith]}   # = the default: a Kodak image in 11-15
                                    # packets at K=1024 (6-11 at K=128) (mtu 1200 sends it in 2, and a loss
                                    # sweep then measures little);
-                                   # runs, summaries and reports warn when images travel in < 8 data packets
+                                   # runs, summaries and reports warn when images travel in < 8 data packets;
+                                   # coder tf_tile (the AR transformer as a packet-local entropy model, one
+                                   # tile per packet) goes with interleave tile only (list both; the other
+                                   # interleavers still pair with the symbol coders): see context_coding.yaml
     link: {bandwidth_bps: 1.0e7, propagation_s: 0.02, jitter: none, jitter_s: 0.0,
            queue_packets: null, queue_bytes: null, overhead_bytes: 0}
     pacing_bps: null

@@ -81,8 +81,26 @@ def check_resources(cfg: dict) -> list[str]:
     if not keep:
         raise err("concealment.methods", "no concealment method left to run")
     conc["methods"] = keep
+    _check_context_coders(cfg, name)
     _try_concealment(cfg, int(base.quantize.codewords().shape[1]))
     return notes
+
+
+def _check_context_coders(cfg: dict, name: str) -> None:
+    """A context packet coder (``tf_tile``) needs the AR transformer at every codebook size (ConfigError)."""
+    from codec.entropy import CONTEXT_CODERS
+    from codec.zoo import concealer_path
+
+    used = [c for c in cfg["packetization"]["coder"] if c in CONTEXT_CODERS]
+    if not used:
+        return
+    tmpl = cfg["concealment"]["models"].get("ar")
+    missing = [str(p) for p in (Path(tmpl.format(size=s)) if tmpl else concealer_path(name, s, "ar")
+                                for s in codec_sizes(cfg)) if not p.exists()]
+    if missing:
+        raise err("packetization.coder", f"coder {used[0]!r} codes each tile with the 'ar' transformer, missing: "
+                  f"{', '.join(missing)} (use codebook sizes that ship one, e.g. 1024 and 128, or set "
+                  "concealment.models.ar to a path template with {size})")
 
 
 def _try_concealment(cfg: dict, dim: int) -> None:

@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any, Mapping
 
-from codec.entropy import CODERS
+from codec.entropy import CODERS, CONTEXT_CODERS, PACKET_CODERS
 
 from ._checks import as_int, as_list, as_num, check_keys, choice, err, size_pair
 from .channel_grid import channel_floats, expand_channels
@@ -219,10 +219,15 @@ def _packetization(v: Any) -> dict:
         )
     ]
     cds = [
-        choice(m, CODERS, f"packetization.coder[{i}]")
+        choice(m, PACKET_CODERS, f"packetization.coder[{i}]")
         for i, m in enumerate(as_list(d.get("coder", PACKETIZATION_DEFAULTS["coder"]), "packetization.coder"))
     ]
     out = {"mtu": mtus, "interleave": ils, "coder": cds}
+    ctx = [c for c in cds if c in CONTEXT_CODERS]
+    if ctx and "tile" not in ils:
+        raise err("packetization.interleave", f"coder {ctx[0]!r} codes one tile of the map per packet: add 'tile' "
+                  f"to packetization.interleave (it is paired only with 'tile'; the other interleavers "
+                  f"still go with the symbol coders)")
     if d.get("header") is not None:  # left out when not given: resolved configs and hashes of older configs unchanged
         from sim.packet import HEADERS
 

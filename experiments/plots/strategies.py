@@ -1,8 +1,10 @@
 """``strategies``: every (codebook size, FEC, method) on one loss axis — the FEC-vs-concealment crossover.
 
-A *strategy* is what a sender and receiver agree on: a codebook size S, an FEC setting and a concealment
-method.  Per channel family (one column), (a) the metric vs the nominal loss rate, one line per strategy
-(colour: S + FEC, line style / marker: method), with the strategy's measured total rate in the legend, so
+A *strategy* is what a sender and receiver agree on: a codebook size S, an FEC setting, the packetization
+(packet coder / interleaver, named only when a run has more than one: e.g. ``arith/random`` against the
+context coder ``tf_tile/tile``) and a concealment method.  Per channel family (one column), (a) the
+metric vs the nominal loss rate, one line per strategy (colour: S + FEC [+ packetization], line style /
+marker: method), with the strategy's measured total rate in the legend, so
 "equal bits" is shown, not assumed; (b) the paired difference of each strategy to the reference strategy
 (default: the largest S without FEC, with its best model-free method) on the same images, seeds and channel
 draws (common random numbers), with its 95 % t-interval over images (seeds averaged first).  Where the lines
@@ -24,12 +26,31 @@ __all__ = ["plot_strategies", "strategy_table"]
 MAX_STRATEGIES = 12
 
 
-def _strategy(S, fec, method) -> str:
-    return f"S={int(S)}{'' if fec == 'none' else ' + ' + str(fec)} · {method_label(method)}"
+def _setting(S, fec, pk: str = "") -> str:
+    """'S=1024 + RS(14,12) · tf_tile/tile': codebook size, FEC and (when a run varies it) packetization."""
+    return f"S={int(S)}{'' if fec == 'none' else ' + ' + str(fec)}{' · ' + pk if pk else ''}"
 
 
-def _reference(d, metric: str, higher: bool) -> tuple[int, str, str]:
-    """(S, fec, method): the largest S without FEC (else the largest S), with its best model-free method."""
+def _strategy(S, fec, pk, method) -> str:
+    return f"{_setting(S, fec, pk)} · {method_label(method)}"
+
+
+def _with_packetization(d):
+    """``d`` with a ``_pk`` column: 'coder/interleave' when the run has more than one, else ''."""
+    d = d.copy()
+    if {"coder", "interleave"} <= set(d.columns):
+        pk = d["coder"].astype(str) + "/" + d["interleave"].astype(str)
+        d["_pk"] = pk if pk.nunique() > 1 else ""
+    else:
+        d["_pk"] = ""
+    return d
+
+
+def _reference(d, metric: str, higher: bool) -> tuple[int, str, str, str]:
+    """(S, fec, pk, method): the largest S without FEC (else the largest S), the symbol coders' packetization
+    before a context coder's, with its best model-free method."""
+    from codec.entropy.alphabet import CONTEXT_CODERS
+
     from ..paired import BASELINES
 
     nofec = d[d["fec"] == "none"]
@@ -37,10 +58,12 @@ def _reference(d, metric: str, higher: bool) -> tuple[int, str, str]:
     S = int(base["codebook_size"].max())
     g = base[base["codebook_size"] == S]
     fec = str(g["fec"].iloc[0])
+    pks = sorted(g["_pk"].unique(), key=lambda k: (k.split("/")[0] in CONTEXT_CODERS, k))
+    g = g[g["_pk"] == pks[0]]
     means = g.groupby("method")[metric].mean()
     cand = means[[m for m in means.index if m in BASELINES and m != "none"]]
     cand = cand if len(cand) else means
-    return S, fec, str(cand.idxmax() if higher else cand.idxmin())
+    return S, fec, pks[0], str(cand.idxmax() if higher else cand.idxmin())
 
 
 def strategy_table(df, metric: str | None = None, unit: str = "image", reference: tuple | None = None,
@@ -52,7 +75,7 @@ def strategy_table(df, metric: str | None = None, unit: str = "image", reference
     from ..paired import by_image, image_column, image_mean_ci, paired_stats
 
     metric = metric or metric_column(df)
-    d = df[df["channel_kind"] == "loss"].copy()
+    d = _with_packetization(df[df["channel_kind"] == "loss"])
     if methods:
         d = d[d["method"].isin(list(methods))]
     if d.empty or metric is None:
@@ -64,13 +87,14 @@ def strategy_table(df, metric: str | None = None, unit: str = "image", reference
     key = [img, "seed", "channel_label"]
     rows = []
     for fam, g in d.groupby("channel_family", sort=False):
-        r = g[(g["codebook_size"] == ref[0]) & (g["fec"] == ref[1]) & (g["method"] == ref[2])]
+        r = g[(g["codebook_size"] == ref[0]) & (g["fec"] == ref[1]) & (g["_pk"] == ref[2]) & (g["method"] == ref[3])]
         r = r[key + [metric]].rename(columns={metric: "_ref"})
-        for (S, fec, m), s in g.groupby(["codebook_size", "fec", "method"], sort=False):
+        for (S, fec, pk, m), s in g.groupby(["codebook_size", "fec", "_pk", "method"], sort=False):
             for L, p in s.groupby("_L", sort=True):
                 mu, lo, hi, n = image_mean_ci(p[metric].to_numpy(float), p[img].to_numpy(), unit=unit)
                 row = {"channel_family": fam, "loss_rate_nominal": float(L), "codebook_size": int(S), "fec": fec,
-                       "method": m, "strategy": _strategy(S, fec, m), "total_bpp": float(p["total_bpp"].mean()),
+                       "packetization": pk, "method": m, "strategy": _strategy(S, fec, pk, m),
+                       "total_bpp": float(p["total_bpp"].mean()),
                        "mean": mu, "lo": lo, "hi": hi, "n_images": n,
                        "reference": _strategy(*ref)}
                 j = p[key + [metric]].merge(r, on=key)
@@ -88,9 +112,10 @@ def plot_strategies(df, folder: Path, formats, report: PlotReport, unit: str = "
     import pandas as pd
 
     metric = metric_column(df)
-    d = df[df["channel_kind"] == "loss"] if metric else df.iloc[:0]
-    if d.empty or d.groupby(["codebook_size", "fec"]).ngroups < 2:
-        report.skipped.append("strategies: needs ≥ 2 (codebook size, FEC) settings on packet-loss channels")
+    d = _with_packetization(df[df["channel_kind"] == "loss"] if metric else df.iloc[:0])
+    if d.empty or d.groupby(["codebook_size", "fec", "_pk"]).ngroups < 2:
+        report.skipped.append("strategies: needs ≥ 2 (codebook size, FEC, packetization) settings on packet-loss "
+                              "channels")
         return
     t = strategy_table(d, metric, unit, methods=methods)
     fams = [f for f, g in t.groupby("channel_family", sort=False) if g["loss_rate_nominal"].nunique() >= 2]
@@ -99,24 +124,26 @@ def plot_strategies(df, folder: Path, formats, report: PlotReport, unit: str = "
         return
     t = t[t["channel_family"].isin(fams)]
     # at most MAX_STRATEGIES lines: per (S, FEC) its methods ranked by mean metric
-    strat = t.groupby(["codebook_size", "fec", "method"], sort=False)["mean"].mean().reset_index()
+    SET = ["codebook_size", "fec", "packetization"]
+    strat = t.groupby(SET + ["method"], sort=False)["mean"].mean().reset_index()
     higher = metric in ("psnr", "ssim")
     strat = strat.sort_values("mean", ascending=not higher)
     if len(strat) > MAX_STRATEGIES:   # every (S, FEC) keeps its best method; the other slots go by rank
-        best = strat.drop_duplicates(["codebook_size", "fec"])
+        best = strat.drop_duplicates(SET)
         rest = strat.drop(best.index).head(max(0, MAX_STRATEGIES - len(best)))
         report.notes.append(f"strategies: showing {len(best) + len(rest)} of {len(strat)} strategies (every codebook "
                             f"size + FEC with its best method, then the best others)")
         strat = pd.concat([best, rest])
-    keep = set(zip(strat["codebook_size"], strat["fec"], strat["method"], strict=False))
-    t = t[[k in keep for k in zip(t["codebook_size"], t["fec"], t["method"], strict=False)]]
+    keep = set(zip(strat["codebook_size"], strat["fec"], strat["packetization"], strat["method"], strict=False))
+    t = t[[k in keep for k in zip(t["codebook_size"], t["fec"], t["packetization"], t["method"], strict=False)]]
     t.to_csv(folder / "strategies.csv", index=False)
     report.data["strategies"] = t
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
     settings = sorted(
-        dict.fromkeys(zip(t["codebook_size"], t["fec"], strict=False)), key=lambda s: (-s[0], s[1] != "none", s[1])
+        dict.fromkeys(zip(t["codebook_size"], t["fec"], t["packetization"], strict=False)),
+        key=lambda s: (-s[0], s[1] != "none", s[1], s[2]),
     )
     cmap = plt.get_cmap("viridis")
     scol = {s: cmap(0.9 * i / max(1, len(settings) - 1)) for i, s in enumerate(settings)}
@@ -127,11 +154,11 @@ def plot_strategies(df, folder: Path, formats, report: PlotReport, unit: str = "
         for c, fam in enumerate(fams):
             g = t[t["channel_family"] == fam]
             ax_a, ax_b = axes[0][c], axes[1][c]
-            for (S, fec, m), s in g.groupby(["codebook_size", "fec", "method"], sort=False):
+            for (S, fec, pk, m), s in g.groupby(SET + ["method"], sort=False):
                 s = s.sort_values("loss_rate_nominal")
                 x = 100 * s["loss_rate_nominal"].to_numpy()
                 ls, mk = mstyle[m]
-                col = scol[(S, fec)]
+                col = scol[(S, fec, pk)]
                 ax_a.plot(x, s["mean"], color=col, ls=ls, marker=mk, ms=3.5, lw=1.1)
                 if "diff" in s.columns and s["diff"].notna().any():
                     y, lo, hi = (s[k].to_numpy(float) for k in ("diff", "dlo", "dhi"))
@@ -153,17 +180,8 @@ def plot_strategies(df, folder: Path, formats, report: PlotReport, unit: str = "
             if c == 0:
                 ax_a.set_ylabel(METRIC_LABELS.get(metric, metric))
                 ax_b.set_ylabel(f"paired difference to\n{t.attrs.get('reference', '')}", fontsize=7)
-        bpp = t.groupby(["codebook_size", "fec"])["total_bpp"].mean()
-        handles = [
-            Line2D(
-                [],
-                [],
-                color=scol[s],
-                lw=2.5,
-                label=f"S={s[0]}{'' if s[1] == 'none' else ' + ' + s[1]} ({bpp[s]:.4f} bpp)",
-            )
-            for s in settings
-        ]
+        bpp = t.groupby(SET)["total_bpp"].mean()
+        handles = [Line2D([], [], color=scol[s], lw=2.5, label=f"{_setting(*s)} ({bpp[s]:.4f} bpp)") for s in settings]
         handles += [
             Line2D([], [], color="0.3", ls=mstyle[m][0], marker=mstyle[m][1], label=method_label(m)) for m in meths
         ]
@@ -172,9 +190,9 @@ def plot_strategies(df, folder: Path, formats, report: PlotReport, unit: str = "
         fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0))
         h = fig.get_size_inches()[1]
         fig.suptitle(
-            "strategies (codebook size S + FEC · concealment) at their measured total rate (legend: bits "
-            "per pixel incl. headers + parity);\nbars: 95 % t-interval over images of the paired difference "
-            "(same images, seeds and channel draws)",
+            "strategies (codebook size S + FEC [· packetization] · concealment) at their measured total rate "
+            "(legend: bits per pixel incl. headers + parity);\nbars: 95 % t-interval over images of the paired "
+            "difference (same images, seeds and channel draws)",
             fontsize=7.5,
         )
         fig.tight_layout(rect=(0, (0.1 + 0.16 * nrow) / h, 1, 1 - 0.45 / h))

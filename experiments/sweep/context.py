@@ -16,7 +16,7 @@ import numpy as np
 from .codecs import load_sweep_codec
 from .encode_cache import EncodedImage
 
-__all__ = ["TrialContext", "SweepInputs"]
+__all__ = ["TrialContext", "SweepInputs", "load_tile_coder"]
 
 
 class TrialContext:
@@ -98,6 +98,29 @@ class TrialContext:
                     m = m[0]
                 self._models[key] = m.to(dev).eval()
             return self._models[key]
+
+    def tile_coder(self, S: int):
+        """The ``tf_tile`` packet coder of size S (:func:`load_tile_coder`), built once."""
+        with self._lock:
+            key = ("tf_tile", S)
+            if key not in self._models:
+                self._models[key] = load_tile_coder(self.cfg, S)
+            return self._models[key]
+
+
+def load_tile_coder(cfg: Mapping[str, Any], S: int):
+    """The ``tf_tile`` packet coder of a resolved config at size S: its 'ar' transformer (the configured path
+    template, else the zoo's file) on the CPU in float32 (what makes both ends' probabilities agree bit for bit)."""
+    from codec.conceal import load_transformer
+    from codec.entropy.tf_ar import TileContextCoder
+    from codec.zoo import concealer_path
+
+    tmpl = cfg["concealment"]["models"].get("ar")
+    path = tmpl.format(size=S) if tmpl else concealer_path(cfg["codec"]["name"], S, "ar")
+    m = load_transformer(path, device="cpu")
+    if isinstance(m, tuple):  # (model, meta)
+        m = m[0]
+    return TileContextCoder(m.float().eval(), S)
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,12 @@ def packets_per_image(cfg: Mapping[str, Any], images: Sequence[Any], encoded: Ma
     Interleaver seed 0: for the variable-length coders another seed may move the count by one.
     Returns one dict per setting: the keys of ``_PK``, ``packets`` (list, one per image), ``min``, ``max``.
     """
+    from codec.entropy import CONTEXT_CODERS
     from codec.types import IndexMap
     from sim.packetizer import packetize
 
     from ..config import codec_sizes, expand_channels
+    from .context import load_tile_coder
 
     pk = cfg["packetization"]
     if all(pt["kind"] == "index" for pt in expand_channels(cfg["channels"])):
@@ -48,6 +50,9 @@ def packets_per_image(cfg: Mapping[str, Any], images: Sequence[Any], encoded: Ma
         for mtu in pk["mtu"]:
             for il in pk["interleave"]:
                 for coder in pk["coder"]:
+                    if coder in CONTEXT_CODERS and il != "tile":
+                        continue  # a context coder goes with the tile interleaver only (sweep.plan pairs them)
+                    tiles = load_tile_coder(cfg, S) if coder in CONTEXT_CODERS else None
                     counts = []
                     for img in images:
                         enc = encoded.get(f"{S}/{img.hash}")
@@ -55,7 +60,8 @@ def packets_per_image(cfg: Mapping[str, Any], images: Sequence[Any], encoded: Ma
                             continue
                         imap = IndexMap(enc.indices, S, tuple(enc.image_size))
                         prior = (priors or {}).get(S) if coder.startswith("arith") else None
-                        counts.append(len(packetize(imap, mtu=mtu, interleave=il, seed=0, coder=coder, prior=prior)))
+                        counts.append(len(packetize(imap, mtu=mtu, interleave=il, seed=0, coder=coder, prior=prior,
+                                                    context_coder=tiles)))
                     if counts:
                         out.append({"codebook_size": S, "mtu": mtu, "interleave": il, "coder": coder,
                                     "packets": counts, "min": min(counts), "max": max(counts)})

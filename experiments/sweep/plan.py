@@ -13,6 +13,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from codec.entropy.alphabet import CONTEXT_CODERS
+
 from ..config import ChannelPoint, expand_channels, fec_label
 from .errors import SweepError
 from .sources import SweepImage
@@ -158,7 +160,8 @@ def plan_units(
     opts = cfg["concealment"]["options"]
     pk = cfg["packetization"]
     headers = pk.get("header", [None])  # None: the key is not in the config, and not in the unit params
-    pk_combos = [(m, i, c, h) for m in pk["mtu"] for i in pk["interleave"] for c in pk["coder"] for h in headers]
+    pk_combos = [(m, i, c, h) for m in pk["mtu"] for i in pk["interleave"] for c in pk["coder"] for h in headers
+                 if c not in CONTEXT_CODERS or i == "tile"]  # a context coder (tf_tile) packs tiles only
     settings = _codec_fec_settings(cfg)
     sizes = []
     for S, _, _ in settings:

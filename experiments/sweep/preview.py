@@ -35,31 +35,33 @@ def methods_by_size(plan: SweepPlan) -> list[str]:
 
 
 def strategy_bits(plan: SweepPlan, ctx) -> list[str]:
-    """Mean bits per pixel on the link (payload + headers + parity) per (codebook size, FEC, mtu, coder),
-    from one loss-free send of every image."""
+    """Mean bits per pixel on the link (payload + headers + parity) per (codebook size, FEC, mtu, interleaver,
+    coder), from one loss-free send of every image (each image once per setting)."""
     from codec.types import IndexMap
 
     from .transmit import transmit
 
-    seen: dict[tuple, list[float]] = {}
+    seen: dict[tuple, dict[str, float]] = {}
     for u in plan.units:
         if u.info["channel_kind"] == "index":
             continue
         p = u.params
-        key = (p["codebook_size"], fec_label(p["fec"]), p["mtu"], p["coder"], p.get("header", "full"))
-        done = seen.setdefault(key, [])
-        if len(done) >= len(plan.images):
+        key = (p["codebook_size"], fec_label(p["fec"]), p["mtu"], p["interleave"], p["coder"],
+               p.get("header", "full"))
+        done = seen.setdefault(key, {})
+        if p["image_hash"] in done:
             continue
         clean = dataclasses.replace(u, params={**p, "channel": {"model": "bernoulli", "p": 0.0}})
         enc = ctx.encoded[f"{p['codebook_size']}/{p['image_hash']}"]
 
         sent = IndexMap(enc.indices, p["codebook_size"], enc.image_size, ctx.codec(p["codebook_size"]).codebook_id)
         row = transmit(ctx, clean, sent).to_row(enc)
-        done.append(row["total_bpp"])
+        done[p["image_hash"]] = row["total_bpp"]
     out = []
-    for (S, fec, mtu, coder, header), v in seen.items():
+    for (S, fec, mtu, il, coder, header), d in seen.items():
+        v = list(d.values())
         hdr = "" if header == "full" else f", {header} header"
-        out.append(f"S={S}, FEC {fec}, mtu {mtu}, {coder}{hdr}: {np.mean(v):.4f} bpp on the link "
+        out.append(f"S={S}, FEC {fec}, mtu {mtu}, {il}, {coder}{hdr}: {np.mean(v):.4f} bpp on the link "
                    f"({min(v):.4f}–{max(v):.4f} over {len(v)} images)")
     return out
 

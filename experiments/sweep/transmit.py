@@ -121,6 +121,7 @@ def transmit(ctx: TrialContext, unit: Unit, sent) -> Transmission:
     from channels.base import BitErrorModel
     from channels.factory import from_spec
     from channels.stats import run_lengths
+    from codec.entropy import CONTEXT_CODERS
     from sim.links import LinkConfig
     from sim.network import NetworkSimulator
     from sim.packet import REASONS
@@ -154,5 +155,6 @@ def transmit(ctx: TrialContext, unit: Unit, sent) -> Transmission:
         prior=codec.prior if p["coder"].startswith("arith") else None,
         image_id=0,
         header=p.get("header", "full"),
+        context_coder=ctx.tile_coder(p["codebook_size"]) if p["coder"] in CONTEXT_CODERS else None,
     )
     return Transmission(rec.received, np.asarray(rec.lost_mask, dtype=bool), rec, time.perf_counter() - t0)

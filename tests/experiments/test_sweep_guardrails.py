@@ -125,11 +125,14 @@ def test_sweep_plan_prints_the_plan_and_runs_nothing(tmp_path, tiny_config, caps
         "sweep 'tiny': 36 trials",
         "methods: S=16: latent_avg, neighbor, none",
         "packets: S=16, mtu 24",
-        "bits: S=16, FEC RS(6,4), mtu 24, raw:",
+        "bits: S=16, FEC RS(6,4), mtu 24, random, raw:",
         "calibration: S=8, loss channel",
         "estimated time:",
     ):
         assert words in out, words
+    # each image once per setting (the first image was counted once per channel point and seed before)
+    bits = [ln for ln in out.splitlines() if ln.startswith("bits: ")]
+    assert bits and all(ln.endswith("over 2 images)") for ln in bits), bits
     assert not (tmp_path / "r" / "results.parquet").exists()
 
 
