@@ -232,7 +232,7 @@ def _eval_rows_from_csv(args):
     for f in args.from_csv:
         if not Path(f).is_file():
             raise FileNotFoundError(f"CSV not found: {f}")
-        frames.append(pd.read_csv(f, keep_default_na=False, na_values=[""]))
+        frames.append(pd.read_csv(f, keep_default_na=False, na_values=["", "nan", "NaN"]))
     df = pd.concat(frames, ignore_index=True)
     for col in ("set", "anchor", "setting"):
         if col not in df.columns:
