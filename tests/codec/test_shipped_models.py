@@ -41,6 +41,26 @@ def kodim01_t(kodim01):
     return torch.from_numpy(kodim01).permute(2, 0, 1)[None].float() / 255
 
 
+@pytest.fixture(scope="module")
+def encoded(kodim01):
+    """``encoded(size)`` → (the default codec at ``size``, its index map of kodim01, a copy of the map's indices);
+    ``encoded(size, lossfree=True)`` adds the loss-free reconstruction. Each is computed once per size: encoding
+    and decoding the 768×512 image cost about a second, and 14 concealment cases share 2 sizes."""
+    cache: dict = {}
+
+    def get(size: int, lossfree: bool = False):
+        if size not in cache:
+            codec = load_codec("default", size, device="cpu")
+            imap = codec.encode_indices(kodim01)
+            cache[size] = (codec, imap, imap.indices.copy())
+        if lossfree and (size, "lossfree") not in cache:
+            codec, imap, _ = cache[size]
+            cache[size, "lossfree"] = codec.decode_indices_tensor(imap)
+        return cache[size] + ((cache[size, "lossfree"],) if lossfree else ())
+
+    return get
+
+
 def test_default_model_is_registered_and_small():
     (m,) = [m for m in list_models() if m["name"] == "default"]
     assert m["present"]
@@ -67,10 +87,9 @@ def test_codec_matches_model_card(size, variant, kodim01, kodim01_t):
 
 
 @pytest.mark.parametrize("size", sorted(CARD_CODERS))
-def test_default_coder_is_the_smallest(size, kodim01):
-    codec = load_codec("default", size, device="cpu")
+def test_default_coder_is_the_smallest(size, kodim01, encoded):
+    codec, m, _ = encoded(size)  # load_codec("default", size) and its index map of kodim01
     assert codec.coder == "arith_rep"
-    m = codec.encode_indices(kodim01)
     bpp = [
         bits_per_pixel(len(codec.compress_indices(m, c)), kodim01.shape[:2])
         for c in ("arith_rep", "arith", "deflate", "raw")
@@ -168,15 +187,14 @@ def test_no_stale_concealer_is_shipped_and_the_demo_adapts():
 
 
 @pytest.mark.parametrize("size,method", sorted(CARD_CONCEAL_20))
-def test_concealment_matches_model_card(size, method, kodim01):
+def test_concealment_matches_model_card(size, method, encoded):
     from codec.conceal import MODEL_KIND, conceal, random_loss_mask
 
-    codec = load_codec("default", size, device="cpu")
-    imap = codec.encode_indices(kodim01)
+    codec, imap, sent, lossfree = encoded(size, lossfree=True)  # shared by the methods of a size
     lost = random_loss_mask(imap.shape, 0.2, np.random.default_rng(0))
     model = load_concealer("default", size, MODEL_KIND[method]) if method in MODEL_KIND else None
     filled = conceal(imap, lost, method, model=model, codebook=codec.codebook)
+    assert np.array_equal(imap.indices, sent)  # the input map is not changed (the next method reuses it)
     assert np.array_equal(filled.indices[~lost], imap.indices[~lost])  # received indices untouched
-    lossfree = codec.decode_indices_tensor(imap)
     lp = float(lpips_distance(lossfree, codec.decode_indices_tensor(filled.index_map), net="alex")[0])
     assert lp == pytest.approx(CARD_CONCEAL_20[(size, method)], abs=0.0006)

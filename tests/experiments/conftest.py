@@ -54,3 +54,14 @@ def tiny_config(tiny_codec_path, tiny_images):
         "execution": {"flush_every_s": 0.0},
     }
     return lambda: copy.deepcopy(cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory, tiny_config):
+    """One uninterrupted run of ``tiny_config()`` (one part file per unit: flush_every_s = 0), shared by the
+    modules that compare with it (test_sweep, test_sweep_faults). Read-only: a test that writes into a results
+    folder works on a copy of ``tiny_sweep.out``."""
+    from experiments.sweep import run_sweep
+
+    out = tmp_path_factory.mktemp("tiny_sweep") / "tiny"
+    return run_sweep(tiny_config(), out, progress=False, log=lambda *_a: None)

@@ -5,11 +5,14 @@ import base64
 import io
 import json
 import re
+from dataclasses import dataclass
 from html.parser import HTMLParser
 
 import pandas as pd
 import pytest
 
+from experiments.plots import PlotReport
+from experiments.report import ReportFiles
 from experiments.sweep import ResultStore, run_sweep
 
 
@@ -26,6 +29,49 @@ def sweep(tmp_path_factory, tiny_config):
     cfg["examples"] = {"enabled": True}
     out = tmp_path_factory.mktemp("report") / "tiny"
     return run_sweep(cfg, out, progress=False, log=quiet)
+
+
+@dataclass
+class Written:
+    """One ``write_report`` of the sweep folder, read back at once (later tests redraw and rewrite the folder)."""
+
+    rep: ReportFiles
+    plots_before: bool  # whether plots/ existed before the call (no: the report had to draw every figure)
+    html: str
+    markdown: str
+    sig: pd.DataFrame  # plots/paired_differences.csv as this report wrote it
+
+
+@pytest.fixture(scope="module")
+def report(sweep):
+    """The sweep folder's first report: drawing every figure (PNG + PDF at 200 dpi) costs seconds, so the tests
+    that read the report share this one."""
+    from experiments.report import write_report
+
+    plots_before = (sweep.out / "plots").exists()
+    rep = write_report(sweep.out)
+    return Written(rep, plots_before, rep.html.read_text(encoding="utf-8"), rep.markdown.read_text(encoding="utf-8"),
+                   pd.read_csv(sweep.out / "plots" / "paired_differences.csv"))
+
+
+@dataclass
+class Drawn:
+    """One ``make_plots(sweep folder, png, dpi 50)``, with the files it wrote read back at once."""
+
+    rep: PlotReport
+    paired_csv: pd.DataFrame
+    readme: str
+
+
+@pytest.fixture(scope="module")
+def plots50(sweep, report):
+    """Every figure of the sweep folder as small PNGs, drawn once for the tests that check the drawn numbers
+    (after ``report``, so that the shared report is the one that found no plots/)."""
+    from experiments.plots import make_plots
+
+    rep = make_plots(sweep.out, formats=("png",), dpi=50)
+    plots = sweep.out / "plots"
+    return Drawn(rep, pd.read_csv(plots / "paired_vs_loss.csv"), (plots / "README.txt").read_text())
 
 
 class _Collect(HTMLParser):
@@ -45,14 +91,11 @@ class _Collect(HTMLParser):
         self.text.append(data)
 
 
-def test_report_html_is_self_contained(sweep):
+def test_report_html_is_self_contained(sweep, report):
     from PIL import Image
 
-    from experiments.report import write_report
-
-    rep = write_report(sweep.out)
     p = _Collect()
-    p.feed(rep.html.read_text(encoding="utf-8"))
+    p.feed(report.html)
     assert p.imgs and p.imgs[0]["alt"] == "paired_vs_loss"
     assert any(i["alt"] == "fec_vs_bits" for i in p.imgs)
     for img in p.imgs:
@@ -71,57 +114,46 @@ def test_report_html_is_self_contained(sweep):
     assert "better" in text and "n.s." in text
 
 
-def test_report_states_unit_images_correction_and_warns_with_few_images(sweep):
-    from experiments.report import write_report
-
-    rep = write_report(sweep.out)
+def test_report_states_unit_images_correction_and_warns_with_few_images(report):
     p = _Collect()
-    p.feed(rep.html.read_text(encoding="utf-8"))
+    p.feed(report.html)
     text = " ".join(p.text)
     assert "Unit: image (seeds averaged within each image first), n_images = 2, n_seeds = 2" in text
     assert re.search(r"\d+ of \d+ comparisons have an interval excluding 0 before correction", text)
     assert re.search(r"\d+ remains? significant after Holm", text)
     assert "warning: only 2 image(s) back some intervals (fewer than 5)" in text
     assert "80 % power" in text
-    sig = pd.read_csv(sweep.out / "plots" / "paired_differences.csv")
+    sig = report.sig
     for c in ("unit", "n_images", "n_seeds", "p", "correction", "p_adj", "verdict", "verdict_unadjusted", "mdd"):
         assert c in sig.columns
     assert set(sig["unit"]) == {"image"} and set(sig["n_images"]) == {2} and set(sig["correction"]) == {"holm"}
     assert (sig["p_adj"] >= sig["p"] - 1e-12).all()
-    md = rep.markdown.read_text(encoding="utf-8")
+    md = report.markdown
     assert "> **warning: only 2 image(s)" in md and "Unit: image" in md and "after holm" in md
 
 
-def test_report_md_links_existing_files(sweep):
-    from experiments.report import write_report
-
-    rep = write_report(sweep.out)
-    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", rep.markdown.read_text(encoding="utf-8"))
+def test_report_md_links_existing_files(sweep, report):
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report.markdown)
     assert links[0] == "plots/paired_vs_loss.png"
     for link in links:
         assert not link.startswith("/") and (sweep.out / link).is_file()
 
 
-def test_report_draws_missing_plots(tmp_path, sweep):
-    import shutil
-
-    from experiments.report import write_report
-
-    folder = tmp_path / "copy"
-    shutil.copytree(sweep.out, folder, ignore=shutil.ignore_patterns("plots", "report.*"))
-    rep = write_report(folder)
+def test_report_draws_missing_plots(sweep, report):
+    folder = sweep.out  # the shared report is the folder's first: no plots/ before it
+    assert not report.plots_before
+    rep = report.rep
     assert (folder / "plots" / "paired_vs_loss.png").exists() and rep.figures[0].name == "paired_vs_loss.png"
 
 
-def test_paired_figure_draws_paired_differences(sweep):
+def test_paired_figure_draws_paired_differences(sweep, plots50):
     from experiments.paired import image_mean_ci, paired_differences
-    from experiments.plots import make_plots
     from experiments.significance import adjust_pvalues
 
-    rep = make_plots(sweep.out, formats=("png",), dpi=50)
+    rep = plots50.rep
     assert "paired_vs_loss" in {p.stem for p in rep.files}
     drawn = rep.data["paired_vs_loss"]
-    csv = pd.read_csv(sweep.out / "plots" / "paired_vs_loss.csv")
+    csv = plots50.paired_csv
     assert len(csv) == len(drawn)
     df = sweep.results
     point = dict(codebook_size=16, channel_label="bernoulli(p=0.3)", fec="none")
@@ -154,16 +186,17 @@ def test_paired_figure_draws_paired_differences(sweep):
     g = sub[sub["method"] == "neighbor"]
     mu, lo, hi, n = image_mean_ci(g["lpips_alex_vs_lossfree"].to_numpy(), g["image_hash"].to_numpy())
     assert (a["value"].iloc[0], a["lo"].iloc[0], a["hi"].iloc[0], a["n"].iloc[0]) == pytest.approx((mu, lo, hi, 2))
-    assert "paired statistics: unit=image correction=holm" in (sweep.out / "plots" / "README.txt").read_text()
+    assert "paired statistics: unit=image correction=holm" in plots50.readme
 
 
 def test_reference_parameter(sweep, tmp_path):
-    import shutil
-
     from experiments.plots import make_plots
 
+    # the paired figure's rows at one codebook size without FEC (both channel families, 2 loss rates each):
+    # every report below redraws all figures the data supports (PNG + PDF at 200 dpi), so fewer of them
     folder = tmp_path / "ref"
-    shutil.copytree(sweep.out, folder, ignore=shutil.ignore_patterns("plots", "report.*"))
+    df = sweep.results
+    ResultStore(folder).append(df[(df["codebook_size"] == 16) & (df["fec"] == "none")].to_dict("records"))
     rep = make_plots(folder, formats=("png",), dpi=50, reference="none")
     b = rep.data["paired_vs_loss"].query("panel == 'b'")
     assert set(b["reference"]) == {"none"} and "none" not in set(b["method"])
@@ -177,11 +210,10 @@ def test_reference_parameter(sweep, tmp_path):
     assert set(csv["reference"]) == {"none"}
 
 
-def test_fec_vs_bits_points_and_one_fec_setting(sweep, tmp_path):
+def test_fec_vs_bits_points_and_one_fec_setting(sweep, plots50, tmp_path):
     from experiments.plots import make_plots
 
-    rep = make_plots(sweep.out, formats=("png",), dpi=50)
-    t = rep.data["fec_vs_bits"]
+    t = plots50.rep.data["fec_vs_bits"]
     assert set(t["fec"]) == {"none", "RS(6,4)"} and set(t["codebook_size"]) == {8, 16}
     assert t.loc[t["fec"] == "none", "ideal"].isna().all()
     fec = t[t["fec"] != "none"]
@@ -224,7 +256,7 @@ def test_ideal_fec_rule():
     assert "data_lost" in note and list(f["ideal"]) == [0.2, 0.2]
 
 
-def test_cli_report(sweep, capsys, tmp_path):
+def test_cli_report(sweep, report, capsys, tmp_path):  # report: the folder's first report is the shared one
     from experiments.cli import main
 
     assert main(["report", str(sweep.out)]) == 0

@@ -1,8 +1,10 @@
 """Sweeps end to end with a tiny real codec: rows, resume, determinism, executors, plots, CLI."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -22,11 +24,12 @@ def det(df: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, tiny_config):
-    """One uninterrupted run of the tiny sweep."""
+def reference(tmp_path_factory, tiny_sweep):
+    """One uninterrupted run of the tiny sweep: a copy of the session's run (``tiny_sweep``), since these tests
+    rerun and plot into its folder."""
     out = tmp_path_factory.mktemp("ref") / "tiny"
-    res = run_sweep(tiny_config(), out, progress=False, log=quiet)
-    return res
+    shutil.copytree(tiny_sweep.out, out)
+    return dataclasses.replace(tiny_sweep, out=out, results=tiny_sweep.results.copy())
 
 
 def test_rows_hold_every_parameter_and_consistent_measures(reference):
@@ -153,22 +156,23 @@ def small(tiny_config):
     return cfg
 
 
-def ref_subset(reference, tiny_config, tmp_path):
-    """The rows of the one-image, one-size sweep, computed in this process."""
-    return run_sweep(small(tiny_config), tmp_path / "one", progress=False, log=quiet).results
+@pytest.fixture(scope="module")
+def ref_subset(tmp_path_factory, tiny_config):
+    """The rows of the one-image, one-size sweep, computed in this process (once: three tests compare with it)."""
+    return run_sweep(small(tiny_config), tmp_path_factory.mktemp("one") / "one", progress=False, log=quiet).results
 
 
-def test_two_worker_threads_give_identical_rows(tmp_path, tiny_config, reference):
-    base = ref_subset(reference, tiny_config, tmp_path)
+def test_two_worker_threads_give_identical_rows(tmp_path, tiny_config, ref_subset):
+    base = ref_subset
     res = run_sweep(small(tiny_config), tmp_path / "w2", workers=2, progress=False, log=quiet)
     assert res.complete
     pd.testing.assert_frame_equal(det(res.results), det(base), check_exact=True)
     assert list(res.results["trial_id"]) == list(base["trial_id"])
 
 
-def test_dask_local_cluster(tmp_path, tiny_config, reference):
+def test_dask_local_cluster(tmp_path, tiny_config, ref_subset):
     pytest.importorskip("dask.distributed")
-    base = ref_subset(reference, tiny_config, tmp_path)
+    base = ref_subset
     res = run_sweep(
         small(tiny_config),
         tmp_path / "dask",
@@ -282,8 +286,8 @@ def test_transformer_methods_from_path_templates(tmp_path, tiny_config):
     assert np.isfinite(df["lpips_alex"]).all()
 
 
-def test_structural_metrics_can_be_switched_off(tmp_path, tiny_config, reference):
-    base = ref_subset(reference, tiny_config, tmp_path)
+def test_structural_metrics_can_be_switched_off(tmp_path, tiny_config, ref_subset):
+    base = ref_subset
     cfg = small(tiny_config)
     cfg["metrics"]["structural"] = False
     res = run_sweep(cfg, tmp_path / "nostruct", progress=False, log=quiet).results

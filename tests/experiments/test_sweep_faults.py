@@ -56,10 +56,10 @@ def write_config(path: Path, cfg: dict) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, tiny_config):
-    """One uninterrupted run of the tiny sweep (one part file per unit: flush_every_s = 0)."""
-    out = tmp_path_factory.mktemp("ref") / "tiny"
-    return run_sweep(tiny_config(), out, progress=False, log=quiet)
+def reference(tiny_sweep):
+    """One uninterrupted run of the tiny sweep (one part file per unit: flush_every_s = 0): the session's
+    (``tiny_sweep``, also test_sweep's reference); every test here works on a copy of its folder."""
+    return tiny_sweep
 
 
 def copy_results(src: Path, dst: Path) -> Path:
