@@ -145,8 +145,11 @@ def plot_strategies(df, folder: Path, formats, report: PlotReport, unit: str = "
         dict.fromkeys(zip(t["codebook_size"], t["fec"], t["packetization"], strict=False)),
         key=lambda s: (-s[0], s[1] != "none", s[1], s[2]),
     )
-    cmap = plt.get_cmap("viridis")
-    scol = {s: cmap(0.9 * i / max(1, len(settings) - 1)) for i, s in enumerate(settings)}
+    if t["packetization"].nunique() > 1 and len(settings) <= 10:   # categorical settings: distinct hues
+        scol = {s: plt.get_cmap("tab10")(i) for i, s in enumerate(settings)}
+    else:                                                             # ordered codebook sizes: one ramp
+        cmap = plt.get_cmap("viridis")
+        scol = {s: cmap(0.9 * i / max(1, len(settings) - 1)) for i, s in enumerate(settings)}
     meths = list(dict.fromkeys(t["method"]))
     mstyle = {m: (LINESTYLES[i % len(LINESTYLES)], MARKERS[i % len(MARKERS)]) for i, m in enumerate(meths)}
     with plt.rc_context(plot_style()):

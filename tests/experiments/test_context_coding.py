@@ -66,3 +66,8 @@ def test_strategies_and_paired_table_split_by_packetization(ctx_run):
     assert "raw/random" in t.attrs["reference"]       # the symbol coder's packetization is the reference
     text = paired_table(ctx_run.results, reference="latent_avg")
     assert " tile tf_tile " in text and " random raw " in text
+    from experiments.plots import make_plots
+
+    rep = make_plots(ctx_run.out, formats=("png",), dpi=40, figures=["strategies"])
+    assert [p.name for p in rep.files] == ["strategies.png"]
+    assert set(rep.data["strategies"]["packetization"]) == {"raw/random", "raw/tile", "tf_tile/tile"}
