@@ -546,6 +546,25 @@ def _recover_fec(first: Packet, key: StreamKey, data: dict[int, tuple[Packet, by
     return recovered
 
 
+def _stream_interleaving(first: Packet, context_coder: TileCoder | None) -> Interleaving | None:
+    """The stream's interleaving from its header fields; None when the receiver cannot decode the stream: the
+    fields name no valid interleaving (a tile seed that is no tile shape, a count that is not the grid's tile
+    count, a context coder without the tile scheme), or it is context-coded and no such coder was given
+    (a UserWarning names the fix)."""
+    if first.coder in CONTEXT_CODERS:
+        if first.scheme != "tile":
+            return None
+        if getattr(context_coder, "name", None) != first.coder:
+            warnings.warn(f"depacketize: the packets are coded with {first.coder!r} and no context_coder= of that "
+                          "coder was given: the stream is dropped as 'bad_field' (pass the sender's TileCoder)",
+                          stacklevel=3)
+            return None
+    try:
+        return interleave(first.scheme, first.h, first.w, first.count, first.seed)
+    except ParameterError:
+        return None
+
+
 def _check_receiver(fec_backend: str, header: str, session: CompactSession | None) -> None:
     if fec_backend not in BACKENDS:
         raise ParameterError(f"fec_backend must be one of {BACKENDS}, got {fec_backend!r}")
@@ -626,16 +645,8 @@ def depacketize(
     # ---- decode every received payload first: one that passes its CRC but not its entropy decoder
     # (the compact header's CRC-8 lets ~1/256 random corruptions through) is "bad_payload" and its
     # slot counts as missing, so FEC can rebuild it (and no parity is solved with its bytes)
-    try:
-        if first.coder in CONTEXT_CODERS and first.scheme != "tile":
-            raise ParameterError(f"coder {first.coder!r} with interleave {first.scheme!r}")
-        if first.coder in CONTEXT_CODERS and getattr(context_coder, "name", None) != first.coder:
-            warnings.warn(f"depacketize: the packets are coded with {first.coder!r} and no context_coder= of that "
-                          "coder was given: the stream is dropped as 'bad_field' (pass the sender's TileCoder)",
-                          stacklevel=2)
-            raise ParameterError("no context coder")
-        il = interleave(first.scheme, h, w, P, first.seed)
-    except ParameterError:
+    il = _stream_interleaving(first, context_coder)
+    if il is None:
         counts["bad_field"] += len(accepted)
         return _all_lost(dataclasses.replace(rx, codebook_size=K, shape=(h, w),
                                              image_size=first.image_size), codebook_id)

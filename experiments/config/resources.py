@@ -7,6 +7,16 @@ from typing import Any, Mapping
 from ._checks import err
 
 
+def concealer_file(cfg: Mapping[str, Any], S: int, kind: str, name: str | None = None) -> Path:
+    """The ``kind`` ('ar' | 'bidir') transformer file of codebook size S: the config's
+    ``concealment.models.<kind>`` template with ``{size}``, else the zoo's file of codec ``name``
+    (default: the resolved ``codec.name``)."""
+    from codec.zoo import concealer_path
+
+    tmpl = cfg["concealment"]["models"].get(kind)
+    return Path(tmpl.format(size=S)) if tmpl else Path(concealer_path(name or cfg["codec"]["name"], S, kind))
+
+
 def codec_sizes(cfg: Mapping[str, Any]) -> list[int]:
     """The codebook sizes a resolved, resource-checked config uses (from codec.codebook_sizes or pairs)."""
     if cfg.get("pairs"):
@@ -25,7 +35,7 @@ def check_resources(cfg: dict) -> list[str]:
     """
     from codec.conceal import MODEL_KIND
     from codec.errors import ModelNotFoundError, VQSimError
-    from codec.zoo import concealer_path, file_sha256, load_base_model, resolve_model_path
+    from codec.zoo import file_sha256, load_base_model, resolve_model_path
 
     notes: list[str] = []
     c = cfg["codec"]
@@ -56,8 +66,7 @@ def check_resources(cfg: dict) -> list[str]:
             continue
         missing, missing_sizes = [], []
         for s in codec_sizes(cfg):
-            tmpl = conc["models"].get(kind)
-            p = Path(tmpl.format(size=s)) if tmpl else concealer_path(name, s, kind)
+            p = concealer_file(cfg, s, kind, name)
             if not p.exists():
                 missing.append(str(p))
                 missing_sizes.append(s)
@@ -89,14 +98,11 @@ def check_resources(cfg: dict) -> list[str]:
 def _check_context_coders(cfg: dict, name: str) -> None:
     """A context packet coder (``tf_tile``) needs the AR transformer at every codebook size (ConfigError)."""
     from codec.entropy import CONTEXT_CODERS
-    from codec.zoo import concealer_path
 
     used = [c for c in cfg["packetization"]["coder"] if c in CONTEXT_CODERS]
     if not used:
         return
-    tmpl = cfg["concealment"]["models"].get("ar")
-    missing = [str(p) for p in (Path(tmpl.format(size=s)) if tmpl else concealer_path(name, s, "ar")
-                                for s in codec_sizes(cfg)) if not p.exists()]
+    missing = [str(p) for p in (concealer_file(cfg, s, "ar", name) for s in codec_sizes(cfg)) if not p.exists()]
     if missing:
         raise err("packetization.coder", f"coder {used[0]!r} codes each tile with the 'ar' transformer, missing: "
                   f"{', '.join(missing)} (use codebook sizes that ship one, e.g. 1024 and 128, or set "
@@ -114,7 +120,6 @@ def _try_concealment(cfg: dict, dim: int) -> None:
     from codec.conceal import MODEL_KIND, conceal, load_transformer
     from codec.errors import VQSimError
     from codec.types import IndexMap
-    from codec.zoo import concealer_path
 
     conc, name = cfg["concealment"], cfg["codec"]["name"]
     sizes = codec_sizes(cfg)
@@ -127,8 +132,7 @@ def _try_concealment(cfg: dict, dim: int) -> None:
             model = None
             if kind:
                 if (kind, S) not in models:
-                    tmpl = conc["models"].get(kind)
-                    p = Path(tmpl.format(size=S)) if tmpl else concealer_path(name, S, kind)
+                    p = concealer_file(cfg, S, kind, name)
                     try:
                         models[(kind, S)] = load_transformer(p)
                     except (VQSimError, OSError) as e:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..config.resources import concealer_file
 from .codecs import load_sweep_codec
 from .encode_cache import EncodedImage
 
@@ -87,13 +88,10 @@ class TrialContext:
             key = (kind, S)
             if key not in self._models:
                 from codec.conceal import load_transformer
-                from codec.zoo import concealer_path
 
                 dev = self.codec(S).device
-                tmpl = self.cfg["concealment"]["models"].get(kind)
                 # the zoo's file (what codec.zoo.load_concealer reads) unless a path template is configured
-                path = tmpl.format(size=S) if tmpl else concealer_path(self.cfg["codec"]["name"], S, kind)
-                m = load_transformer(path, device=dev)
+                m = load_transformer(concealer_file(self.cfg, S, kind), device=dev)
                 if isinstance(m, tuple):  # (model, meta)
                     m = m[0]
                 self._models[key] = m.to(dev).eval()
@@ -113,11 +111,8 @@ def load_tile_coder(cfg: Mapping[str, Any], S: int):
     template, else the zoo's file) on the CPU in float32 (what makes both ends' probabilities agree bit for bit)."""
     from codec.conceal import load_transformer
     from codec.entropy.tf_ar import TileContextCoder
-    from codec.zoo import concealer_path
 
-    tmpl = cfg["concealment"]["models"].get("ar")
-    path = tmpl.format(size=S) if tmpl else concealer_path(cfg["codec"]["name"], S, "ar")
-    m = load_transformer(path, device="cpu")
+    m = load_transformer(concealer_file(cfg, S, "ar"), device="cpu")
     if isinstance(m, tuple):  # (model, meta)
         m = m[0]
     return TileContextCoder(m.float().eval(), S)

@@ -46,13 +46,16 @@ def packets_per_image(cfg: Mapping[str, Any], images: Sequence[Any], encoded: Ma
     if all(pt["kind"] == "index" for pt in expand_channels(cfg["channels"])):
         return []
     out = []
+    tile_coders: dict[int, Any] = {}
     for S in codec_sizes(cfg):
         for mtu in pk["mtu"]:
             for il in pk["interleave"]:
                 for coder in pk["coder"]:
                     if coder in CONTEXT_CODERS and il != "tile":
                         continue  # a context coder goes with the tile interleaver only (sweep.plan pairs them)
-                    tiles = load_tile_coder(cfg, S) if coder in CONTEXT_CODERS else None
+                    if coder in CONTEXT_CODERS and S not in tile_coders:  # one transformer load per size
+                        tile_coders[S] = load_tile_coder(cfg, S)
+                    tiles = tile_coders.get(S) if coder in CONTEXT_CODERS else None
                     counts = []
                     for img in images:
                         enc = encoded.get(f"{S}/{img.hash}")
