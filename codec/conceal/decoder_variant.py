@@ -18,6 +18,19 @@ from pathlib import Path
 from ..errors import CheckpointError, ModelNotFoundError, ParameterError
 
 DECODER_VARIANTS = ("plain", "robust")
+#: joins a concealment method and a decoder variant in one label ("bidir_soft@robust"); plain adds nothing
+LABEL_SEP = "@"
+
+
+def variant_label(method: str, decoder: str = "plain") -> str:
+    """The label of ``method`` decoded with ``decoder``: ``method`` for plain, else ``method@decoder``."""
+    return method if decoder in (None, "plain") else f"{method}{LABEL_SEP}{decoder}"
+
+
+def split_variant_label(label: str) -> tuple[str, str]:
+    """``"bidir_soft@robust"`` → ``("bidir_soft", "robust")``; a label without ``@`` → ``(label, "plain")``."""
+    method, sep, decoder = label.partition(LABEL_SEP)
+    return (method, decoder) if sep else (label, "plain")
 
 
 def robust_decoder_path(codec_name: str, codebook_size: int) -> Path:

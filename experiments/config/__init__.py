@@ -51,8 +51,11 @@ parameters; any other string there is an error.
     concealment:
       methods: [ar, bidir, latent_avg, neighbor, mean, none]   # default: [latent_avg, neighbor, mean]
       options: {bidir: {steps: 6}}  # per-method options of codec.conceal.conceal
-      models: {}                   # {ar|bidir: path template with {size}}; default: the model zoo
-      on_missing_model: error      # error | skip (drop ar/bidir only at the codebook sizes that lack their model)
+      decoders: [plain]            # plain | robust: each method's concealed map decoded by each decoder (paired;
+                                   # rows "method@robust", column decoder); robust: the loss-aware decoder side
+      models: {}                   # {ar|bidir|robust_decoder: path template with {size}}; default: the model zoo
+      on_missing_model: error      # error | skip (drop ar/bidir/robust only at the codebook sizes that lack their
+                                   # model)
     seeds: [0, 1, 2]
     metrics: {nets: [alex], device: auto, structural: true}   # LPIPS backbones: alex and/or vgg (vgg is ~20×
                                                               # slower on CPU); structural: SSIM/MS-SSIM per trial

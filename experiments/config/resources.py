@@ -17,6 +17,18 @@ def concealer_file(cfg: Mapping[str, Any], S: int, kind: str, name: str | None =
     return Path(tmpl.format(size=S)) if tmpl else Path(concealer_path(name or cfg["codec"]["name"], S, kind))
 
 
+def decoder_file(cfg: Mapping[str, Any], S: int, variant: str = "robust", name: str | None = None) -> Path:
+    """The decoder-side file of decoder ``variant`` ('robust') at codebook size S: the config's
+    ``concealment.models.robust_decoder`` template with ``{size}``, else the zoo's
+    ``{codec}_robustdec_{S}.pt`` of codec ``name`` (default: the resolved ``codec.name``)."""
+    from codec.conceal.decoder_variant import robust_decoder_path
+
+    if variant != "robust":
+        raise ValueError(f"decoder variant {variant!r} has no file")
+    tmpl = cfg["concealment"]["models"].get("robust_decoder")
+    return Path(tmpl.format(size=S)) if tmpl else Path(robust_decoder_path(name or cfg["codec"]["name"], S))
+
+
 def codec_sizes(cfg: Mapping[str, Any]) -> list[int]:
     """The codebook sizes a resolved, resource-checked config uses (from codec.codebook_sizes or pairs)."""
     if cfg.get("pairs"):
@@ -90,9 +102,62 @@ def check_resources(cfg: dict) -> list[str]:
     if not keep:
         raise err("concealment.methods", "no concealment method left to run")
     conc["methods"] = keep
+    _check_decoders(cfg, name, notes)
     _check_context_coders(cfg, name)
     _try_concealment(cfg, int(base.quantize.codewords().shape[1]))
     return notes
+
+
+def _check_decoders(cfg: dict, name: str, notes: list[str]) -> None:
+    """Each non-plain decoder variant's file at every codebook size: present, a decoder-variant file, made for
+    this codec's codebook (``codebook_id`` ``name/S``).  Records each file's SHA-256 (16 digits) in
+    ``concealment.decoder_sha`` (so another robust decoder is another config).  Under ``on_missing_model: skip``
+    a variant missing at some sizes runs at the others (``concealment.unavailable`` lists its labels)."""
+    from codec.conceal.decoder_variant import read_decoder_file, variant_label
+    from codec.errors import VQSimError
+    from codec.zoo import file_sha256
+
+    conc = cfg["concealment"]
+    keep = []
+    for d in conc["decoders"]:
+        if d == "plain":
+            keep.append(d)
+            continue
+        missing = []
+        for S in codec_sizes(cfg):
+            p = decoder_file(cfg, S, d, name)
+            if not p.exists():
+                missing.append(S)
+                continue
+            try:
+                meta = read_decoder_file(p)["meta"]
+            except (VQSimError, OSError) as e:
+                raise err("concealment.models.robust_decoder", f"cannot load {p}: {e}") from None
+            cid = meta.get("codebook_id")
+            if cid and cid != f"{name}/{S}":
+                raise err("concealment.models.robust_decoder",
+                          f"{p} is a decoder for {cid!r}, this sweep decodes {name}/{S}")
+            conc.setdefault("decoder_sha", {})[f"{d}/{S}"] = file_sha256(p)[:16]
+        if not missing:
+            keep.append(d)
+            continue
+        files = ", ".join(str(decoder_file(cfg, S, d, name)) for S in missing)
+        msg = (f"decoder {d!r} needs a loss-aware decoder file for {name}, missing: {files} (train one with "
+               "`vqsim train-robust-decoder`, set concealment.models.robust_decoder to a path template with {size}, "
+               "or set concealment.on_missing_model: skip to decode with it only where the file exists)")
+        if conc["on_missing_model"] == "error":
+            raise err("concealment.decoders", msg)
+        if len(missing) < len(codec_sizes(cfg)):
+            keep.append(d)
+            for m in conc["methods"]:
+                conc.setdefault("unavailable", {})[variant_label(m, d)] = missing
+            notes.append(f"decoder {d!r} decodes at codebook size(s) "
+                         f"{', '.join(str(S) for S in codec_sizes(cfg) if S not in missing)} only ({files} missing)")
+            continue
+        notes.append(f"skipped {msg}")
+    if not keep:
+        raise err("concealment.decoders", "no decoder left to run")
+    conc["decoders"] = keep
 
 
 def _check_context_coders(cfg: dict, name: str) -> None:

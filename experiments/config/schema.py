@@ -53,7 +53,7 @@ LINK_DEFAULTS: dict[str, Any] = {
 LINK_EXTRA_KEYS = ("preset", "duty_cycle")
 """Optional link keys (``sim.links``); left out of the resolved section when not given, so configs
 without them resolve (and hash) exactly as before they existed."""
-CONCEAL_KEYS = ("methods", "options", "models", "on_missing_model")
+CONCEAL_KEYS = ("methods", "decoders", "options", "models", "on_missing_model")
 METRIC_KEYS = ("nets", "device", "structural")
 EXAMPLE_KEYS = ("enabled", "max_side")
 EXECUTION_DEFAULTS: dict[str, Any] = {"flush_every_s": 5.0, "consolidate_every_s": 30.0, "torch_threads": 1}
@@ -296,7 +296,13 @@ def _concealment(v: Any) -> dict:
             raise err(f"concealment.options.{m}", f"must be a mapping of option: value, got {o!r}")
         check_keys(o, CONCEAL_OPTIONS[m], f"concealment.options.{m}")
         options[m] = {str(k): o[k] for k in sorted(o)}
-    models = check_keys(d.get("models"), ("ar", "bidir"), "concealment.models")
+    from codec.conceal.decoder_variant import DECODER_VARIANTS
+
+    decoders = [choice(x, DECODER_VARIANTS, f"concealment.decoders[{i}]")
+                for i, x in enumerate(as_list(d.get("decoders", ["plain"]), "concealment.decoders"))]
+    if len(set(decoders)) != len(decoders):
+        raise err("concealment.decoders", f"duplicate decoders {decoders}")
+    models = check_keys(d.get("models"), ("ar", "bidir", "robust_decoder"), "concealment.models")
     for k, p in models.items():
         if not isinstance(p, str) or not p or "\x00" in p:
             raise err(f"concealment.models.{k}", f"must be a path (template with {{size}}), got {p!r}")
@@ -310,6 +316,7 @@ def _concealment(v: Any) -> dict:
     policy = choice(d.get("on_missing_model", "error"), MISSING_MODEL_POLICIES, "concealment.on_missing_model")
     return {
         "methods": methods,
+        "decoders": decoders,
         "options": options,
         "models": {k: str(p) for k, p in models.items()},
         "on_missing_model": policy,
@@ -456,11 +463,15 @@ def _check_link_payload(cfg: Mapping[str, Any]) -> None:
 def config_hash(cfg: Mapping[str, Any]) -> str:
     """SHA-256 (16 hex digits) of the resolved config minus fields that do not affect results.
 
-    Kept out: the description and the flush / consolidation intervals.  Kept
+    Kept out: the description, the flush / consolidation intervals and the default
+    ``concealment.decoders`` ([plain]).  Kept
     in: ``execution.torch_threads`` (CPU kernels round differently with
     another thread count, so rows would differ in the last digits).
     """
     c = copy.deepcopy(dict(cfg))
     c.pop("description", None)
+    conc = c.get("concealment")
+    if isinstance(conc, dict) and conc.get("decoders") == ["plain"]:  # the default: results folders of
+        conc.pop("decoders")  # sweeps made before decoder variants keep their hash
     c["execution"] = {"torch_threads": c.get("execution", {}).get("torch_threads")}
     return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -172,15 +172,31 @@ METHOD_LABELS = {
 
 
 def method_label(m: str) -> str:
-    """The name a figure shows for method ``m`` (:data:`METHOD_LABELS`, else ``m``)."""
-    return METHOD_LABELS.get(m, m)
+    """The name a figure shows for method label ``m`` (:data:`METHOD_LABELS`, else ``m``; a decoder variant,
+    ``bidir_soft@robust``, adds ``+ robust decoder``)."""
+    from codec.conceal.decoder_variant import split_variant_label
+
+    base, dec = split_variant_label(m)
+    name = METHOD_LABELS.get(base, base)
+    return name if dec == "plain" else f"{name} + {dec} decoder"
 
 
 def method_colors(methods: list[str]) -> dict[str, Any]:
-    """Stable colours: :data:`METHOD_COLORS`, the same for a method in every sweep; unknown methods get greys."""
-    other = [m for m in methods if m not in METHOD_COLORS]
+    """Stable colours: :data:`METHOD_COLORS`, the same for a method in every sweep (a decoder variant of a
+    method, ``m@robust``, the method's colour darkened by half); unknown methods get greys."""
+    from matplotlib.colors import to_rgb
+
+    from codec.conceal.decoder_variant import split_variant_label
+
+    def known(m: str) -> Any:
+        base, dec = split_variant_label(m)
+        if base not in METHOD_COLORS:
+            return None
+        return METHOD_COLORS[base] if dec == "plain" else tuple(0.5 * c for c in to_rgb(METHOD_COLORS[base]))
+
+    other = [m for m in methods if known(m) is None]
     greys = {m: str(0.15 + 0.5 * i / max(1, len(other))) for i, m in enumerate(other)}
-    return {m: METHOD_COLORS.get(m, greys.get(m)) for m in methods}
+    return {m: known(m) or greys.get(m) for m in methods}
 
 
 def pk_columns(df) -> list[str]:

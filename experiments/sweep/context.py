@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..config.resources import concealer_file
+from ..config.resources import concealer_file, decoder_file
 from .codecs import load_sweep_codec
 from .encode_cache import EncodedImage
 
@@ -35,7 +35,7 @@ class TrialContext:
         self.cfg = cfg
         self.images = images
         self.encoded = encoded
-        self._codecs: dict[int, Any] = {}
+        self._codecs: dict[tuple[int, str], Any] = {}
         self._codebooks: dict[int, np.ndarray] = {}
         self._models: dict[tuple[str, int], Any] = {}
         self._ssim_refs: OrderedDict[tuple[str, str], Any] = OrderedDict()
@@ -71,11 +71,19 @@ class TrialContext:
 
         return self._cached(self._ssim_refs, (key, str(img.device)), 8, lambda: prepare_reference(img))
 
-    def codec(self, S: int):
+    def codec(self, S: int, decoder: str = "plain"):
+        """The codec of size S, decoding with ``decoder`` ('plain' | 'robust': its decoder-side file,
+        :func:`experiments.config.resources.decoder_file`); encoder and codebook are the same."""
         with self._lock:
-            if S not in self._codecs:
-                self._codecs[S] = load_sweep_codec(self.cfg, S)
-            return self._codecs[S]
+            if (S, decoder) not in self._codecs:
+                if decoder == "plain":
+                    self._codecs[(S, decoder)] = load_sweep_codec(self.cfg, S)
+                else:
+                    from codec.conceal.decoder_variant import with_decoder_variant
+
+                    self._codecs[(S, decoder)] = with_decoder_variant(self.codec(S),
+                                                                      str(decoder_file(self.cfg, S, decoder)))
+            return self._codecs[(S, decoder)]
 
     def codebook(self, S: int) -> np.ndarray:
         with self._lock:

@@ -1,4 +1,4 @@
-"""The plan of a sweep: its units (trials sharing everything but the method), their ids and seeds.
+"""The plan of a sweep: its units (trials sharing everything but the method and decoder), their ids and seeds.
 
 Ids are SHA-256 prefixes of canonical parameters (:func:`_hash`); random draws come from
 ``SeedSequence([seed, *words(id)])`` (:func:`trial_rng`), so nothing depends on execution order.
@@ -13,13 +13,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from codec.conceal.decoder_variant import variant_label
 from codec.entropy.alphabet import CONTEXT_CODERS
 
 from ..config import ChannelPoint, expand_channels, fec_label
 from .errors import SweepError
 from .sources import SweepImage
 
-__all__ = ["Unit", "plan_units", "trial_rng"]
+__all__ = ["Unit", "plan_units", "trial_id", "trial_rng"]
 
 
 def _hash(obj: Any, n: int = 16) -> str:
@@ -36,6 +37,15 @@ def trial_rng(seed: int, hex_id: str) -> np.random.Generator:
     """PCG64 seeded by ``SeedSequence([seed, *words(hex_id)])``."""
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), *_words(hex_id)])))
 
+def trial_id(params: Mapping[str, Any], method: str, options: Mapping[str, Any], decoder: str = "plain") -> str:
+    """The id of the trial of unit ``params`` concealed by ``method`` (with ``options``) and decoded by
+    ``decoder``.  A plain-decoder trial's id does not name the decoder (ids of sweeps made before decoder
+    variants stay valid); the concealment's random draws come from the plain trial's id, so a method's
+    concealed map is the same under every decoder (decoders are compared paired)."""
+    base = {**params, "method": method, "method_options": dict(options)}
+    return _hash(base if decoder == "plain" else {**base, "decoder": decoder})
+
+
 @dataclass
 class Unit:
     """Trials sharing everything but the concealment method.
@@ -44,7 +54,8 @@ class Unit:
         unit_id: hash of ``params``.
         order: position in the plan (results are written in plan order).
         params: canonical parameters (JSON-able): image, codec, channel, FEC, packetization, link, seed.
-        trials: (method, trial id) pairs.
+        trials: (method label, trial id) pairs; the label is ``method`` or ``method@decoder``
+            (``codec.conceal.decoder_variant.variant_label``).
         info: derived, non-identifying fields for the rows (labels, nominal loss, ...).
         example: whether to store example PNGs for the image grids.
     """
@@ -156,6 +167,7 @@ def plan_units(
     points = list(points) if points is not None else expand_channels(cfg["channels"])
     cc = cfg["codec"]
     methods = cfg["concealment"]["methods"]
+    decoders = cfg["concealment"].get("decoders", ["plain"])
     unavailable = cfg["concealment"].get("unavailable", {})  # {method: codebook sizes without its model}
     opts = cfg["concealment"]["options"]
     pk = cfg["packetization"]
@@ -202,9 +214,10 @@ def plan_units(
                             params["header"] = pc[3] if pc else "none"
                         uid = _hash(params)
                         trials = [
-                            (m, _hash({**params, "method": m, "method_options": opts.get(m, {})}))
+                            (variant_label(m, d), trial_id(params, m, opts.get(m, {}), d))
+                            for d in decoders
                             for m in methods
-                            if S not in unavailable.get(m, ())
+                            if S not in unavailable.get(m, ()) and S not in unavailable.get(variant_label(m, d), ())
                         ]
                         info = {
                             "channel_label": pt["label"],

@@ -77,6 +77,7 @@ def _calibrate(plan: SweepPlan, ctx, log: Callable[[str], None], per_kind: int =
     number of such units is the estimate.  Every model is loaded and one unit run first (not a unit's cost).
     """
     from codec.conceal import MODEL_KIND
+    from codec.conceal.decoder_variant import split_variant_label
 
     from .trial import run_checked
 
@@ -86,7 +87,9 @@ def _calibrate(plan: SweepPlan, ctx, log: Callable[[str], None], per_kind: int =
     for u in plan.units:  # model loads are not a unit's steady cost: every codec and concealer first
         S = u.params["codebook_size"]
         ctx.codec(S)
-        for m, _ in u.trials:
+        for label, _ in u.trials:
+            m, dec = split_variant_label(label)
+            ctx.codec(S, dec)
             if MODEL_KIND.get(m):
                 ctx.concealer(MODEL_KIND[m], S)
     lossy = [u for u in plan.units if u.info["channel_kind"] != "index"] or plan.units

@@ -166,8 +166,8 @@ class SweepPlan:
         n_pending = self.n_trials - n_skipped
         return (f"sweep {cfg['name']!r}: {self.n_trials} trials in {len(self.units)} units ({len(self.images)} images, "
                 f"{len(self.points)} channel points, {len(codec_sizes(cfg))} codebook size(s), {len(cfg['seeds'])} "
-                f"seed(s), {len(cfg['concealment']['methods'])} method(s)); {n_skipped} already done, {n_pending} to "
-                f"run -> {self.out}")
+                f"seed(s), {len(cfg['concealment']['methods'])} method(s){_decoders_note(cfg)}); "
+                f"{n_skipped} already done, {n_pending} to run -> {self.out}")
 
 
 def plan_sweep(config: str | Path | Mapping[str, Any], out: str | Path | None = None) -> SweepPlan:
@@ -413,3 +413,9 @@ def run_sweep(
         atomic_write_bytes(plan.out / "summary.txt", (summary_table(df, notes=plan.notes) + "\n").encode())
     return SweepOutcome(plan.out, df, plan.n_trials, n_run, n_skipped, bool(complete), plan.notes,
                         time.perf_counter() - t_start)
+
+
+def _decoders_note(cfg: Mapping[str, Any]) -> str:
+    """' x 2 decoder(s) (plain, robust)' when the sweep decodes with more than the plain decoder."""
+    d = cfg["concealment"].get("decoders", ["plain"])
+    return "" if d == ["plain"] else f" x {len(d)} decoder(s) ({', '.join(d)})"

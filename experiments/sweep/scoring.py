@@ -76,28 +76,77 @@ class BatchScores:
     decode_s: float = 0.0
     metrics_s: float = 0.0
 
-    def of(self, idx: np.ndarray, latents: np.ndarray | None = None
+    def of(self, idx: np.ndarray, latents: np.ndarray | None = None, decoder: str = "plain"
            ) -> tuple[dict[str, float], dict[str, float], np.ndarray]:
         """(metrics vs the original, metrics vs the loss-free reconstruction, uint8 image) of one map
-        (``latents``: a soft method's decoder input, which is what was decoded)."""
-        j = self.distinct.get(_key(idx, latents))
-        if j is None:  # identical to the sent map: the loss-free reconstruction
+        (``latents``: a soft method's decoder input, which is what was decoded) decoded by ``decoder``."""
+        j = self.distinct.get(_key(idx, latents, decoder))
+        if j is None:  # identical to the sent map, plain decoder: the loss-free reconstruction
             return ({k: float(self.enc.metrics[k]) for k in self.metric_keys}, identity_metrics(self.metric_keys),
                     self.enc.lossfree)
         return ({k: float(v[j]) for k, v in self.vs_original.items()},
                 {k: float(v[j]) for k, v in self.vs_lossfree.items()}, self.images[j])
 
 
-def _key(idx: np.ndarray, latents: np.ndarray | None) -> bytes:
-    return idx.tobytes() if latents is None else b"soft:" + np.ascontiguousarray(latents, np.float32).tobytes()
+def _key(idx: np.ndarray, latents: np.ndarray | None, decoder: str = "plain") -> bytes:
+    k = idx.tobytes() if latents is None else b"soft:" + np.ascontiguousarray(latents, np.float32).tobytes()
+    return k if decoder == "plain" else decoder.encode() + b"@" + k
+
+
+_Groups = dict[str, tuple[list[bytes], list[np.ndarray], list[bytes], list[np.ndarray]]]
+
+
+def _distinct_by_decoder(sent, maps: Sequence[np.ndarray], latents: Sequence[np.ndarray | None] | None,
+                         decoders: Sequence[str] | None) -> _Groups:
+    """{decoder: (index-map keys, index maps, soft keys, latent maps)} of the distinct maps to decode, in
+    first-seen order; the sent map under the plain decoder is left out (it is the loss-free reconstruction)."""
+    n = len(maps)
+    todo: _Groups = {}
+    seen: set[bytes] = set()
+    for idx, lat, dec in zip(maps, latents if latents is not None else [None] * n,
+                             decoders if decoders is not None else ["plain"] * n, strict=True):
+        key = _key(idx, lat, dec)
+        if key in seen or (dec == "plain" and lat is None and np.array_equal(idx, sent.indices)):
+            continue
+        seen.add(key)
+        g = todo.setdefault(dec, ([], [], [], []))
+        if lat is None:
+            g[0].append(key)
+            g[1].append(idx)
+        else:
+            g[2].append(key)
+            g[3].append(lat)
+    return todo
+
+
+def _decode_groups(ctx: TrialContext, S: int, todo: _Groups, image_size, distinct: dict[bytes, int]):
+    """Decode each decoder's index maps, then its latent maps (a batch each) → float (N, 3, H, W) in [0, 1];
+    ``distinct`` gets each key's row."""
+    import torch
+
+    parts = []
+    for dec, (ikeys, imaps, skeys, soft) in todo.items():
+        dcodec = ctx.codec(S, dec)
+        for k in (*ikeys, *skeys):
+            distinct[k] = len(distinct)
+        if imaps:
+            parts.append(dcodec.decode_batch(torch.from_numpy(np.stack(imaps).astype(np.int64)), image_size))
+        if soft:
+            from codec.conceal import decode_latents
+
+            parts.append(decode_latents(dcodec, np.stack(soft), image_size))
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
 def score_maps(ctx: TrialContext, unit: Unit, enc: EncodedImage, sent, maps: Sequence[np.ndarray],
-               latents: Sequence[np.ndarray | None] | None = None) -> BatchScores:
-    """Decode each distinct map of ``maps`` that differs from ``sent`` once, in one batch on the codec's device,
-    quantize to 8-bit pixels (what a receiver displays) and score the batch against both references.
+               latents: Sequence[np.ndarray | None] | None = None,
+               decoders: Sequence[str] | None = None) -> BatchScores:
+    """Decode each distinct map of ``maps`` once, in one batch per decoder on the codec's device, quantize to
+    8-bit pixels (what a receiver displays) and score the batch against both references.
     ``latents[i]`` (soft concealment methods, ``codec.conceal.SOFT_METHODS``): decode that latent map instead
-    of ``maps[i]``."""
+    of ``maps[i]``.  ``decoders[i]`` (default all 'plain'): the decoder variant that decodes map i; a map equal
+    to the sent one is decoded only by a non-plain decoder (with the plain one it *is* the loss-free
+    reconstruction).  The loss-free reference of ``*_vs_lossfree`` is always the plain decoder's."""
     import torch
 
     from codec.image import to_tensor
@@ -109,33 +158,14 @@ def score_maps(ctx: TrialContext, unit: Unit, enc: EncodedImage, sent, maps: Seq
     codec = ctx.codec(S)
     structural = cfg["metrics"].get("structural", True)
     out = BatchScores(enc, [k for k in enc.metrics if structural or k not in ("ssim", "ms_ssim")])
-    todo: list[np.ndarray] = []
-    soft: list[np.ndarray] = []
-    soft_keys: list[bytes] = []
-    for idx, lat in zip(maps, latents if latents is not None else [None] * len(maps), strict=True):
-        key = _key(idx, lat)
-        if key in out.distinct or key in soft_keys:
-            continue
-        if lat is not None:
-            soft_keys.append(key)
-            soft.append(lat)
-        elif not np.array_equal(idx, sent.indices):
-            out.distinct[key] = len(todo)
-            todo.append(idx)
-    for i, k in enumerate(soft_keys):  # decoded after the index maps, in one batch of their own
-        out.distinct[k] = len(todo) + i
-    if not out.distinct:
+    todo = _distinct_by_decoder(sent, maps, latents, decoders)
+    if not todo:
         return out
     nets = cfg["metrics"]["nets"]
     dev = metric_device(cfg, codec)
     t0 = time.perf_counter()
     with torch.no_grad():
-        parts = [codec.decode_batch(torch.from_numpy(np.stack(todo).astype(np.int64)), enc.image_size)] if todo else []
-        if soft:
-            from codec.conceal import decode_latents
-
-            parts.append(decode_latents(codec, np.stack(soft), enc.image_size))
-        x = torch.cat(parts) if len(parts) > 1 else parts[0]
+        x = _decode_groups(ctx, S, todo, enc.image_size, out.distinct)
         x = torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0  # what a receiver displays: 8-bit pixels
     out.decode_s = time.perf_counter() - t0
     t0 = time.perf_counter()

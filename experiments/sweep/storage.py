@@ -112,6 +112,17 @@ def _quarantine(path: Path, reason: str, log: Callable[[str], None], suffix: str
         log(f"warning: part file {path} {reason}; renamed to {dest.name}, its rows are not merged")
 
 
+def _with_decoder(df):
+    """Rows written before decoder variants (no ``decoder`` column, or NaN there) were decoded plain."""
+    if len(df) and "trial_id" in df.columns:
+        if "decoder" not in df.columns:
+            df.insert(list(df.columns).index("method_options") + 1 if "method_options" in df.columns
+                      else len(df.columns), "decoder", "plain")
+        else:
+            df["decoder"] = df["decoder"].fillna("plain")
+    return df
+
+
 def _order_columns(df):
     """Parameters first (channel parameters ``ch_*`` after ``channel_params``), measures next, ``time_*`` last."""
     cols = list(df.columns)
@@ -199,7 +210,7 @@ class ResultStore:
         frames = [f for f in frames if f is not None and len(f)]
         if not frames:
             return pd.DataFrame()
-        df = pd.concat(frames, ignore_index=True)
+        df = _with_decoder(pd.concat(frames, ignore_index=True))
         return df.drop_duplicates("trial_id", keep="first").reset_index(drop=True)
 
     def done_ids(self) -> set[str]:
@@ -253,9 +264,9 @@ def read_results(folder: str | Path):
     cons = _read_consolidated(f, rebuild=has_parts)
     if has_parts:
         df = store.load()
-        return cons if cons is not None and len(cons) == len(df) else df
+        return _with_decoder(cons) if cons is not None and len(cons) == len(df) else df
     if cons is not None:
-        return cons
+        return _with_decoder(cons)
     raise FileNotFoundError(f"no results in {folder} (expected results.parquet or parts/)")
 
 

@@ -1,7 +1,8 @@
 """One unit of trials: transmit once, conceal per method, decode + score in one batch, rows and example files.
 
 A row is the concatenation of the records' own columns, in this order: ``trial_id``, the unit's
-parameters (:meth:`Unit.to_row`), ``codec_variant``, ``method`` / ``method_options``, the transmission
+parameters (:meth:`Unit.to_row`), ``codec_variant``, ``method`` (the label: ``method`` or ``method@decoder``) /
+``method_options`` / ``decoder``, the transmission
 (:meth:`Transmission.to_row`), the trial's measures (:meth:`TrialMetrics.to_row`), the loss-free
 reconstruction's metrics (:meth:`EncodedImage.to_row`), ``example_dir``, the timings (:meth:`TrialTimes.to_row`)
 and ``time_unit_s``.
@@ -23,7 +24,7 @@ from .context import TrialContext
 from .encode_cache import EncodedImage
 from .errors import SweepError
 from .examples import example_dir, example_files
-from .plan import Unit, trial_rng
+from .plan import Unit, trial_id, trial_rng
 from .scoring import score_maps
 from .transmit import Transmission, transmit
 
@@ -92,32 +93,41 @@ class TrialTimes:
 
 
 def _conceal_all(ctx: TrialContext, unit: Unit, tx: Transmission) -> list[Concealed]:
-    """Each trial's method applied to the unit's received map (sampling methods seeded by the trial id)."""
+    """Each trial's method applied to the unit's received map (sampling methods seeded by the plain trial's
+    id: a method conceals once per unit, and every decoder variant decodes that same map)."""
     from codec.conceal import SOFT_METHODS, conceal, decoder_table
+    from codec.conceal.decoder_variant import split_variant_label
 
     p = unit.params
     S = p["codebook_size"]
     opts_all = ctx.cfg["concealment"]["options"]
     out: list[Concealed] = []
-    for method, trial_id in unit.trials:
-        t0 = time.perf_counter()
-        lat = None
-        if not tx.lost.any():
-            idx = tx.received.indices
-        else:
-            kind = MODEL_KIND.get(method)
-            model = ctx.concealer(kind, S) if kind else None
-            soft = method in SOFT_METHODS  # the decoder's own table (a fine-tuned size's decoder codebook)
-            res = conceal(tx.received, tx.lost, method, model=model, codebook=ctx.codebook(S),
-                          decoder_codebook=decoder_table(ctx.codec(S)) if soft else None,
-                          rng=trial_rng(p["seed"], trial_id), **opts_all.get(method, {}))
-            idx, lat = res.indices, res.latents
-        out.append(Concealed(np.asarray(idx, dtype=np.int32), time.perf_counter() - t0, lat))
+    done: dict[tuple[str, str], Concealed] = {}
+    for label, _ in unit.trials:
+        method, decoder = split_variant_label(label)
+        soft = method in SOFT_METHODS  # soft latents come from the decoding codec's own table
+        key = (method, decoder if soft else "plain")
+        if key not in done:
+            t0 = time.perf_counter()
+            lat = None
+            if not tx.lost.any():
+                idx = tx.received.indices
+            else:
+                kind = MODEL_KIND.get(method)
+                model = ctx.concealer(kind, S) if kind else None
+                res = conceal(tx.received, tx.lost, method, model=model, codebook=ctx.codebook(S),
+                              decoder_codebook=decoder_table(ctx.codec(S, decoder)) if soft else None,
+                              rng=trial_rng(p["seed"], trial_id(p, method, opts_all.get(method, {}))),
+                              **opts_all.get(method, {}))
+                idx, lat = res.indices, res.latents
+            done[key] = Concealed(np.asarray(idx, dtype=np.int32), time.perf_counter() - t0, lat)
+        out.append(done[key])
     return out
 
 
 def run_unit(unit: Unit, ctx: TrialContext) -> UnitResult:
     """Run the (pending) trials of one unit: transmit once, conceal per method, decode + score in one batch."""
+    from codec.conceal.decoder_variant import split_variant_label
     from codec.types import IndexMap
 
     cfg = ctx.cfg
@@ -130,8 +140,10 @@ def run_unit(unit: Unit, ctx: TrialContext) -> UnitResult:
 
     tx = transmit(ctx, unit, sent)
     concealed = _conceal_all(ctx, unit, tx)
-    scores = score_maps(ctx, unit, enc, sent, [c.indices for c in concealed], [c.latents for c in concealed])
-    per_trial = [scores.of(c.indices, c.latents) for c in concealed]
+    decoders = [split_variant_label(label)[1] for label, _ in unit.trials]
+    scores = score_maps(ctx, unit, enc, sent, [c.indices for c in concealed], [c.latents for c in concealed],
+                        decoders)
+    per_trial = [scores.of(c.indices, c.latents, d) for c, d in zip(concealed, decoders, strict=True)]
 
     files: dict[str, bytes] = {}
     ex_dir = ""
@@ -155,15 +167,16 @@ def run_unit(unit: Unit, ctx: TrialContext) -> UnitResult:
     opts_all = cfg["concealment"]["options"]
     n_dec = max(1, len(scores.distinct))
     rows = []
-    for (method, trial_id), c, (vs_o, vs_l, _) in zip(unit.trials, concealed, per_trial, strict=False):
+    for (label, tid), c, (vs_o, vs_l, _), dec in zip(unit.trials, concealed, per_trial, decoders, strict=False):
         metrics = TrialMetrics.measure(c.indices, sent.indices, tx.lost, vs_o, vs_l)
         times = TrialTimes(tx.time_s, c.time_s, scores.decode_s / n_dec, scores.metrics_s / n_dec)
         rows.append(
             {
-                "trial_id": trial_id,
+                "trial_id": tid,
                 **unit_cols,
-                "method": method,
-                "method_options": json.dumps(opts_all.get(method, {}), sort_keys=True),
+                "method": label,
+                "method_options": json.dumps(opts_all.get(split_variant_label(label)[0], {}), sort_keys=True),
+                "decoder": dec,
                 **tx_cols,
                 **metrics.to_row(),
                 **lf_cols,
