@@ -89,16 +89,12 @@ def check_resources(cfg: dict) -> list[str]:
                f"(ship one, set concealment.models.{kind} to a path template with {{size}}, set "
                f"concealment.on_missing_model: skip to run it only where the model exists, or use a baseline: "
                "latent_avg, neighbor, mean, none)")
-        if conc["on_missing_model"] == "error":
-            raise err("concealment.methods", msg)
-        if len(missing_sizes) < len(codec_sizes(cfg)):   # skip: only at the sizes that lack the model
+        have = [s for s in codec_sizes(cfg) if s not in missing_sizes]
+        if _on_missing(cfg, "concealment.methods", msg, have, notes,
+                       f"method {m!r} runs at codebook size(s) {', '.join(map(str, have))} only: no {kind!r} "
+                       f"transformer for size(s) {', '.join(map(str, missing_sizes))} ({', '.join(missing)})"):
             keep.append(m)
             conc.setdefault("unavailable", {})[m] = missing_sizes
-            have = [s for s in codec_sizes(cfg) if s not in missing_sizes]
-            notes.append(f"method {m!r} runs at codebook size(s) {', '.join(map(str, have))} only: no {kind!r} "
-                         f"transformer for size(s) {', '.join(map(str, missing_sizes))} ({', '.join(missing)})")
-            continue
-        notes.append(f"skipped {msg}")
     if not keep:
         raise err("concealment.methods", "no concealment method left to run")
     conc["methods"] = keep
@@ -106,6 +102,16 @@ def check_resources(cfg: dict) -> list[str]:
     _check_context_coders(cfg, name)
     _try_concealment(cfg, int(base.quantize.codewords().shape[1]))
     return notes
+
+
+def _on_missing(cfg: dict, where: str, msg: str, have: list[int], notes: list[str], partial_note: str) -> bool:
+    """``concealment.on_missing_model`` for a model missing at some sizes (``have``: the sizes that have it):
+    ``error`` raises ``msg``; ``skip`` keeps it for the sizes in ``have`` (True, ``partial_note``) or drops it
+    when there are none (False, noted)."""
+    if cfg["concealment"]["on_missing_model"] == "error":
+        raise err(where, msg)
+    notes.append(partial_note if have else f"skipped {msg}")
+    return bool(have)
 
 
 def _check_decoders(cfg: dict, name: str, notes: list[str]) -> None:
@@ -145,16 +151,12 @@ def _check_decoders(cfg: dict, name: str, notes: list[str]) -> None:
         msg = (f"decoder {d!r} needs a loss-aware decoder file for {name}, missing: {files} (train one with "
                "`vqsim train-robust-decoder`, set concealment.models.robust_decoder to a path template with {size}, "
                "or set concealment.on_missing_model: skip to decode with it only where the file exists)")
-        if conc["on_missing_model"] == "error":
-            raise err("concealment.decoders", msg)
-        if len(missing) < len(codec_sizes(cfg)):
+        have = [S for S in codec_sizes(cfg) if S not in missing]
+        if _on_missing(cfg, "concealment.decoders", msg, have, notes,
+                       f"decoder {d!r} decodes at codebook size(s) {', '.join(map(str, have))} only ({files} missing)"):
             keep.append(d)
             for m in conc["methods"]:
                 conc.setdefault("unavailable", {})[variant_label(m, d)] = missing
-            notes.append(f"decoder {d!r} decodes at codebook size(s) "
-                         f"{', '.join(str(S) for S in codec_sizes(cfg) if S not in missing)} only ({files} missing)")
-            continue
-        notes.append(f"skipped {msg}")
     if not keep:
         raise err("concealment.decoders", "no decoder left to run")
     conc["decoders"] = keep
