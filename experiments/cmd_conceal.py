@@ -76,6 +76,8 @@ def _register_robust_decoder(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="stop with a saved state after this wall time (--resume continues)",
     )
+    p.add_argument("--export", action="store_true",
+                   help="write OUT from the last saved state (no training; evaluate a run while it goes on)")
     p.add_argument("--steps", type=int, default=None, help="override the config's steps")
     p.add_argument("--out", default=None, help="override the config's out")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the config's)")
@@ -288,11 +290,14 @@ def cmd_conceal(args) -> int:
 
 def cmd_train_robust_decoder(args) -> int:
     from codec.runtime import configure_cpu
-    from codec.train.robust_decoder import RobustDecoderConfig, train_robust_decoder
+    from codec.train.robust_decoder import RobustDecoderConfig, export_robust_decoder, train_robust_decoder
 
     cfg = RobustDecoderConfig.from_yaml(
         args.config, steps=args.steps, out=args.out, threads=args.threads, device=args.device
     )
+    if args.export:
+        print(json.dumps(export_robust_decoder(cfg)))
+        return 0
     configure_cpu(cfg.threads)
     res = train_robust_decoder(cfg, resume=args.resume, max_minutes=args.max_minutes)
     last = res["history"][-1] if res["history"] else {}

@@ -176,7 +176,7 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
     from ..checkpoint import read_checkpoint
     from ..conceal import MODEL_KIND
     from ..conceal.soft import decoder_table
-    from ..zoo import checkpoint_meta, load_codec, load_concealer
+    from ..zoo import load_codec, load_concealer
 
     out = Path(cfg.out)
     work = out.with_name(out.name + ".train")
@@ -268,12 +268,40 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
             save_state()
     save_state()
     if done:
-        weights = {k: p.detach().cpu().half().clone() for k, p in params.items()}
-        meta = {"name": out.stem, "codec": codec.name, "codebook_id": codec.codebook_id,
-                "codec_steps": checkpoint_meta(cfg.codec).get("steps"), "steps": step, "filler": cfg.filler,
-                "config": asdict(cfg), "final_loss": history[-1]["loss"] if history else None}
-        tmp = out.with_name(out.name + ".tmp")
-        torch.save({"weights": weights, "meta": meta}, tmp)
-        tmp.replace(out)
+        _write_decoder_file(cfg, codec, {k: p.detach() for k, p in params.items()}, step, history, done=True)
         log(json.dumps({"done": str(out), "step": step}))
     return {"out": str(out), "step": step, "done": done, "history": history}
+
+
+def _write_decoder_file(cfg: RobustDecoderConfig, codec, weights: dict, step: int, history: list,
+                        done: bool) -> Path:
+    """``cfg.out`` = {"weights": fp16 decoder side, "meta": {codebook_id, codec_steps, steps, done, ...}}
+    (written to a temporary file, then renamed)."""
+    from ..zoo import checkpoint_meta
+
+    out = Path(cfg.out)
+    meta = {"name": out.stem, "codec": codec.name, "codebook_id": codec.codebook_id,
+            "codec_steps": checkpoint_meta(cfg.codec).get("steps"), "steps": step, "done": done,
+            "filler": cfg.filler, "config": asdict(cfg), "final_loss": history[-1]["loss"] if history else None}
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save({"weights": {k: v.cpu().half().clone() for k, v in weights.items()}, "meta": meta}, tmp)
+    tmp.replace(out)
+    return out
+
+
+def export_robust_decoder(cfg: RobustDecoderConfig) -> dict[str, Any]:
+    """Write ``cfg.out`` from the saved state of a (running or stopped) fine-tune, without training: an
+    unfinished run can be evaluated while it goes on (``meta.done`` is False until ``cfg.steps``).
+    Returns ``{"out", "step", "done"}``; FileNotFoundError when no state was saved yet."""
+    from ..checkpoint import read_checkpoint
+    from ..zoo import load_codec
+
+    state_path = Path(cfg.out).with_name(Path(cfg.out).name + ".train") / "state.pt"
+    if not state_path.exists():
+        raise FileNotFoundError(f"no saved state to export: {state_path} (train first; a state is saved every "
+                                f"ckpt_every = {cfg.ckpt_every} steps)")
+    st = read_checkpoint(state_path)
+    codec = load_codec(cfg.codec, cfg.codebook_size, device="cpu")
+    step = int(st["step"])
+    out = _write_decoder_file(cfg, codec, dict(st["weights"]), step, list(st["history"]), done=step >= cfg.steps)
+    return {"out": str(out), "step": step, "done": step >= cfg.steps}

@@ -1,6 +1,8 @@
 """codec.conceal soft latents, shaped loss masks, decoder variants and the robust-decoder trainer (issue 23)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -162,17 +164,27 @@ def test_decoder_variant_changes_pixels_not_indices(codec_small, tmp_path):
 
 def test_robust_decoder_trains_resumes_and_loads(kodak_dir, tmp_path, codec_small):
     from codec.conceal.decoder_variant import with_decoder_variant
-    from codec.train.robust_decoder import RobustDecoderConfig, train_robust_decoder
+    from codec.train.robust_decoder import RobustDecoderConfig, export_robust_decoder, train_robust_decoder
 
     codec, img = codec_small
     cfg = RobustDecoderConfig(out=str(tmp_path / "dec.pt"), data=[str(kodak_dir / "kodim01.png"),
                               str(kodak_dir / "kodim02.png")], window=4, steps=2, batch_size=2, perceptual_weight=0.0,
                               clean_fraction=0.0, log_every=1, ckpt_every=1, lr=1e-3)
+    with pytest.raises(FileNotFoundError, match="no saved state"):
+        export_robust_decoder(cfg)
     res = train_robust_decoder(cfg, log=lambda s: None)
     assert res["done"] and res["step"] == 2 and all(r["mean_lost"] > 0 for r in res["history"])
+    finished = torch.load(cfg.out, weights_only=True)
+    Path(cfg.out).unlink()
+    assert export_robust_decoder(cfg) == {"out": cfg.out, "step": 2, "done": True}
+    exported = torch.load(cfg.out, weights_only=True)  # the saved state gives the file training wrote
+    assert exported["meta"]["steps"] == 2 and exported["meta"]["done"] is True
+    for k, v in finished["weights"].items():
+        assert torch.equal(exported["weights"][k], v)
     with pytest.raises(ParameterError, match="--resume"):
         train_robust_decoder(cfg, log=lambda s: None)
     cfg.steps = 3
+    assert export_robust_decoder(cfg)["done"] is False  # a longer run, not finished yet
     res = train_robust_decoder(cfg, resume=True, log=lambda s: None)
     assert res["step"] == 3 and len(res["history"]) == 3
     robust = with_decoder_variant(codec, cfg.out)
