@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-prior-images", type=int, default=512)
     p.add_argument("--seed", type=int, default=0, help="K-means seed")
+    p.add_argument("--base", default=None,
+                   help="model file whose decoder side the checkpoint replaces (a decoder-only fine-tune: encoder, "
+                   "codebooks, priors and reduced sizes' decoders are kept, so bitstreams stay valid)")
     p.set_defaults(func=cmd_export_codec)
 
     p = sub.add_parser(
@@ -119,8 +122,14 @@ def cmd_train_codec(args) -> int:
 
 def cmd_export_codec(args) -> int:
     from codec.train.data import load_image_pool
-    from codec.train.export import export_model
+    from codec.train.export import export_model, splice_decoder
 
+    if args.base is not None:
+        from codec.zoo import resolve_model_path
+
+        out = splice_decoder(args.checkpoint, resolve_model_path(args.base)[1], args.output)
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+        return 0
     pool = load_image_pool(args.prior_images, 64)[: args.max_prior_images]
     size = min(min(a.shape[:2]) for a in pool) // 16 * 16
     crops = [a[:size, :size] for a in pool]

@@ -5,6 +5,10 @@ codebook to every size in ``codec.kmeans.REDUCED_SIZES`` below K (seeded, the
 paper's "w/o fine-tune" codebooks), and for every size the codeword counts
 over the training images' index maps: the arithmetic coder's prior, which
 both ends share, so it costs nothing in the bitstream.
+
+:func:`splice_decoder` is the path for a decoder-only fine-tune (encoder, ``quant_conv`` and codebook frozen):
+it puts the new decoder side into an existing model file and keeps everything else, so bitstreams, coder priors,
+index data and concealers built on that file stay valid.
 """
 from __future__ import annotations
 
@@ -78,3 +82,54 @@ def export_model(
     log(f"codebook usage on {len(prior_images)} prior images: {used}/{K} codewords")
     meta = {**info, "codebook_used": used, "kmeans_seed": seed, "prior_images": len(prior_images), **(meta or {})}
     return save_vqgan(out, model, codebooks=codebooks, priors=counts, meta=meta, half=True)
+
+
+#: the parts a decoder-only fine-tune changes; every other tensor of the model must be the base file's
+DECODER_PARTS = ("post_quant_conv.", "decoder.")
+
+
+def splice_decoder(train_ckpt: str | Path, base: str | Path, out: str | Path, *, log=print) -> Path:
+    """Write ``out`` = model file ``base`` with its full-size decoder side (``post_quant_conv`` + decoder)
+    taken from training checkpoint ``train_ckpt`` (fp16, as the project stores it).
+
+    Everything else is ``base``'s: encoder, ``quant_conv``, codebook, K-means codebooks, coder priors and the
+    reduced sizes' fine-tuned decoders (``meta.finetuned_from_previous_decoder`` says they were fine-tuned from
+    the decoder this replaces; ``vqsim finetune-codec`` rebuilds them).  Raises CheckpointError when the
+    checkpoint's encoder side differs from ``base`` (fp16-rounded), i.e. when it was not a decoder-only fine-tune
+    of that file: splicing would silently change every bitstream.
+    """
+    from ..errors import CheckpointError
+
+    model, info = model_from_training_checkpoint(train_ckpt)
+    b = read_checkpoint(base)
+    if not isinstance(b, dict) or "state_dict" not in b or "config" not in b:
+        raise CheckpointError(f"{base} is not a model file in the project format")
+    if VQGANConfig.from_dict(b["config"]).to_dict() != model.config.to_dict():
+        raise CheckpointError(f"{train_ckpt}: architecture differs from {base}")
+    sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    base_sd = dict(b["state_dict"])
+    if set(sd) != set(base_sd):
+        raise CheckpointError(f"{train_ckpt}: parameter names differ from {base}")
+    changed = [k for k in sd if not k.startswith(DECODER_PARTS)
+               and not torch.equal(sd[k].to(base_sd[k].dtype) if sd[k].is_floating_point() else sd[k], base_sd[k])]
+    if changed:
+        raise CheckpointError(f"{train_ckpt} changes {len(changed)} tensor(s) outside the decoder side "
+                              f"(first: {changed[0]}): not a decoder-only fine-tune of {base}; "
+                              "export it with `vqsim export-codec` (no --base) instead")
+    n = 0
+    for k, v in sd.items():
+        if k.startswith(DECODER_PARTS):
+            base_sd[k] = v.half() if v.is_floating_point() else v.clone()
+            n += 1
+    meta = {**dict(b.get("meta") or {}), "decoder_from": Path(train_ckpt).name,
+            "decoder_steps": info["steps"], "decoder_train_wall_s": info["train_wall_s"]}
+    if b.get("decoders"):
+        meta["finetuned_from_previous_decoder"] = sorted(int(s) for s in b["decoders"])
+    obj = {**b, "state_dict": base_sd, "meta": meta}
+    p = Path(out)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(p)
+    log(f"{n} decoder-side tensors from {train_ckpt} (step {info['steps']}) into {base}'s file -> {p}")
+    return p

@@ -271,3 +271,35 @@ def test_a_sitting_cut_by_max_minutes_ends_with_a_validation(tmp_path, data_dir)
     step = torch.load(out / "last.pt", weights_only=True)["step"]
     assert step < 50
     assert [r["step"] for r in _log(out) if "val_lpips_alex" in r] == [step]
+
+
+def test_splice_decoder_ships_a_decoder_only_fine_tune(tmp_path, data_dir):
+    """export-codec --base: the fine-tuned decoder side goes into the base file; all else stays the base's."""
+    from codec.checkpoint import read_checkpoint, save_vqgan
+    from codec.errors import CheckpointError
+    from codec.train.export import splice_decoder
+    from codec.vqgan import VQModel
+
+    torch.manual_seed(1)
+    base = save_vqgan(tmp_path / "base.pt", VQModel(TINY), priors={16: torch.arange(16)}, meta={"steps": 7},
+                      half=True)
+    frozen = tmp_path / "dec"
+    train_codec(_cfg(frozen, data_dir, 10, lr=1e-3, init_from=str(base),
+                     freeze=["encoder", "quant_conv", "quantize"]), log=lambda *_: None)
+    out = splice_decoder(frozen / "last.pt", base, tmp_path / "spliced.pt", log=lambda *_: None)
+    b, s = read_checkpoint(base), read_checkpoint(out)
+    trained = torch.load(frozen / "last.pt", weights_only=True)["model"]
+    for k, v in s["state_dict"].items():
+        if k.startswith(("decoder.", "post_quant_conv.")):
+            assert torch.equal(v, trained[k].half()), k
+        else:
+            assert torch.equal(v, b["state_dict"][k]), k
+    assert any(not torch.equal(s["state_dict"][k], b["state_dict"][k]) for k in s["state_dict"]
+               if k.startswith("decoder."))
+    assert torch.equal(s["priors"]["16"], b["priors"]["16"])
+    assert s["meta"]["steps"] == 7 and s["meta"]["decoder_steps"] == 10
+    moved = tmp_path / "all"  # encoder trained too: not a decoder-only fine-tune of base
+    train_codec(_cfg(moved, data_dir, 10, lr=1e-3, init_from=str(base)), log=lambda *_: None)
+    with pytest.raises(CheckpointError, match="outside the decoder side"):
+        splice_decoder(moved / "last.pt", base, tmp_path / "bad.pt", log=lambda *_: None)
+    assert not (tmp_path / "bad.pt").exists()
