@@ -4,6 +4,7 @@ See :mod:`experiments.plots` for what the grids show.
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,7 @@ def plot_example_grids(df, results: Path, folder: Path, formats, report: PlotRep
                     else:
                         ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
                     if r == 0:
-                        ax.set_title(method_label(name) if c >= 3 else name, fontsize=6.5)
+                        ax.set_title(textwrap.fill(method_label(name), 22) if c >= 3 else name, fontsize=6.5)
                     if c >= 3 and name in urows.index and "lpips_alex" in urows.columns:
                         ax.text(
                             0.02,
