@@ -92,7 +92,11 @@ def _fmt_keys(keys: list[str], limit: int = 8) -> str:
 
 def check_state_dict(module: torch.nn.Module, sd: dict[str, torch.Tensor], what: str = "model") -> None:
     """Raise CheckpointError unless ``sd`` has exactly ``module``'s keys and shapes."""
-    own = module.state_dict()
+    check_state_dict_keys(module.state_dict(), sd, what)
+
+
+def check_state_dict_keys(own: dict[str, torch.Tensor], sd: dict[str, torch.Tensor], what: str = "model") -> None:
+    """Raise CheckpointError unless ``sd`` has exactly the keys and shapes of ``own``."""
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
     mismatched = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in own

@@ -49,6 +49,9 @@ class VQGANConfig:
     norm_groups: int = 32         # GroupNorm groups (taming: 32); narrow models need fewer (see Normalize)
     out_norm: str = "group"  # encoder/decoder norm_out: "group" (taming) or "affine" (scale + bias only, see Affine)
     codebook_l2: bool = False  # l2-normalised (cosine) codebook lookup (ViT-VQGAN); taming: False
+    #: residual blocks per decoder level beyond taming's num_res_blocks + 1 (0: taming's layout); a deeper decoder
+    #: for the same encoder, grown from a trained model with :func:`load_grown_decoder` (new blocks start as identity)
+    decoder_extra_blocks: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ch_mult", tuple(int(m) for m in self.ch_mult))
@@ -66,6 +69,8 @@ class VQGANConfig:
                 )
         if self.num_res_blocks < 1:
             raise ParameterError(f"num_res_blocks must be ≥ 1, got {self.num_res_blocks}")
+        if not 0 <= self.decoder_extra_blocks <= 16:
+            raise ParameterError(f"decoder_extra_blocks must be in [0, 16], got {self.decoder_extra_blocks}")
         if not 2 <= self.n_embed <= 1 << 20:
             raise ParameterError(f"n_embed must be in [2, 2^20], got {self.n_embed}")
         if self.embed_dim <= 0 or self.z_channels <= 0:
@@ -334,12 +339,14 @@ class Decoder(nn.Module):
         give_pre_end: bool = False,
         norm_groups: int = 32,
         out_norm: str = "group",
+        decoder_extra_blocks: int = 0,
         **ignore,
     ):
         super().__init__()
         self.ch = ch
         self.num_resolutions = len(ch_mult)
         self.num_res_blocks = num_res_blocks
+        self.blocks_per_level = num_res_blocks + 1 + int(decoder_extra_blocks)
         self.resolution = resolution
         self.give_pre_end = give_pre_end
         block_in = ch * ch_mult[self.num_resolutions - 1]
@@ -354,7 +361,7 @@ class Decoder(nn.Module):
         for i_level in reversed(range(self.num_resolutions)):
             block, attn = nn.ModuleList(), nn.ModuleList()
             block_out = ch * ch_mult[i_level]
-            for _ in range(num_res_blocks + 1):
+            for _ in range(self.blocks_per_level):
                 block.append(ResnetBlock(block_in, block_out, dropout=dropout, norm_groups=norm_groups))
                 block_in = block_out
                 if curr_res in attn_resolutions:
@@ -373,7 +380,7 @@ class Decoder(nn.Module):
         h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
         for i_level in reversed(range(self.num_resolutions)):
             up = self.up[i_level]
-            for i_block in range(self.num_res_blocks + 1):
+            for i_block in range(self.blocks_per_level):
                 h = up.block[i_block](h)
                 if len(up.attn) > 0:
                     h = up.attn[i_block](h)
@@ -385,6 +392,41 @@ class Decoder(nn.Module):
             h = self.norm_out(h)
             return self.conv_out(nonlinearity(h, inplace=True))
         return self.conv_out(nonlinearity(self.norm_out(h)))
+
+
+def is_extra_decoder_key(cfg: VQGANConfig, key: str) -> bool:
+    """Whether ``key`` belongs to a decoder block (or its attention) that ``decoder_extra_blocks`` added."""
+    parts = key.split(".")
+    return (len(parts) > 4 and parts[0] == "decoder" and parts[1] == "up" and parts[3] in ("block", "attn")
+            and parts[4].isdigit() and int(parts[4]) >= cfg.num_res_blocks + 1)
+
+
+def load_grown_decoder(model: "VQModel", state_dict: dict[str, torch.Tensor]) -> int:
+    """Load a trained model's ``state_dict`` into ``model``, whose decoder has ``decoder_extra_blocks`` more
+    residual blocks per level; the extra blocks start as the identity (their last convolution, and their
+    attention's output projection, zeroed), so the grown model decodes exactly as the trained one did.
+
+    Returns the number of tensors of the extra blocks.  Raises CheckpointError when the model has no extra
+    blocks, when ``state_dict`` already has them, lacks anything else, has keys the model does not, or shapes
+    differ.
+    """
+    from .checkpoint import check_state_dict_keys
+    from .errors import CheckpointError
+
+    own = model.state_dict()
+    extra = {k for k in own if is_extra_decoder_key(model.config, k)}
+    if not extra:
+        raise CheckpointError("the model has no extra decoder blocks (decoder_extra_blocks = 0): nothing to grow")
+    if any(k in state_dict for k in extra):
+        raise CheckpointError("the checkpoint already has the extra decoder blocks: load it as it is")
+    check_state_dict_keys({k: v for k, v in own.items() if k not in extra}, state_dict, "grown decoder's source")
+    model.load_state_dict({**own, **state_dict})
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for k in extra:
+            if k.endswith((".conv2.weight", ".conv2.bias", ".proj_out.weight", ".proj_out.bias")):
+                params[k].zero_()
+    return len(extra)
 
 
 class VectorQuantizer(nn.Module):

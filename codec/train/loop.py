@@ -321,10 +321,18 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
                 f"init_from {src} has no 'model' entry (a train-codec checkpoint, best.pt, model.pt "
                 "or a shipped model file)"
             )
-        if isinstance(ck["model"], dict):
+        from ..vqgan import is_extra_decoder_key, load_grown_decoder
+
+        grow = (isinstance(ck["model"], dict) and mcfg.decoder_extra_blocks > 0
+                and not any(is_extra_decoder_key(mcfg, k) for k in ck["model"]))
+        if grow:  # a deeper decoder on a trained model: its extra blocks start as the identity
+            n_new = load_grown_decoder(model, ck["model"])
+            log(f"decoder grown by {mcfg.decoder_extra_blocks} block(s) per level ({n_new} new tensors, identity)")
+        elif isinstance(ck["model"], dict):
             check_state_dict(model, ck["model"], f"init_from ({src})")
         try:
-            model.load_state_dict(ck["model"])
+            if not grow:
+                model.load_state_dict(ck["model"])
             step, wall = int(ck.get("step", 0)), float(ck.get("wall_s", 0.0))
         except (TypeError, ValueError, RuntimeError, AttributeError) as e:
             raise CheckpointError(

@@ -303,3 +303,31 @@ def test_splice_decoder_ships_a_decoder_only_fine_tune(tmp_path, data_dir):
     with pytest.raises(CheckpointError, match="outside the decoder side"):
         splice_decoder(moved / "last.pt", base, tmp_path / "bad.pt", log=lambda *_: None)
     assert not (tmp_path / "bad.pt").exists()
+
+
+def test_a_grown_decoder_starts_as_the_trained_one_and_trains(tmp_path, data_dir):
+    """decoder_extra_blocks on init_from: the extra blocks start as the identity, then learn."""
+    from codec.checkpoint import save_vqgan
+    from codec.errors import CheckpointError
+    from codec.vqgan import VQModel, load_grown_decoder
+
+    torch.manual_seed(2)
+    small = VQModel({**TINY, "attn_resolutions": [16]}).eval()
+    deep = VQModel({**TINY, "attn_resolutions": [16], "decoder_extra_blocks": 1}).eval()
+    n = load_grown_decoder(deep, small.state_dict())
+    assert n > 0 and len(deep.state_dict()) == len(small.state_dict()) + n
+    z = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(deep.decode(z), small.decode(z), atol=1e-6, rtol=0)
+    with pytest.raises(CheckpointError, match="already has the extra"):
+        load_grown_decoder(deep, deep.state_dict())
+    with pytest.raises(CheckpointError, match="nothing to grow"):
+        load_grown_decoder(small, small.state_dict())
+    base = save_vqgan(tmp_path / "base.pt", small, meta={"steps": 3}, half=False)
+    out = tmp_path / "deep"
+    train_codec(_cfg(out, data_dir, 6, lr=1e-3, init_from=str(base), model={**TINY, "attn_resolutions": [16],
+                     "decoder_extra_blocks": 1}, freeze=["encoder", "quant_conv", "quantize"]), log=lambda *_: None)
+    got = torch.load(out / "last.pt", weights_only=True)["model"]
+    k = "decoder.up.0.block.2.conv2.weight"  # an extra block (num_res_blocks = 1: blocks 0, 1 are taming's)
+    assert k in got and got[k].abs().sum() > 0  # it left the identity
+    assert torch.equal(got["encoder.conv_in.weight"], small.state_dict()["encoder.conv_in.weight"])
