@@ -15,6 +15,12 @@ Method labels: a registry name (``codec.conceal.METHODS``), optionally with
 options as ``name:opt=value,...`` (``latent_avg_soft:renorm=true``), or
 ``name@decoder`` with a decoder-side weights file (``@FILE``) for the robust
 decoder.
+
+Columns per row: LPIPS of the reconstruction against the plain decoder's loss-free reconstruction
+(``*_vs_lossfree``), against the original (``*_vs_original``) and against its own decoder's loss-free
+reconstruction (``*_vs_decoder_lossfree``), and that decoder's loss-free LPIPS against the original
+(``*_lossfree_decoder``).  A decoder variant renders even a loss-free map differently, so ``vs_lossfree``
+charges it for that; ``--summary-metric vs_original`` compares what a viewer sees.
 """
 from __future__ import annotations
 
@@ -40,6 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", default="latent_avg", help="paired reference method label (default latent_avg)")
     p.add_argument("--model", default="default", help="codec model name or checkpoint (default: default)")
     p.add_argument("--seed", type=int, default=0, help="seed of the loss masks (default 0)")
+    p.add_argument("--summary-metric", default="vs_lossfree", choices=("vs_lossfree", "vs_original",
+                   "vs_decoder_lossfree"),
+                   help="what the summary compares: LPIPS against the plain decoder's loss-free reconstruction "
+                   "(default), against the original, or against each decoder's own loss-free reconstruction "
+                   "(every column is in rows.csv)")
     p.add_argument("--net", default="alex", help="LPIPS net (default alex)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -145,10 +156,15 @@ def cmd_conceal_eval(args) -> int:
                         f"lpips_{args.net}_vs_lossfree": float(lpips_distance(base, x, net=args.net)[0]),
                         f"lpips_{args.net}_vs_original": float(lpips_distance(orig, x, net=args.net)[0]),
                         f"lpips_{args.net}_lossfree_decoder": float(lpips_distance(orig, lf[dec], net=args.net)[0]),
+                        f"lpips_{args.net}_vs_decoder_lossfree": float(lpips_distance(lf[dec], x, net=args.net)[0]),
                         "time_conceal_s": t1 - t0, "time_decode_s": t2 - t1, "time_s": t2 - t0})
             pd.DataFrame(new).to_csv(rows_path, mode="a", header=not rows_path.exists(), index=False)
             print(json.dumps({"image": path.name, "K": K, "rows": len(new)}), flush=True)
-    summ = summarize(pd.read_csv(rows_path), f"lpips_{args.net}_vs_lossfree", args.reference)
+    rows = pd.read_csv(rows_path)
+    metric = f"lpips_{args.net}_{args.summary_metric}"
+    if metric not in rows.columns:
+        raise ParameterError(f"{rows_path} has no column {metric!r} (rows of an older vqsim; use another --out)")
+    summ = summarize(rows, metric, args.reference)
     summ.to_csv(out / "summary.csv", index=False)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summ.round(4).to_string(index=False))

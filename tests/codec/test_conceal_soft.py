@@ -220,6 +220,21 @@ def test_cli_conceal_soft_decoder_flag_and_eval(codec_small, tmp_path, capsys):
     assert main(args) == 0                                  # resumed: nothing left to do
     assert len(pd.read_csv(tmp_path / "ev" / "rows.csv")) == 3
     assert main([*args[:-3], "magic"]) == 2
+    # a decoder variant: scored against the plain loss-free image, the original and its own loss-free image
+    codec = codec_small[0]
+    w = {k: v.detach().clone() for k, v in codec.model.state_dict().items() if k.startswith("post_quant_conv.")}
+    w["post_quant_conv.bias"] += 0.5
+    torch.save({"weights": w, "meta": {"codebook_id": codec.codebook_id}}, tmp_path / "dec.pt")
+    args = [*args[:-3], "latent_avg", f"latent_avg@{tmp_path / 'dec.pt'}", "--out", str(tmp_path / "ev2"),
+            "--summary-metric", "vs_original"]
+    assert main(args) == 0
+    rows = pd.read_csv(tmp_path / "ev2" / "rows.csv").set_index("decoder")
+    plain, var = rows.loc["plain"], rows.loc[str(tmp_path / "dec.pt")]
+    assert plain["lpips_alex_vs_decoder_lossfree"] == plain["lpips_alex_vs_lossfree"]
+    assert var["lpips_alex_vs_decoder_lossfree"] != var["lpips_alex_vs_lossfree"]
+    assert var["lpips_alex_lossfree_decoder"] != plain["lpips_alex_lossfree_decoder"]
+    summ = pd.read_csv(tmp_path / "ev2" / "summary.csv").set_index("method")
+    assert summ.loc["latent_avg", "mean"] == pytest.approx(plain["lpips_alex_vs_original"])
 
 
 def test_sweep_scores_the_soft_latents_not_their_snapped_indices(codec_small, tmp_path):
