@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="reduced sizes: evaluate the fine-tuned decoder, the plain K-means model ('w/o fine-tune'), "
                         "both (default; auto with --bd-rate) or whichever is shipped (auto)")
     p.add_argument("--nets", default="alex,vgg", help="LPIPS backbones, comma separated (default: alex,vgg)")
+    p.add_argument("--decoder", default="plain",
+                   help="decoder variant: plain (default), robust (loss-aware, where shipped) or a decoder file "
+                   "from train-robust-decoder; same indices and bits, another reconstruction")
     p.add_argument("--dists", action="store_true", help="also measure DISTS (Ding et al. 2020; a 'dists' column; "
                    "needs pip install --no-deps dists-pytorch==0.1)")
     p.add_argument("--coders", default=None, help="coders whose sizes are measured, comma separated (default: "
@@ -286,7 +289,7 @@ def _eval_measure(args, anchors: tuple[str, ...]):
     try:
         rows = _evaluate(images, args.model, sizes, nets=nets, device=args.device, config=args.config,
                          progress=progress, variants=variants, anchors=anchors, autocast=_autocast(args),
-                         dists=args.dists, coders=coders, bar=bar)
+                         dists=args.dists, coders=coders, bar=bar, decoder=args.decoder)
     finally:
         if "file" in sink:
             sink["file"].close()

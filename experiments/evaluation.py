@@ -87,7 +87,7 @@ def count_rows(n_images: int, n_codecs: int, anchors=()) -> int:
 
 def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), device=None, config=None,
              progress=None, variants: str = "both", anchors=(), autocast: str | None = None, dists: bool = False,
-             coders=None, bar: bool = False):
+             coders=None, bar: bool = False, decoder: str = "plain"):
     """Rows (dicts) of bpp per coder, LPIPS, PSNR, SSIM and timings, one per (image, codebook size, variant).
 
     The encoder runs once per image (timed); each codebook size then only
@@ -106,6 +106,9 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
     coder of ``codec.entropy.CODERS``; add ``"tf_ar"`` for the transformer
     coder, which costs ≈ 1 s per image and size where a model is shipped).
     ``bar``: show a tqdm progress bar (rows done, rate, ETA) on stderr.
+    ``decoder``: decoder variant of every size (``codec.conceal.decoder_variant``: plain, robust or a decoder
+    file); the encoder, indices and bits are the codec's, only the reconstruction changes (row ``variant``
+    ``…+decoder:NAME``).
     Every row also has ``set`` (the image's folder name), ``anchor`` ("" for
     the codec) and ``setting`` (``"K=…"`` for the codec).
     """
@@ -117,6 +120,10 @@ def evaluate(images, model: str = "default", sizes=None, nets=("alex", "vgg"), d
     _check_variants_and_anchors(variants, anchors)
     coders = tuple(CODERS if coders is None else coders)
     base, codecs = _codecs(model, sizes, device, config, variants, autocast)
+    if decoder not in (None, "plain"):
+        from codec.conceal.decoder_variant import with_decoder_variant
+
+        codecs = [with_decoder_variant(c, decoder) for c in codecs]
     total = count_rows(len(images), len(codecs), anchors)
     pbar = None
     if bar:

@@ -57,6 +57,30 @@ def test_eval_prints_table_and_writes_csv(tmp_path, tiny_ckpt, small_png, capsys
     assert np.all(df.lpips_alex >= 0) and np.all(df.psnr > 0)
 
 
+def test_eval_decoder_variant_keeps_the_bits_and_changes_the_pixels(tmp_path, tiny_ckpt, small_png, capsys):
+    import pandas as pd
+    import torch
+
+    from codec.zoo import load_codec
+
+    codec = load_codec(str(tiny_ckpt), 16, device="cpu")
+    w = {k: v.detach().clone() for k, v in codec.model.state_dict().items() if k.startswith("post_quant_conv.")}
+    w["post_quant_conv.bias"] += 0.3
+    torch.save({"weights": w, "meta": {"codebook_id": codec.codebook_id, "name": "shifted"}}, tmp_path / "dec.pt")
+    rows = {}
+    for dec in ("plain", str(tmp_path / "dec.pt")):
+        csv = tmp_path / f"{len(rows)}.csv"
+        assert main(["eval", "--images", str(small_png), "--model", str(tiny_ckpt), "--nets", "alex",
+                     "--decoder", dec, "--csv", str(csv)]) == 0
+        rows[dec] = pd.read_csv(csv).iloc[0]
+    plain, var = rows["plain"], rows[str(tmp_path / "dec.pt")]
+    assert var["bytes_arith"] == plain["bytes_arith"] and var["psnr"] != plain["psnr"]
+    assert var["variant"].endswith("+decoder:shifted")
+    capsys.readouterr()
+    assert main(["eval", "--images", str(small_png), "--model", str(tiny_ckpt), "--decoder", "robust"]) == 2
+    assert "no robust decoder ships" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def ft_ckpt(tmp_path_factory, tiny_ckpt, kodim01):
     """tiny_ckpt with K-means codebooks 8 and 4 and a (short) fine-tuned decoder side for size 8 only."""
