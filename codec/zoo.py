@@ -68,6 +68,20 @@ class ConcealerInfo:
 
 
 @dataclass(frozen=True)
+class DecoderVariantInfo:
+    """A shipped decoder variant of a codec (``codec.conceal.decoder_variant``) for one codebook size: a
+    decoder side fine-tuned on concealed maps; encoder and codebook are the codec's."""
+
+    kind: str                       # "robust"
+    codebook_size: int
+    file: str                       # name inside the model's weights folder
+    sha256: str
+    steps: int                      # fine-tuning steps
+    filler: str                     # the concealment method whose output it was trained on
+    description: str = ""           # training recipe and what was measured, one paragraph
+
+
+@dataclass(frozen=True)
 class KodakRow:
     """One codebook size measured on the Kodak images (means over the images)."""
 
@@ -104,6 +118,7 @@ class ModelInfo:
     concealers: tuple[ConcealerInfo, ...]
     training: Mapping[str, Any]
     kodak: KodakCard | None
+    decoder_variants: tuple[DecoderVariantInfo, ...] = ()
     weights_dir: Path = field(default=WEIGHTS_DIR, compare=False)
 
     @property
@@ -117,6 +132,10 @@ class ModelInfo:
 
     def concealer(self, kind: str, codebook_size: int) -> ConcealerInfo | None:
         return next((c for c in self.concealers if c.kind == kind and c.codebook_size == int(codebook_size)), None)
+
+    def decoder_variant(self, kind: str, codebook_size: int) -> DecoderVariantInfo | None:
+        return next((d for d in self.decoder_variants if d.kind == kind and d.codebook_size == int(codebook_size)),
+                    None)
 
     def weights_status(self) -> str:
         """"ok", "missing" or "sha256 mismatch" for the VQGAN file (hashes it, once per file version)."""
@@ -158,6 +177,9 @@ def read_model_card(path: str | Path, weights_dir: str | Path | None = None) -> 
                 measured=str(kodak["measured"]),
                 source=str(kodak["source"]),
                 rows=tuple(KodakRow(**r) for r in kodak["rows"]),
+            ),
+            decoder_variants=tuple(
+                DecoderVariantInfo(**{**v, "sha256": str(v["sha256"]).lower()}) for v in d.get("decoder_variants", [])
             ),
             weights_dir=Path(weights_dir) if weights_dir is not None else p.parent,
         )

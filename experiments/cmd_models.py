@@ -42,6 +42,8 @@ def _card_json(info) -> dict[str, Any]:
 
     for c, cd in zip(info.concealers, d["concealers"], strict=False):
         cd["weights"] = file_status(info.weights_dir / c.file, c.sha256)
+    for v, vd in zip(info.decoder_variants, d["decoder_variants"], strict=False):
+        vd["weights"] = file_status(info.weights_dir / v.file, v.sha256)
     return d
 
 
@@ -70,6 +72,13 @@ def _print_card(m) -> None:
         held += "" if c.heldout_exact is None else f" / {100 * c.heldout_exact:.1f} % exact"
         print(f"    {c.kind:<5} {c.codebook_size:>5}  {c.file} ({file_status(m.weights_dir / c.file, c.sha256)}, "
               f"sha256 {c.sha256[:12]}): {c.architecture}, {c.steps} steps{held}")
+    if m.decoder_variants:
+        print("  decoder variants")
+    for dv in m.decoder_variants:
+        print(f"    {dv.kind:<6} {dv.codebook_size:>5}  {dv.file} ({file_status(m.weights_dir / dv.file, dv.sha256)}, "
+              f"sha256 {dv.sha256[:12]}): {dv.steps} steps on {dv.filler}-concealed maps")
+        if dv.description:
+            print(f"                  {dv.description}")
     print("  training")
     for k, v in m.training.items():
         print(f"    {k:<13} {', '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}")

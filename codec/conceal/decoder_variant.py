@@ -8,8 +8,9 @@ entries}, "meta": {codec, codebook_id, codec_steps, ...}}`` and are read with
 ``weights_only=True``.
 
 Variant names: ``"plain"`` (or None) — the codec as loaded; ``"robust"`` — the
-file ``codec/weights/{codec}_robustdec_{K}.pt`` (none ships yet:
-ModelNotFoundError); anything else — a path to such a file.
+file the codec's model card lists (``decoder_variants``, checked against its
+SHA-256), else ``codec/weights/{codec}_robustdec_{K}.pt`` (ModelNotFoundError
+when absent); anything else — a path to such a file.
 """
 from __future__ import annotations
 
@@ -34,9 +35,14 @@ def split_variant_label(label: str) -> tuple[str, str]:
 
 
 def robust_decoder_path(codec_name: str, codebook_size: int) -> Path:
-    """Where the shipped robust decoder of (codec, K) would live."""
-    from ..zoo import WEIGHTS_DIR
+    """Where the shipped robust decoder of (codec, K) lives: its model card's file for a registered codec, else
+    the naming rule ``{codec}_robustdec_{K}.pt`` in the weights folder."""
+    from ..zoo import REGISTRY, WEIGHTS_DIR
 
+    info = REGISTRY.get(codec_name)
+    v = info.decoder_variant("robust", codebook_size) if info is not None else None
+    if info is not None and v is not None:
+        return info.weights_dir / v.file
     return WEIGHTS_DIR / f"{codec_name}_robustdec_{int(codebook_size)}.pt"
 
 
@@ -68,6 +74,12 @@ def with_decoder_variant(codec, variant: str | Path | None = "plain"):
         if not path.exists():
             raise ModelNotFoundError(f"no robust decoder ships for {codec.codebook_id} ({path.name}); "
                                      f"train one with `vqsim train-robust-decoder` and pass its file")
+        from ..zoo import REGISTRY, verify_sha256
+
+        info = REGISTRY.get(codec.name)
+        v = info.decoder_variant("robust", codec.codebook_size) if info is not None else None
+        if v is not None:  # a shipped file is checked against its card before it is read
+            verify_sha256(path, v.sha256)
     else:
         path = Path(variant)
         if not path.is_file():

@@ -158,8 +158,12 @@ def test_decoder_variant_changes_pixels_not_indices(codec_small, tmp_path):
     torch.save({"weights": w, "meta": {"codebook_id": "default/128"}}, path)
     with pytest.raises(CheckpointError, match="default/128"):
         with_decoder_variant(codec, str(path))
-    with pytest.raises(ModelNotFoundError, match="robust"):
-        with_decoder_variant(codec, "robust")
+    shipped = with_decoder_variant(codec, "robust")  # default/1024 ships one (codec/weights/default_robustdec_1024.pt)
+    assert shipped.variant.endswith("+decoder:default_robustdec_1024")
+    from codec.zoo import load_codec
+
+    with pytest.raises(ModelNotFoundError, match="no robust decoder ships for default/128"):
+        with_decoder_variant(load_codec("default", 128, device="cpu"), "robust")
 
 
 def test_robust_decoder_trains_resumes_and_loads(kodak_dir, tmp_path, codec_small):

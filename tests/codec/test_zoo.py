@@ -52,13 +52,39 @@ def test_card_matches_the_checkpoint(default_info):
 def test_card_lists_every_shipped_concealer(default_info):
     from codec.checkpoint import read_checkpoint
 
-    shipped = sorted(p.name for p in zoo.WEIGHTS_DIR.glob("default_*_*.pt"))
+    shipped = sorted(p.name for p in zoo.WEIGHTS_DIR.glob("default_*_*.pt") if "_robustdec_" not in p.name)
     assert sorted(c.file for c in default_info.concealers) == shipped
     for c in default_info.concealers:
         meta = read_checkpoint(default_info.weights_dir / c.file)["meta"]
         assert (meta["kind"], meta["codebook_size"], meta["step"]) == (c.kind, c.codebook_size, c.steps), c.file
         assert meta["eval_loss"] == pytest.approx(c.heldout_nats, abs=0.005)
         assert zoo.concealer_path("default", c.codebook_size, c.kind) == default_info.weights_dir / c.file
+
+
+def test_card_lists_every_shipped_decoder_variant(default_info):
+    from codec.conceal.decoder_variant import read_decoder_file, robust_decoder_path
+
+    shipped = sorted(p.name for p in zoo.WEIGHTS_DIR.glob("default_robustdec_*.pt"))
+    assert sorted(v.file for v in default_info.decoder_variants) == shipped
+    assert shipped, "the robust decoder of issue 23 ships"
+    for v in default_info.decoder_variants:
+        path = default_info.weights_dir / v.file
+        assert v.sha256 == _sha256(path), v.file
+        meta = read_decoder_file(path)["meta"]
+        assert meta["codebook_id"] == f"default/{v.codebook_size}" and meta["steps"] == v.steps
+        assert meta["filler"] == v.filler
+        assert robust_decoder_path("default", v.codebook_size) == path
+
+
+def test_corrupted_robust_decoder_is_refused(monkeypatch, tmp_path, default_info):
+    from codec.conceal.decoder_variant import with_decoder_variant
+
+    v = default_info.decoder_variants[0]
+    copy = _registered_copy(monkeypatch, tmp_path, default_info, corrupt=v.file)
+    codec = zoo.load_codec("tmpcopy", v.codebook_size, device="cpu")
+    with pytest.raises(CheckpointError, match=v.file):
+        with_decoder_variant(codec, "robust")
+    assert copy.decoder_variant("robust", v.codebook_size) == v
 
 
 def test_kodak_numbers_are_the_readme_model_card(default_info):
@@ -88,7 +114,7 @@ def test_list_models_returns_the_cards():
 
 def _registered_copy(monkeypatch, tmp_path: Path, info, corrupt: str | None = None):
     """A copy of the default model's files in tmp_path, registered as 'tmpcopy'; ``corrupt`` names a file to damage."""
-    for f in [info.file, *(c.file for c in info.concealers)]:
+    for f in [info.file, *(c.file for c in info.concealers), *(v.file for v in info.decoder_variants)]:
         shutil.copyfile(info.weights_dir / f, tmp_path / f)
     if corrupt:
         p = tmp_path / corrupt
