@@ -279,6 +279,19 @@ def power_sentence(t: pd.DataFrame, metric: str) -> str:
     return text
 
 
+def default_paired_metric(df: pd.DataFrame) -> str | None:
+    """The metric paired comparisons use unless told: ΔLPIPS-Alex against the loss-free reconstruction (else
+    LPIPS-VGG, else PSNR). When the rows decode with more than one decoder variant (column ``decoder``), the
+    same metric against the *original*: ``*_vs_lossfree`` is measured against the plain decoder's loss-free
+    picture, which would charge a variant for rendering even a loss-free map differently."""
+    multi = "decoder" in df.columns and df["decoder"].nunique() > 1
+    for m in ("lpips_alex_vs_lossfree", "lpips_vgg_vs_lossfree", "psnr_vs_lossfree"):
+        if m in df.columns and df[m].notna().any():
+            base = m.removesuffix("_vs_lossfree")
+            return base if multi and base in df.columns else m
+    return None
+
+
 def paired_table(df: pd.DataFrame, metric: str | None = None, reference: str = "best_baseline",
                  max_rows: int = 80, unit: str = DEFAULT_UNIT, correction: str = DEFAULT_CORRECTION,
                  level: float = 0.95) -> str:
@@ -288,8 +301,7 @@ def paired_table(df: pd.DataFrame, metric: str | None = None, reference: str = "
     if df is None or not len(df):
         return "(no results)"
     if metric is None:
-        metric = next((m for m in ("lpips_alex_vs_lossfree", "lpips_vgg_vs_lossfree", "psnr_vs_lossfree")
-                       if m in df.columns), None)
+        metric = default_paired_metric(df)
         if metric is None:
             return "(no metric columns)"
     pk = [c for c in _varied(df, PANEL_EXTRA[1:]) if c in df.columns]  # packetization the sweep varies: own rows

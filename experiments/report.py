@@ -365,9 +365,9 @@ def write_report(
     grids = sorted(plots.glob("grid_*.png"))[:MAX_GRIDS]
     figs += [(g, "Example images: original, loss-free, lost indices (red), each method's result.") for g in grids]
 
-    metric = next(
-        (m for m in ("lpips_alex_vs_lossfree", "lpips_vgg_vs_lossfree", "psnr_vs_lossfree") if m in df.columns), None
-    )
+    from .paired import default_paired_metric
+
+    metric = default_paired_metric(df)
     sig = (
         significance_table(df, metric, reference, level=level, unit=unit, correction=correction, detect=detect)
         if metric and df["method"].nunique() > 1

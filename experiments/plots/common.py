@@ -183,8 +183,9 @@ def method_label(m: str) -> str:
 
 def method_colors(methods: list[str]) -> dict[str, Any]:
     """Stable colours: :data:`METHOD_COLORS`, the same for a method in every sweep (a decoder variant of a
-    method, ``m@robust``, the method's colour darkened by half); unknown methods get greys."""
-    from matplotlib.colors import to_rgb
+    method, ``m@robust``: the method's hue, saturated and darkened, so variants of pale colours stay apart);
+    unknown methods get greys."""
+    from matplotlib.colors import hsv_to_rgb, rgb_to_hsv, to_rgb
 
     from codec.conceal.decoder_variant import split_variant_label
 
@@ -192,7 +193,10 @@ def method_colors(methods: list[str]) -> dict[str, Any]:
         base, dec = split_variant_label(m)
         if base not in METHOD_COLORS:
             return None
-        return METHOD_COLORS[base] if dec == "plain" else tuple(0.5 * c for c in to_rgb(METHOD_COLORS[base]))
+        if dec == "plain":
+            return METHOD_COLORS[base]
+        h, sat, v = rgb_to_hsv(to_rgb(METHOD_COLORS[base]))
+        return tuple(float(c) for c in hsv_to_rgb((h, max(sat, 0.75), 0.55 * v)))
 
     other = [m for m in methods if known(m) is None]
     greys = {m: str(0.15 + 0.5 * i / max(1, len(other))) for i, m in enumerate(other)}

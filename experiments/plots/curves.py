@@ -138,14 +138,9 @@ def plot_burst_effect(df, folder: Path, formats, report: PlotReport, unit: str =
 
 
 def _paired_metric(df) -> str | None:
-    return next(
-        (
-            m
-            for m in ("lpips_alex_vs_lossfree", "lpips_vgg_vs_lossfree", "psnr_vs_lossfree")
-            if m in df.columns and df[m].notna().any()
-        ),
-        None,
-    )
+    from ..paired import default_paired_metric
+
+    return default_paired_metric(df)
 
 
 def _ref_title(refs: Sequence[str], reference: str) -> str:

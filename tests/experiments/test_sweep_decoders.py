@@ -139,3 +139,17 @@ def test_figures_name_and_colour_decoder_variants():
     assert c["bidir_soft"] == METHOD_COLORS["bidir_soft"]
     assert isinstance(c["bidir_soft@robust"], tuple) and c["bidir_soft@robust"] != c["bidir_soft"]
     assert isinstance(c["mystery"], str)
+
+
+def test_paired_comparisons_across_decoders_are_against_the_original(tiny_config, decoder_dir):
+    """*_vs_lossfree is the plain decoder's loss-free picture: across decoders the summary, the paired figure and
+    the report compare against the original instead (and say so)."""
+    from experiments.paired import default_paired_metric
+    from experiments.sweep import summary_table
+
+    df = run_sweep(_cfg(tiny_config, decoder_dir), decoder_dir / "summary", progress=False, log=quiet).results
+    assert default_paired_metric(df) == "lpips_alex"
+    assert default_paired_metric(df[df["decoder"] == "plain"]) == "lpips_alex_vs_lossfree"
+    text = summary_table(df)
+    assert "decoders vary" in text and "paired differences in lpips_alex to" in text
+    assert "decoders vary" not in summary_table(df[df["decoder"] == "plain"])
