@@ -52,7 +52,7 @@ class RobustDecoderConfig:
     lr: float = 5e-5
     warmup: int = 50
     perceptual_weight: float = 1.0
-    lpips_net: str = "alex"
+    lpips_net: str = "alex"                # perceptual loss: "alex", "vgg" or "alex+vgg" (mean of the two)
     parts: list[str] = field(default_factory=lambda: ["post_quant_conv", "decoder"])
     clean_fraction: float = 0.25
     loss_min: float = 0.05
@@ -87,6 +87,10 @@ class RobustDecoderConfig:
         if self.filler not in CONCEAL_METHODS:
             raise ParameterError(f"filler must be a concealment method ({', '.join(CONCEAL_METHODS)}), "
                                  f"got {self.filler!r}")
+        from .loop import LPIPS_LOSS_NETS
+
+        if self.lpips_net not in LPIPS_LOSS_NETS:
+            raise ParameterError(f"lpips_net must be one of {', '.join(LPIPS_LOSS_NETS)}, got {self.lpips_net!r}")
         for p in self.parts:
             if not (p == "post_quant_conv" or p == "decoder" or p.startswith("decoder.")):
                 raise ParameterError(f"parts may only name post_quant_conv or decoder modules, got {p!r}")
@@ -216,11 +220,11 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
         step, history = int(st["step"]), list(st["history"])
         rng.bit_generator.state = json.loads(st["rng"])
         log(f"resumed at step {step}")
-    lp = None
+    lps = []
     if cfg.perceptual_weight > 0:
         from ..metrics import get_lpips
 
-        lp = get_lpips(cfg.lpips_net, device=device)
+        lps = [get_lpips(net, device=device) for net in cfg.lpips_net.split("+")]
 
     def save_state() -> None:
         tmp = work / "state.pt.tmp"
@@ -250,8 +254,8 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
         x = images[torch.from_numpy(b)].to(device).float().div(127.5).sub(1)
         xr = model.decode(z)
         loss = (x - xr).abs().mean()
-        if lp is not None:
-            loss = loss + cfg.perceptual_weight * lp(x, xr).mean()
+        if lps:  # the mean of the configured nets' LPIPS
+            loss = loss + cfg.perceptual_weight * sum(lp(x, xr).mean() for lp in lps) / len(lps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

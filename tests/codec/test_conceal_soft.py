@@ -196,6 +196,9 @@ def test_robust_decoder_trains_resumes_and_loads(kodak_dir, tmp_path, codec_smal
     assert not torch.allclose(robust.decode_indices_tensor(imap), codec.decode_indices_tensor(imap))
     with pytest.raises(ParameterError, match="filler"):
         RobustDecoderConfig(filler="magic")
+    with pytest.raises(ParameterError, match="lpips_net"):
+        RobustDecoderConfig(lpips_net="squeeze")
+    assert RobustDecoderConfig(lpips_net="alex+vgg").lpips_net == "alex+vgg"  # the mean of both nets
 
 
 # ------------------------------------------------------------------ command line
