@@ -5,23 +5,12 @@ import zlib
 
 import numpy as np
 import pytest
+from indexmaps import session, skewed_map
 
 from codec.errors import ParameterError
-from codec.types import IndexMap
 from sim.interleave import SCHEMES, interleave, tile_boxes, tile_seed, tile_shape
 from sim.packet import HEADER_SIZE, REASONS, Packet
 from sim.packetizer import TILE_SHAPES, depacketize, packetize
-
-
-def skewed_map(h=16, w=24, K=256, seed=0):
-    """A map with a skewed index distribution (as real images give) so the entropy coders compress."""
-    rng = np.random.default_rng(seed)
-    idx = np.minimum(rng.geometric(0.05, size=(h, w)) - 1, K - 1)
-    return IndexMap(idx, K, (16 * h, 16 * w), codebook_id="test/256")
-
-
-def session(m):
-    return dict(codebook_size=m.codebook_size, shape=m.shape, image_size=m.image_size, codebook_id=m.codebook_id)
 
 
 def tiles_mask(h, w, th, tw, tiles):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from indexmaps import session, skewed_map
 
 from codec.entropy import CODERS
 from codec.errors import ParameterError
@@ -13,17 +14,6 @@ from sim.fec import ErasureFEC
 from sim.interleave import SCHEMES, interleave
 from sim.packet import OVERHEAD, REASONS, Packet, PacketError
 from sim.packetizer import PacketizeOptions, depacketize, packetize
-
-
-def skewed_map(h=12, w=20, K=256, seed=0):
-    """A map with a skewed index distribution (as real images give) so the entropy coders compress."""
-    rng = np.random.default_rng(seed)
-    idx = np.minimum(rng.geometric(0.05, size=(h, w)) - 1, K - 1)
-    return IndexMap(idx, K, (16 * h, 16 * w), codebook_id="test/256")
-
-
-def session(m):
-    return dict(codebook_size=m.codebook_size, shape=m.shape, image_size=m.image_size, codebook_id=m.codebook_id)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
