@@ -270,6 +270,12 @@ def save_vqgan(
         "decoders": {str(k): {n: conv(t) for n, t in d.items()} for k, d in (decoders or {}).items()},
         "meta": dict(meta or {}),
     }
+    return save_atomic(obj, path)
+
+
+def save_atomic(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to ``path`` through a temporary file and a rename: the file is either complete or absent
+    (an interrupted save never leaves half a checkpoint); the parent folder is created."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_suffix(p.suffix + ".tmp")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import read_checkpoint, save_vqgan
+from ..checkpoint import read_checkpoint, save_atomic, save_vqgan
 from ..kmeans import kmeans_codebook, reduced_sizes
 from ..vqgan import VQGANConfig, VQModel
 
@@ -125,11 +125,6 @@ def splice_decoder(train_ckpt: str | Path, base: str | Path, out: str | Path, *,
             "decoder_steps": info["steps"], "decoder_train_wall_s": info["train_wall_s"]}
     if b.get("decoders"):
         meta["finetuned_from_previous_decoder"] = sorted(int(s) for s in b["decoders"])
-    obj = {**b, "state_dict": base_sd, "meta": meta}
-    p = Path(out)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(p)
+    p = save_atomic({**b, "state_dict": base_sd, "meta": meta}, out)
     log(f"{n} decoder-side tensors from {train_ckpt} (step {info['steps']}) into {base}'s file -> {p}")
     return p

@@ -33,6 +33,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..checkpoint import save_atomic
 from ..errors import ParameterError
 
 
@@ -227,11 +228,9 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
         lps = [get_lpips(net, device=device) for net in cfg.lpips_net.split("+")]
 
     def save_state() -> None:
-        tmp = work / "state.pt.tmp"
-        torch.save({"weights": {k: p.detach().cpu().clone() for k, p in params.items()}, "opt": opt.state_dict(),
-                    "step": step, "history": history, "rng": json.dumps(rng.bit_generator.state),
-                    "config": asdict(cfg)}, tmp)
-        tmp.replace(state_path)
+        save_atomic({"weights": {k: p.detach().cpu().clone() for k, p in params.items()}, "opt": opt.state_dict(),
+                     "step": step, "history": history, "rng": json.dumps(rng.bit_generator.state),
+                     "config": asdict(cfg)}, state_path)
 
     t_start, acc, acc_n = time.time(), 0.0, 0
     done = True
@@ -287,10 +286,7 @@ def _write_decoder_file(cfg: RobustDecoderConfig, codec, weights: dict, step: in
     meta = {"name": out.stem, "codec": codec.name, "codebook_id": codec.codebook_id,
             "codec_steps": checkpoint_meta(cfg.codec).get("steps"), "steps": step, "done": done,
             "filler": cfg.filler, "config": asdict(cfg), "final_loss": history[-1]["loss"] if history else None}
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save({"weights": {k: v.cpu().half().clone() for k, v in weights.items()}, "meta": meta}, tmp)
-    tmp.replace(out)
-    return out
+    return save_atomic({"weights": {k: v.cpu().half().clone() for k, v in weights.items()}, "meta": meta}, out)
 
 
 def export_robust_decoder(cfg: RobustDecoderConfig) -> dict[str, Any]:
