@@ -131,6 +131,7 @@ def cmd_conceal_eval(args) -> int:
                 x = c.decode_indices_tensor(imap)
                 lf[d] = torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0
             base = lf[None]
+            lf_lpips = {d: float(lpips_distance(orig, x, net=args.net)[0]) for d, x in lf.items()}  # once per image
             new = []
             for p in args.loss:
                 lost = random_loss_mask(imap.shape, p, np.random.default_rng([args.seed, i, int(round(p * 1e6))]))
@@ -148,15 +149,17 @@ def cmd_conceal_eval(args) -> int:
                     x = decode_concealment(c, res)
                     x = torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0
                     t2 = time.perf_counter()
+                    vs_lf = float(lpips_distance(base, x, net=args.net)[0])
                     new.append({
                         "image": path.name, "codebook_size": K, "loss_rate_nominal": round(p, 6), "method": lab,
                         "decoder": dec or "plain", "seed": args.seed, "unit_id": f"{path.name}/{K}/{p:g}",
                         "n_lost": int(lost.sum()),
                         "exact": float((res.indices[lost] == imap.indices[lost]).mean()),
-                        f"lpips_{args.net}_vs_lossfree": float(lpips_distance(base, x, net=args.net)[0]),
+                        f"lpips_{args.net}_vs_lossfree": vs_lf,
                         f"lpips_{args.net}_vs_original": float(lpips_distance(orig, x, net=args.net)[0]),
-                        f"lpips_{args.net}_lossfree_decoder": float(lpips_distance(orig, lf[dec], net=args.net)[0]),
-                        f"lpips_{args.net}_vs_decoder_lossfree": float(lpips_distance(lf[dec], x, net=args.net)[0]),
+                        f"lpips_{args.net}_lossfree_decoder": lf_lpips[dec],
+                        f"lpips_{args.net}_vs_decoder_lossfree":
+                            vs_lf if dec is None else float(lpips_distance(lf[dec], x, net=args.net)[0]),
                         "time_conceal_s": t1 - t0, "time_decode_s": t2 - t1, "time_s": t2 - t0})
             pd.DataFrame(new).to_csv(rows_path, mode="a", header=not rows_path.exists(), index=False)
             print(json.dumps({"image": path.name, "K": K, "rows": len(new)}), flush=True)
