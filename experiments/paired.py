@@ -284,12 +284,22 @@ def default_paired_metric(df: pd.DataFrame) -> str | None:
     LPIPS-VGG, else PSNR). When the rows decode with more than one decoder variant (column ``decoder``), the
     same metric against the *original*: ``*_vs_lossfree`` is measured against the plain decoder's loss-free
     picture, which would charge a variant for rendering even a loss-free map differently."""
-    multi = "decoder" in df.columns and df["decoder"].nunique() > 1
-    for m in ("lpips_alex_vs_lossfree", "lpips_vgg_vs_lossfree", "psnr_vs_lossfree"):
+    for base in ("lpips_alex", "lpips_vgg", "psnr"):
+        m = f"{base}_vs_lossfree"
         if m in df.columns and df[m].notna().any():
-            base = m.removesuffix("_vs_lossfree")
-            return base if multi and base in df.columns else m
+            return paired_metric_of(df, base)
     return None
+
+
+def decoders_vary(df: pd.DataFrame) -> bool:
+    """Whether the rows decode with more than one decoder variant (column ``decoder``)."""
+    return "decoder" in df.columns and df["decoder"].nunique() > 1
+
+
+def paired_metric_of(df: pd.DataFrame, metric: str) -> str:
+    """The column paired comparisons of ``metric`` (``lpips_alex``, ``psnr``, ...) use: ``{metric}_vs_lossfree``,
+    or ``metric`` itself (against the original) when the decoders vary (see :func:`default_paired_metric`)."""
+    return metric if decoders_vary(df) and metric in df.columns else f"{metric}_vs_lossfree"
 
 
 def paired_table(df: pd.DataFrame, metric: str | None = None, reference: str = "best_baseline",

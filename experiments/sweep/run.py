@@ -78,14 +78,13 @@ def summary_table(df, metric: str | None = None, max_rows: int = 60, notes: Sequ
     t.columns.name = None
     text = t.to_string(float_format=lambda v: f"{v:.4f}", max_rows=max_rows)
     text = prefix + f"mean {metric} (rows: {', '.join(idx)}; columns: concealment method; n = {len(df)} trials)\n{text}"
-    paired_metric = f"{metric}_vs_lossfree"
-    if "decoder" in df.columns and df["decoder"].nunique() > 1:  # see paired.default_paired_metric
-        paired_metric = metric
+    from ..paired import decoders_vary, paired_metric_of, paired_table
+
+    paired_metric = paired_metric_of(df, metric)
+    if decoders_vary(df):
         text += ("\n\ndecoders vary: paired differences are measured against the original, not against the plain "
                  "decoder's loss-free picture (which a decoder variant renders differently)")
     if df["method"].nunique() > 1 and paired_metric in df.columns and "unit_id" in df.columns:
-        from ..paired import paired_table
-
         text += "\n\n" + paired_table(df, paired_metric, max_rows=max_rows)
     return text
 
