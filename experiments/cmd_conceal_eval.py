@@ -14,7 +14,11 @@ difference to the reference with its 95 % interval (image as the unit,
 Method labels: a registry name (``codec.conceal.METHODS``), optionally with
 options as ``name:opt=value,...`` (``latent_avg_soft:renorm=true``), or
 ``name@decoder`` with a decoder-side weights file (``@FILE``) for the robust
-decoder.
+decoder.  The reserved option ``model=FILE`` replaces the shipped concealment
+transformer of a model method by a ``train-transformer`` file
+(``bidir_soft:steps=1,model=runs/tf/bidir1024.pt``), so concealers can be
+compared paired on the same loss masks; the file must be of the method's
+kind (``ar``/``bidir``) and vocabulary (K or K + 1 tokens).
 
 Columns per row: LPIPS of the reconstruction against the plain decoder's loss-free reconstruction
 (``*_vs_lossfree``), against the original (``*_vs_original``) and against its own decoder's loss-free
@@ -42,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codebook-size", type=int, nargs="+", default=[1024], help="codebook sizes (default 1024)")
     p.add_argument("--loss", type=float, nargs="+", default=[0.2, 0.4], help="loss fractions (default 0.2 0.4)")
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
-                   help="method labels: NAME[:opt=v,...][@DECODER_FILE] (default: %(default)s)")
+                   help="method labels: NAME[:opt=v,...][@DECODER_FILE]; the option model=FILE uses that concealment "
+                   "transformer (train-transformer's file) instead of the shipped one (default: %(default)s)")
     p.add_argument("--reference", default="latent_avg", help="paired reference method label (default latent_avg)")
     p.add_argument("--model", default="default", help="codec model name or checkpoint (default: default)")
     p.add_argument("--seed", type=int, default=0, help="seed of the loss masks (default 0)")
@@ -77,6 +82,24 @@ def parse_label(label: str) -> tuple[str, dict, str | None]:
         except json.JSONDecodeError:
             opts[k] = v
     return name, opts, dec
+
+
+def load_label_concealer(path: str, method: str, kind: str, K: int, device: str = "cpu"):
+    """The concealment transformer file named by a label's ``model=`` option, checked against the method's kind
+    and the codebook size; :class:`~codec.errors.ParameterError` naming the label's problem otherwise."""
+    from codec.conceal import load_transformer
+
+    if kind is None:
+        raise ParameterError(f"method {method!r} uses no concealment transformer; drop model={path}")
+    if not Path(path).is_file():
+        raise ParameterError(f"model={path} (method {method!r}): no such file")
+    m = load_transformer(path, device=device)
+    if m.config.causal != (kind == "ar"):
+        have = "ar" if m.config.causal else "bidir"
+        raise ParameterError(f"model={path} is a {have!r} transformer; method {method!r} needs {kind!r}")
+    if m.config.vocab_size not in (K, K + 1):
+        raise ParameterError(f"model={path} has {m.config.vocab_size} tokens; codebook size {K} needs {K} or {K + 1}")
+    return m
 
 
 def cmd_conceal_eval(args) -> int:
@@ -117,7 +140,10 @@ def cmd_conceal_eval(args) -> int:
         cb = codec.codebook
         tables = {d: decoder_table(c) for d, c in codecs.items()}
         models = {kind: load_concealer(codec.name, K, kind, device=args.device)
-                  for kind in {MODEL_KIND[n] for n, _, _ in specs.values() if n in MODEL_KIND}}
+                  for kind in {MODEL_KIND[n] for n, o, _ in specs.values() if n in MODEL_KIND and "model" not in o}}
+        for n, o, _ in specs.values():   # model=FILE: that file instead of the shipped transformer
+            if "model" in o and o["model"] not in models:
+                models[o["model"]] = load_label_concealer(str(o["model"]), n, MODEL_KIND.get(n), K, args.device)
         for i, path in enumerate(paths):
             todo = [(p, lab) for p in args.loss for lab in specs
                     if (path.name, K, round(p, 6), lab) not in done]
@@ -139,11 +165,12 @@ def cmd_conceal_eval(args) -> int:
                 for lab in [lab for q, lab in todo if q == p]:
                     name, opts, dec = specs[lab]
                     c = codecs[dec]
-                    kind = MODEL_KIND.get(name)
-                    if kind is not None:
-                        opts = {"window": int(getattr(models[kind], "meta", {}).get("window", 16)), **opts}
+                    opts = dict(opts)
+                    model = models.get(opts.pop("model", MODEL_KIND.get(name)))
+                    if model is not None:
+                        opts = {"window": int(getattr(model, "meta", {}).get("window", 16)), **opts}
                     t0 = time.perf_counter()
-                    res = conceal(received, lost, name, model=models.get(kind), codebook=cb,
+                    res = conceal(received, lost, name, model=model, codebook=cb,
                                   decoder_codebook=tables[dec], rng=torch.Generator().manual_seed(args.seed), **opts)
                     t1 = time.perf_counter()
                     x = decode_concealment(c, res)

@@ -244,6 +244,36 @@ def test_cli_conceal_soft_decoder_flag_and_eval(codec_small, tmp_path, capsys):
     assert summ.loc["latent_avg", "mean"] == pytest.approx(plain["lpips_alex_vs_original"])
 
 
+def test_cli_conceal_eval_compares_a_trained_concealer_file_with_the_shipped_one(codec_small, tmp_path, capsys):
+    import pandas as pd
+
+    from codec.conceal import GPT, GPTConfig, save_transformer
+    from codec.image import save_image
+    from experiments.cli import main
+
+    _, img = codec_small
+    save_image(tmp_path / "crop.png", img)
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=1025, block_size=256, n_layer=1, n_head=1, n_embd=16)
+    save_transformer(tmp_path / "bi.pt", GPT(GPTConfig(**cfg, causal=False)), {"kind": "bidir", "window": 16})
+    save_transformer(tmp_path / "ar.pt", GPT(GPTConfig(**cfg, causal=True)), {"kind": "ar", "window": 16})
+    base = ["conceal-eval", "--images", str(tmp_path / "crop.png"), "--loss", "0.3", "--methods", "latent_avg"]
+    mine = f"bidir_soft:steps=1,model={tmp_path / 'bi.pt'}"
+    assert main([*base, "bidir_soft:steps=1", mine, "--out", str(tmp_path / "ev")]) == 0
+    rows = pd.read_csv(tmp_path / "ev" / "rows.csv").set_index("method")
+    assert len(rows) == 3                                   # the same loss mask for all three (paired)
+    assert rows["n_lost"].nunique() == 1
+    shipped, random = rows.loc["bidir_soft:steps=1"], rows.loc[mine]
+    assert random["lpips_alex_vs_lossfree"] != shipped["lpips_alex_vs_lossfree"]  # another model, another picture
+    capsys.readouterr()
+    for label, msg in ((f"bidir_soft:model={tmp_path / 'ar.pt'}", "'ar' transformer"),
+                       (f"latent_avg_soft:model={tmp_path / 'bi.pt'}", "uses no concealment transformer"),
+                       (f"bidir_soft:model={tmp_path / 'none.pt'}", "no such file")):
+        assert main([*base, label, "--out", str(tmp_path / "bad")]) == 2
+        assert msg in capsys.readouterr().err
+    assert not (tmp_path / "bad" / "rows.csv").exists()     # refused before anything was computed
+
+
 def test_sweep_scores_the_soft_latents_not_their_snapped_indices(codec_small, tmp_path):
     import pandas as pd
 
