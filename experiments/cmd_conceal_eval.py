@@ -23,7 +23,8 @@ kind (``ar``/``bidir``) and vocabulary (K or K + 1 tokens).
 Columns per row: LPIPS of the reconstruction against the plain decoder's loss-free reconstruction
 (``*_vs_lossfree``), against the original (``*_vs_original``) and against its own decoder's loss-free
 reconstruction (``*_vs_decoder_lossfree``), and that decoder's loss-free LPIPS against the original
-(``*_lossfree_decoder``).  A decoder variant renders even a loss-free map differently, so ``vs_lossfree``
+(``*_lossfree_decoder``), for each metric of ``--net`` (LPIPS-Alex, LPIPS-VGG, DISTS: score a model on metrics
+its training loss does not contain).  A decoder variant renders even a loss-free map differently, so ``vs_lossfree``
 charges it for that; ``--summary-metric vs_original`` compares what a viewer sees.
 """
 from __future__ import annotations
@@ -34,6 +35,9 @@ import time
 from pathlib import Path
 
 from codec.errors import ParameterError
+
+#: --net choices → column prefix
+METRIC_NETS = ("alex", "vgg", "dists")
 
 DEFAULT_METHODS = ("latent_avg", "latent_avg_soft", "latent_avg_soft:renorm=true", "bidir_mean", "bidir_soft",
                    "bidir_soft_l2")
@@ -56,7 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what the summary compares: LPIPS against the plain decoder's loss-free reconstruction "
                    "(default), against the original, or against each decoder's own loss-free reconstruction "
                    "(every column is in rows.csv)")
-    p.add_argument("--net", default="alex", help="LPIPS net (default alex)")
+    p.add_argument("--net", nargs="+", default=["alex"], choices=METRIC_NETS,
+                   help="metrics to score: LPIPS nets alex / vgg, and dists (columns lpips_alex_*, lpips_vgg_*, "
+                   "dists_*); the summary uses the first (default alex)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.set_defaults(func=cmd_conceal_eval)
@@ -82,6 +88,11 @@ def parse_label(label: str) -> tuple[str, dict, str | None]:
         except json.JSONDecodeError:
             opts[k] = v
     return name, opts, dec
+
+
+def metric_column(net: str) -> str:
+    """Column prefix of a ``--net`` choice: ``lpips_alex``, ``lpips_vgg``, ``dists``."""
+    return "dists" if net == "dists" else f"lpips_{net}"
 
 
 def load_label_concealer(path: str, method: str, kind: str, K: int, device: str = "cpu"):
@@ -111,11 +122,16 @@ def cmd_conceal_eval(args) -> int:
     from codec.conceal.decoder_variant import with_decoder_variant
     from codec.conceal.soft import decode_concealment, decoder_table
     from codec.image import list_images, load_image, to_tensor
-    from codec.metrics import lpips_distance
+    from codec.metrics import dists, lpips_distance
     from codec.runtime import configure_cpu
     from codec.zoo import load_codec, load_concealer
 
     configure_cpu(args.threads)
+    nets = list(dict.fromkeys(args.net))
+
+    def score(m: str, ref, x) -> float:
+        return float((dists(ref, x) if m == "dists" else lpips_distance(ref, x, net=m))[0])
+
     specs = {lab: parse_label(lab) for lab in args.methods}
     if args.reference not in specs:
         raise ParameterError(f"--reference {args.reference!r} is not among --methods")
@@ -129,6 +145,10 @@ def cmd_conceal_eval(args) -> int:
     done: set[tuple] = set()
     if rows_path.exists():
         old = pd.read_csv(rows_path)
+        have = [m for m in METRIC_NETS if f"{metric_column(m)}_vs_lossfree" in old.columns]
+        if set(have) != set(nets):   # appended rows must have the file's columns
+            raise ParameterError(f"{rows_path} was scored with --net {' '.join(have)}, not {' '.join(nets)}; resume "
+                                 "with the same nets or use another --out")
         done = set(zip(old["image"], old["codebook_size"], old["loss_rate_nominal"].round(6), old["method"],
                        strict=True))
     for K in args.codebook_size:
@@ -157,7 +177,7 @@ def cmd_conceal_eval(args) -> int:
                 x = c.decode_indices_tensor(imap)
                 lf[d] = torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0
             base = lf[None]
-            lf_lpips = {d: float(lpips_distance(orig, x, net=args.net)[0]) for d, x in lf.items()}  # once per image
+            lf_score = {(m, d): score(m, orig, x) for m in nets for d, x in lf.items()}  # once per image
             new = []
             for p in args.loss:
                 lost = random_loss_mask(imap.shape, p, np.random.default_rng([args.seed, i, int(round(p * 1e6))]))
@@ -176,22 +196,22 @@ def cmd_conceal_eval(args) -> int:
                     x = decode_concealment(c, res)
                     x = torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0
                     t2 = time.perf_counter()
-                    vs_lf = float(lpips_distance(base, x, net=args.net)[0])
-                    new.append({
+                    row = {
                         "image": path.name, "codebook_size": K, "loss_rate_nominal": round(p, 6), "method": lab,
                         "decoder": dec or "plain", "seed": args.seed, "unit_id": f"{path.name}/{K}/{p:g}",
                         "n_lost": int(lost.sum()),
-                        "exact": float((res.indices[lost] == imap.indices[lost]).mean()),
-                        f"lpips_{args.net}_vs_lossfree": vs_lf,
-                        f"lpips_{args.net}_vs_original": float(lpips_distance(orig, x, net=args.net)[0]),
-                        f"lpips_{args.net}_lossfree_decoder": lf_lpips[dec],
-                        f"lpips_{args.net}_vs_decoder_lossfree":
-                            vs_lf if dec is None else float(lpips_distance(lf[dec], x, net=args.net)[0]),
-                        "time_conceal_s": t1 - t0, "time_decode_s": t2 - t1, "time_s": t2 - t0})
+                        "exact": float((res.indices[lost] == imap.indices[lost]).mean())}
+                    for m in nets:
+                        col = metric_column(m)
+                        vs_lf = score(m, base, x)
+                        row |= {f"{col}_vs_lossfree": vs_lf, f"{col}_vs_original": score(m, orig, x),
+                                f"{col}_lossfree_decoder": lf_score[m, dec],
+                                f"{col}_vs_decoder_lossfree": vs_lf if dec is None else score(m, lf[dec], x)}
+                    new.append(row | {"time_conceal_s": t1 - t0, "time_decode_s": t2 - t1, "time_s": t2 - t0})
             pd.DataFrame(new).to_csv(rows_path, mode="a", header=not rows_path.exists(), index=False)
             print(json.dumps({"image": path.name, "K": K, "rows": len(new)}), flush=True)
     rows = pd.read_csv(rows_path)
-    metric = f"lpips_{args.net}_{args.summary_metric}"
+    metric = f"{metric_column(nets[0])}_{args.summary_metric}"
     if metric not in rows.columns:
         raise ParameterError(f"{rows_path} has no column {metric!r} (rows of an older vqsim; use another --out)")
     summ = summarize(rows, metric, args.reference)

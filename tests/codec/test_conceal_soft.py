@@ -274,6 +274,37 @@ def test_cli_conceal_eval_compares_a_trained_concealer_file_with_the_shipped_one
     assert not (tmp_path / "bad" / "rows.csv").exists()     # refused before anything was computed
 
 
+def test_cli_conceal_eval_scores_every_metric_asked_for(codec_small, tmp_path, capsys):
+    import pandas as pd
+
+    from codec.image import load_image, save_image, to_tensor
+    from codec.metrics import dists, lpips_distance
+    from experiments.cli import main
+
+    codec, img = codec_small
+    save_image(tmp_path / "crop.png", img)
+    args = ["conceal-eval", "--images", str(tmp_path / "crop.png"), "--loss", "0.3", "--methods", "latent_avg",
+            "--out", str(tmp_path / "ev")]
+    assert main([*args, "--net", "dists", "alex", "vgg"]) == 0
+    row = pd.read_csv(tmp_path / "ev" / "rows.csv").iloc[0]
+    orig = to_tensor(load_image(tmp_path / "crop.png"))
+    lossfree = torch.floor(codec.decode_indices_tensor(codec.encode_indices(img)).clamp(0, 1) * 255 + 0.5) / 255
+    assert row["dists_lossfree_decoder"] == pytest.approx(float(dists(orig, lossfree)[0]), abs=1e-6)
+    assert row["lpips_vgg_lossfree_decoder"] == pytest.approx(float(lpips_distance(orig, lossfree, net="vgg")[0]),
+                                                              abs=1e-6)
+    assert row["dists_vs_lossfree"] > 0 and row["lpips_alex_vs_lossfree"] > 0 and row["lpips_vgg_vs_lossfree"] > 0
+    summ = pd.read_csv(tmp_path / "ev" / "summary.csv")
+    assert summ["mean"].iloc[0] == pytest.approx(row["dists_vs_lossfree"])  # the summary is on the first metric
+    capsys.readouterr()
+    assert main([*args, "--net", "alex", "--loss", "0.5"]) == 2    # appended rows would lack the file's columns
+    assert "scored with --net alex vgg dists, not alex" in capsys.readouterr().err
+    assert main([*args, "--net", "vgg", "alex", "dists", "--loss", "0.5"]) == 0   # the same nets: resumed
+    rows = pd.read_csv(tmp_path / "ev" / "rows.csv")
+    assert len(rows) == 2 and rows.notna().all().all()
+    with pytest.raises(SystemExit):
+        main([*args, "--net", "squeeze"])
+
+
 def test_sweep_scores_the_soft_latents_not_their_snapped_indices(codec_small, tmp_path):
     import pandas as pd
 
