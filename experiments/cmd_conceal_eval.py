@@ -122,15 +122,23 @@ def cmd_conceal_eval(args) -> int:
     from codec.conceal.decoder_variant import with_decoder_variant
     from codec.conceal.soft import decode_concealment, decoder_table
     from codec.image import list_images, load_image, to_tensor
-    from codec.metrics import dists, lpips_distance
+    from codec.metrics import dists, dists_reference, lpips_features, lpips_from_features
     from codec.runtime import configure_cpu
     from codec.zoo import load_codec, load_concealer
 
     configure_cpu(args.threads)
     nets = list(dict.fromkeys(args.net))
 
-    def score(m: str, ref, x) -> float:
-        return float((dists(ref, x) if m == "dists" else lpips_distance(ref, x, net=m))[0])
+    def reference(m: str, img):
+        """The reference side of metric m for img, computed once and compared with many reconstructions."""
+        return dists_reference(img, device=args.device) if m == "dists" else lpips_features(img, m, args.device)
+
+    def distances(m: str, refs: list, x) -> list[float]:
+        """Metric m between x and each prepared reference (x's own side computed once for LPIPS)."""
+        if m == "dists":
+            return [float(dists(None, x, device=args.device, ref=r)[0]) for r in refs]
+        fx = lpips_features(x, m, args.device)
+        return [float(lpips_from_features(r, fx, net=m)[0]) for r in refs]
 
     specs = {lab: parse_label(lab) for lab in args.methods}
     if args.reference not in specs:
@@ -176,8 +184,9 @@ def cmd_conceal_eval(args) -> int:
             for d, c in codecs.items():
                 x = c.decode_indices_tensor(imap)
                 lf[d] = torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0
-            base = lf[None]
-            lf_score = {(m, d): score(m, orig, x) for m in nets for d, x in lf.items()}  # once per image
+            ref_orig = {m: reference(m, orig) for m in nets}                  # once per image and metric
+            ref_lf = {(m, d): reference(m, x) for m in nets for d, x in lf.items()}
+            lf_score = {(m, d): distances(m, [ref_orig[m]], x)[0] for m in nets for d, x in lf.items()}
             new = []
             for p in args.loss:
                 lost = random_loss_mask(imap.shape, p, np.random.default_rng([args.seed, i, int(round(p * 1e6))]))
@@ -203,10 +212,11 @@ def cmd_conceal_eval(args) -> int:
                         "exact": float((res.indices[lost] == imap.indices[lost]).mean())}
                     for m in nets:
                         col = metric_column(m)
-                        vs_lf = score(m, base, x)
-                        row |= {f"{col}_vs_lossfree": vs_lf, f"{col}_vs_original": score(m, orig, x),
+                        refs = [ref_lf[m, None], ref_orig[m]] + ([ref_lf[m, dec]] if dec is not None else [])
+                        vs_lf, vs_orig, *vs_dec = distances(m, refs, x)
+                        row |= {f"{col}_vs_lossfree": vs_lf, f"{col}_vs_original": vs_orig,
                                 f"{col}_lossfree_decoder": lf_score[m, dec],
-                                f"{col}_vs_decoder_lossfree": vs_lf if dec is None else score(m, lf[dec], x)}
+                                f"{col}_vs_decoder_lossfree": vs_dec[0] if vs_dec else vs_lf}
                     new.append(row | {"time_conceal_s": t1 - t0, "time_decode_s": t2 - t1, "time_s": t2 - t0})
             pd.DataFrame(new).to_csv(rows_path, mode="a", header=not rows_path.exists(), index=False)
             print(json.dumps({"image": path.name, "K": K, "rows": len(new)}), flush=True)
