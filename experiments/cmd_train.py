@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export-codec", help="training checkpoint → shippable model file with K-means codebooks and coder priors"
     )
-    p.add_argument("checkpoint", help="training checkpoint (runs/NAME/last.pt)")
+    p.add_argument("checkpoint", help="training checkpoint (runs/NAME/last.pt); with --base also a decoder-variant "
+                   "file of train-robust-decoder made for that model at its full codebook size")
     p.add_argument("output", help="model file to write (e.g. codec/weights/default.pt)")
     p.add_argument(
         "--prior-images",

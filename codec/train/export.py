@@ -90,7 +90,9 @@ DECODER_PARTS = ("post_quant_conv.", "decoder.")
 
 def splice_decoder(train_ckpt: str | Path, base: str | Path, out: str | Path, *, log=print) -> Path:
     """Write ``out`` = model file ``base`` with its full-size decoder side (``post_quant_conv`` + decoder)
-    taken from training checkpoint ``train_ckpt`` (fp16, as the project stores it).
+    taken from training checkpoint ``train_ckpt`` (fp16, as the project stores it), or from a decoder-variant
+    file of ``vqsim train-robust-decoder`` made for ``base`` at its full codebook size (see
+    :func:`_variant_decoder_side`).
 
     Everything else is ``base``'s: encoder, ``quant_conv``, codebook, K-means codebooks, coder priors and the
     reduced sizes' fine-tuned decoders (``meta.finetuned_from_previous_decoder`` says they were fine-tuned from
@@ -100,10 +102,13 @@ def splice_decoder(train_ckpt: str | Path, base: str | Path, out: str | Path, *,
     """
     from ..errors import CheckpointError
 
-    model, info = model_from_training_checkpoint(train_ckpt)
     b = read_checkpoint(base)
     if not isinstance(b, dict) or "state_dict" not in b or "config" not in b:
         raise CheckpointError(f"{base} is not a model file in the project format")
+    src = read_checkpoint(train_ckpt)
+    if isinstance(src, dict) and isinstance(src.get("weights"), dict) and "model" not in src:
+        return _splice_variant(src, Path(train_ckpt), b, Path(base), out, log)
+    model, info = model_from_training_checkpoint(train_ckpt)
     if VQGANConfig.from_dict(b["config"]).to_dict() != model.config.to_dict():
         raise CheckpointError(f"{train_ckpt}: architecture differs from {base}")
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -127,4 +132,42 @@ def splice_decoder(train_ckpt: str | Path, base: str | Path, out: str | Path, *,
         meta["finetuned_from_previous_decoder"] = sorted(int(s) for s in b["decoders"])
     p = save_atomic({**b, "state_dict": base_sd, "meta": meta}, out)
     log(f"{n} decoder-side tensors from {train_ckpt} (step {info['steps']}) into {base}'s file -> {p}")
+    return p
+
+
+def _splice_variant(src: dict, path: Path, b: dict, base: Path, out: str | Path, log) -> Path:
+    """:func:`splice_decoder` from a decoder-variant file ``{"weights", "meta"}``: its tensors must be exactly the
+    base's full-size decoder side (same names and shapes), made for the base's codec at its full codebook size
+    (``meta.codebook_id``) and encoder (``meta.codec_steps`` = the base's ``meta.steps``); else CheckpointError."""
+    from ..errors import CheckpointError
+
+    meta_b = dict(b.get("meta") or {})
+    meta_v = dict(src.get("meta") or {})
+    K = int(VQGANConfig.from_dict(b["config"]).n_embed)
+    cid = meta_v.get("codebook_id")
+    if cid is None or not str(cid).endswith(f"/{K}"):
+        raise CheckpointError(f"{path}: decoder variant made for {cid!r}, not for {base.name}'s full codebook "
+                              f"(K = {K}); only a full-size decoder side can be spliced")
+    if meta_v.get("codec_steps") != meta_b.get("steps"):
+        raise CheckpointError(f"{path}: made for a codec trained {meta_v.get('codec_steps')} steps, {base.name} "
+                              f"was trained {meta_b.get('steps')}: not this encoder's decoder")
+    base_sd = dict(b["state_dict"])
+    want = {k for k in base_sd if k.startswith(DECODER_PARTS)}
+    got = set(src["weights"])
+    if got != want:
+        extra, missing = sorted(got - want), sorted(want - got)
+        raise CheckpointError(f"{path}: tensors differ from {base.name}'s decoder side "
+                              f"(extra: {extra[:3]}, missing: {missing[:3]})")
+    for k in sorted(want):
+        v = torch.as_tensor(src["weights"][k])
+        if tuple(v.shape) != tuple(base_sd[k].shape):
+            raise CheckpointError(f"{path}: {k} has shape {tuple(v.shape)}, {base.name} {tuple(base_sd[k].shape)}")
+        base_sd[k] = v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu().clone()
+    meta = {**meta_b, "decoder_from": path.name, "decoder_steps": meta_v.get("steps"),
+            "decoder_filler": meta_v.get("filler"), "decoder_recipe": "train-robust-decoder"}
+    if b.get("decoders"):
+        meta["finetuned_from_previous_decoder"] = sorted(int(s) for s in b["decoders"])
+    p = save_atomic({**b, "state_dict": base_sd, "meta": meta}, out)
+    log(f"{len(want)} decoder-side tensors from decoder variant {path.name} (step {meta_v.get('steps')}) "
+        f"into {base.name}'s file -> {p}")
     return p

@@ -305,6 +305,37 @@ def test_splice_decoder_ships_a_decoder_only_fine_tune(tmp_path, data_dir):
     assert not (tmp_path / "bad.pt").exists()
 
 
+def test_splice_decoder_takes_a_robust_decoder_file_made_for_the_base(tmp_path):
+    """export-codec --base with a train-robust-decoder file: its decoder side goes in, the rest stays the base's;
+    a file made for another codebook size, another encoder or with other tensors is refused, nothing written."""
+    from codec.checkpoint import read_checkpoint, save_atomic, save_vqgan
+    from codec.errors import CheckpointError
+    from codec.train.export import DECODER_PARTS, splice_decoder
+    from codec.vqgan import VQModel
+
+    torch.manual_seed(2)
+    base = save_vqgan(tmp_path / "base.pt", VQModel(TINY), priors={16: torch.arange(16)}, meta={"steps": 7},
+                      half=True)
+    b = read_checkpoint(base)
+    side = {k: (v.float() + 0.5).half() for k, v in b["state_dict"].items() if k.startswith(DECODER_PARTS)}
+    meta = {"name": "rd", "codebook_id": "tiny/16", "codec_steps": 7, "steps": 40, "filler": "latent_avg_soft"}
+    good = save_atomic({"weights": side, "meta": meta}, tmp_path / "rd.pt")
+    s = read_checkpoint(splice_decoder(good, base, tmp_path / "spliced.pt", log=lambda *_: None))
+    for k, v in s["state_dict"].items():
+        assert torch.equal(v, side[k] if k.startswith(DECODER_PARTS) else b["state_dict"][k]), k
+    assert torch.equal(s["priors"]["16"], b["priors"]["16"])
+    assert s["meta"]["steps"] == 7 and s["meta"]["decoder_steps"] == 40 and s["meta"]["decoder_from"] == "rd.pt"
+    bad = {"other size": ({"weights": side, "meta": {**meta, "codebook_id": "tiny/8"}}, "full codebook"),
+           "other encoder": ({"weights": side, "meta": {**meta, "codec_steps": 9}}, "trained 9 steps"),
+           "missing tensor": ({"weights": dict(list(side.items())[1:]), "meta": meta}, "missing"),
+           "wrong shape": ({"weights": {**side, next(iter(side)): torch.zeros(3)}, "meta": meta}, "shape")}
+    for name, (ck, msg) in bad.items():
+        f = save_atomic(ck, tmp_path / f"{name}.pt")
+        with pytest.raises(CheckpointError, match=msg):
+            splice_decoder(f, base, tmp_path / "out.pt", log=lambda *_: None)
+        assert not (tmp_path / "out.pt").exists(), name
+
+
 def test_a_grown_decoder_starts_as_the_trained_one_and_trains(tmp_path, data_dir):
     """decoder_extra_blocks on init_from: the extra blocks start as the identity, then learn."""
     from codec.checkpoint import save_vqgan
