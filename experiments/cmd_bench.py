@@ -17,7 +17,7 @@ from pathlib import Path
 
 from codec.errors import VQSimError  # numpy-only, cheap
 
-SECTION_NAMES = "codec,conceal,fec,channels,simpy,trial"
+SECTION_NAMES = "codec,conceal,fec,channels,simpy,trial,train"
 
 
 class BenchArgumentError(VQSimError, ValueError):

@@ -39,7 +39,15 @@ import torch.nn.functional as F
 from ..errors import CheckpointError, ParameterError
 from ..vqgan import VQGANConfig, VQModel
 from .data import load_image_pool, random_crops
-from .losses import NLayerDiscriminator, adaptive_weight, diff_augment, hinge_d_loss, lowpass_loss
+from .losses import (
+    TRAIN_PRECISIONS,
+    NLayerDiscriminator,
+    adaptive_weight,
+    decoder_autocast,
+    diff_augment,
+    hinge_d_loss,
+    lowpass_loss,
+)
 
 
 @dataclass
@@ -71,6 +79,7 @@ class TrainConfig:
     kmeans_init_batches: int = 8  # batches of encoder outputs the K-means init clusters
     crop_schedule: list[list[int]] = field(default_factory=list)  # [[from_step, crop, batch_size], ...]
     channels_last: bool = False  # NHWC memory layout (faster convolutions on some CPUs)
+    precision: str = "fp32"  # "bf16": decoder + perceptual loss under bf16 autocast (losses.decoder_autocast)
     freeze: list[str] = field(
         default_factory=list
     )  # VQModel parts not trained, e.g. ["encoder", "quant_conv", "quantize"]
@@ -101,6 +110,8 @@ def check_train_config(cfg: TrainConfig) -> None:
         raise ParameterError(
             f"val_metrics: unknown or empty {bad or cfg.val_metrics}; allowed: {', '.join(VAL_METRICS)}"
         )
+    if cfg.precision not in TRAIN_PRECISIONS:
+        raise ParameterError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {cfg.precision!r}")
     if cfg.disc_warmup < 0:
         raise ParameterError(f"disc_warmup must be ≥ 0 steps, got {cfg.disc_warmup}")
     missing = [m for m in cfg.select_on if m not in cfg.val_metrics]
@@ -438,10 +449,13 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
             log_row({"step": step, "kmeans_init": True, "used_in_batch": n_used})
         h = model.encode_pre_quant(x)
         z_q, qloss, idx = model.quantize(h)
-        xr = model.decode(z_q)
+        with decoder_autocast(cfg.precision, device):
+            xr = model.decode(z_q)
+            perc = [lp(x, xr).mean() for lp in lps]  # lpips.LPIPS takes [-1, 1]
+        xr = xr.float()
         rec = (x - xr).abs().mean()
-        for lp in lps:  # lpips.LPIPS takes [-1, 1]
-            rec = rec + cfg.perceptual_weight / len(lps) * lp(x, xr).mean()
+        for pl in perc:
+            rec = rec + cfg.perceptual_weight / len(lps) * pl.float()
         if cfg.lowpass_weight > 0:
             # [-1, 1] inputs: halve to express the term in [0, 1] units like the metric
             rec = rec + cfg.lowpass_weight * 0.5 * lowpass_loss(x, xr, mcfg.downsample_factor, cfg.chroma_weight)

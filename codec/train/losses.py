@@ -103,3 +103,21 @@ def diff_augment(x: torch.Tensor, gen: torch.Generator, translate: float = 0.125
     oy, ox = yy - cy + ch // 2, xx - cx + cw // 2  # position inside the square, if 0 ≤ o < side
     keep = ~((oy >= 0) & (oy < ch) & (ox >= 0) & (ox < cw))
     return x * keep.unsqueeze(1).to(dt)
+
+
+#: mixed-precision settings of the trainers (``precision:`` in their configs)
+TRAIN_PRECISIONS = ("fp32", "bf16")
+
+
+def decoder_autocast(precision: str, device: torch.device | str):
+    """The context the decoder forward and the perceptual loss run in: bf16 autocast for ``"bf16"`` (weights,
+    optimizer state and gradients stay fp32; only matmuls / convolutions run in bf16), else a no-op.
+
+    Measured on this project's 2-core AMD EPYC (AVX512-BF16): one robust-decoder step (batch 8, 256², decoder +
+    LPIPS-Alex + LPIPS-VGG, forward and backward) 2.3× faster, gradient cosine to fp32 > 0.9999 (README,
+    "Training precision").  The encoder and the quantizer stay outside it, so indices are those of fp32.
+    """
+    if precision not in TRAIN_PRECISIONS:
+        raise ValueError(f"precision must be one of {TRAIN_PRECISIONS}, got {precision!r}")
+    dev = torch.device(device).type
+    return torch.autocast(dev, dtype=torch.bfloat16, enabled=precision == "bf16")

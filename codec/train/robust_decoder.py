@@ -66,6 +66,8 @@ class RobustDecoderConfig:
     ckpt_every: int = 100
     threads: int | None = None
     device: str | None = None
+    precision: str = "fp32"                # "bf16": decoder + LPIPS under bf16 autocast (losses.decoder_autocast)
+    channels_last: bool = False            # NHWC layout for the decoder and LPIPS nets (faster convolutions on CPU)
 
     def __post_init__(self) -> None:
         from ..conceal import CONCEAL_METHODS, LOSS_SHAPES
@@ -89,6 +91,10 @@ class RobustDecoderConfig:
             raise ParameterError(f"filler must be a concealment method ({', '.join(CONCEAL_METHODS)}), "
                                  f"got {self.filler!r}")
         from .loop import LPIPS_LOSS_NETS
+        from .losses import TRAIN_PRECISIONS
+
+        if self.precision not in TRAIN_PRECISIONS:
+            raise ParameterError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {self.precision!r}")
 
         if self.lpips_net not in LPIPS_LOSS_NETS:
             raise ParameterError(f"lpips_net must be one of {', '.join(LPIPS_LOSS_NETS)}, got {self.lpips_net!r}")
@@ -182,6 +188,7 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
     from ..conceal import MODEL_KIND
     from ..conceal.soft import decoder_table
     from ..zoo import load_codec, load_concealer
+    from .losses import decoder_autocast
 
     out = Path(cfg.out)
     work = out.with_name(out.name + ".train")
@@ -205,6 +212,8 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
     filler_model = load_concealer(codec.name, cfg.codebook_size, kind, device="cpu") if kind else None
     model = codec.model
     model.train()
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.to(memory_format=fmt)
     model.requires_grad_(False)
     params = _trainable(model, list(cfg.parts))
     for p in params.values():
@@ -226,6 +235,8 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
         from ..metrics import get_lpips
 
         lps = [get_lpips(net, device=device) for net in cfg.lpips_net.split("+")]
+    for lp in lps:
+        lp.to(memory_format=fmt)
 
     def save_state() -> None:
         save_atomic({"weights": {k: p.detach().cpu().clone() for k, p in params.items()}, "opt": opt.state_dict(),
@@ -249,12 +260,14 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
             lat, lost = corrupt_latents(codec, idx_all[i].numpy(), cfg, rng, table, filler_model)
             lats.append(lat)
             fracs.append(float(lost.mean()))
-        z = torch.from_numpy(np.stack(lats)).permute(0, 3, 1, 2).contiguous().to(device)
-        x = images[torch.from_numpy(b)].to(device).float().div(127.5).sub(1)
-        xr = model.decode(z)
-        loss = (x - xr).abs().mean()
-        if lps:  # the mean of the configured nets' LPIPS
-            loss = loss + cfg.perceptual_weight * sum(lp(x, xr).mean() for lp in lps) / len(lps)
+        z = torch.from_numpy(np.stack(lats)).permute(0, 3, 1, 2).to(device).contiguous(memory_format=fmt)
+        x = images[torch.from_numpy(b)].to(device).float().div(127.5).sub(1).contiguous(memory_format=fmt)
+        with decoder_autocast(cfg.precision, device):
+            xr = model.decode(z)
+            perc = [lp(x, xr).mean() for lp in lps]
+        loss = (x - xr.float()).abs().mean()
+        if perc:  # the mean of the configured nets' LPIPS
+            loss = loss + cfg.perceptual_weight * sum(p.float() for p in perc) / len(perc)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

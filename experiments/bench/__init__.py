@@ -21,7 +21,9 @@ machines far better than absolute times:
 * ``simpy``: per-packet simulator cost / a bare SimPy timeout event;
 * ``trial``: one sweep trial (two references; neighbour and AR concealment) with the old code
   path (no CPU tuning, float64 SSIM per comparison) / with today's, in two worker processes
-  fed the same trials; decoded pixels checked identical.
+  fed the same trials; decoded pixels checked identical;
+* ``train``: one decoder-training step (decoder + LPIPS-Alex + LPIPS-VGG, forward and backward) in bf16
+  autocast and / or channels-last / in fp32 NCHW, with each gradient's cosine to fp32's.
 
 Sizes: the full bench uses a Kodak-size 768×512 image (32×48 index map),
 10^7 channel draws and 10^5 simulated packets; ``quick=True`` uses a 384×256
@@ -29,7 +31,7 @@ image, 10^6 draws, 10^4 packets, one loss rate, one repetition and a small
 concealment transformer, so the whole bench runs in well under a minute.
 
 Modules: ``config`` (sizes, device), ``timing``, ``machine``, ``inputs``; one per section
-(``image_codec``, ``concealment`` with ``ar``, ``fec``, ``network``, ``trial``); ``run`` (the
+(``image_codec``, ``concealment`` with ``ar``, ``fec``, ``network``, ``trial``, ``training``); ``run`` (the
 section table, running them), ``report`` (the text table).
 """
 from __future__ import annotations

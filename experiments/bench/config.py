@@ -39,6 +39,8 @@ class BenchConfig:
         fec_bytes: data bytes pushed through each erasure code.
         rs_packets: packets through in-packet RS (decoding is pure Python when
             creedsolo is absent, hence few).
+        train_batch: crops per decoder-training step of the ``train`` section.
+        train_crop: side of those crops in pixels (a multiple of 16).
         seed: seed of every random draw.
         image: path of the benchmark image (None = Kodak kodim01 if present,
             else scikit-image's astronaut photo), resized to ``image_size``.
@@ -57,6 +59,8 @@ class BenchConfig:
     ar_repeats: int = 3
     fec_bytes: int = 8 * 10**6
     rs_packets: int = 100
+    train_batch: int = 8
+    train_crop: int = 256
     seed: int = 0
     image: str | None = None
 
@@ -86,6 +90,8 @@ class BenchConfig:
                 ar_repeats=1,
                 fec_bytes=10**6,
                 rs_packets=10,
+                train_batch=2,
+                train_crop=64,
                 seed=seed,
                 image=image,
             )

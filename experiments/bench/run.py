@@ -12,6 +12,7 @@ from .fec import bench_fec
 from .image_codec import bench_codec
 from .machine import machine_info
 from .network import bench_channels, bench_simpy
+from .training import bench_training
 from .trial import bench_trial
 
 SECTIONS: dict[str, Callable[[BenchConfig], dict[str, Any]]] = {
@@ -21,6 +22,7 @@ SECTIONS: dict[str, Callable[[BenchConfig], dict[str, Any]]] = {
     "channels": bench_channels,
     "simpy": bench_simpy,
     "trial": bench_trial,
+    "train": bench_training,
 }
 
 

@@ -201,6 +201,30 @@ def test_robust_decoder_trains_resumes_and_loads(kodak_dir, tmp_path, codec_smal
     assert RobustDecoderConfig(lpips_net="alex+vgg").lpips_net == "alex+vgg"  # the mean of both nets
 
 
+def test_robust_decoder_bf16_channels_last_steps_like_fp32(kodak_dir, tmp_path, codec_small):
+    """precision bf16 + channels_last (the fast settings): the same batches give a step close to fp32's (the
+    weight change agrees in direction), the file is a loadable decoder variant in the default layout."""
+    from codec.conceal.decoder_variant import with_decoder_variant
+    from codec.train.robust_decoder import RobustDecoderConfig, train_robust_decoder
+
+    codec, img = codec_small
+    base = {k: v.detach().clone() for k, v in codec.model.named_parameters() if k.startswith("decoder.")}
+    moved = {}
+    for prec, cl in (("fp32", False), ("bf16", True)):
+        cfg = RobustDecoderConfig(out=str(tmp_path / f"{prec}.pt"), data=[str(kodak_dir / "kodim01.png")], window=4,
+                                  steps=1, batch_size=2, perceptual_weight=0.5, clean_fraction=0.0, log_every=1,
+                                  lr=1e-3, precision=prec, channels_last=cl)
+        assert train_robust_decoder(cfg, log=lambda s: None)["done"]
+        w = torch.load(cfg.out, weights_only=True)["weights"]
+        moved[prec] = torch.cat([(w[k].float() - base[k]).flatten() for k in sorted(base)])
+    cos = torch.nn.functional.cosine_similarity(moved["fp32"], moved["bf16"], dim=0)
+    assert cos > 0.9, float(cos)
+    assert not torch.equal(moved["fp32"], moved["bf16"])
+    robust = with_decoder_variant(codec, str(tmp_path / "bf16.pt"))
+    out = robust.decode_indices(codec.encode_indices(img))
+    assert out.shape == img.shape and out.dtype == np.uint8
+
+
 # ------------------------------------------------------------------ command line
 def test_cli_conceal_soft_decoder_flag_and_eval(codec_small, tmp_path, capsys):
     import pandas as pd

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -271,6 +272,41 @@ def test_a_sitting_cut_by_max_minutes_ends_with_a_validation(tmp_path, data_dir)
     step = torch.load(out / "last.pt", weights_only=True)["step"]
     assert step < 50
     assert [r["step"] for r in _log(out) if "val_lpips_alex" in r] == [step]
+
+
+def test_bf16_training_follows_the_fp32_gradient_and_keeps_the_indices(tmp_path, data_dir):
+    """precision: bf16 autocasts the decoder (+ LPIPS): same indices, gradient close to fp32's, fp32 weights;
+    a precision no trainer has is refused at construction."""
+    from codec.errors import ParameterError
+    from codec.train.loop import check_train_config
+    from codec.train.losses import decoder_autocast
+    from codec.train.robust_decoder import RobustDecoderConfig
+    from codec.vqgan import VQGANConfig, VQModel
+
+    torch.manual_seed(3)
+    m = VQModel(VQGANConfig.from_dict(TINY))
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    grads, idx = {}, {}
+    for prec in ("fp32", "bf16"):
+        m.zero_grad(set_to_none=True)
+        z_q, _, idx[prec] = m.quantize(m.encode_pre_quant(x))
+        with decoder_autocast(prec, "cpu"):
+            xr = m.decode(z_q)
+        assert xr.dtype == (torch.bfloat16 if prec == "bf16" else torch.float32)
+        (x - xr.float()).abs().mean().backward()
+        grads[prec] = torch.cat([p.grad.flatten() for n, p in m.named_parameters() if n.startswith("decoder.")])
+        assert all(p.dtype == torch.float32 for p in m.parameters())
+    assert torch.equal(idx["fp32"], idx["bf16"])
+    cos = torch.nn.functional.cosine_similarity(grads["fp32"], grads["bf16"], dim=0)
+    assert cos > 0.99, float(cos)
+    assert not torch.equal(grads["fp32"], grads["bf16"])  # bf16 did run
+    out = tmp_path / "bf16"
+    train_codec(_cfg(out, data_dir, 5, precision="bf16"), log=lambda *_: None)
+    assert [r["step"] for r in _log(out) if "loss" in r] == [5] and math.isfinite(_log(out)[-1]["loss"])
+    with pytest.raises(ParameterError, match="precision"):
+        check_train_config(_cfg(out, data_dir, 5, precision="fp16"))
+    with pytest.raises(ParameterError, match="precision"):
+        RobustDecoderConfig(precision="half")
 
 
 def test_splice_decoder_ships_a_decoder_only_fine_tune(tmp_path, data_dir):

@@ -70,6 +70,13 @@ def test_quick_bench_results_are_consistent(quick):
     assert sim["packets"] == 10 ** 4 and 0.97 * sim["packets"] < sim["delivered"] < sim["packets"]
     # paced at 9 Mbit/s: the simulated span is at least n·8·size / pacing
     assert sim["simulated_s"] >= (sim["packets"] - 1) * 8 * sim["packet_bytes"] / sim["pacing_bps"]
+    train = s["train"]  # bf16 / channels-last steps follow the fp32 gradient on the same batch
+    assert train["batch"] == 2 and train["crop"] == 64
+    assert train["settings"]["fp32_cl"]["grad_cosine_vs_fp32"] > 0.9999  # a layout change only
+    for name in ("bf16", "bf16_cl"):
+        assert 0.95 < train["summary"][f"grad_cosine_{name}"] <= 1.0 + 1e-9
+        assert train["summary"][f"speedup_{name}"] == pytest.approx(
+            train["settings"]["fp32"]["step_s"] / train["settings"][name]["step_s"])
     trial = s["trial"]
     for m, d in trial["methods"].items():  # the old and the new code path decode the same pixels
         assert d["pixels_identical"] and trial["summary"][f"{m}_pixels_identical"] == 1
