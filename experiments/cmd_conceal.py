@@ -83,7 +83,7 @@ def _register_robust_decoder(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the config's)")
     p.add_argument("--device", default=None, help="torch device (default: the config's, else cuda if available)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
-                   help="override the config's precision (bf16: decoder and LPIPS under bf16 autocast, 2.3x faster "
+                   help="override the config's precision (bf16: decoder and LPIPS under bf16 autocast, 2.1x faster "
                    "steps measured on this CPU; weights and optimizer stay fp32)")
     p.set_defaults(func=cmd_train_robust_decoder)
 

@@ -21,8 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ch", type=int, default=None, help="base channels of a new model")
     p.add_argument("--device", default=None)
     p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
-                   help="bf16: decoder and perceptual loss under bf16 autocast (2.3x faster steps measured on this "
-                   "CPU; weights and optimizer stay fp32; encoder and quantizer run in fp32)")
+                   help="bf16: decoder and perceptual loss under bf16 autocast (2.1x faster steps on this CPU, 3.7x "
+                   "with the config's channels_last; weights and optimizer stay fp32; encoder and quantizer in fp32)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (set once by the CLI)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop with a checkpoint after this wall time")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last.pt exists")
