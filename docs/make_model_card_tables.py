@@ -30,6 +30,7 @@ def codec_table(*paths: Path) -> str:
         ("bpp_raw", "bpp raw", 4),
         ("lpips_alex", "LPIPS alex", 3),
         ("lpips_vgg", "LPIPS vgg", 3),
+        ("dists", "DISTS", 3),
         ("psnr", "PSNR dB", 2),
         ("lowpass_luma_psnr", "low-pass luma dB", 2),
         ("lowpass_chroma_psnr", "low-pass chroma dB", 2),

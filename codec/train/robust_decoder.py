@@ -68,6 +68,16 @@ class RobustDecoderConfig:
     device: str | None = None
     precision: str = "fp32"                # "bf16": decoder + LPIPS under bf16 autocast (losses.decoder_autocast)
     channels_last: bool = False            # NHWC layout for the decoder and LPIPS nets (faster convolutions on CPU)
+    # validation on unseen photos (off when val is None or val_every is 0): loss-free and at each of val_losses
+    # (scattered loss filled by val_filler, fixed masks), metrics against the original; OUT.train/best.pt is the
+    # decoder file of the lowest mean of select_on (names: a metric for loss-free, METRIC@LOSS for a loss level)
+    val: str | None = None
+    val_images: int = 16
+    val_every: int = 0
+    val_losses: list[float] = field(default_factory=lambda: [0.2])
+    val_filler: str = "latent_avg_soft"
+    val_metrics: list[str] = field(default_factory=lambda: ["lpips_alex", "lpips_vgg", "dists"])
+    select_on: list[str] = field(default_factory=lambda: ["dists", "lpips_vgg"])
 
     def __post_init__(self) -> None:
         from ..conceal import CONCEAL_METHODS, LOSS_SHAPES
@@ -101,6 +111,23 @@ class RobustDecoderConfig:
         for p in self.parts:
             if not (p == "post_quant_conv" or p == "decoder" or p.startswith("decoder.")):
                 raise ParameterError(f"parts may only name post_quant_conv or decoder modules, got {p!r}")
+        from .loop import VAL_METRICS
+
+        if isinstance(self.val_every, bool) or not isinstance(self.val_every, int) or self.val_every < 0:
+            raise ParameterError(f"val_every must be an int >= 0 (0 = off), got {self.val_every!r}")
+        if isinstance(self.val_images, bool) or not isinstance(self.val_images, int) or self.val_images < 1:
+            raise ParameterError(f"val_images must be an int >= 1, got {self.val_images!r}")
+        if any(not 0.0 < float(v) < 1.0 for v in self.val_losses):
+            raise ParameterError(f"val_losses must be fractions in (0, 1), got {self.val_losses}")
+        if self.val_filler not in CONCEAL_METHODS:
+            raise ParameterError(f"val_filler must be a concealment method, got {self.val_filler!r}")
+        bad = [m for m in self.val_metrics if m not in VAL_METRICS]
+        if bad or not self.val_metrics:
+            raise ParameterError(f"val_metrics must be a non-empty subset of {VAL_METRICS}, got {self.val_metrics}")
+        known = set(self.val_metrics) | {f"{m}@{val_key(v)}" for m in self.val_metrics for v in self.val_losses}
+        if not self.select_on or any(k not in known for k in self.select_on):
+            raise ParameterError(f"select_on must name validated scores ({', '.join(sorted(known))}), "
+                                 f"got {self.select_on}")
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> "RobustDecoderConfig":
@@ -177,6 +204,79 @@ def corrupt_latents(codec, indices: np.ndarray, cfg: RobustDecoderConfig, rng: n
     return np.asarray(lat, dtype=np.float32), lost
 
 
+def val_key(loss: float) -> str:
+    """``0.2`` → ``"20"``: the suffix of a validation score at that loss fraction (``dists@20``)."""
+    return f"{100 * float(loss):g}"
+
+
+def _val_set(codec, cfg: RobustDecoderConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(indices (N, s, s), images float (N, 3, s·f, s·f) in [0, 1]) of centre crops of the first ``val_images``
+    photos of ``cfg.val`` (sorted by name), the side of the training windows (at most the photo's short side)."""
+    from ..image import list_images, load_image
+
+    paths = list_images(cfg.val)[: cfg.val_images]
+    if not paths:
+        raise FileNotFoundError(f"val: no images in {cfg.val}")
+    f = codec.downsample_factor
+    side = cfg.window * f
+    crops = []
+    for pth in paths:
+        a = load_image(pth)
+        s = min(side, a.shape[0] // f * f, a.shape[1] // f * f)
+        if s < side:
+            continue
+        y, x = (a.shape[0] - s) // 2, (a.shape[1] - s) // 2
+        crops.append(np.ascontiguousarray(a[y:y + s, x:x + s]))
+    if not crops:
+        raise ParameterError(f"val: no photo in {cfg.val} has a {side}x{side} centre crop")
+    images = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(255)
+    return codec.encode_batch(images).cpu(), images
+
+
+@torch.no_grad()
+def validate_robust(codec, model, cfg: RobustDecoderConfig, val_idx: torch.Tensor, val_img: torch.Tensor,
+                    table: np.ndarray, filler_model=None) -> dict[str, float]:
+    """Scores of the decoder side now being trained on the validation crops: ``val_<metric>`` loss-free and
+    ``val_<metric>@<loss %>`` with that fraction of scattered positions lost and filled by ``cfg.val_filler``
+    (the same masks at every validation: seeded per crop), each against the original crop; ``val_score`` is the
+    mean of ``cfg.select_on``.  Runs in fp32, eval mode."""
+    from ..conceal import conceal, shaped_loss_mask
+    from ..metrics import dists, lpips_distance
+    from ..types import IndexMap
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    f = codec.downsample_factor
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    scores: dict[str, list[float]] = {}
+    for i in range(len(val_idx)):
+        idx = val_idx[i].numpy()
+        x = val_img[i:i + 1].to(device)
+        inputs = {"": table[idx].astype(np.float32)}
+        for loss in cfg.val_losses:
+            rng = np.random.default_rng([i, int(round(1000 * float(loss)))])
+            lost = shaped_loss_mask(idx.shape, float(loss), "scattered", rng)
+            imap = IndexMap(np.where(lost, 0, idx), codec.codebook_size, (idx.shape[0] * f, idx.shape[1] * f),
+                            codec.codebook_id)
+            opts = {"window": int(getattr(filler_model, "meta", {}).get("window", 16))} if filler_model else {}
+            res = conceal(imap, lost, cfg.val_filler, model=filler_model, codebook=codec.codebook,
+                          decoder_codebook=table, rng=torch.Generator().manual_seed(i), **opts)
+            lat = res.latents if res.latents is not None else table[res.indices.astype(np.int64)]
+            inputs["@" + val_key(loss)] = np.asarray(lat, dtype=np.float32)
+        for suffix, lat in inputs.items():
+            z = torch.from_numpy(lat).permute(2, 0, 1)[None].to(device).contiguous(memory_format=fmt)
+            rec = ((model.decode(z).float() + 1) / 2).clamp(0, 1)
+            for m in cfg.val_metrics:
+                v = dists(x, rec) if m == "dists" else lpips_distance(x, rec, net=m.split("_")[1])
+                scores.setdefault(m + suffix, []).append(float(v.mean()))
+    if was_training:
+        model.train()
+    out = {f"val_{k}": float(np.mean(v)) for k, v in scores.items()}
+    out["val_score"] = float(np.mean([out[f"val_{k}"] for k in cfg.select_on]))
+    return out
+
+
 def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_minutes: float | None = None,
                          log: Callable[[str], None] = print) -> dict[str, Any]:
     """Fine-tune the decoder side of ``cfg.codec`` at ``cfg.codebook_size`` on concealed maps; write ``cfg.out``.
@@ -220,7 +320,7 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
         p.requires_grad_(True)
     opt = torch.optim.Adam(list(params.values()), lr=cfg.lr, betas=(0.5, 0.9))
     rng = np.random.default_rng(cfg.seed)
-    step, history = 0, []
+    step, history, val_history = 0, [], []
     if resume and state_path.exists():
         st = read_checkpoint(state_path)
         own = dict(model.named_parameters())
@@ -228,6 +328,7 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
             own[k].data.copy_(v.to(device))
         opt.load_state_dict(st["opt"])
         step, history = int(st["step"]), list(st["history"])
+        val_history = list(st.get("val_history", []))
         rng.bit_generator.state = json.loads(st["rng"])
         log(f"resumed at step {step}")
     lps = []
@@ -240,9 +341,32 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
 
     def save_state() -> None:
         save_atomic({"weights": {k: p.detach().cpu().clone() for k, p in params.items()}, "opt": opt.state_dict(),
-                     "step": step, "history": history, "rng": json.dumps(rng.bit_generator.state),
-                     "config": asdict(cfg)}, state_path)
+                     "step": step, "history": history, "val_history": val_history,
+                     "rng": json.dumps(rng.bit_generator.state), "config": asdict(cfg)}, state_path)
 
+    validating = cfg.val is not None and cfg.val_every > 0
+    if validating:
+        val_idx, val_img = _val_set(codec, cfg)
+        vkind = MODEL_KIND.get(cfg.val_filler)
+        val_model = (filler_model if vkind == kind else load_concealer(codec.name, cfg.codebook_size, vkind,
+                                                                       device="cpu")) if vkind else None
+        log(f"validation: {len(val_idx)} crops of {cfg.val}, every {cfg.val_every} steps, select on {cfg.select_on}")
+        best = min((r["val_score"] for r in val_history if r.get("select_on") == list(cfg.select_on)),
+                   default=float("inf"))
+
+    def run_validation() -> None:
+        nonlocal best
+        row = {"step": step, **validate_robust(codec, model, cfg, val_idx, val_img, table, val_model),
+               "select_on": list(cfg.select_on)}
+        val_history.append(row)
+        log(json.dumps(row))
+        if row["val_score"] < best:
+            best = row["val_score"]
+            _write_decoder_file(cfg, codec, {k: p.detach() for k, p in params.items()}, step, history,
+                                done=False, path=work / "best.pt", extra={"val": row})
+
+    if validating and not val_history and step < cfg.steps:  # the curve's first point: the decoder it starts from
+        run_validation()
     t_start, acc, acc_n = time.time(), 0.0, 0
     done = True
     while step < cfg.steps:
@@ -280,6 +404,8 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
             history.append(row)
             log(json.dumps(row))
             acc, acc_n = 0.0, 0
+        if validating and (step % cfg.val_every == 0 or step == cfg.steps):
+            run_validation()
         if step % cfg.ckpt_every == 0:
             save_state()
     save_state()
@@ -290,16 +416,18 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
 
 
 def _write_decoder_file(cfg: RobustDecoderConfig, codec, weights: dict, step: int, history: list,
-                        done: bool) -> Path:
-    """``cfg.out`` = {"weights": fp16 decoder side, "meta": {codebook_id, codec_steps, steps, done, ...}}
-    (written to a temporary file, then renamed)."""
+                        done: bool, path: Path | None = None, extra: dict | None = None) -> Path:
+    """``path`` (default ``cfg.out``) = {"weights": fp16 decoder side, "meta": {codebook_id, codec_steps, steps,
+    done, ...}} (written to a temporary file, then renamed)."""
     from ..zoo import checkpoint_meta
 
     out = Path(cfg.out)
     meta = {"name": out.stem, "codec": codec.name, "codebook_id": codec.codebook_id,
             "codec_steps": checkpoint_meta(cfg.codec).get("steps"), "steps": step, "done": done,
-            "filler": cfg.filler, "config": asdict(cfg), "final_loss": history[-1]["loss"] if history else None}
-    return save_atomic({"weights": {k: v.cpu().half().clone() for k, v in weights.items()}, "meta": meta}, out)
+            "filler": cfg.filler, "config": asdict(cfg), "final_loss": history[-1]["loss"] if history else None,
+            **(extra or {})}
+    return save_atomic({"weights": {k: v.detach().cpu().half().clone() for k, v in weights.items()},
+                        "meta": meta}, path or out)
 
 
 def export_robust_decoder(cfg: RobustDecoderConfig) -> dict[str, Any]:

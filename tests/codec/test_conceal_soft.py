@@ -225,6 +225,33 @@ def test_robust_decoder_bf16_channels_last_steps_like_fp32(kodak_dir, tmp_path, 
     assert out.shape == img.shape and out.dtype == np.uint8
 
 
+def test_robust_decoder_validates_on_unseen_photos_and_keeps_the_best(kodak_dir, tmp_path):
+    """val / val_every: loss-free and under-loss scores against the original at each validation (the same masks
+    each time), kept across a resume; best.pt is the decoder file of the lowest select_on score."""
+    from codec.train.robust_decoder import RobustDecoderConfig, train_robust_decoder
+
+    cfg = RobustDecoderConfig(out=str(tmp_path / "dec.pt"), data=[str(kodak_dir / "kodim01.png")], window=4,
+                              steps=2, batch_size=1, perceptual_weight=0.0, log_every=1, ckpt_every=1, lr=1e-3,
+                              val=str(kodak_dir / "kodim0[23].png"), val_images=2, val_every=1,
+                              val_losses=[0.3], val_metrics=["lpips_alex"], select_on=["lpips_alex@30"])
+    train_robust_decoder(cfg, log=lambda s: None)
+    cfg.steps = 3
+    train_robust_decoder(cfg, resume=True, log=lambda s: None)
+    st = torch.load(tmp_path / "dec.pt.train" / "state.pt", weights_only=False)
+    rows = st["val_history"]
+    assert [r["step"] for r in rows] == [0, 1, 2, 3]  # from the decoder it starts from
+    for r in rows:  # losing 30 % of the indices costs LPIPS against the original
+        assert 0 < r["val_lpips_alex"] < r["val_lpips_alex@30"] < 1
+        assert r["val_score"] == r["val_lpips_alex@30"]
+    best = torch.load(tmp_path / "dec.pt.train" / "best.pt", weights_only=True)
+    assert best["meta"]["val"]["val_score"] == min(r["val_score"] for r in rows)
+    assert best["meta"]["steps"] == min(rows, key=lambda r: r["val_score"])["step"]
+    with pytest.raises(ParameterError, match="select_on"):
+        RobustDecoderConfig(val_losses=[0.2], select_on=["dists@40"])
+    with pytest.raises(ParameterError, match="val_losses"):
+        RobustDecoderConfig(val_losses=[1.5])
+
+
 # ------------------------------------------------------------------ command line
 def test_cli_conceal_soft_decoder_flag_and_eval(codec_small, tmp_path, capsys):
     import pandas as pd
