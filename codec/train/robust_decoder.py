@@ -66,6 +66,9 @@ class RobustDecoderConfig:
     ckpt_every: int = 100
     threads: int | None = None
     device: str | None = None
+    # a second stage: when OUT.train/state.pt does not exist yet, start from this saved state of another run
+    # (its weights, optimizer, step, generator state and validation rows) instead of from the codec's decoder
+    resume_from: str | None = None
     precision: str = "fp32"                # "bf16": decoder + LPIPS under bf16 autocast (losses.decoder_autocast)
     channels_last: bool = False            # NHWC layout for the decoder and LPIPS nets (faster convolutions on CPU)
     # validation on unseen photos (off when val is None or val_every is 0): loss-free and at each of val_losses
@@ -76,6 +79,7 @@ class RobustDecoderConfig:
     val_every: int = 0
     val_losses: list[float] = field(default_factory=lambda: [0.2])
     val_filler: str = "latent_avg_soft"
+    val_filler_options: dict[str, Any] = field(default_factory=dict)
     val_metrics: list[str] = field(default_factory=lambda: ["lpips_alex", "lpips_vgg", "dists"])
     select_on: list[str] = field(default_factory=lambda: ["dists", "lpips_vgg"])
 
@@ -259,7 +263,9 @@ def validate_robust(codec, model, cfg: RobustDecoderConfig, val_idx: torch.Tenso
             lost = shaped_loss_mask(idx.shape, float(loss), "scattered", rng)
             imap = IndexMap(np.where(lost, 0, idx), codec.codebook_size, (idx.shape[0] * f, idx.shape[1] * f),
                             codec.codebook_id)
-            opts = {"window": int(getattr(filler_model, "meta", {}).get("window", 16))} if filler_model else {}
+            opts = dict(cfg.val_filler_options)
+            if filler_model is not None:
+                opts.setdefault("window", int(getattr(filler_model, "meta", {}).get("window", 16)))
             res = conceal(imap, lost, cfg.val_filler, model=filler_model, codebook=codec.codebook,
                           decoder_codebook=table, rng=torch.Generator().manual_seed(i), **opts)
             lat = res.latents if res.latents is not None else table[res.indices.astype(np.int64)]
@@ -321,8 +327,11 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
     opt = torch.optim.Adam(list(params.values()), lr=cfg.lr, betas=(0.5, 0.9))
     rng = np.random.default_rng(cfg.seed)
     step, history, val_history = 0, [], []
-    if resume and state_path.exists():
-        st = read_checkpoint(state_path)
+    start = state_path if state_path.exists() else Path(cfg.resume_from) if cfg.resume_from else None
+    if start is not None and start != state_path and not start.is_file():
+        raise FileNotFoundError(f"resume_from: no saved state at {start}")
+    if start is not None and (resume or start != state_path):
+        st = read_checkpoint(start)
         own = dict(model.named_parameters())
         for k, v in st["weights"].items():
             own[k].data.copy_(v.to(device))
@@ -330,7 +339,7 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
         step, history = int(st["step"]), list(st["history"])
         val_history = list(st.get("val_history", []))
         rng.bit_generator.state = json.loads(st["rng"])
-        log(f"resumed at step {step}")
+        log(f"resumed at step {step}" + ("" if start == state_path else f" from {start}"))
     lps = []
     if cfg.perceptual_weight > 0:
         from ..metrics import get_lpips
@@ -351,13 +360,13 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
         val_model = (filler_model if vkind == kind else load_concealer(codec.name, cfg.codebook_size, vkind,
                                                                        device="cpu")) if vkind else None
         log(f"validation: {len(val_idx)} crops of {cfg.val}, every {cfg.val_every} steps, select on {cfg.select_on}")
-        best = min((r["val_score"] for r in val_history if r.get("select_on") == list(cfg.select_on)),
-                   default=float("inf"))
+        best = min((r["val_score"] for r in val_history if r.get("select_on") == list(cfg.select_on)
+                    and r.get("val_filler", "latent_avg_soft") == cfg.val_filler), default=float("inf"))
 
     def run_validation() -> None:
         nonlocal best
         row = {"step": step, **validate_robust(codec, model, cfg, val_idx, val_img, table, val_model),
-               "select_on": list(cfg.select_on)}
+               "select_on": list(cfg.select_on), "val_filler": cfg.val_filler}
         val_history.append(row)
         log(json.dumps(row))
         if row["val_score"] < best:
@@ -365,7 +374,7 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
             _write_decoder_file(cfg, codec, {k: p.detach() for k, p in params.items()}, step, history,
                                 done=False, path=work / "best.pt", extra={"val": row})
 
-    if validating and not val_history and step < cfg.steps:  # the curve's first point: the decoder it starts from
+    if validating and best == float("inf") and step < cfg.steps:  # first point: the decoder it starts from
         run_validation()
     t_start, acc, acc_n = time.time(), 0.0, 0
     done = True

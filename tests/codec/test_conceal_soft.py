@@ -252,6 +252,30 @@ def test_robust_decoder_validates_on_unseen_photos_and_keeps_the_best(kodak_dir,
         RobustDecoderConfig(val_losses=[1.5])
 
 
+def test_robust_decoder_second_stage_starts_from_another_runs_state(kodak_dir, tmp_path):
+    """resume_from: a run whose own state does not exist yet continues another run's saved state (weights, step,
+    history) under its own settings, and leaves that state untouched; a missing file is named."""
+    from codec.train.robust_decoder import RobustDecoderConfig, train_robust_decoder
+
+    kw = dict(data=[str(kodak_dir / "kodim01.png")], window=4, batch_size=1, perceptual_weight=0.0, log_every=1,
+              ckpt_every=1, lr=1e-3, clean_fraction=0.0)
+    one = RobustDecoderConfig(out=str(tmp_path / "one.pt"), steps=2, **kw)
+    train_robust_decoder(one, log=lambda s: None)
+    first = tmp_path / "one.pt.train" / "state.pt"
+    before = first.read_bytes()
+    lines = []
+    two = RobustDecoderConfig(out=str(tmp_path / "two.pt"), steps=3, filler="neighbor", resume_from=str(first), **kw)
+    res = train_robust_decoder(two, log=lines.append)
+    assert res["step"] == 3 and [r["step"] for r in res["history"]] == [1, 2, 3]
+    assert any("resumed at step 2 from" in line for line in lines)
+    assert first.read_bytes() == before
+    st = torch.load(tmp_path / "two.pt.train" / "state.pt", weights_only=False)
+    assert st["config"]["filler"] == "neighbor" and st["step"] == 3
+    bad = RobustDecoderConfig(out=str(tmp_path / "three.pt"), steps=3, resume_from=str(tmp_path / "nope.pt"), **kw)
+    with pytest.raises(FileNotFoundError, match="resume_from"):
+        train_robust_decoder(bad, log=lambda s: None)
+
+
 # ------------------------------------------------------------------ command line
 def test_cli_conceal_soft_decoder_flag_and_eval(codec_small, tmp_path, capsys):
     import pandas as pd

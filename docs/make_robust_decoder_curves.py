@@ -1,0 +1,68 @@
+"""Validation curves of robust-decoder runs (``vqsim train-robust-decoder`` with ``val_every``): LPIPS-Alex,
+LPIPS-VGG and DISTS against the original on the unseen validation crops, loss-free (solid) and at each validated
+loss fraction (dashed), against step.
+
+Each run is read from its saved state (``OUT.train/state.pt``: ``val_history``, kept across resumes).
+Usage: python docs/make_robust_decoder_curves.py OUT.png NAME=STATE [NAME=STATE ...] [--baseline NAME=JSON]
+(a baseline JSON is one row of ``codec.train.robust_decoder.validate_robust`` for a fixed decoder, drawn flat).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+METRICS = (("lpips_alex", "LPIPS-Alex"), ("lpips_vgg", "LPIPS-VGG"), ("dists", "DISTS (in no loss)"))
+
+
+def val_rows(state_path: str) -> list[dict]:
+    """The validation rows of a run's state, one per step (the last written wins), in step order."""
+    import torch
+
+    st = torch.load(state_path, map_location="cpu", weights_only=False)
+    rows = {int(r["step"]): r for r in st.get("val_history", [])}
+    if not rows:
+        raise SystemExit(f"{state_path}: no validation rows (was the run started with val / val_every?)")
+    return [rows[s] for s in sorted(rows)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("runs", nargs="+", help="NAME=STATE")
+    ap.add_argument("--baseline", action="append", default=[], help="NAME=JSON (a fixed decoder's validation row)")
+    args = ap.parse_args()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, path) in enumerate(a.split("=", 1) for a in args.runs):
+        rows = val_rows(path)
+        steps = [r["step"] for r in rows]
+        for ax, (m, title) in zip(axes, METRICS, strict=True):
+            keys = [k[len("val_"):] for k in rows[-1] if k.startswith(f"val_{m}")]
+            for k in sorted(keys):
+                ys = [r.get(f"val_{k}") for r in rows]
+                style = "-" if k == m else "--"
+                label = name if k == m else f"{name}, {k.split('@')[1]} % lost"
+                ax.plot(steps, ys, style, marker="o", ms=3, color=colours[i % len(colours)], label=label)
+            ax.set_title(title)
+            ax.set_xlabel("step")
+    for j, (name, path) in enumerate(b.split("=", 1) for b in args.baseline):
+        row = json.load(open(path))
+        for ax, (m, _) in zip(axes, METRICS, strict=True):
+            for k, v in row.items():
+                if k == f"val_{m}" or k.startswith(f"val_{m}@"):
+                    ax.axhline(v, ls=":" if "@" in k else "-.", lw=1, color="grey" if j == 0 else "black",
+                               label=f"{name}{'' if '@' not in k else ', ' + k.split('@')[1] + ' % lost'}")
+    axes[0].set_ylabel("distance to the original (lower is better)")
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
