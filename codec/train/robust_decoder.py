@@ -306,9 +306,13 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
     device = codec.device
     cache = work / "indices.pt"
     key = json.dumps([codec.codebook_id, cfg.data, cfg.max_images, cfg.window])
-    ck = read_checkpoint(cache) if cache.exists() else None
-    if ck is not None and ck.get("key") == key:
-        idx_all, images = ck["indices"], ck["images"]
+    # a second stage reads its first stage's cache of the same crops rather than encoding them again
+    caches = [cache] + ([Path(cfg.resume_from).with_name("indices.pt")] if cfg.resume_from else [])
+    for c in caches:
+        ck = read_checkpoint(c) if c.exists() else None
+        if ck is not None and ck.get("key") == key:
+            idx_all, images = ck["indices"], ck["images"]
+            break
     else:
         idx_all, images = _crop_indices(codec, cfg, log)
         torch.save({"indices": idx_all, "images": images, "key": key}, cache)

@@ -271,6 +271,7 @@ def test_robust_decoder_second_stage_starts_from_another_runs_state(kodak_dir, t
     assert first.read_bytes() == before
     st = torch.load(tmp_path / "two.pt.train" / "state.pt", weights_only=False)
     assert st["config"]["filler"] == "neighbor" and st["step"] == 3
+    assert not (tmp_path / "two.pt.train" / "indices.pt").exists()  # the first stage's crop cache was read
     bad = RobustDecoderConfig(out=str(tmp_path / "three.pt"), steps=3, resume_from=str(tmp_path / "nope.pt"), **kw)
     with pytest.raises(FileNotFoundError, match="resume_from"):
         train_robust_decoder(bad, log=lambda s: None)
