@@ -1,6 +1,6 @@
 """Validation curves of robust-decoder runs (``vqsim train-robust-decoder`` with ``val_every``): LPIPS-Alex,
 LPIPS-VGG and DISTS against the original on the unseen validation crops, loss-free (solid) and at each validated
-loss fraction (dashed), against step.
+loss fraction (dashed), against step; one series per run and filler of the under-loss scores.
 
 Each run is read from its saved state (``OUT.train/state.pt``: ``val_history``, kept across resumes).
 Usage: python docs/make_robust_decoder_curves.py OUT.png NAME=STATE [NAME=STATE ...] [--baseline NAME=JSON]
@@ -19,15 +19,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 METRICS = (("lpips_alex", "LPIPS-Alex"), ("lpips_vgg", "LPIPS-VGG"), ("dists", "DISTS (in no loss)"))
 
 
-def val_rows(state_path: str) -> list[dict]:
-    """The validation rows of a run's state, one per step (the last written wins), in step order."""
+def val_rows(state_path: str) -> dict[str, list[dict]]:
+    """The validation rows of a run's state by the filler the under-loss scores used (a second stage may validate
+    with another one), one per step (the last written wins), in step order."""
     import torch
 
     st = torch.load(state_path, map_location="cpu", weights_only=False)
-    rows = {int(r["step"]): r for r in st.get("val_history", [])}
-    if not rows:
+    by: dict[str, dict[int, dict]] = {}
+    for r in st.get("val_history", []):
+        by.setdefault(r.get("val_filler", "latent_avg_soft"), {})[int(r["step"])] = r
+    if not by:
         raise SystemExit(f"{state_path}: no validation rows (was the run started with val / val_every?)")
-    return [rows[s] for s in sorted(rows)]
+    return {f: [rows[s] for s in sorted(rows)] for f, rows in by.items()}
 
 
 def main() -> None:
@@ -36,10 +39,11 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", help="NAME=STATE")
     ap.add_argument("--baseline", action="append", default=[], help="NAME=JSON (a fixed decoder's validation row)")
     args = ap.parse_args()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.8))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (name, path) in enumerate(a.split("=", 1) for a in args.runs):
-        rows = val_rows(path)
+    series = [(f"{name} ({filler})", rows) for name, path in (a.split("=", 1) for a in args.runs)
+              for filler, rows in val_rows(path).items()]
+    for i, (name, rows) in enumerate(series):
         steps = [r["step"] for r in rows]
         for ax, (m, title) in zip(axes, METRICS, strict=True):
             keys = [k[len("val_"):] for k in rows[-1] if k.startswith(f"val_{m}")]
@@ -58,8 +62,9 @@ def main() -> None:
                     ax.axhline(v, ls=":" if "@" in k else "-.", lw=1, color="grey" if j == 0 else "black",
                                label=f"{name}{'' if '@' not in k else ', ' + k.split('@')[1] + ' % lost'}")
     axes[0].set_ylabel("distance to the original (lower is better)")
-    axes[-1].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[-1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 + 0.035 * ((len(labels) + 2) // 3), 1, 1))
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}")
 

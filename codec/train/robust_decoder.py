@@ -218,6 +218,8 @@ def _val_set(codec, cfg: RobustDecoderConfig) -> tuple[torch.Tensor, torch.Tenso
     photos of ``cfg.val`` (sorted by name), the side of the training windows (at most the photo's short side)."""
     from ..image import list_images, load_image
 
+    if cfg.val is None:
+        raise ParameterError("val: no validation images configured")
     paths = list_images(cfg.val)[: cfg.val_images]
     if not paths:
         raise FileNotFoundError(f"val: no images in {cfg.val}")
@@ -349,8 +351,10 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
         from ..metrics import get_lpips
 
         lps = [get_lpips(net, device=device) for net in cfg.lpips_net.split("+")]
-    for lp in lps:
-        lp.to(memory_format=fmt)
+    if cfg.channels_last:  # own copies: the cached metric nets stay as every other caller expects them
+        import copy
+
+        lps = [copy.deepcopy(lp).to(memory_format=fmt) for lp in lps]
 
     def save_state() -> None:
         save_atomic({"weights": {k: p.detach().cpu().clone() for k, p in params.items()}, "opt": opt.state_dict(),

@@ -9,6 +9,7 @@ and fp32's on the same batch (how closely the faster step follows the exact one)
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,7 @@ def bench_training(cfg: BenchConfig) -> dict[str, Any]:
     params = [p for n, p in model.named_parameters() if n.startswith(("post_quant_conv", "decoder."))]
     for p in params:
         p.requires_grad_(True)
-    lps = [get_lpips(n) for n in ("alex", "vgg")]
+    lps = [copy.deepcopy(get_lpips(n)) for n in ("alex", "vgg")]  # converted below: not the cached metric nets
 
     def step(precision: str, fmt) -> torch.Tensor:
         for p in params:

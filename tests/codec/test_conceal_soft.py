@@ -223,6 +223,10 @@ def test_robust_decoder_bf16_channels_last_steps_like_fp32(kodak_dir, tmp_path, 
     robust = with_decoder_variant(codec, str(tmp_path / "bf16.pt"))
     out = robust.decode_indices(codec.encode_indices(img))
     assert out.shape == img.shape and out.dtype == np.uint8
+    from codec.metrics import get_lpips  # the cached metric nets were not converted to channels-last
+
+    for net in ("alex", "vgg"):
+        assert all(p.is_contiguous() for p in get_lpips(net, device="cpu").parameters())
 
 
 def test_robust_decoder_validates_on_unseen_photos_and_keeps_the_best(kodak_dir, tmp_path):

@@ -71,6 +71,9 @@ def test_quick_bench_results_are_consistent(quick):
     # paced at 9 Mbit/s: the simulated span is at least n·8·size / pacing
     assert sim["simulated_s"] >= (sim["packets"] - 1) * 8 * sim["packet_bytes"] / sim["pacing_bps"]
     train = s["train"]  # bf16 / channels-last steps follow the fp32 gradient on the same batch
+    from codec.metrics import get_lpips  # and the cached metric nets were left in their layout
+
+    assert all(p.is_contiguous() for net in ("alex", "vgg") for p in get_lpips(net, device="cpu").parameters())
     assert train["batch"] == 2 and train["crop"] == 64
     assert train["settings"]["fp32_cl"]["grad_cosine_vs_fp32"] > 0.9999  # a layout change only
     for name in ("bf16", "bf16_cl"):
