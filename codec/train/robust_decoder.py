@@ -121,7 +121,7 @@ class RobustDecoderConfig:
             raise ParameterError(f"val_every must be an int >= 0 (0 = off), got {self.val_every!r}")
         if isinstance(self.val_images, bool) or not isinstance(self.val_images, int) or self.val_images < 1:
             raise ParameterError(f"val_images must be an int >= 1, got {self.val_images!r}")
-        if any(not 0.0 < float(v) < 1.0 for v in self.val_losses):
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v < 1.0 for v in self.val_losses):
             raise ParameterError(f"val_losses must be fractions in (0, 1), got {self.val_losses}")
         if self.val_filler not in CONCEAL_METHODS:
             raise ParameterError(f"val_filler must be a concealment method, got {self.val_filler!r}")
@@ -215,7 +215,7 @@ def val_key(loss: float) -> str:
 
 def _val_set(codec, cfg: RobustDecoderConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """(indices (N, s, s), images float (N, 3, s·f, s·f) in [0, 1]) of centre crops of the first ``val_images``
-    photos of ``cfg.val`` (sorted by name), the side of the training windows (at most the photo's short side)."""
+    photos of ``cfg.val`` (sorted by name), the side of the training windows; photos smaller than that are skipped."""
     from ..image import list_images, load_image
 
     if cfg.val is None:
