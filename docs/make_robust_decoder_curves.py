@@ -4,7 +4,7 @@ loss fraction (dashed), against step; one series per run and filler of the under
 
 Each run is read from its saved state (``OUT.train/state.pt``: ``val_history``, kept across resumes).
 Usage: python docs/make_robust_decoder_curves.py OUT.png NAME=STATE [NAME=STATE ...] [--baseline NAME=JSON]
-(a baseline JSON is one row of ``codec.train.robust_decoder.validate_robust`` for a fixed decoder, drawn flat).
+(each split at its last "="; a baseline JSON is one row of ``validate_robust`` for a fixed decoder, drawn flat).
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def main() -> None:
     args = ap.parse_args()
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.8))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    series = [(f"{name} ({filler})", rows) for name, path in (a.split("=", 1) for a in args.runs)
+    series = [(f"{name} ({filler})", rows) for name, path in (a.rsplit("=", 1) for a in args.runs)
               for filler, rows in val_rows(path).items()]
     for i, (name, rows) in enumerate(series):
         steps = [r["step"] for r in rows]
@@ -54,7 +54,7 @@ def main() -> None:
                 ax.plot(steps, ys, style, marker="o", ms=3, color=colours[i % len(colours)], label=label)
             ax.set_title(title)
             ax.set_xlabel("step")
-    for j, (name, path) in enumerate(b.split("=", 1) for b in args.baseline):
+    for j, (name, path) in enumerate(b.rsplit("=", 1) for b in args.baseline):
         row = json.load(open(path))
         for ax, (m, _) in zip(axes, METRICS, strict=True):
             for k, v in row.items():
