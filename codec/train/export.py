@@ -92,7 +92,7 @@ def splice_decoder(train_ckpt: str | Path, base: str | Path, out: str | Path, *,
     """Write ``out`` = model file ``base`` with its full-size decoder side (``post_quant_conv`` + decoder)
     taken from training checkpoint ``train_ckpt`` (fp16, as the project stores it), or from a decoder-variant
     file of ``vqsim train-robust-decoder`` made for ``base`` at its full codebook size (see
-    :func:`_variant_decoder_side`).
+    :func:`_splice_variant`).
 
     Everything else is ``base``'s: encoder, ``quant_conv``, codebook, K-means codebooks, coder priors and the
     reduced sizes' fine-tuned decoders (``meta.finetuned_from_previous_decoder`` says they were fine-tuned from
@@ -126,11 +126,8 @@ def splice_decoder(train_ckpt: str | Path, base: str | Path, out: str | Path, *,
         if k.startswith(DECODER_PARTS):
             base_sd[k] = v.half() if v.is_floating_point() else v.clone()
             n += 1
-    meta = {**dict(b.get("meta") or {}), "decoder_from": Path(train_ckpt).name,
-            "decoder_steps": info["steps"], "decoder_train_wall_s": info["train_wall_s"]}
-    if b.get("decoders"):
-        meta["finetuned_from_previous_decoder"] = sorted(int(s) for s in b["decoders"])
-    p = save_atomic({**b, "state_dict": base_sd, "meta": meta}, out)
+    p = _write_spliced(b, base_sd, out, {"decoder_from": Path(train_ckpt).name, "decoder_steps": info["steps"],
+                                         "decoder_train_wall_s": info["train_wall_s"]})
     log(f"{n} decoder-side tensors from {train_ckpt} (step {info['steps']}) into {base}'s file -> {p}")
     return p
 
@@ -163,11 +160,18 @@ def _splice_variant(src: dict, path: Path, b: dict, base: Path, out: str | Path,
         if tuple(v.shape) != tuple(base_sd[k].shape):
             raise CheckpointError(f"{path}: {k} has shape {tuple(v.shape)}, {base.name} {tuple(base_sd[k].shape)}")
         base_sd[k] = v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu().clone()
-    meta = {**meta_b, "decoder_from": path.name, "decoder_steps": meta_v.get("steps"),
-            "decoder_filler": meta_v.get("filler"), "decoder_recipe": "train-robust-decoder"}
-    if b.get("decoders"):
-        meta["finetuned_from_previous_decoder"] = sorted(int(s) for s in b["decoders"])
-    p = save_atomic({**b, "state_dict": base_sd, "meta": meta}, out)
+    p = _write_spliced(b, base_sd, out, {"decoder_from": path.name, "decoder_steps": meta_v.get("steps"),
+                                         "decoder_filler": meta_v.get("filler"),
+                                         "decoder_recipe": "train-robust-decoder"})
     log(f"{len(want)} decoder-side tensors from decoder variant {path.name} (step {meta_v.get('steps')}) "
         f"into {base.name}'s file -> {p}")
     return p
+
+
+def _write_spliced(b: dict, state_dict: dict, out: str | Path, decoder_meta: dict) -> Path:
+    """Model file ``b`` with ``state_dict`` and ``decoder_meta`` added to its meta; the reduced sizes' decoders it
+    keeps are marked as fine-tuned from the decoder the splice replaced."""
+    meta = {**dict(b.get("meta") or {}), **decoder_meta}
+    if b.get("decoders"):
+        meta["finetuned_from_previous_decoder"] = sorted(int(s) for s in b["decoders"])
+    return save_atomic({**b, "state_dict": state_dict, "meta": meta}, out)

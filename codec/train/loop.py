@@ -40,13 +40,13 @@ from ..errors import CheckpointError, ParameterError
 from ..vqgan import VQGANConfig, VQModel
 from .data import load_image_pool, random_crops
 from .losses import (
-    TRAIN_PRECISIONS,
     NLayerDiscriminator,
     adaptive_weight,
-    decoder_autocast,
+    check_precision,
     diff_augment,
     hinge_d_loss,
     lowpass_loss,
+    reconstruction_loss,
 )
 
 
@@ -110,8 +110,7 @@ def check_train_config(cfg: TrainConfig) -> None:
         raise ParameterError(
             f"val_metrics: unknown or empty {bad or cfg.val_metrics}; allowed: {', '.join(VAL_METRICS)}"
         )
-    if cfg.precision not in TRAIN_PRECISIONS:
-        raise ParameterError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {cfg.precision!r}")
+    check_precision(cfg.precision)
     if cfg.disc_warmup < 0:
         raise ParameterError(f"disc_warmup must be ≥ 0 steps, got {cfg.disc_warmup}")
     missing = [m for m in cfg.select_on if m not in cfg.val_metrics]
@@ -449,13 +448,7 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
             log_row({"step": step, "kmeans_init": True, "used_in_batch": n_used})
         h = model.encode_pre_quant(x)
         z_q, qloss, idx = model.quantize(h)
-        with decoder_autocast(cfg.precision, device):
-            xr = model.decode(z_q)
-            perc = [lp(x, xr).mean() for lp in lps]  # lpips.LPIPS takes [-1, 1]
-        xr = xr.float()
-        rec = (x - xr).abs().mean()
-        for pl in perc:
-            rec = rec + cfg.perceptual_weight / len(lps) * pl.float()
+        rec, xr = reconstruction_loss(model, z_q, x, lps, cfg.perceptual_weight, cfg.precision)
         if cfg.lowpass_weight > 0:
             # [-1, 1] inputs: halve to express the term in [0, 1] units like the metric
             rec = rec + cfg.lowpass_weight * 0.5 * lowpass_loss(x, xr, mcfg.downsample_factor, cfg.chroma_weight)

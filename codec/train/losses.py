@@ -122,3 +122,26 @@ def decoder_autocast(precision: str, device: torch.device | str):
         raise ValueError(f"precision must be one of {TRAIN_PRECISIONS}, got {precision!r}")
     dev = torch.device(device).type
     return torch.autocast(dev, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`TRAIN_PRECISIONS`, else a one-line ParameterError."""
+    from ..errors import ParameterError
+
+    if precision not in TRAIN_PRECISIONS:
+        raise ParameterError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def reconstruction_loss(model, z: torch.Tensor, x: torch.Tensor, lps: list, perceptual_weight: float,
+                        precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoder's reconstruction loss ``|x − x̂|₁ + w · mean_n LPIPS_n(x, x̂)`` with x̂ = decode(z), the decoder
+    and the ``lps`` nets under :func:`decoder_autocast`; x, x̂ in [−1, 1] (N, 3, H, W).  Returns (loss, x̂ fp32)."""
+    with decoder_autocast(precision, z.device):
+        xr = model.decode(z)
+        perc = [lp(x, xr).mean() for lp in lps]
+    xr = xr.float()
+    loss = (x - xr).abs().mean()
+    if perc:
+        loss = loss + perceptual_weight * sum(p.float() for p in perc) / len(perc)
+    return loss, xr

@@ -105,10 +105,9 @@ class RobustDecoderConfig:
             raise ParameterError(f"filler must be a concealment method ({', '.join(CONCEAL_METHODS)}), "
                                  f"got {self.filler!r}")
         from .loop import LPIPS_LOSS_NETS
-        from .losses import TRAIN_PRECISIONS
+        from .losses import check_precision
 
-        if self.precision not in TRAIN_PRECISIONS:
-            raise ParameterError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {self.precision!r}")
+        check_precision(self.precision)
 
         if self.lpips_net not in LPIPS_LOSS_NETS:
             raise ParameterError(f"lpips_net must be one of {', '.join(LPIPS_LOSS_NETS)}, got {self.lpips_net!r}")
@@ -160,10 +159,7 @@ def _crop_indices(codec, cfg: RobustDecoderConfig, log) -> tuple[torch.Tensor, t
     pool = load_image_pool(list(cfg.data), side)
     if cfg.max_images:
         pool = pool[:int(cfg.max_images)]
-    crops = []
-    for a in pool:
-        y, x = (a.shape[0] - side) // 2, (a.shape[1] - side) // 2
-        crops.append(np.ascontiguousarray(a[y:y + side, x:x + side]))
+    crops = _centre_crops(pool, side)
     images = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
     t0 = time.time()
     idx = []
@@ -213,56 +209,44 @@ def val_key(loss: float) -> str:
     return f"{100 * float(loss):g}"
 
 
-def _val_set(codec, cfg: RobustDecoderConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """(indices (N, s, s), images float (N, 3, s·f, s·f) in [0, 1]) of centre crops of the first ``val_images``
-    photos of ``cfg.val`` (sorted by name), the side of the training windows; photos smaller than that are skipped."""
-    from ..image import list_images, load_image
+@dataclass
+class ValSet:
+    """What every validation of a run reuses: the decoder inputs of the validation crops, loss-free (key ``""``)
+    and at each loss fraction (``"@20"``), (N, D, s, s) float32, and the originals' prepared metric sides."""
 
-    if cfg.val is None:
-        raise ParameterError("val: no validation images configured")
-    paths = list_images(cfg.val)[: cfg.val_images]
-    if not paths:
-        raise FileNotFoundError(f"val: no images in {cfg.val}")
-    f = codec.downsample_factor
-    side = cfg.window * f
-    crops = []
-    for pth in paths:
-        a = load_image(pth)
-        s = min(side, a.shape[0] // f * f, a.shape[1] // f * f)
-        if s < side:
-            continue
-        y, x = (a.shape[0] - s) // 2, (a.shape[1] - s) // 2
-        crops.append(np.ascontiguousarray(a[y:y + s, x:x + s]))
-    if not crops:
-        raise ParameterError(f"val: no photo in {cfg.val} has a {side}x{side} centre crop")
-    images = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(255)
-    return codec.encode_batch(images).cpu(), images
+    inputs: dict[str, torch.Tensor]
+    lpips_ref: dict[str, list[torch.Tensor]]
+    dists_ref: Any
 
 
 @torch.no_grad()
-def validate_robust(codec, model, cfg: RobustDecoderConfig, val_idx: torch.Tensor, val_img: torch.Tensor,
-                    table: np.ndarray, filler_model=None) -> dict[str, float]:
-    """Scores of the decoder side now being trained on the validation crops: ``val_<metric>`` loss-free and
-    ``val_<metric>@<loss %>`` with that fraction of scattered positions lost and filled by ``cfg.val_filler``
-    (the same masks at every validation: seeded per crop), each against the original crop; ``val_score`` is the
-    mean of ``cfg.select_on``.  Runs in fp32, eval mode."""
+def prepare_val(codec, cfg: RobustDecoderConfig, table: np.ndarray, filler_model=None) -> ValSet:
+    """Centre crops (the training windows' side) of the first ``val_images`` photos of ``cfg.val`` (sorted by
+    name; photos smaller than a window are skipped), their decoder inputs loss-free and with each of
+    ``cfg.val_losses`` of scattered positions lost and filled by ``cfg.val_filler`` (masks seeded per crop), and
+    the originals' LPIPS features / DISTS reference.  The encoder, codebook and decoder table stay fixed during a
+    run, so all of this is computed once."""
     from ..conceal import conceal, shaped_loss_mask
-    from ..metrics import dists, lpips_distance
+    from ..image import list_images, load_image
+    from ..metrics import dists_reference, lpips_features
     from ..types import IndexMap
 
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    if cfg.val is None:
+        raise ParameterError("val: no validation images configured")
     f = codec.downsample_factor
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    scores: dict[str, list[float]] = {}
-    for i in range(len(val_idx)):
-        idx = val_idx[i].numpy()
-        x = val_img[i:i + 1].to(device)
-        inputs = {"": table[idx].astype(np.float32)}
-        for loss in cfg.val_losses:
-            rng = np.random.default_rng([i, int(round(1000 * float(loss)))])
-            lost = shaped_loss_mask(idx.shape, float(loss), "scattered", rng)
+    side = cfg.window * f
+    photos = [load_image(p) for p in list_images(cfg.val)[: cfg.val_images]]
+    photos = [a for a in photos if min(a.shape[:2]) >= side]
+    if not photos:
+        raise ParameterError(f"val: no photo in {cfg.val} has a {side}x{side} centre crop")
+    images = torch.from_numpy(np.stack(_centre_crops(photos, side))).permute(0, 3, 1, 2).float().div(255)
+    val_idx = codec.encode_batch(images).cpu().numpy()
+    lats: dict[str, list[np.ndarray]] = {"": [table[idx].astype(np.float32) for idx in val_idx]}
+    for loss in cfg.val_losses:
+        rows = lats.setdefault("@" + val_key(loss), [])
+        for i, idx in enumerate(val_idx):
+            lost = shaped_loss_mask(idx.shape, float(loss), "scattered",
+                                    np.random.default_rng([i, int(round(1000 * float(loss)))]))
             imap = IndexMap(np.where(lost, 0, idx), codec.codebook_size, (idx.shape[0] * f, idx.shape[1] * f),
                             codec.codebook_id)
             opts = dict(cfg.val_filler_options)
@@ -271,17 +255,49 @@ def validate_robust(codec, model, cfg: RobustDecoderConfig, val_idx: torch.Tenso
             res = conceal(imap, lost, cfg.val_filler, model=filler_model, codebook=codec.codebook,
                           decoder_codebook=table, rng=torch.Generator().manual_seed(i), **opts)
             lat = res.latents if res.latents is not None else table[res.indices.astype(np.int64)]
-            inputs["@" + val_key(loss)] = np.asarray(lat, dtype=np.float32)
-        for suffix, lat in inputs.items():
-            z = torch.from_numpy(lat).permute(2, 0, 1)[None].to(device).contiguous(memory_format=fmt)
-            rec = ((model.decode(z).float() + 1) / 2).clamp(0, 1)
-            for m in cfg.val_metrics:
-                v = dists(x, rec) if m == "dists" else lpips_distance(x, rec, net=m.split("_")[1])
-                scores.setdefault(m + suffix, []).append(float(v.mean()))
+            rows.append(np.asarray(lat, dtype=np.float32))
+    device = codec.device
+    x = images.to(device)
+    nets = [m.split("_")[1] for m in cfg.val_metrics if m.startswith("lpips_")]
+    return ValSet(inputs={k: torch.from_numpy(np.stack(v)).permute(0, 3, 1, 2).contiguous() for k, v in lats.items()},
+                  lpips_ref={n: lpips_features(x, n, device) for n in nets},
+                  dists_ref=dists_reference(x, device) if "dists" in cfg.val_metrics else None)
+
+
+@torch.no_grad()
+def validate_robust(model, cfg: RobustDecoderConfig, vs: ValSet, batch_size: int = 8) -> dict[str, float]:
+    """Scores of the decoder side now being trained on the validation crops of :func:`prepare_val`:
+    ``val_<metric>`` loss-free and ``val_<metric>@<loss %>`` under loss, each against the original crop;
+    ``val_score`` is the mean of ``cfg.select_on``.  Runs in fp32, eval mode."""
+    from ..metrics import dists, lpips_features, lpips_from_features
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    out: dict[str, float] = {}
+    for suffix, z_all in vs.inputs.items():
+        rec = torch.cat([((model.decode(z.to(device).contiguous(memory_format=fmt)).float() + 1) / 2).clamp(0, 1)
+                         for z in z_all.split(batch_size)])
+        for m in cfg.val_metrics:
+            if m == "dists":
+                v = dists(None, rec, device, ref=vs.dists_ref)
+            else:
+                net = m.split("_")[1]
+                v = lpips_from_features(vs.lpips_ref[net], lpips_features(rec, net, device), net)
+            out[f"val_{m}{suffix}"] = float(v.mean())
     if was_training:
         model.train()
-    out = {f"val_{k}": float(np.mean(v)) for k, v in scores.items()}
     out["val_score"] = float(np.mean([out[f"val_{k}"] for k in cfg.select_on]))
+    return out
+
+
+def _centre_crops(arrays: list[np.ndarray], side: int) -> list[np.ndarray]:
+    """The ``side`` × ``side`` centre crop of each uint8 (H, W, 3) array (each at least ``side`` on both axes)."""
+    out = []
+    for a in arrays:
+        y, x = (a.shape[0] - side) // 2, (a.shape[1] - side) // 2
+        out.append(np.ascontiguousarray(a[y:y + side, x:x + side]))
     return out
 
 
@@ -296,7 +312,7 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
     from ..conceal import MODEL_KIND
     from ..conceal.soft import decoder_table
     from ..zoo import load_codec, load_concealer
-    from .losses import decoder_autocast
+    from .losses import reconstruction_loss
 
     out = Path(cfg.out)
     work = out.with_name(out.name + ".train")
@@ -363,17 +379,18 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
 
     validating = cfg.val is not None and cfg.val_every > 0
     if validating:
-        val_idx, val_img = _val_set(codec, cfg)
         vkind = MODEL_KIND.get(cfg.val_filler)
         val_model = (filler_model if vkind == kind else load_concealer(codec.name, cfg.codebook_size, vkind,
                                                                        device="cpu")) if vkind else None
-        log(f"validation: {len(val_idx)} crops of {cfg.val}, every {cfg.val_every} steps, select on {cfg.select_on}")
+        val_set = prepare_val(codec, cfg, table, val_model)
+        log(f"validation: {len(val_set.inputs[''])} crops of {cfg.val}, every {cfg.val_every} steps, "
+            f"select on {cfg.select_on}")
         best = min((r["val_score"] for r in val_history if r.get("select_on") == list(cfg.select_on)
                     and r.get("val_filler", "latent_avg_soft") == cfg.val_filler), default=float("inf"))
 
     def run_validation() -> None:
         nonlocal best
-        row = {"step": step, **validate_robust(codec, model, cfg, val_idx, val_img, table, val_model),
+        row = {"step": step, **validate_robust(model, cfg, val_set),
                "select_on": list(cfg.select_on), "val_filler": cfg.val_filler}
         val_history.append(row)
         log(json.dumps(row))
@@ -403,12 +420,7 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
             fracs.append(float(lost.mean()))
         z = torch.from_numpy(np.stack(lats)).permute(0, 3, 1, 2).to(device).contiguous(memory_format=fmt)
         x = images[torch.from_numpy(b)].to(device).float().div(127.5).sub(1).contiguous(memory_format=fmt)
-        with decoder_autocast(cfg.precision, device):
-            xr = model.decode(z)
-            perc = [lp(x, xr).mean() for lp in lps]
-        loss = (x - xr.float()).abs().mean()
-        if perc:  # the mean of the configured nets' LPIPS
-            loss = loss + cfg.perceptual_weight * sum(p.float() for p in perc) / len(perc)
+        loss, _ = reconstruction_loss(model, z, x, lps, cfg.perceptual_weight, cfg.precision)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

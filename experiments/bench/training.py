@@ -31,7 +31,7 @@ def bench_training(cfg: BenchConfig) -> dict[str, Any]:
 
     from codec.conceal.soft import decoder_table
     from codec.metrics import get_lpips
-    from codec.train.losses import decoder_autocast
+    from codec.train.losses import reconstruction_loss
 
     b, side = cfg.train_batch, cfg.train_crop
     img, src = load_bench_image(cfg.image_size, cfg.image)
@@ -58,11 +58,8 @@ def bench_training(cfg: BenchConfig) -> dict[str, Any]:
     def step(precision: str, fmt) -> torch.Tensor:
         for p in params:
             p.grad = None
-        z, xx = z0.contiguous(memory_format=fmt), x.contiguous(memory_format=fmt)
-        with decoder_autocast(precision, "cpu"):
-            xr = model.decode(z)
-            perc = [lp(xx, xr).mean() for lp in lps]
-        loss = (xx - xr.float()).abs().mean() + sum(p.float() for p in perc) / len(perc)
+        loss, _ = reconstruction_loss(model, z0.contiguous(memory_format=fmt), x.contiguous(memory_format=fmt),
+                                      lps, 1.0, precision)
         loss.backward()
         return torch.cat([p.grad.flatten() for p in params])
 
