@@ -89,6 +89,8 @@ class KodakRow:
     bpp: float                              # the default coder's bitstream, header and CRC included
     lpips_alex: float                       # the default variant: trained at K, fine-tuned decoder below K
     lpips_alex_kmeans: float | None = None  # the plain K-means decoder ("w/o fine-tune"); None at K
+    lpips_vgg: float | None = None          # the default variant on the metrics the codec's loss does not use
+    dists: float | None = None
 
 
 @dataclass(frozen=True)
@@ -295,17 +297,28 @@ def model_for_bitstream(codebook_id: str | None, model: str | Path | None = None
     return name
 
 
+def _file_stamp(path: str) -> tuple[int, int]:
+    """(size, mtime_ns) of a file: part of every cache key below, so a rewritten file is read again."""
+    st = Path(path).stat()
+    return st.st_size, st.st_mtime_ns
+
+
 @functools.lru_cache(maxsize=4)
+def _load_base_model(path: str, config: str | None, stamp: tuple[int, int]) -> tuple[Any, dict[str, Any]]:
+    from .checkpoint import load_vqgan
+
+    return load_vqgan(path, config=config)
+
+
 def load_base_model(path: str, config: str | None) -> tuple[Any, dict[str, Any]]:
-    """The full-codebook ``VQModel`` of a checkpoint file and its extras (``meta``, ``priors``, …), cached.
+    """The full-codebook ``VQModel`` of a checkpoint file and its extras (``meta``, ``priors``, …), cached per
+    (path, size, modification time): a file rewritten in place (``finetune-codec``, ``export-codec``) is read anew.
 
     Shared, not copied: callers must not modify the model (``load_codec`` builds its
     reduced-codebook codecs from it).  ``path`` is not hash-checked here; resolve
     names with ``resolve_model_path`` (which checks a registered file's SHA-256).
     """
-    from .checkpoint import load_vqgan
-
-    return load_vqgan(path, config=config)
+    return _load_base_model(path, config, _file_stamp(path))
 
 
 
@@ -320,7 +333,8 @@ def checkpoint_meta(name_or_path: str | Path = "default", config: str | None = N
 
 
 @functools.lru_cache(maxsize=32)
-def _kmeans_codebook(path: str, config: str | None, size: int, seed: int) -> np.ndarray:
+def _kmeans_codebook(path: str, config: str | None, size: int, seed: int,
+                     stamp: tuple[int, int] | None = None) -> np.ndarray:
     from .kmeans import kmeans_codebook
 
     model, _ = load_base_model(path, config)
@@ -372,7 +386,8 @@ def load_codec(
         cb = (
             cb.float()
             if shipped_cb
-            else torch.from_numpy(_kmeans_codebook(str(path), None if config is None else str(config), S, kmeans_seed))
+            else torch.from_numpy(_kmeans_codebook(str(path), None if config is None else str(config), S, kmeans_seed,
+                                                     _file_stamp(str(path))))
         )
         ft = extras["decoders"].get(S) if shipped_cb else None
         if finetuned and ft is None:

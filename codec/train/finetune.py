@@ -252,4 +252,8 @@ def finetune_model(
             "final_loss": ck["log"][-1]["loss"] if ck["log"] else None,
         }
     meta = {**extras["meta"], "finetune": {**extras["meta"].get("finetune", {}), **ft_meta}}
+    # sizes fine-tuned here are no longer ones fine-tuned from a decoder that a splice has since replaced
+    stale = [s for s in meta.pop("finetuned_from_previous_decoder", []) if int(s) not in done]
+    if stale:
+        meta["finetuned_from_previous_decoder"] = stale
     return save_vqgan(out, model, codebooks=codebooks, priors=extras["priors"], decoders=decoders, meta=meta, half=True)

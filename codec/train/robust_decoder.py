@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import save_atomic
-from ..errors import ParameterError
+from ..errors import CheckpointError, ParameterError
 
 
 @dataclass
@@ -301,6 +301,29 @@ def _centre_crops(arrays: list[np.ndarray], side: int) -> list[np.ndarray]:
     return out
 
 
+def _fixed_tensors(model) -> dict[str, torch.Tensor]:
+    """The decoder-side tensors a run reads but does not train and that a later codec file may change: a reduced
+    size's fine-tuned decoder codebook (``decoder_codebook``, (S, D)); empty at the full size."""
+    dcb = getattr(model, "decoder_codebook", None)
+    return {} if dcb is None else {"decoder_codebook": dcb.weight.detach().float().cpu().clone()}
+
+
+def _restore_fixed(model, fixed: dict | None, log: Callable[[str], None]) -> bool:
+    """Put a saved state's fixed tensors back into ``model`` (the run goes on against the decoder codebook it
+    started with, even if the codec file's fine-tuned size has been rebuilt since); True when one differed."""
+    if not fixed or "decoder_codebook" not in fixed or getattr(model, "decoder_codebook", None) is None:
+        return False
+    w = model.decoder_codebook.weight
+    v = torch.as_tensor(fixed["decoder_codebook"]).to(w.device, w.dtype)
+    if tuple(v.shape) != tuple(w.shape):
+        raise CheckpointError(f"saved decoder_codebook has shape {tuple(v.shape)}, the codec's {tuple(w.shape)}")
+    if torch.equal(v, w.detach()):
+        return False
+    w.data.copy_(v)
+    log("the codec's fine-tuned decoder codebook changed since this run started: the run keeps its own")
+    return True
+
+
 def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_minutes: float | None = None,
                          log: Callable[[str], None] = print) -> dict[str, Any]:
     """Fine-tune the decoder side of ``cfg.codec`` at ``cfg.codebook_size`` on concealed maps; write ``cfg.out``.
@@ -361,7 +384,14 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
         step, history = int(st["step"]), list(st["history"])
         val_history = list(st.get("val_history", []))
         rng.bit_generator.state = json.loads(st["rng"])
+        if _restore_fixed(model, st.get("fixed"), log):
+            table = decoder_table(codec)
         log(f"resumed at step {step}" + ("" if start == state_path else f" from {start}"))
+    fixed = _fixed_tensors(model)
+
+    def decoder_weights() -> dict[str, torch.Tensor]:
+        """What a decoder file holds: the trained tensors, and the fixed ones they were trained against."""
+        return {**fixed, **{k: p.detach() for k, p in params.items()}}
     lps = []
     if cfg.perceptual_weight > 0:
         from ..metrics import get_lpips
@@ -374,7 +404,7 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
 
     def save_state() -> None:
         save_atomic({"weights": {k: p.detach().cpu().clone() for k, p in params.items()}, "opt": opt.state_dict(),
-                     "step": step, "history": history, "val_history": val_history,
+                     "fixed": fixed, "step": step, "history": history, "val_history": val_history,
                      "rng": json.dumps(rng.bit_generator.state), "config": asdict(cfg)}, state_path)
 
     validating = cfg.val is not None and cfg.val_every > 0
@@ -396,7 +426,7 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
         log(json.dumps(row))
         if row["val_score"] < best:
             best = row["val_score"]
-            _write_decoder_file(cfg, codec, {k: p.detach() for k, p in params.items()}, step, history,
+            _write_decoder_file(cfg, codec, decoder_weights(), step, history,
                                 done=False, path=work / "best.pt", extra={"val": row})
 
     if validating and best == float("inf") and step < cfg.steps:  # first point: the decoder it starts from
@@ -439,7 +469,7 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
             save_state()
     save_state()
     if done:
-        _write_decoder_file(cfg, codec, {k: p.detach() for k, p in params.items()}, step, history, done=True)
+        _write_decoder_file(cfg, codec, decoder_weights(), step, history, done=True)
         log(json.dumps({"done": str(out), "step": step}))
     return {"out": str(out), "step": step, "done": done, "history": history}
 
@@ -473,5 +503,7 @@ def export_robust_decoder(cfg: RobustDecoderConfig) -> dict[str, Any]:
     st = read_checkpoint(state_path)
     codec = load_codec(cfg.codec, cfg.codebook_size, device="cpu")
     step = int(st["step"])
-    out = _write_decoder_file(cfg, codec, dict(st["weights"]), step, list(st["history"]), done=step >= cfg.steps)
+    fixed = st.get("fixed") or _fixed_tensors(codec.model)  # states from before "fixed" was kept: the codec's
+    out = _write_decoder_file(cfg, codec, {**fixed, **dict(st["weights"])}, step, list(st["history"]),
+                              done=step >= cfg.steps)
     return {"out": str(out), "step": step, "done": step >= cfg.steps}

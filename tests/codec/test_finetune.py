@@ -93,6 +93,22 @@ def test_resume_skips_finished_sizes(finetuned, reduced_model, crops_dir):
     assert not any("fine-tuning" in m for m in logs)  # both sizes were already done (OUT.ft/{S}.pt)
 
 
+def test_refinetuning_after_a_decoder_splice_clears_the_stale_mark(finetuned, crops_dir, tmp_path):
+    """export-codec --base marks the reduced sizes as fine-tuned from the decoder it replaced; finetune-codec of a
+    size removes that size from the mark (and the key when none is left)."""
+    from codec.checkpoint import read_checkpoint, save_atomic
+
+    out, _ = finetuned
+    ck = read_checkpoint(out)
+    ck["meta"]["finetuned_from_previous_decoder"] = [4, 8]  # as _write_spliced leaves it
+    spliced = save_atomic(ck, tmp_path / "spliced.pt")
+    cfg = FinetuneConfig(steps=2, batch_size=2, window=8, lr=1e-3, warmup=1, perceptual_weight=0.0)
+    one = finetune_model(spliced, tmp_path / "one.pt", [str(crops_dir)], [8], cfg, log=lambda m: None)
+    assert load_vqgan(one)[1]["meta"]["finetuned_from_previous_decoder"] == [4]
+    both = finetune_model(spliced, tmp_path / "one.pt", [str(crops_dir)], [4], cfg, log=lambda m: None)
+    assert "finetuned_from_previous_decoder" not in load_vqgan(both)[1]["meta"]
+
+
 def test_clear_errors(finetuned, reduced_model, crops_dir, tmp_path):
     out, _ = finetuned
     with pytest.raises(ModelNotFoundError, match="no fine-tuned decoder for codebook size 2"):
