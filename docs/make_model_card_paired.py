@@ -1,7 +1,8 @@
 """Paired comparison of the fine-tuned and plain ("w/o fine-tune") decoders per codebook size.
 
 Both variants decode the same bitstream, so the per-image difference is paired; prints the mean
-ΔLPIPS-Alex (fine-tuned − w/o), its 95 % t-interval over the images and how many images improved.
+Δ (fine-tuned − w/o), its 95 % t-interval over the images and how many images improved, for LPIPS-Alex (the
+fine-tune's loss) and, where the files have them, LPIPS-VGG and DISTS (metrics it was not trained on).
 Usage: python docs/make_model_card_paired.py results/kodak_codec_a.csv results/kodak_codec_b.csv
 """
 from __future__ import annotations
@@ -31,4 +32,7 @@ def paired_table(df: pd.DataFrame, metric: str = "lpips_alex") -> str:
 
 
 if __name__ == "__main__":
-    print(paired_table(pd.concat([pd.read_csv(p) for p in sys.argv[1:]], ignore_index=True)))
+    frame = pd.concat([pd.read_csv(p) for p in sys.argv[1:]], ignore_index=True)
+    for col in ("lpips_alex", "lpips_vgg", "dists"):
+        if col in frame.columns and frame[col].notna().any():
+            print(paired_table(frame, col) + "\n")

@@ -56,8 +56,9 @@ def _register_conceal(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--decoder",
         default="plain",
-        help="decoder variant: plain (default), robust (the shipped loss-aware decoder of this codec and"
-        " size) or a decoder file from train-robust-decoder; indices and bitstreams are unchanged",
+        help="decoder variant: plain (default; at K = 1024 the default codec's own decoder is the loss-aware one),"
+        " robust (a shipped robust file of this codec and size, where one ships) or a decoder file from"
+        " train-robust-decoder; indices and bitstreams are unchanged",
     )
     add_limit_args(p)
     p.set_defaults(func=cmd_conceal)

@@ -87,10 +87,14 @@ def _print_card(m) -> None:
         return
     k = m.kodak
     print(f"  Kodak ({k.images} images, coder {k.coder}, measured {k.measured}; {k.source})")
-    print(f"    {'codebook':>8}  {'bpp':>7}  {'LPIPS-Alex':>10}  {'w/o fine-tune':>13}")
+    print(f"    {'codebook':>8}  {'bpp':>7}  {'LPIPS-Alex':>10}  {'LPIPS-VGG':>9}  {'DISTS':>6}  {'w/o fine-tune':>13}")
+
+    def cell(v: float | None, w: int) -> str:
+        return f"{'—' if v is None else f'{v:.3f}':>{w}}"
+
     for r in sorted(k.rows, key=lambda r: -r.codebook_size):
-        wo = "—" if r.lpips_alex_kmeans is None else f"{r.lpips_alex_kmeans:.3f}"
-        print(f"    {r.codebook_size:>8}  {r.bpp:>7.4f}  {r.lpips_alex:>10.3f}  {wo:>13}")
+        print(f"    {r.codebook_size:>8}  {r.bpp:>7.4f}  {r.lpips_alex:>10.3f}  {cell(r.lpips_vgg, 9)}  "
+              f"{cell(r.dists, 6)}  {cell(r.lpips_alex_kmeans, 13)}")
 
 
 def cmd_models(args) -> int:

@@ -46,6 +46,20 @@ def robust_decoder_path(codec_name: str, codebook_size: int) -> Path:
     return WEIGHTS_DIR / f"{codec_name}_robustdec_{int(codebook_size)}.pt"
 
 
+def _own_decoder_recipe(codec) -> str | None:
+    """How the codec's full-size decoder was trained, when it came from ``train-robust-decoder`` (spliced in by
+    ``vqsim export-codec --base``: ``meta.decoder_recipe``); None otherwise and below the full size."""
+    from ..zoo import checkpoint_meta
+
+    try:
+        meta = checkpoint_meta(codec.name)
+    except Exception:  # a codec not loaded from a registered name or file: nothing to say
+        return None
+    if meta.get("decoder_recipe") != "train-robust-decoder" or codec.variant != "trained":
+        return None
+    return f"{meta.get('decoder_from')}, filler {meta.get('decoder_filler')}, {meta.get('decoder_steps')} steps"
+
+
 def read_decoder_file(path: str | Path) -> dict:
     """A decoder-variant file → ``{"weights": ..., "meta": ...}`` (CheckpointError when it is not one)."""
     from ..checkpoint import read_checkpoint
@@ -72,8 +86,12 @@ def with_decoder_variant(codec, variant: str | Path | None = "plain"):
     if variant == "robust":
         path = robust_decoder_path(codec.name, codec.codebook_size)
         if not path.exists():
-            raise ModelNotFoundError(f"no robust decoder ships for {codec.codebook_id} ({path.name}); "
-                                     f"train one with `vqsim train-robust-decoder` and pass its file")
+            own = _own_decoder_recipe(codec)
+            raise ModelNotFoundError(
+                f"no robust decoder ships for {codec.codebook_id} ({path.name}); "
+                + (f"its own (plain) decoder is the loss-aware one: trained on concealed maps ({own}), so "
+                   "`plain` is what `robust` would mean; another decoder file can still be passed"
+                   if own else "train one with `vqsim train-robust-decoder` and pass its file"))
         from ..zoo import REGISTRY, verify_sha256
 
         info = REGISTRY.get(codec.name)

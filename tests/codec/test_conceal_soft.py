@@ -158,11 +158,13 @@ def test_decoder_variant_changes_pixels_not_indices(codec_small, tmp_path):
     torch.save({"weights": w, "meta": {"codebook_id": "default/128"}}, path)
     with pytest.raises(CheckpointError, match="default/128"):
         with_decoder_variant(codec, str(path))
-    shipped = with_decoder_variant(codec, "robust")  # default/1024 ships one (codec/weights/default_robustdec_1024.pt)
-    assert shipped.variant.endswith("+decoder:default_robustdec_1024")
     from codec.zoo import load_codec
 
-    with pytest.raises(ModelNotFoundError, match="no robust decoder ships for default/128"):
+    # at K = 1,024 the codec's own decoder was trained on concealed maps: no separate file, and the error says so
+    with pytest.raises(ModelNotFoundError, match=r"no robust decoder ships for default/1024.*own \(plain\) decoder "
+                                                 r"is the loss-aware one"):
+        with_decoder_variant(codec, "robust")
+    with pytest.raises(ModelNotFoundError, match="no robust decoder ships for default/128.*train-robust-decoder"):
         with_decoder_variant(load_codec("default", 128, device="cpu"), "robust")
 
 
@@ -199,6 +201,50 @@ def test_robust_decoder_trains_resumes_and_loads(kodak_dir, tmp_path, codec_smal
     with pytest.raises(ParameterError, match="lpips_net"):
         RobustDecoderConfig(lpips_net="squeeze")
     assert RobustDecoderConfig(lpips_net="alex+vgg").lpips_net == "alex+vgg"  # the mean of both nets
+
+
+def test_robust_decoder_keeps_the_decoder_codebook_it_trained_against(kodak_dir, tmp_path):
+    """At a reduced size the decoder side reads the size's fine-tuned decoder codebook without training it: the
+    state and the file keep the one the run started with, so rebuilding the codec's fine-tuned sizes
+    (finetune-codec) neither changes a resumed run nor the decoder its file describes."""
+    import shutil
+
+    from codec.checkpoint import read_checkpoint
+    from codec.conceal.decoder_variant import with_decoder_variant
+    from codec.train.robust_decoder import RobustDecoderConfig, train_robust_decoder
+    from codec.zoo import WEIGHTS_DIR, load_codec
+
+    base = tmp_path / "codec.pt"
+    shutil.copy(WEIGHTS_DIR / "default.pt", base)
+    cfg = RobustDecoderConfig(out=str(tmp_path / "dec.pt"), codec=str(base), codebook_size=16,
+                              data=[str(kodak_dir / "kodim01.png")], window=4, steps=1, batch_size=2,
+                              perceptual_weight=0.0, clean_fraction=0.0, log_every=1, ckpt_every=1, lr=1e-3,
+                              filler="latent_avg_soft")
+    train_robust_decoder(cfg, log=lambda s: None)
+    own = load_codec(str(base), 16, device="cpu").model.decoder_codebook.weight.detach().float().clone()
+    st = torch.load(tmp_path / "dec.pt.train" / "state.pt", weights_only=False)
+    assert torch.equal(st["fixed"]["decoder_codebook"], own)
+    ck = read_checkpoint(base)  # the codec file's K = 16 decoder side is rebuilt
+    ck["decoders"]["16"]["decoder_codebook"] = ck["decoders"]["16"]["decoder_codebook"] + 0.25
+    torch.save(ck, base)
+    assert not torch.equal(load_codec(str(base), 16, device="cpu").model.decoder_codebook.weight.float(), own)
+    cfg.steps = 2
+    logs: list[str] = []
+    train_robust_decoder(cfg, resume=True, log=logs.append)
+    assert any("keeps its own" in m for m in logs)
+    f = torch.load(cfg.out, weights_only=True)
+    assert torch.equal(f["weights"]["decoder_codebook"].float(), own.half().float())
+    codec = load_codec(str(base), 16, device="cpu")
+    img = np.ascontiguousarray(read_image_crop(kodak_dir))
+    dec = with_decoder_variant(codec, cfg.out)
+    assert torch.equal(dec.model.decoder_codebook.weight.float(), own.half().float())
+    assert np.array_equal(dec.encode_indices(img).indices, codec.encode_indices(img).indices)
+
+
+def read_image_crop(kodak_dir: Path) -> np.ndarray:
+    from codec.image import load_image
+
+    return load_image(kodak_dir / "kodim02.png")[:64, :64]
 
 
 def test_robust_decoder_bf16_channels_last_steps_like_fp32(kodak_dir, tmp_path, codec_small):

@@ -17,13 +17,15 @@ from codec.zoo import WEIGHTS_DIR, list_models, load_codec, load_concealer
 # kodim01 (768×512): bpp of the default coder's bitstream (arith_rep with the shipped prior, header
 # included) and LPIPS-Alex vs the original, per (codebook size, variant); "finetuned" decodes the same
 # bitstream as "kmeans" (w/o fine-tune).
-# Tolerances: bpp 1 %, LPIPS 0.003 (the fine-tuned and plain decoders of a size differ by 0.015-0.03 here)
+# Tolerances: bpp 1 %, LPIPS 0.003. Measured 2026-12-07 with the loss-aware K = 1,024 decoder (0.4429 with the
+# decoder before it); at K = 8 the fine-tuned and plain decoders differ by 0.029 here, at K = 128 they tie on
+# this image (the K = 1,024 decoder, trained on soft latents, already decodes K-means centroids well).
 CARD_CODEC = {
-    (1024, "trained"): (0.03084, 0.4429),
-    (128, "kmeans"): (0.02032, 0.4568),
-    (128, "finetuned"): (0.02032, 0.4414),
-    (8, "kmeans"): (0.00814, 0.5157),
-    (8, "finetuned"): (0.00814, 0.4835),
+    (1024, "trained"): (0.03084, 0.4237),
+    (128, "kmeans"): (0.02032, 0.4365),
+    (128, "finetuned"): (0.02032, 0.4369),
+    (8, "kmeans"): (0.00814, 0.5128),
+    (8, "finetuned"): (0.00814, 0.4842),
 }
 # the default coder is the smallest on kodim01 at these sizes (bpp arith_rep / arith / deflate / raw, measured)
 CARD_CODERS = {
@@ -32,7 +34,7 @@ CARD_CODERS = {
     8: (0.00814, 0.00875, 0.00911, 0.01227),
 }
 # low-pass (16x16 block means) luma / chroma PSNR of the K = 1024 reconstruction of kodim01, dB
-CARD_LOWPASS_1024 = (35.44, 39.84)
+CARD_LOWPASS_1024 = (33.71, 41.58)
 FINETUNED_SIZES = [512, 256, 128, 64, 32, 16, 8]
 
 
@@ -116,7 +118,7 @@ def test_flat_colours_and_ramps_survive_the_round_trip():
         a = np.zeros((128, 128, 3), np.uint8) + np.array(col, np.uint8)
         got[name] = codec.decompress(codec.compress(a)).reshape(-1, 3).mean(0)
         err = np.abs(got[name] - np.array(col))
-        assert err.max() < 45, (name, got[name])  # measured: ≤ 10 (red, yellow, grey), 33 (green), 37 (blue)
+        assert err.max() < 45, (name, got[name])  # measured: ≤ 14 (red, yellow, grey), 32 (green), 39 (blue)
         if name != "grey":
             assert int(np.argmax(got[name])) == int(np.argmax(col)), (name, got[name])
     names = list(got)
@@ -146,23 +148,24 @@ def test_every_reduced_size_ships_a_finetuned_decoder():
 
 # kodim01, 20 % of the indices lost (random_loss_mask, seed 0): LPIPS-Alex of the concealed
 # reconstruction vs the loss-free one, per (codebook size, method), with the shipped transformers.
-# The closest pair (ar vs mean at K = 1024) differs by 0.0013, so the 0.0006 tolerance catches a swap of
-# methods or models (float differences between CPUs move these values by < 1e-4).
+# The closest pairs (ar vs mean at K = 1024, ar_mean vs bidir_mean at K = 128) differ by 0.0011 and 0.0012, so
+# the 0.0006 tolerance catches a swap of methods or models (float differences between CPUs move these values by
+# < 1e-4). Measured 2026-12-07 with the loss-aware K = 1,024 decoder.
 CARD_CONCEAL_20 = {
-    (1024, "latent_avg"): 0.1111,
-    (1024, "neighbor"): 0.1349,
-    (1024, "mean"): 0.1174,
-    (1024, "ar"): 0.1187,
-    (1024, "ar_mean"): 0.1005,
-    (1024, "bidir"): 0.0982,
-    (1024, "bidir_mean"): 0.0895,
-    (128, "latent_avg"): 0.0989,
-    (128, "neighbor"): 0.1193,
-    (128, "mean"): 0.1178,
-    (128, "ar"): 0.1045,
-    (128, "ar_mean"): 0.0946,
-    (128, "bidir"): 0.1021,
-    (128, "bidir_mean"): 0.0926,
+    (1024, "latent_avg"): 0.0853,
+    (1024, "neighbor"): 0.1176,
+    (1024, "mean"): 0.1117,
+    (1024, "ar"): 0.1128,
+    (1024, "ar_mean"): 0.0925,
+    (1024, "bidir"): 0.0938,
+    (1024, "bidir_mean"): 0.0814,
+    (128, "latent_avg"): 0.0860,
+    (128, "neighbor"): 0.1075,
+    (128, "mean"): 0.1120,
+    (128, "ar"): 0.1000,
+    (128, "ar_mean"): 0.0891,
+    (128, "bidir"): 0.0977,
+    (128, "bidir_mean"): 0.0879,
 }
 
 
@@ -200,36 +203,39 @@ def test_concealment_matches_model_card(size, method, encoded):
     assert lp == pytest.approx(CARD_CONCEAL_20[(size, method)], abs=0.0006)
 
 
-# kodim01, K = 1024, the shipped robust decoder (issue 23): LPIPS-Alex vs the original of the loss-free
-# reconstruction, and of latent_avg_soft / bidir_soft (steps=1) at 20 % loss (random_loss_mask, seed 0), each
-# decoded by the plain and the robust decoder (measured 2026-12-07; plain loss-free 0.4428)
-CARD_ROBUST_1024 = {
-    ("lossfree", "plain"): 0.4428, ("lossfree", "robust"): 0.4306,
-    ("latent_avg_soft", "plain"): 0.4995, ("latent_avg_soft", "robust"): 0.4517,
-    ("bidir_soft", "plain"): 0.4791, ("bidir_soft", "robust"): 0.4570,
+# kodim01, K = 1024: the codec's own decoder is the loss-aware one (issues 22 / 23: trained on maps with concealed
+# positions, spliced in by export-codec --base). LPIPS-Alex vs the original, 8-bit pixels, of the loss-free picture
+# and of concealed ones (random_loss_mask seed 0, bidir_soft one pass), measured 2026-12-07. The decoder before it
+# scored 0.4428 loss-free and 0.4995 / 0.4791 (latent_avg_soft / bidir_soft) at 20 %.
+CARD_LOSS_AWARE_1024 = {
+    (0.0, "lossfree"): 0.4237,
+    (0.2, "latent_avg"): 0.4635, (0.2, "latent_avg_soft"): 0.4566, (0.2, "bidir_soft"): 0.4486,
+    (0.4, "latent_avg"): 0.5207, (0.4, "latent_avg_soft"): 0.5046, (0.4, "bidir_soft"): 0.4686,
 }
 
 
-def test_robust_decoder_matches_model_card(kodim01_t, encoded):
+def test_default_decoder_is_the_loss_aware_one(kodim01_t, encoded):
     from codec.conceal import conceal, decode_concealment, decoder_table, random_loss_mask
-    from codec.conceal.decoder_variant import with_decoder_variant
+    from codec.zoo import checkpoint_meta
 
+    meta = checkpoint_meta("default")
+    assert meta["decoder_recipe"] == "train-robust-decoder" and meta["decoder_filler"] == "bidir_soft"
+    assert "finetuned_from_previous_decoder" not in meta  # every reduced size was fine-tuned from this decoder
     codec, imap, _ = encoded(1024)
-    robust = with_decoder_variant(codec, "robust")
 
     def shown(x):  # 8-bit pixels, what a receiver displays
         return torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0
 
-    got = {("lossfree", n): float(lpips_distance(kodim01_t, shown(c.decode_indices_tensor(imap)), net="alex")[0])
-           for n, c in (("plain", codec), ("robust", robust))}
-    lost = random_loss_mask(imap.shape, 0.2, np.random.default_rng(0))
-    for m, model, opts in (("latent_avg_soft", None, {}), ("bidir_soft", load_concealer("default", 1024, "bidir"),
-                                                              {"steps": 1})):
-        for n, c in (("plain", codec), ("robust", robust)):
-            res = conceal(imap, lost, m, model=model, codebook=codec.codebook, decoder_codebook=decoder_table(c),
+    got = {(0.0, "lossfree"): float(lpips_distance(kodim01_t, shown(codec.decode_indices_tensor(imap)), net="alex")[0])}
+    bidir = load_concealer("default", 1024, "bidir")
+    for p in (0.2, 0.4):
+        lost = random_loss_mask(imap.shape, p, np.random.default_rng(0))
+        for m, model, opts in (("latent_avg", None, {}), ("latent_avg_soft", None, {}),
+                               ("bidir_soft", bidir, {"steps": 1})):
+            res = conceal(imap, lost, m, model=model, codebook=codec.codebook, decoder_codebook=decoder_table(codec),
                           rng=torch.Generator().manual_seed(0), **opts)
-            got[(m, n)] = float(lpips_distance(kodim01_t, shown(decode_concealment(c, res)), net="alex")[0])
-    for k, v in CARD_ROBUST_1024.items():
+            got[(p, m)] = float(lpips_distance(kodim01_t, shown(decode_concealment(codec, res)), net="alex")[0])
+    for k, v in CARD_LOSS_AWARE_1024.items():
         assert got[k] == pytest.approx(v, abs=0.003), k
-    for m in ("lossfree", "latent_avg_soft", "bidir_soft"):  # the robust decoder shows the viewer less damage
-        assert got[(m, "robust")] < got[(m, "plain")], m
+    for p in (0.2, 0.4):  # the soft latent beats the snapped one, the transformer beats both
+        assert got[(p, "bidir_soft")] < got[(p, "latent_avg_soft")] < got[(p, "latent_avg")], p

@@ -66,7 +66,8 @@ def test_card_lists_every_shipped_decoder_variant(default_info):
 
     shipped = sorted(p.name for p in zoo.WEIGHTS_DIR.glob("default_robustdec_*.pt"))
     assert sorted(v.file for v in default_info.decoder_variants) == shipped
-    assert shipped, "the robust decoder of issue 23 ships"
+    # K = 1,024's own decoder is the loss-aware one: a separate robust file there would be a stale copy
+    assert all(v.codebook_size != default_info.codebook_size for v in default_info.decoder_variants)
     for v in default_info.decoder_variants:
         path = default_info.weights_dir / v.file
         assert v.sha256 == _sha256(path), v.file
@@ -77,9 +78,23 @@ def test_card_lists_every_shipped_decoder_variant(default_info):
 
 
 def test_corrupted_robust_decoder_is_refused(monkeypatch, tmp_path, default_info):
+    from codec.checkpoint import save_atomic
     from codec.conceal.decoder_variant import with_decoder_variant
 
-    v = default_info.decoder_variants[0]
+    if default_info.decoder_variants:
+        v = default_info.decoder_variants[0]
+    else:  # none ships now: list one made here (the K = 128 decoder side as a variant file)
+        src = tmp_path / "src"
+        src.mkdir()
+        for name in [default_info.file, *(c.file for c in default_info.concealers)]:
+            (src / name).symlink_to(default_info.weights_dir / name)
+        m = zoo.load_codec("default", 128, device="cpu").model
+        w = {k: t.detach().half() for k, t in m.state_dict().items() if k.startswith(("post_quant_conv.", "decoder."))}
+        f = save_atomic({"weights": w, "meta": {"codebook_id": "default/128", "steps": 1, "filler": "latent_avg_soft"}},
+                        src / "default_robustdec_128.pt")
+        v = zoo.DecoderVariantInfo(kind="robust", codebook_size=128, file=f.name, sha256=_sha256(f), steps=1,
+                                   filler="latent_avg_soft")
+        default_info = dataclasses.replace(default_info, decoder_variants=(v,), weights_dir=src)
     copy = _registered_copy(monkeypatch, tmp_path, default_info, corrupt=v.file)
     codec = zoo.load_codec("tmpcopy", v.codebook_size, device="cpu")
     with pytest.raises(CheckpointError, match=v.file):
@@ -88,20 +103,34 @@ def test_corrupted_robust_decoder_is_refused(monkeypatch, tmp_path, default_info
 
 
 def test_kodak_numbers_are_the_readme_model_card(default_info):
-    """Each card row is a row of the README's Kodak table: bpp arith_rep (the default coder) and LPIPS-Alex."""
+    """Each card row is a row of the README's Kodak table: bpp arith_rep (the default coder), LPIPS-Alex and, where
+    the card has them, LPIPS-VGG and DISTS (the metrics the codec's loss does not contain)."""
     k = default_info.kodak
     assert k.images == 24 and k.coder == "arith_rep" and re.fullmatch(r"\d{4}-\d{2}-\d{2}", k.measured)
     assert sorted(r.codebook_size for r in k.rows) == sorted(default_info.codebook_sizes)
-    table = {}
+    table, header = {}, None
     for line in README.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) > 7 and cells[0].isdigit() and cells[1] in ("trained", "finetuned", "w/o fine-tune"):
-            table[(int(cells[0]), cells[1])] = (float(cells[4]), float(cells[7]))  # bpp arith_rep, LPIPS alex
+        if cells[:3] == ["codebook", "variant", "images"] and "LPIPS alex" in cells:
+            header = cells  # the Kodak table's header names its columns
+        elif header and len(cells) == len(header) and cells[0].isdigit() and cells[1] in (
+                "trained", "finetuned", "w/o fine-tune"):
+            table[(int(cells[0]), cells[1])] = dict(zip(header, cells, strict=True))
+    assert header is not None, "README has no Kodak table with an 'LPIPS alex' column"
+
+    def num(row: dict, col: str) -> float:
+        return float(row[col])
+
     for r in k.rows:
-        variant = "trained" if r.codebook_size == default_info.codebook_size else "finetuned"
-        assert (r.bpp, r.lpips_alex) == table[(r.codebook_size, variant)]
+        row = table[(r.codebook_size, "trained" if r.codebook_size == default_info.codebook_size else "finetuned")]
+        assert (r.bpp, r.lpips_alex) == (num(row, "bpp arith_rep"), num(row, "LPIPS alex"))
+        if r.lpips_vgg is not None:
+            assert r.lpips_vgg == num(row, "LPIPS vgg")
+        if r.dists is not None:
+            assert r.dists == num(row, "DISTS")
         if r.lpips_alex_kmeans is not None:
-            assert r.lpips_alex_kmeans == table[(r.codebook_size, "w/o fine-tune")][1]
+            assert r.lpips_alex_kmeans == num(table[(r.codebook_size, "w/o fine-tune")], "LPIPS alex")
+    assert all(r.lpips_vgg is not None and r.dists is not None for r in k.rows), "the card reports VGG and DISTS"
 
 
 def test_list_models_returns_the_cards():

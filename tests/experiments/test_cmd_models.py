@@ -17,7 +17,9 @@ def test_table_lists_default_and_its_sizes(capsys):
     (row,) = [line for line in out.splitlines() if line.startswith("default ")]
     assert "1024 512 256 128 64 32 16 8" in row
     assert "VQGAN f16" in row and " ok " in row and zoo.REGISTRY["default"].sha256[:12] in row
-    assert "0.0298/0.423 (1024)" in row  # Kodak bpp / LPIPS-Alex from the card
+    top = max(zoo.REGISTRY["default"].kodak.rows, key=lambda r: r.codebook_size)
+    assert f"{top.bpp:.4f}/{top.lpips_alex:.3f} (1024)" in row  # Kodak bpp / LPIPS-Alex from the card
+    assert "0.0298/0.408 (1024)" in row  # the card of 2026-12-07 (the loss-aware decoder)
 
 
 def test_one_model_in_full(capsys):
@@ -27,7 +29,10 @@ def test_one_model_in_full(capsys):
     assert info.sha256 in out and "fine-tuned decoders 512 256 128 64 32 16 8" in out
     for c in info.concealers:
         assert c.file in out
-    assert "measured 2026-12-02" in out and "../shared/data/train256_part1.tar" in out
+    assert f"measured {info.kodak.measured}" in out and "../shared/data/train256_part1.tar" in out
+    (line,) = [ln for ln in out.splitlines() if ln.split()[:1] == ["1024"]]  # Kodak row: bpp, Alex, VGG, DISTS
+    r = max(info.kodak.rows, key=lambda r: r.codebook_size)
+    assert line.split()[1:5] == [f"{r.bpp:.4f}", f"{r.lpips_alex:.3f}", f"{r.lpips_vgg:.3f}", f"{r.dists:.3f}"]
 
 
 def test_json_has_the_real_hash(capsys):
