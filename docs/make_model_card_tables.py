@@ -61,7 +61,10 @@ def conceal_table(*paths: Path) -> str:
     df = df.drop_duplicates(["unit_id", "method"])  # the same trial from two runs (sizes split over processes)
     df = df[df.method != "none"]
     methods = [
-        m for m in ("ar", "ar_mean", "bidir", "bidir_mean", "latent_avg", "neighbor", "mean") if m in set(df.method)
+        m
+        for m in ("ar", "ar_mean", "bidir", "bidir_mean", "bidir_soft", "latent_avg", "latent_avg_soft", "neighbor",
+                  "mean")
+        if m in set(df.method)
     ]
     out = []
     for S, d in df.groupby("codebook_size"):

@@ -182,7 +182,7 @@ def test_no_stale_concealer_is_shipped_and_the_demo_adapts():
             assert load_concealer("default", S, kind).meta.get("codec_steps") == steps, (kind, S)
     notes: list[str] = []
     methods = demo_config(notes)["concealment"]["methods"]
-    for m, kind in (("ar", "ar"), ("bidir", "bidir")):
+    for m, kind in (("ar", "ar"), ("bidir_soft", "bidir")):
         assert (m in methods) == bool(have[kind])
     if not have["ar"]:
         assert any("'ar'" in n and "left out" in n for n in notes)
