@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", type=int, default=8, help="latent window side per sample (pixels: window·f)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--perceptual-weight", type=float, default=1.0)
+    p.add_argument("--lpips-net", default="alex",
+                   help="perceptual loss: alex (default), vgg, or alex+vgg (the mean of both; the loss the shipped "
+                        "K = 1024 decoder was trained with)")
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
@@ -156,6 +159,7 @@ def cmd_finetune_codec(args) -> int:
         window=args.window,
         lr=args.lr,
         perceptual_weight=args.perceptual_weight,
+        lpips_net=args.lpips_net,
         seed=args.seed,
     )
     out = finetune_model(

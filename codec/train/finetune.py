@@ -66,6 +66,9 @@ class FinetuneConfig:
             raise ParameterError(f"lr must be > 0, got {self.lr}")
         if self.perceptual_weight < 0:
             raise ParameterError(f"perceptual_weight must be >= 0, got {self.perceptual_weight}")
+        nets = str(self.lpips_net).split("+")
+        if not nets or any(n not in ("alex", "vgg") for n in nets) or len(set(nets)) != len(nets):
+            raise ParameterError(f"lpips_net must be alex, vgg or alex+vgg (the mean of both), got {self.lpips_net!r}")
         for p in self.parts:
             if not (p == "post_quant_conv" or p.startswith("decoder")):
                 raise ParameterError(f"parts may only name post_quant_conv or decoder modules, got {p!r}")
@@ -110,7 +113,7 @@ def finetune_size(base: VQModel, codebook: torch.Tensor, latents: torch.Tensor, 
         codebook: (S, D) K-means codebook; it defines the indices and stays fixed.
         latents: (N, D, h, w) pre-quantization latents of the training images.
         images: (N, 3, h·f, w·f) uint8 training images matching ``latents``.
-        cfg: settings; ``lpips_model`` an ``lpips.LPIPS`` (loaded if None and
+        cfg: settings; ``lpips_model`` an ``lpips.LPIPS`` or a list of them (their mean; loaded if None and
             ``cfg.perceptual_weight > 0``).
 
     Returns:
@@ -144,7 +147,8 @@ def finetune_size(base: VQModel, codebook: torch.Tensor, latents: torch.Tensor, 
     if lpips_model is None and cfg.perceptual_weight > 0:
         from ..metrics import get_lpips
 
-        lpips_model = get_lpips(cfg.lpips_net, device=device)
+        lpips_model = [get_lpips(n, device=device) for n in cfg.lpips_net.split("+")]
+    lps = [] if lpips_model is None else lpips_model if isinstance(lpips_model, (list, tuple)) else [lpips_model]
     rng = np.random.default_rng(cfg.seed)
     rows: list[dict] = []
     acc, t0 = 0.0, time.time()
@@ -163,8 +167,8 @@ def finetune_size(base: VQModel, codebook: torch.Tensor, latents: torch.Tensor, 
         x = x.to(device).float().div(127.5).sub(1)
         xr = model.decode_indices(idx)
         loss = (x - xr).abs().mean()
-        if lpips_model is not None and cfg.perceptual_weight > 0:
-            loss = loss + cfg.perceptual_weight * lpips_model(x, xr).mean()
+        if lps and cfg.perceptual_weight > 0:
+            loss = loss + cfg.perceptual_weight * sum(lp(x, xr).mean() for lp in lps) / len(lps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -231,7 +235,7 @@ def finetune_model(
         if cfg.perceptual_weight > 0:
             from ..metrics import get_lpips
 
-            lp = get_lpips(cfg.lpips_net, device=device)
+            lp = [get_lpips(n, device=device) for n in cfg.lpips_net.split("+")]
         for s in todo:
             t0 = time.time()
             log(f"fine-tuning size {s} ({cfg.steps} steps)")

@@ -109,6 +109,27 @@ def test_refinetuning_after_a_decoder_splice_clears_the_stale_mark(finetuned, cr
     assert "finetuned_from_previous_decoder" not in load_vqgan(both)[1]["meta"]
 
 
+def test_alex_plus_vgg_loss_is_the_mean_of_both(reduced_model, crops_dir, tmp_path):
+    """lpips_net "alex+vgg" (the shipped K = 1,024 decoder's loss): the perceptual term is the mean of the two nets,
+    so its first step's loss lies between the alex-only and vgg-only runs' (same seed, batch and weights)."""
+    from codec.errors import ParameterError
+
+    first = {}
+    for net in ("alex", "vgg", "alex+vgg"):
+        cfg = FinetuneConfig(steps=1, batch_size=2, window=32, lr=1e-3, warmup=1, perceptual_weight=1.0,
+                             lpips_net=net, log_every=1)
+        out = finetune_model(reduced_model, tmp_path / f"{net}.pt", [str(crops_dir)], [8], cfg, log=lambda m: None)
+        ck = torch.load(tmp_path / f"{net}.pt.ft" / "8.pt", weights_only=False)
+        assert ck["config"]["lpips_net"] == net and out.exists()
+        first[net] = ck["log"][0]["loss"]
+    lo, hi = sorted((first["alex"], first["vgg"]))
+    assert lo < first["alex+vgg"] < hi
+    assert first["alex+vgg"] == pytest.approx((first["alex"] + first["vgg"]) / 2, rel=1e-4)
+    for bad in ("squeeze", "alex+alex", ""):
+        with pytest.raises(ParameterError, match="lpips_net"):
+            FinetuneConfig(lpips_net=bad)
+
+
 def test_clear_errors(finetuned, reduced_model, crops_dir, tmp_path):
     out, _ = finetuned
     with pytest.raises(ModelNotFoundError, match="no fine-tuned decoder for codebook size 2"):
