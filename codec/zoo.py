@@ -333,8 +333,7 @@ def checkpoint_meta(name_or_path: str | Path = "default", config: str | None = N
 
 
 @functools.lru_cache(maxsize=32)
-def _kmeans_codebook(path: str, config: str | None, size: int, seed: int,
-                     stamp: tuple[int, int] | None = None) -> np.ndarray:
+def _kmeans_codebook(path: str, config: str | None, size: int, seed: int, stamp: tuple[int, int]) -> np.ndarray:
     from .kmeans import kmeans_codebook
 
     model, _ = load_base_model(path, config)

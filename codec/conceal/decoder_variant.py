@@ -53,7 +53,7 @@ def _own_decoder_recipe(codec) -> str | None:
 
     try:
         meta = checkpoint_meta(codec.name)
-    except Exception:  # a codec not loaded from a registered name or file: nothing to say
+    except ModelNotFoundError:  # a codec not loaded by a registered name (a file's codec is named by its stem)
         return None
     if meta.get("decoder_recipe") != "train-robust-decoder" or codec.variant != "trained":
         return None

@@ -38,6 +38,7 @@ import torch.nn as nn
 
 from ..errors import ParameterError
 from ..vqgan import VQModel
+from .losses import check_lpips_net, loss_nets, reconstruction_loss
 
 #: Decoder-side modules trained by default (state_dict prefixes, besides the decoder codebook).
 FINETUNE_PARTS: tuple[str, ...] = ("post_quant_conv", "decoder.conv_in", "decoder.mid.block_1")
@@ -66,9 +67,7 @@ class FinetuneConfig:
             raise ParameterError(f"lr must be > 0, got {self.lr}")
         if self.perceptual_weight < 0:
             raise ParameterError(f"perceptual_weight must be >= 0, got {self.perceptual_weight}")
-        nets = str(self.lpips_net).split("+")
-        if not nets or any(n not in ("alex", "vgg") for n in nets) or len(set(nets)) != len(nets):
-            raise ParameterError(f"lpips_net must be alex, vgg or alex+vgg (the mean of both), got {self.lpips_net!r}")
+        check_lpips_net(self.lpips_net)
         for p in self.parts:
             if not (p == "post_quant_conv" or p.startswith("decoder")):
                 raise ParameterError(f"parts may only name post_quant_conv or decoder modules, got {p!r}")
@@ -104,7 +103,7 @@ def _select_params(model: VQModel, parts: list[str]) -> dict[str, nn.Parameter]:
 
 
 def finetune_size(base: VQModel, codebook: torch.Tensor, latents: torch.Tensor, images: torch.Tensor,
-                  cfg: FinetuneConfig, *, lpips_model=None, device=None,
+                  cfg: FinetuneConfig, *, lpips_nets: list | None = None, device=None,
                   log: Callable[[str], None] = print) -> tuple[dict[str, torch.Tensor], list[dict]]:
     """Fine-tune the decoder side of one reduced codebook.
 
@@ -113,8 +112,8 @@ def finetune_size(base: VQModel, codebook: torch.Tensor, latents: torch.Tensor, 
         codebook: (S, D) K-means codebook; it defines the indices and stays fixed.
         latents: (N, D, h, w) pre-quantization latents of the training images.
         images: (N, 3, h·f, w·f) uint8 training images matching ``latents``.
-        cfg: settings; ``lpips_model`` an ``lpips.LPIPS`` or a list of them (their mean; loaded if None and
-            ``cfg.perceptual_weight > 0``).
+        cfg: settings; ``lpips_nets`` the ``lpips.LPIPS`` nets whose mean is the perceptual term (those of
+            ``cfg.lpips_net`` when None).
 
     Returns:
         (weights, log rows): ``weights`` holds ``decoder_codebook`` and the
@@ -144,11 +143,7 @@ def finetune_size(base: VQModel, codebook: torch.Tensor, latents: torch.Tensor, 
     opt = torch.optim.Adam(trainable, lr=cfg.lr, betas=(0.5, 0.9))
     with torch.no_grad():
         idx_all = model.quantize.indices(latents.to(device)).cpu()  # (n, h, w), fixed
-    if lpips_model is None and cfg.perceptual_weight > 0:
-        from ..metrics import get_lpips
-
-        lpips_model = [get_lpips(n, device=device) for n in cfg.lpips_net.split("+")]
-    lps = [] if lpips_model is None else lpips_model if isinstance(lpips_model, (list, tuple)) else [lpips_model]
+    lps = loss_nets(cfg.lpips_net, cfg.perceptual_weight, device) if lpips_nets is None else list(lpips_nets)
     rng = np.random.default_rng(cfg.seed)
     rows: list[dict] = []
     acc, t0 = 0.0, time.time()
@@ -165,10 +160,7 @@ def finetune_size(base: VQModel, codebook: torch.Tensor, latents: torch.Tensor, 
             [images[i, :, y * f:(y + win) * f, x_ * f:(x_ + win) * f] for i, y, x_ in zip(b, ys, xs, strict=False)]
         )
         x = x.to(device).float().div(127.5).sub(1)
-        xr = model.decode_indices(idx)
-        loss = (x - xr).abs().mean()
-        if lps and cfg.perceptual_weight > 0:
-            loss = loss + cfg.perceptual_weight * sum(lp(x, xr).mean() for lp in lps) / len(lps)
+        loss, _ = reconstruction_loss(model, model.lookup(idx), x, lps, cfg.perceptual_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -231,15 +223,11 @@ def finetune_model(
         latents = encode_latents(model, pool, device=device)
         images = torch.from_numpy(np.stack(pool)).permute(0, 3, 1, 2).contiguous()
         log(f"encoded {len(pool)} images of {side}x{side} in {time.time() - t0:.1f} s")
-        lp = None
-        if cfg.perceptual_weight > 0:
-            from ..metrics import get_lpips
-
-            lp = [get_lpips(n, device=device) for n in cfg.lpips_net.split("+")]
+        lp = loss_nets(cfg.lpips_net, cfg.perceptual_weight, device)
         for s in todo:
             t0 = time.time()
             log(f"fine-tuning size {s} ({cfg.steps} steps)")
-            w, rows = finetune_size(model, codebooks[s], latents, images, cfg, lpips_model=lp, device=device, log=log)
+            w, rows = finetune_size(model, codebooks[s], latents, images, cfg, lpips_nets=lp, device=device, log=log)
             tmp = work / f"{s}.pt.tmp"
             torch.save({"weights": w, "log": rows, "config": asdict(cfg), "wall_s": time.time() - t0}, tmp)
             tmp.replace(work / f"{s}.pt")

@@ -42,9 +42,11 @@ from .data import load_image_pool, random_crops
 from .losses import (
     NLayerDiscriminator,
     adaptive_weight,
+    check_lpips_net,
     check_precision,
     diff_augment,
     hinge_d_loss,
+    loss_nets,
     lowpass_loss,
     reconstruction_loss,
 )
@@ -98,13 +100,11 @@ class TrainConfig:
 
 
 VAL_METRICS = ("lpips_alex", "lpips_vgg", "dists")
-LPIPS_LOSS_NETS = ("alex", "vgg", "alex+vgg")
 
 
 def check_train_config(cfg: TrainConfig) -> None:
     """Raise ParameterError for settings no run could use (before any model is built or data read)."""
-    if cfg.lpips_net not in LPIPS_LOSS_NETS:
-        raise ParameterError(f"lpips_net must be one of {', '.join(LPIPS_LOSS_NETS)}, got {cfg.lpips_net!r}")
+    check_lpips_net(cfg.lpips_net)
     bad = [m for m in cfg.val_metrics if m not in VAL_METRICS]
     if bad or not cfg.val_metrics:
         raise ParameterError(
@@ -358,11 +358,7 @@ def train_codec(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
         f"{len(pool)} training images, {len(val_pool)} validation images, device {device}, "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters"
     )
-    lps = []
-    if cfg.perceptual_weight > 0:
-        from ..metrics import get_lpips
-
-        lps = [get_lpips(n, device=device) for n in cfg.lpips_net.split("+")]
+    lps = loss_nets(cfg.lpips_net, cfg.perceptual_weight, device)
     last_layer = model.decoder.conv_out.weight
     usage = torch.zeros(mcfg.n_embed, dtype=torch.long)
     logf = open(out / "log.jsonl", "a")

@@ -124,6 +124,29 @@ def decoder_autocast(precision: str, device: torch.device | str):
     return torch.autocast(dev, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+#: perceptual losses a trainer takes: one LPIPS backbone, or the mean of both
+LPIPS_LOSS_NETS = ("alex", "vgg", "alex+vgg")
+
+
+def check_lpips_net(spec: str) -> str:
+    """``spec`` if it is one of :data:`LPIPS_LOSS_NETS`, else a one-line ParameterError."""
+    from ..errors import ParameterError
+
+    if spec not in LPIPS_LOSS_NETS:
+        raise ParameterError(f"lpips_net must be one of {', '.join(LPIPS_LOSS_NETS)}, got {spec!r}")
+    return spec
+
+
+def loss_nets(spec: str, perceptual_weight: float, device) -> list:
+    """The (cached) LPIPS nets of ``spec`` ("alex+vgg": both), none when the perceptual weight is 0; the list
+    :func:`reconstruction_loss` averages over."""
+    if perceptual_weight <= 0:
+        return []
+    from ..metrics import get_lpips
+
+    return [get_lpips(n, device=device) for n in check_lpips_net(spec).split("+")]
+
+
 def check_precision(precision: str) -> str:
     """``precision`` if it is one of :data:`TRAIN_PRECISIONS`, else a one-line ParameterError."""
     from ..errors import ParameterError

@@ -104,13 +104,10 @@ class RobustDecoderConfig:
         if self.filler not in CONCEAL_METHODS:
             raise ParameterError(f"filler must be a concealment method ({', '.join(CONCEAL_METHODS)}), "
                                  f"got {self.filler!r}")
-        from .loop import LPIPS_LOSS_NETS
-        from .losses import check_precision
+        from .losses import check_lpips_net, check_precision
 
         check_precision(self.precision)
-
-        if self.lpips_net not in LPIPS_LOSS_NETS:
-            raise ParameterError(f"lpips_net must be one of {', '.join(LPIPS_LOSS_NETS)}, got {self.lpips_net!r}")
+        check_lpips_net(self.lpips_net)
         for p in self.parts:
             if not (p == "post_quant_conv" or p == "decoder" or p.startswith("decoder.")):
                 raise ParameterError(f"parts may only name post_quant_conv or decoder modules, got {p!r}")
@@ -335,7 +332,7 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
     from ..conceal import MODEL_KIND
     from ..conceal.soft import decoder_table
     from ..zoo import load_codec, load_concealer
-    from .losses import reconstruction_loss
+    from .losses import loss_nets, reconstruction_loss
 
     out = Path(cfg.out)
     work = out.with_name(out.name + ".train")
@@ -392,11 +389,7 @@ def train_robust_decoder(cfg: RobustDecoderConfig, *, resume: bool = False, max_
     def decoder_weights() -> dict[str, torch.Tensor]:
         """What a decoder file holds: the trained tensors, and the fixed ones they were trained against."""
         return {**fixed, **{k: p.detach() for k, p in params.items()}}
-    lps = []
-    if cfg.perceptual_weight > 0:
-        from ..metrics import get_lpips
-
-        lps = [get_lpips(net, device=device) for net in cfg.lpips_net.split("+")]
+    lps = loss_nets(cfg.lpips_net, cfg.perceptual_weight, device)
     if cfg.channels_last:  # own copies: the cached metric nets stay as every other caller expects them
         import copy
 
