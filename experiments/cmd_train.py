@@ -69,6 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lpips-net", default="alex",
                    help="perceptual loss: alex (default), vgg, or alex+vgg (the mean of both; the loss the shipped "
                         "K = 1024 decoder was trained with)")
+    p.add_argument("--parts", nargs="+", default=None, metavar="MODULE",
+                   help="decoder-side modules trained besides the decoder codebook (state_dict prefixes; default: "
+                        "post_quant_conv decoder.conv_in decoder.mid.block_1); 'none' trains the decoder codebook only")
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
@@ -161,6 +164,7 @@ def cmd_finetune_codec(args) -> int:
         perceptual_weight=args.perceptual_weight,
         lpips_net=args.lpips_net,
         seed=args.seed,
+        **({} if args.parts is None else {"parts": [] if args.parts == ["none"] else list(args.parts)}),
     )
     out = finetune_model(
         args.model, args.output, args.data, args.sizes, cfg, max_images=args.max_images, device=args.device

@@ -160,3 +160,28 @@ def test_with_codebook_does_not_touch_base(reduced_model):
     assert torch.equal(m8.decoder.conv_in.weight, w["decoder.conv_in.weight"])
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_cli_parts_none_trains_the_decoder_codebook_only(reduced_model, crops_dir, tmp_path, capsys):
+    """``vqsim finetune-codec --parts none``: only the decoder codebook moves; the file's fine-tuned size holds no
+    decoder layers, its meta says so, and decoding uses the base model's decoder with the trained codewords."""
+    from experiments.cli import main
+
+    out = tmp_path / "cb.pt"
+    rc = main(["finetune-codec", str(reduced_model), str(out), "--data", str(crops_dir), "--sizes", "8",
+               "--steps", "20", "--batch-size", "4", "--window", "8", "--lr", "3e-3", "--perceptual-weight", "0",
+               "--parts", "none"])
+    assert rc == 0
+    model, extras = load_vqgan(out)
+    assert sorted(extras["decoders"][8]) == ["decoder_codebook"]
+    assert extras["meta"]["finetune"]["8"]["parts"] == ["decoder_codebook"]
+    base, base_extras = load_vqgan(reduced_model)
+    assert not torch.allclose(extras["decoders"][8]["decoder_codebook"].float(),
+                              base.with_codebook(base_extras["codebooks"][8].float()).quantize.codewords().float(),
+                              atol=1e-3)  # the codewords were trained
+    ft = load_codec(out, 8, device="cpu")
+    assert ft.variant == "finetuned"
+    assert torch.equal(ft.model.decoder.conv_in.weight.float(), model.decoder.conv_in.weight.float())
+    rc = main(["finetune-codec", str(reduced_model), str(tmp_path / "bad.pt"), "--data", str(crops_dir),
+               "--sizes", "8", "--steps", "1", "--parts", "decoder.nope"])
+    assert rc != 0 and "fine-tune parts not in the model: ['decoder.nope']" in capsys.readouterr().err
