@@ -59,7 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "needs pip install --no-deps dists-pytorch==0.1)")
     p.add_argument("--coders", default=None, help="coders whose sizes are measured, comma separated (default: "
                    "raw,deflate,arith,arith_rep; add tf_ar for the transformer coder, ~1 s per image and size)")
-    p.add_argument("--csv", default=None, help="also write every row to this CSV file (appended as rows finish)")
+    p.add_argument("--csv", default=None,
+                   help="also write every row to this CSV file, appended as rows finish; an existing file with the "
+                   "same columns is extended (rows of earlier runs are kept), one with other columns is refused")
     p.add_argument("--per-image", action="store_true", help="print every image's row, not only the means")
     p.add_argument("--anchors", default="", help="classical references on the same metrics, comma separated: "
                    "rate sweeps jpeg, webp, avif, heic (HEVC intra, the BPG stand-in), jxl (each over downscale "
@@ -280,9 +282,18 @@ def _eval_measure(args, anchors: tuple[str, ...]):
                   f"LPIPS {r.get('lpips_alex', float('nan')):.3f}", flush=True)
         if args.csv:  # appended row by row: an interrupted run keeps what it measured
             if "writer" not in sink:
-                sink["file"] = open(args.csv, "w", newline="")  # closed in the finally below
-                sink["writer"] = csv.DictWriter(sink["file"], fieldnames=list(r))
-                sink["writer"].writeheader()
+                path, fields = Path(args.csv), list(r)
+                old = _csv_header(path)
+                if old is not None and old != fields:
+                    raise ParameterError(
+                        f"{path} holds rows with other columns ({len(old)}: {', '.join(old[:6])}, ...) than this "
+                        f"run's ({len(fields)}: {', '.join(fields[:6])}, ...); it was left as it is: give another "
+                        "--csv file"
+                    )
+                sink["file"] = open(path, "a" if old else "w", newline="")  # closed in the finally below
+                sink["writer"] = csv.DictWriter(sink["file"], fieldnames=fields)
+                if not old:
+                    sink["writer"].writeheader()
             sink["writer"].writerow(r)
             sink["file"].flush()
 
@@ -294,6 +305,16 @@ def _eval_measure(args, anchors: tuple[str, ...]):
         if "file" in sink:
             sink["file"].close()
     return pd.DataFrame(rows), images
+
+
+def _csv_header(path: Path) -> list[str] | None:
+    """The column names of an existing, non-empty CSV file (None when there is none to extend)."""
+    import csv
+
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with open(path, newline="") as f:
+        return next(csv.reader(f), None)
 
 
 def _eval_print_summary(df, args, n_images: int) -> None:

@@ -57,6 +57,25 @@ def test_eval_prints_table_and_writes_csv(tmp_path, tiny_ckpt, small_png, capsys
     assert np.all(df.lpips_alex >= 0) and np.all(df.psnr > 0)
 
 
+def test_eval_csv_extends_an_existing_file_and_refuses_other_columns(tmp_path, tiny_ckpt, small_png, capsys):
+    """--csv never overwrites what an earlier run measured: a second run with the same columns appends its rows, a
+    run with other columns (here one more LPIPS net) stops with an error naming the file and leaves it intact."""
+    import pandas as pd
+
+    csv = tmp_path / "rows.csv"
+    base = ["eval", "--images", str(small_png), "--model", str(tiny_ckpt), "--no-progress", "--csv", str(csv)]
+    assert main([*base, "--codebook-size", "16", "--nets", "alex"]) == 0
+    assert main([*base, "--codebook-size", "4", "--nets", "alex"]) == 0
+    df = pd.read_csv(csv)
+    assert sorted(df.codebook_size) == [4, 16]          # the first run's row is still there
+    before = csv.read_bytes()
+    capsys.readouterr()
+    assert main([*base, "--codebook-size", "8", "--nets", "alex,vgg"]) == 2
+    err = capsys.readouterr().err
+    assert str(csv) in err and "other columns" in err and "Traceback" not in err
+    assert csv.read_bytes() == before
+
+
 def test_eval_decoder_variant_keeps_the_bits_and_changes_the_pixels(tmp_path, tiny_ckpt, small_png, capsys):
     import pandas as pd
     import torch
