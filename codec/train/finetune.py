@@ -5,13 +5,18 @@ then fine-tunes briefly with the codec's losses. vqsim fine-tunes the decoder
 side only and keeps the encoder and the K-means codebook fixed:
 
 * trained, per size S: a decoder codebook E_dec (S, D) initialised from the
-  K-means centroids, plus ``post_quant_conv`` and the first decoder layers
-  (``FINETUNE_PARTS``: ``decoder.conv_in``, ``decoder.mid.block_1``);
+  K-means centroids, plus the decoder-side modules of ``FinetuneConfig.parts``
+  (library default ``FINETUNE_PARTS``: ``post_quant_conv``, ``decoder.conv_in``,
+  ``decoder.mid.block_1``). The shipped ``default`` sizes train E_dec alone
+  (``parts=[]``, ``vqsim finetune-codec``'s default): with a decoder trained on
+  soft latents, tuning decoder layers too bought LPIPS at K <= 16 but cost
+  DISTS and LPIPS-VGG on unseen photos (docs/training.md);
 * fixed: encoder, ``quant_conv`` and the K-means codebook, so an image has the
   same index map with and without fine-tuning. Bitstreams, the arithmetic
   coder's priors and the concealment transformers are therefore shared by
   both variants, and a fine-tuned size costs only its decoder-side weights
-  (about 0.37 M parameters, 0.75 MB in fp16, for the shipped ``default``).
+  (S × D values with ``parts=[]``; about 0.37 M parameters, 0.75 MB in fp16,
+  with ``FINETUNE_PARTS`` for ``default``).
 
 Loss: the reconstruction part of the codec's training loss,
 ``|x − x̂|₁ + w_p · LPIPS(x, x̂)`` (the codebook/commitment terms vanish: the
