@@ -139,6 +139,29 @@ def test_report_md_links_existing_files(sweep, report):
         assert not link.startswith("/") and (sweep.out / link).is_file()
 
 
+def test_docs_report_figure_is_drawn_from_the_report(sweep, report, tmp_path):
+    """docs/make_report_figure.py (the README's picture of the demo report) reads the title, the trials line and the
+    paired-verdict paragraph from report.md and stacks them over plots/paired_vs_loss.png, 650 px wide."""
+    import importlib.util
+    from pathlib import Path
+
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location(
+        "make_report_figure", Path(__file__).resolve().parents[2] / "docs" / "make_report_figure.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    title, paras, fig, caption = mod.report_parts(sweep.out)
+    assert title.startswith("vqsim sweep report") and re.match(r"\d+ trials;", paras[0])
+    assert paras[1].startswith("Paired differences in ") and fig == sweep.out / "plots" / "paired_vs_loss.png"
+    out = tmp_path / "top.jpg"
+    mod.main(str(sweep.out), str(out))
+    page, plot = Image.open(out), Image.open(fig)
+    assert page.width == 650 and page.height > round(plot.height * 650 / plot.width) + 100  # text above the plot
+    with pytest.raises(FileNotFoundError, match="report.md"):
+        mod.report_parts(tmp_path)
+
+
 def test_report_draws_missing_plots(sweep, report):
     folder = sweep.out  # the shared report is the folder's first: no plots/ before it
     assert not report.plots_before
