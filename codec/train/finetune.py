@@ -5,12 +5,12 @@ then fine-tunes briefly with the codec's losses. vqsim fine-tunes the decoder
 side only and keeps the encoder and the K-means codebook fixed:
 
 * trained, per size S: a decoder codebook E_dec (S, D) initialised from the
-  K-means centroids, plus the decoder-side modules of ``FinetuneConfig.parts``
-  (library default ``FINETUNE_PARTS``: ``post_quant_conv``, ``decoder.conv_in``,
-  ``decoder.mid.block_1``). The shipped ``default`` sizes train E_dec alone
-  (``parts=[]``, ``vqsim finetune-codec``'s default): with a decoder trained on
-  soft latents, tuning decoder layers too bought LPIPS at K <= 16 but cost
-  DISTS and LPIPS-VGG on unseen photos (docs/training.md);
+  K-means centroids, plus the decoder-side modules of ``FinetuneConfig.parts``.
+  The default (and the shipped ``default`` sizes) trains E_dec alone
+  (``parts=[]``); the recipe before 2026-12-08 also trained ``FINETUNE_PARTS``
+  (``post_quant_conv``, ``decoder.conv_in``, ``decoder.mid.block_1``): with a
+  decoder trained on soft latents that bought LPIPS at K <= 16 but cost DISTS
+  and LPIPS-VGG on unseen photos (docs/training.md);
 * fixed: encoder, ``quant_conv`` and the K-means codebook, so an image has the
   same index map with and without fine-tuning. Bitstreams, the arithmetic
   coder's priors and the concealment transformers are therefore shared by
@@ -45,7 +45,8 @@ from ..errors import ParameterError
 from ..vqgan import VQModel
 from .losses import check_lpips_net, loss_nets, reconstruction_loss
 
-#: Decoder-side modules trained by default (state_dict prefixes, besides the decoder codebook).
+#: Decoder-side modules of the recipe before 2026-12-08 (state_dict prefixes, besides the decoder codebook); the
+#: default now trains the decoder codebook alone (``FinetuneConfig.parts == []``).
 FINETUNE_PARTS: tuple[str, ...] = ("post_quant_conv", "decoder.conv_in", "decoder.mid.block_1")
 
 
@@ -53,14 +54,14 @@ FINETUNE_PARTS: tuple[str, ...] = ("post_quant_conv", "decoder.conv_in", "decode
 class FinetuneConfig:
     """Settings of one fine-tune per reduced size (units: steps, latent positions)."""
 
-    steps: int = 200
+    steps: int = 150
     batch_size: int = 8
     window: int = 8               # latent window side; the pixel crop is window·f
-    lr: float = 1e-4
+    lr: float = 1e-3
     warmup: int = 20
     perceptual_weight: float = 1.0
     lpips_net: str = "alex"
-    parts: list[str] = field(default_factory=lambda: list(FINETUNE_PARTS))
+    parts: list[str] = field(default_factory=list)  # [] = the decoder codebook only (the shipped recipe)
     seed: int = 0
     log_every: int = 25
 

@@ -9,7 +9,7 @@ from codec.checkpoint import load_vqgan, save_vqgan
 from codec.errors import CheckpointError, ModelNotFoundError
 from codec.image import save_image
 from codec.kmeans import kmeans_codebook
-from codec.train.finetune import FinetuneConfig, finetune_model
+from codec.train.finetune import FINETUNE_PARTS, FinetuneConfig, finetune_model
 from codec.zoo import load_codec
 
 
@@ -34,7 +34,8 @@ def reduced_model(tmp_path_factory, tiny_ckpt):
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory, reduced_model, crops_dir):
     out = tmp_path_factory.mktemp("ftout") / "ft.pt"
-    cfg = FinetuneConfig(steps=40, batch_size=4, window=8, lr=3e-3, warmup=2, perceptual_weight=0.0, log_every=10)
+    cfg = FinetuneConfig(steps=40, batch_size=4, window=8, lr=3e-3, warmup=2, perceptual_weight=0.0, log_every=10,
+                         parts=list(FINETUNE_PARTS))  # decoder layers too (the codebook-only default: the CLI test)
     logs: list[str] = []
     finetune_model(reduced_model, out, [str(crops_dir)], [8, 4], cfg, log=logs.append)
     return out, logs
@@ -88,7 +89,8 @@ def test_file_holds_only_decoder_side_weights(finetuned):
 def test_resume_skips_finished_sizes(finetuned, reduced_model, crops_dir):
     out, _ = finetuned
     logs: list[str] = []
-    cfg = FinetuneConfig(steps=40, batch_size=4, window=8, lr=3e-3, warmup=2, perceptual_weight=0.0)
+    cfg = FinetuneConfig(steps=40, batch_size=4, window=8, lr=3e-3, warmup=2, perceptual_weight=0.0,
+                         parts=list(FINETUNE_PARTS))
     finetune_model(reduced_model, out, [str(crops_dir)], [8, 4], cfg, log=logs.append)
     assert not any("fine-tuning" in m for m in logs)  # both sizes were already done (OUT.ft/{S}.pt)
 
