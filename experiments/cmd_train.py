@@ -61,21 +61,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--sizes", type=int, nargs="+", default=None, help="reduced sizes to fine-tune (default: all shipped)"
     )
-    p.add_argument("--steps", type=int, default=150)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--window", type=int, default=8, help="latent window side per sample (pixels: window·f)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--perceptual-weight", type=float, default=1.0)
-    p.add_argument("--lpips-net", default="alex",
+    # defaults None: the settings left out are FinetuneConfig's (the shipped recipe), kept in one place
+    p.add_argument("--steps", type=int, default=None, help="steps per size (default 150)")
+    p.add_argument("--batch-size", type=int, default=None, help="windows per step (default 8)")
+    p.add_argument("--window", type=int, default=None,
+                   help="latent window side per sample (pixels: window·f; default 8)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-3)")
+    p.add_argument("--perceptual-weight", type=float, default=None, help="weight of the LPIPS term (default 1)")
+    p.add_argument("--lpips-net", default=None,
                    help="perceptual loss: alex (default), vgg, or alex+vgg (the mean of both; the loss the shipped "
                         "K = 1024 decoder was trained with)")
-    p.add_argument("--parts", nargs="+", default=["none"], metavar="MODULE",
+    p.add_argument("--parts", nargs="+", default=None, metavar="MODULE",
                    help="decoder-side modules trained besides the decoder codebook (state_dict prefixes); 'none' "
                         "(default, the shipped recipe: on unseen photos never worse than the K-means-only decoder) "
                         "trains the decoder codebook only; the recipe before 2026-12-08 was post_quant_conv "
                         "decoder.conv_in decoder.mid.block_1 (better LPIPS at K <= 16, worse DISTS)")
     p.add_argument("--max-images", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="seed of the window draws (default 0)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_finetune_codec)
@@ -158,16 +160,17 @@ def cmd_finetune_codec(args) -> int:
     configure_cpu(args.threads)  # threads are the CLI's to set, once (the library sets none)
     if not Path(args.model).exists():
         raise FileNotFoundError(f"model file not found: {args.model}")
-    cfg = FinetuneConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        window=args.window,
-        lr=args.lr,
-        perceptual_weight=args.perceptual_weight,
-        lpips_net=args.lpips_net,
-        seed=args.seed,
-        parts=[] if args.parts == ["none"] else list(args.parts),
-    )
+    given = {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "window": args.window,
+        "lr": args.lr,
+        "perceptual_weight": args.perceptual_weight,
+        "lpips_net": args.lpips_net,
+        "seed": args.seed,
+        "parts": None if args.parts is None else [] if args.parts == ["none"] else list(args.parts),
+    }
+    cfg = FinetuneConfig(**{k: v for k, v in given.items() if v is not None})
     out = finetune_model(
         args.model, args.output, args.data, args.sizes, cfg, max_images=args.max_images, device=args.device
     )

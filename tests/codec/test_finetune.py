@@ -187,3 +187,17 @@ def test_cli_parts_none_trains_the_decoder_codebook_only(reduced_model, crops_di
     rc = main(["finetune-codec", str(reduced_model), str(tmp_path / "bad.pt"), "--data", str(crops_dir),
                "--sizes", "8", "--steps", "1", "--parts", "decoder.nope"])
     assert rc != 0 and "fine-tune parts not in the model: ['decoder.nope']" in capsys.readouterr().err
+
+
+def test_cli_defaults_are_the_config_defaults(reduced_model, crops_dir, tmp_path):
+    """Options left out of ``vqsim finetune-codec`` take FinetuneConfig's defaults (the shipped recipe: the decoder
+    codebook only), so the CLI and the Python API cannot drift apart."""
+    from experiments.cli import main
+
+    out = tmp_path / "d.pt"
+    assert main(["finetune-codec", str(reduced_model), str(out), "--data", str(crops_dir), "--sizes", "8",
+                 "--steps", "2", "--window", "32"]) == 0
+    ck = torch.load(tmp_path / "d.pt.ft" / "8.pt", weights_only=False)
+    defaults = FinetuneConfig()
+    assert ck["config"]["parts"] == [] and ck["config"]["lr"] == defaults.lr
+    assert ck["config"]["batch_size"] == defaults.batch_size and ck["config"]["lpips_net"] == defaults.lpips_net
